@@ -1,0 +1,120 @@
+//! The phases of `HttpCache` and the reasons a response is not cached.
+
+/// Why a request or response is not cached. Kept in every `Disabled` phase and reported in
+/// `Cache-Status` details and metrics through [`NoCacheReason::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoCacheReason {
+    /// The cache was never enabled for this request.
+    NeverEnabled,
+    /// The origin's response is not cacheable (RFC 9111 §3).
+    OriginNotCache,
+    /// The response body grew past the configured maximum object size.
+    ResponseTooLarge,
+    /// The response was predicted to be too large (no Content-Length while a size limit is set).
+    PredictedResponseTooLarge,
+    /// The storage failed to read or write.
+    StorageError,
+    /// An internal error (an integration or logic failure, not the network's fault).
+    InternalError,
+    /// Cacheable, but admission was deferred (the predictor had marked the key uncacheable).
+    Deferred,
+    /// The embedding code declined to go upstream.
+    DeclinedToUpstream,
+    /// The upstream failed.
+    UpstreamError,
+    /// Another request holding the cache lock found the response uncacheable.
+    CacheLockGiveUp,
+    /// Waiting on the cache lock took longer than the configured timeout.
+    CacheLockTimeout,
+    /// A reason given by the embedding code.
+    Custom(&'static str),
+}
+
+impl NoCacheReason {
+    /// A stable name for logs, metrics and `Cache-Status` details.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NeverEnabled => "NeverEnabled",
+            Self::OriginNotCache => "OriginNotCache",
+            Self::ResponseTooLarge => "ResponseTooLarge",
+            Self::PredictedResponseTooLarge => "PredictedResponseTooLarge",
+            Self::StorageError => "StorageError",
+            Self::InternalError => "InternalError",
+            Self::Deferred => "Deferred",
+            Self::DeclinedToUpstream => "DeclinedToUpstream",
+            Self::UpstreamError => "UpstreamError",
+            Self::CacheLockGiveUp => "CacheLockGiveUp",
+            Self::CacheLockTimeout => "CacheLockTimeout",
+            Self::Custom(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for NoCacheReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The phase an `HttpCache` is in. Methods are only valid in some phases;
+/// calling one in another phase is an integration bug and panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePhase {
+    /// Caching is off for this request, with the reason.
+    Disabled(NoCacheReason),
+    /// Enabled, but no cache key has been set yet.
+    Uninit,
+    /// Caching was skipped for this request (e.g. predicted uncacheable).
+    Bypass,
+    /// The cache key is set; the lookup has not happened yet.
+    CacheKey,
+    /// A fresh cached response was found.
+    Hit,
+    /// Nothing usable is cached; the response comes from upstream and may be stored.
+    Miss,
+    /// A stale cached response was found; it must be revalidated or served stale.
+    Stale,
+    /// A stale response is being served while another request revalidates it.
+    StaleUpdating,
+    /// The stale response is being replaced by a new upstream response.
+    Expired,
+    /// The stale response was revalidated (304) and is fresh again.
+    Revalidated,
+    /// The stale response was revalidated, but the new headers make it uncacheable.
+    RevalidatedNoCache(NoCacheReason),
+}
+
+impl CachePhase {
+    /// A stable name for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Disabled(_) => "disabled",
+            Self::Uninit => "uninitialized",
+            Self::Bypass => "bypass",
+            Self::CacheKey => "key",
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+            Self::StaleUpdating => "stale-updating",
+            Self::Expired => "expired",
+            Self::Revalidated => "revalidated",
+            Self::RevalidatedNoCache(_) => "revalidated-nocache",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stable() {
+        assert_eq!(CachePhase::StaleUpdating.as_str(), "stale-updating");
+        assert_eq!(
+            CachePhase::Disabled(NoCacheReason::OriginNotCache).as_str(),
+            "disabled"
+        );
+        assert_eq!(NoCacheReason::Custom("policy").as_str(), "policy");
+        assert_eq!(NoCacheReason::CacheLockTimeout.to_string(), "CacheLockTimeout");
+    }
+}

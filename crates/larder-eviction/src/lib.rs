@@ -1,0 +1,1 @@
+//! Eviction core for larder: a sharded weighted LRU and a TinyUFO-backed policy.

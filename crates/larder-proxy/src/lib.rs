@@ -1,0 +1,1 @@
+//! A tower caching layer and the larder caching reverse proxy.

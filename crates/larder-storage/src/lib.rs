@@ -1,0 +1,1 @@
+//! Cache keys, cache metadata, the Storage traits, MemCache and eviction managers.

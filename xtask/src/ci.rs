@@ -1,0 +1,81 @@
+//! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+
+use crate::util::{cargo, has_command, run};
+
+
+/// Facade features that must each compile alone.
+const FACADE_FEATURES: &[&str] = &["cache-control"];
+
+pub(crate) fn main(_args: &[String]) -> Result<(), String> {
+    run("fmt", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    if has_command("cargo", &["nextest", "--version"]) {
+        run(
+            "test",
+            cargo().args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ]),
+        )?;
+        run(
+            "doctest",
+            cargo().args(["test", "--workspace", "--locked", "--doc"]),
+        )?;
+    } else {
+        run("test", cargo().args(["test", "--workspace", "--locked"]))?;
+    }
+    run(
+        "doc",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--locked"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    run(
+        "facade: no features",
+        cargo().args(["check", "-p", "larder", "--no-default-features", "--locked"]),
+    )?;
+    for feature in FACADE_FEATURES {
+        run(
+            &format!("facade: feature {feature} alone"),
+            cargo().args([
+                "check",
+                "-p",
+                "larder",
+                "--no-default-features",
+                "--features",
+                feature,
+                "--locked",
+            ]),
+        )?;
+    }
+    deny()?;
+    Ok(())
+}
+
+/// cargo-deny: licenses, bans and sources. Advisories need the network, so they are not checked.
+fn deny() -> Result<(), String> {
+    if !has_command("cargo", &["deny", "--version"]) {
+        run(
+            "install cargo-deny",
+            cargo().args(["install", "--locked", "cargo-deny"]),
+        )?;
+    }
+    run(
+        "deny",
+        cargo().args(["deny", "--all-features", "check", "licenses", "bans", "sources"]),
+    )
+}
