@@ -1,0 +1,4 @@
+//! Integration tests of larder-cache-control's public API.
+
+mod cases;
+mod targeted;
