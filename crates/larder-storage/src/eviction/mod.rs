@@ -1,0 +1,72 @@
+//! Eviction managers: they track the size of stored entries and choose which to evict.
+//!
+//! A cache calls [`EvictionManager::admit`] when an entry is stored and
+//! [`EvictionManager::access`] when it is read; `admit` returns the keys that must go to stay
+//! under the limit, which the caller purges from storage with
+//! [`PurgeType::Eviction`](crate::PurgeType::Eviction).
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::{CompactCacheKey, Result};
+
+/// Tracks stored entries and their sizes, and chooses victims.
+///
+/// Every method takes `&self`; implementations handle concurrency internally.
+#[async_trait]
+pub trait EvictionManager: Send + Sync {
+    /// Total size of the tracked entries.
+    fn total_size(&self) -> usize;
+    /// Number of tracked entries.
+    fn total_items(&self) -> usize;
+    /// Total size evicted so far (a counter that only grows).
+    fn evicted_size(&self) -> usize;
+    /// Number of entries evicted so far (a counter that only grows).
+    fn evicted_items(&self) -> usize;
+
+    /// Starts tracking `item` with `size` (or updates it if already tracked) and returns the
+    /// entries to evict to stay within the limits. Their sizes are already deducted; the
+    /// caller must purge them from storage.
+    fn admit(
+        &self,
+        item: CompactCacheKey,
+        size: usize,
+        fresh_until: SystemTime,
+    ) -> Vec<CompactCacheKey>;
+
+    /// Adds `delta` to the size of a tracked `item` (capped at `max_weight` where the
+    /// implementation supports it) and returns the entries to evict. A no-op for an untracked
+    /// item.
+    fn increment_weight(
+        &self,
+        item: &CompactCacheKey,
+        delta: usize,
+        max_weight: Option<usize>,
+    ) -> Vec<CompactCacheKey>;
+
+    /// Stops tracking `item`.
+    fn remove(&self, item: &CompactCacheKey);
+
+    /// Records an access: promotes a tracked item, or starts tracking an untracked one
+    /// without evicting anything. Returns whether it was tracked already.
+    fn access(&self, item: &CompactCacheKey, size: usize, fresh_until: SystemTime) -> bool;
+
+    /// Whether `item` is tracked, with no side effects.
+    fn peek(&self, item: &CompactCacheKey) -> bool;
+
+    /// Saves the state into files under `dir_path` (created if missing).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when a file cannot be written.
+    async fn save(&self, dir_path: &str) -> Result<()>;
+
+    /// Loads state saved by [`save`](Self::save) into this manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when a file cannot be read, or
+    /// [`Error::CorruptEvictionState`](crate::Error::CorruptEvictionState).
+    async fn load(&self, dir_path: &str) -> Result<()>;
+}

@@ -1,0 +1,565 @@
+//! [`MemCache`]: an in-memory [`Storage`] with streaming partial writes.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::watch;
+use tracing::Span;
+
+use crate::{
+    CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HandleMiss, HashBinary, HitHandler,
+    MissFinishType, MissHandler, PurgeType, Result, Storage,
+};
+
+const SHARDS: usize = 16;
+
+type Map<V> = HashMap<u128, V, ahash::RandomState>;
+
+/// An in-memory [`Storage`].
+///
+/// An entry is the serialized meta plus the body, both as [`Bytes`], so reads hand out the
+/// stored body without copying. Entries are filed under the key's
+/// [combined hash](CacheKey::combined_bin) in 16 shards, each behind its own lock.
+///
+/// **Streaming partial writes.** While a miss is being written, [`lookup`](Storage::lookup)
+/// of the same key returns a reader of that write (preferring it to an older complete entry):
+/// it yields the bytes as they arrive, is woken by each write (no polling), ends when the
+/// writer finishes, and fails with [`Error::WriteAbandoned`] if the writer is dropped before
+/// finishing. Several writers of one key do not disturb each other: each has its own slot and
+/// [tag](HandleMiss::streaming_write_tag), and the write that finishes last replaces the
+/// complete entry. An unfinished write is never visible as a complete entry.
+///
+/// **Sizes.** [`MissFinishType::Created`] and [`HandleHit::get_eviction_weight`] report the
+/// body length plus the serialized meta length. On finish the body is copied into one
+/// allocation of exactly its size, so a small entry never pins a large network buffer.
+///
+/// The cache does not limit its own size: pair it with an
+/// [`EvictionManager`](crate::eviction::EvictionManager) whose victims are purged.
+pub struct MemCache {
+    shards: Box<[RwLock<Shard>]>,
+    next_write_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    cached: Map<Arc<Entry>>,
+    /// Writes in progress per key, oldest first.
+    temp: Map<Vec<Arc<TempObject>>>,
+}
+
+struct Entry {
+    meta: Bytes,
+    body: Bytes,
+}
+
+struct TempObject {
+    id: u64,
+    meta: Bytes,
+    chunks: RwLock<Chunks>,
+    progress: watch::Receiver<Progress>,
+}
+
+#[derive(Default)]
+struct Chunks {
+    data: Vec<Bytes>,
+    /// `ends[i]` is the body offset just past `data[i]`.
+    ends: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    len: usize,
+    done: bool,
+}
+
+impl Default for MemCache {
+    fn default() -> Self {
+        MemCache::new()
+    }
+}
+
+impl std::fmt::Debug for MemCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemCache")
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_key(hash: HashBinary) -> u128 {
+    u128::from_le_bytes(hash)
+}
+
+impl MemCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        MemCache {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            next_write_id: AtomicU64::new(1),
+        }
+    }
+
+    fn shard(&self, key: u128) -> &RwLock<Shard> {
+        // The key is a cryptographic hash, so its low bits are evenly spread.
+        &self.shards[(key as usize) % SHARDS]
+    }
+
+    /// The number of complete entries.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().cached.len()).sum()
+    }
+
+    /// Whether there is no complete entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of writes in progress.
+    pub fn writes_in_progress(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().temp.values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
+    fn remove_temp(&self, key: u128, id: u64) -> bool {
+        let mut shard = self.shard(key).write();
+        remove_temp_locked(&mut shard, key, id)
+    }
+}
+
+fn remove_temp_locked(shard: &mut Shard, key: u128, id: u64) -> bool {
+    let Some(writes) = shard.temp.get_mut(&key) else {
+        return false;
+    };
+    let Some(i) = writes.iter().position(|t| t.id == id) else {
+        return false;
+    };
+    writes.remove(i);
+    if writes.is_empty() {
+        shard.temp.remove(&key);
+    }
+    true
+}
+
+fn complete_hit(entry: &Entry) -> Result<(CacheMeta, HitHandler)> {
+    let meta = CacheMeta::deserialize_shared(&entry.meta)?;
+    let hit = CompleteHit {
+        body: entry.body.clone(),
+        start: 0,
+        end: entry.body.len(),
+        done: false,
+        weight: entry.body.len() + entry.meta.len(),
+    };
+    Ok((meta, Box::new(hit)))
+}
+
+fn partial_hit(temp: Arc<TempObject>) -> Result<(CacheMeta, HitHandler)> {
+    let meta = CacheMeta::deserialize_shared(&temp.meta)?;
+    let hit = PartialHit {
+        progress: temp.progress.clone(),
+        temp,
+        pos: 0,
+        end: None,
+        seek_start: None,
+        chunk_hint: 0,
+    };
+    Ok((meta, Box::new(hit)))
+}
+
+#[async_trait]
+impl Storage for MemCache {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        enum Found {
+            Partial(Arc<TempObject>),
+            Complete(Arc<Entry>),
+        }
+        let k = map_key(key.combined_bin());
+        let found = {
+            let shard = self.shard(k).read();
+            // A write in progress holds newer data than the complete entry: prefer it.
+            if let Some(temp) = shard.temp.get(&k).and_then(|w| w.last()) {
+                Found::Partial(temp.clone())
+            } else if let Some(entry) = shard.cached.get(&k) {
+                Found::Complete(entry.clone())
+            } else {
+                return Ok(None);
+            }
+        };
+        match found {
+            Found::Partial(temp) => partial_hit(temp).map(Some),
+            Found::Complete(entry) => complete_hit(&entry).map(Some),
+        }
+    }
+
+    async fn lookup_streaming_write(
+        &'static self,
+        key: &CacheKey,
+        streaming_write_tag: Option<&[u8]>,
+        trace: &Span,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let Some(tag) = streaming_write_tag else {
+            return self.lookup(key, trace).await;
+        };
+        let Ok(id) = <[u8; 8]>::try_from(tag).map(u64::from_be_bytes) else {
+            return Ok(None);
+        };
+        let k = map_key(key.combined_bin());
+        let temp = {
+            let shard = self.shard(k).read();
+            shard
+                .temp
+                .get(&k)
+                .and_then(|writes| writes.iter().find(|t| t.id == id))
+                .cloned()
+        };
+        temp.map(partial_hit).transpose()
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &Span,
+    ) -> Result<MissHandler> {
+        let meta = Bytes::from(meta.serialize()?.into_boxed_slice());
+        let k = map_key(key.combined_bin());
+        let id = self.next_write_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(Progress::default());
+        let temp = Arc::new(TempObject {
+            id,
+            meta,
+            chunks: RwLock::new(Chunks::default()),
+            progress: rx,
+        });
+        self.shard(k)
+            .write()
+            .temp
+            .entry(k)
+            .or_default()
+            .push(temp.clone());
+        Ok(Box::new(MemMissHandler {
+            cache: self,
+            key: k,
+            tag: id.to_be_bytes(),
+            temp,
+            tx,
+            eof: false,
+            finished: false,
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        key: &CompactCacheKey,
+        _purge_type: PurgeType,
+        _trace: &Span,
+    ) -> Result<bool> {
+        let k = map_key(key.combined_bin());
+        let mut shard = self.shard(k).write();
+        let cached = shard.cached.remove(&k).is_some();
+        let temp = shard.temp.remove(&k).is_some();
+        Ok(cached || temp)
+    }
+
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &Span,
+    ) -> Result<bool> {
+        let meta = Bytes::from(meta.serialize()?.into_boxed_slice());
+        let k = map_key(key.combined_bin());
+        let mut shard = self.shard(k).write();
+        let Some(entry) = shard.cached.get_mut(&k) else {
+            return Ok(false);
+        };
+        *entry = Arc::new(Entry {
+            meta,
+            body: entry.body.clone(),
+        });
+        Ok(true)
+    }
+
+    fn support_streaming_partial_write(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+/// The writer of one entry.
+struct MemMissHandler {
+    cache: &'static MemCache,
+    key: u128,
+    tag: [u8; 8],
+    temp: Arc<TempObject>,
+    tx: watch::Sender<Progress>,
+    eof: bool,
+    finished: bool,
+}
+
+#[async_trait]
+impl HandleMiss for MemMissHandler {
+    async fn write_body(&mut self, data: Bytes, eof: bool) -> Result<()> {
+        if self.eof && !data.is_empty() {
+            return Err(Error::WriteAfterEnd);
+        }
+        self.eof |= eof;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let len = data.len();
+        let new_len = {
+            let mut chunks = self.temp.chunks.write();
+            let new_len = chunks.ends.last().copied().unwrap_or(0) + len;
+            chunks.data.push(data);
+            chunks.ends.push(new_len);
+            new_len
+        };
+        // Wakes every reader waiting for more bytes.
+        self.tx.send_modify(|p| p.len = new_len);
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        let body = {
+            let chunks = self.temp.chunks.read();
+            match chunks.data.as_slice() {
+                [] => Bytes::new(),
+                parts => {
+                    let mut body = Vec::with_capacity(chunks.ends.last().copied().unwrap_or(0));
+                    for part in parts {
+                        body.extend_from_slice(part);
+                    }
+                    Bytes::from(body)
+                }
+            }
+        };
+        let size = body.len() + self.temp.meta.len();
+        let entry = Arc::new(Entry {
+            meta: self.temp.meta.clone(),
+            body,
+        });
+        let stored = {
+            let mut shard = self.cache.shard(self.key).write();
+            // Swapping the slot for the complete entry under one lock makes the switch atomic
+            // for lookups. A slot that is gone was purged while this write ran.
+            let stored = remove_temp_locked(&mut shard, self.key, self.temp.id);
+            if stored {
+                shard.cached.insert(self.key, entry);
+            }
+            stored
+        };
+        self.finished = true;
+        // Readers of this write have every byte either way: let them end cleanly.
+        self.tx.send_modify(|p| p.done = true);
+        if stored {
+            Ok(MissFinishType::Created(size))
+        } else {
+            Err(Error::WritePurged)
+        }
+    }
+
+    fn streaming_write_tag(&self) -> Option<&[u8]> {
+        Some(&self.tag)
+    }
+}
+
+impl Drop for MemMissHandler {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropping `tx` right after this tells readers the write was abandoned.
+            self.cache.remove_temp(self.key, self.temp.id);
+        }
+    }
+}
+
+/// A reader of a complete entry.
+struct CompleteHit {
+    body: Bytes,
+    start: usize,
+    end: usize,
+    done: bool,
+    weight: usize,
+}
+
+#[async_trait]
+impl HandleHit for CompleteHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.done || self.start >= self.end {
+            return Ok(None);
+        }
+        self.done = true;
+        Ok(Some(self.body.slice(self.start..self.end)))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.body.len();
+        if start >= len {
+            return Err(Error::SeekOutOfRange { start, len });
+        }
+        let end = end.map_or(len, |end| end.min(len));
+        if end <= start {
+            return Err(Error::InvalidSeekRange { start, end });
+        }
+        self.start = start;
+        self.end = end;
+        self.done = false;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.weight
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+/// A reader of a write in progress.
+struct PartialHit {
+    temp: Arc<TempObject>,
+    progress: watch::Receiver<Progress>,
+    /// The next body offset to read.
+    pos: usize,
+    /// Exclusive end of the range to read, `None` = to the end of the body.
+    end: Option<usize>,
+    /// Start of a seek that has not yet been checked against the final body length.
+    seek_start: Option<usize>,
+    chunk_hint: usize,
+}
+
+impl PartialHit {
+    /// Returns the bytes from `pos` up to `limit` that sit in one stored chunk.
+    fn read_chunk(&mut self, limit: usize) -> Bytes {
+        let chunks = self.temp.chunks.read();
+        let pos = self.pos;
+        let hinted = self.chunk_hint < chunks.ends.len()
+            && pos < chunks.ends[self.chunk_hint]
+            && (self.chunk_hint == 0 || chunks.ends[self.chunk_hint - 1] <= pos);
+        let i = if hinted {
+            self.chunk_hint
+        } else {
+            chunks.ends.partition_point(|&end| end <= pos)
+        };
+        let chunk_start = if i == 0 { 0 } else { chunks.ends[i - 1] };
+        let chunk_end = chunks.ends[i].min(limit);
+        let out = chunks.data[i].slice(pos - chunk_start..chunk_end - chunk_start);
+        self.pos = chunk_end;
+        self.chunk_hint = if chunk_end == chunks.ends[i] {
+            i + 1
+        } else {
+            i
+        };
+        out
+    }
+}
+
+#[async_trait]
+impl HandleHit for PartialHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let progress = *self.progress.borrow_and_update();
+            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
+            if self.pos < limit {
+                self.seek_start = None;
+                return Ok(Some(self.read_chunk(limit)));
+            }
+            if progress.done {
+                if let Some(start) = self.seek_start.take()
+                    && start >= progress.len
+                {
+                    return Err(Error::SeekOutOfRange {
+                        start,
+                        len: progress.len,
+                    });
+                }
+                return Ok(None);
+            }
+            if self.end.is_some_and(|end| self.pos >= end) {
+                return Ok(None);
+            }
+            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
+                // The sender is gone: the writer was dropped without finishing.
+                return Err(Error::WriteAbandoned);
+            }
+        }
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    /// Seeks within the body being written; reads wait until the bytes arrive. A start beyond
+    /// the final length fails now if the write is done, or at the next read otherwise.
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let progress = *self.progress.borrow();
+        if progress.done && start >= progress.len {
+            return Err(Error::SeekOutOfRange {
+                start,
+                len: progress.len,
+            });
+        }
+        if let Some(end) = end
+            && end <= start
+        {
+            return Err(Error::InvalidSeekRange { start, end });
+        }
+        self.pos = start;
+        self.end = end;
+        self.seek_start = Some(start);
+        Ok(())
+    }
+
+    fn should_count_access(&self) -> bool {
+        // The writer admits the entry when it finishes; a read of the write is not an access.
+        false
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}

@@ -1,0 +1,287 @@
+//! The versioned binary encoding of [`CacheMeta`](super::CacheMeta); the layout is documented
+//! on [`CacheMeta::serialize`](super::CacheMeta::serialize).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+
+use super::CacheMetaInner;
+use crate::{Error, HashBinary, ResponseHeader, Result};
+
+const MAGIC: &[u8; 4] = b"LRDM";
+const VERSION: u8 = 1;
+
+const TAG_VARIANCE: u64 = 1;
+const TAG_EPOCH_OVERRIDE: u64 = 2;
+
+/// `HeaderMap` refuses more than 32 768 entries (and panics on a larger capacity), so the
+/// decoder rejects more fields than this up front.
+const MAX_FIELDS: u64 = 16 * 1024;
+
+pub(super) fn encode(meta: &CacheMetaInner) -> Result<Vec<u8>> {
+    let header = &meta.header;
+    let header_bytes: usize = header
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(64 + header_bytes);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    put_time(&mut out, meta.fresh_until)?;
+    put_time(&mut out, meta.created)?;
+    put_time(&mut out, meta.updated)?;
+    put_varint(&mut out, u64::from(meta.stale_while_revalidate_sec));
+    put_varint(&mut out, u64::from(meta.stale_if_error_sec));
+    put_varint(&mut out, u64::from(header.status.as_u16()));
+    out.push(version_to_byte(header.version));
+    put_varint(&mut out, header.headers.len() as u64);
+    for (name, value) in &header.headers {
+        put_bytes(&mut out, name.as_str().as_bytes());
+        put_bytes(&mut out, value.as_bytes());
+    }
+    if let Some(variance) = &meta.variance {
+        put_varint(&mut out, TAG_VARIANCE);
+        put_bytes(&mut out, variance);
+    }
+    if let Some(epoch) = meta.epoch_override {
+        let mut payload = Vec::with_capacity(16);
+        put_time(&mut payload, epoch)?;
+        put_varint(&mut out, TAG_EPOCH_OVERRIDE);
+        put_bytes(&mut out, &payload);
+    }
+    Ok(out)
+}
+
+pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaInner> {
+    let mut r = Reader {
+        buf: bytes,
+        pos: 0,
+        shared,
+    };
+    if r.take(MAGIC.len())? != MAGIC {
+        return Err(Error::invalid_meta("bad magic"));
+    }
+    let version = r.byte()?;
+    if version != VERSION {
+        return Err(Error::UnsupportedMetaVersion(version));
+    }
+    let fresh_until = r.time()?;
+    let created = r.time()?;
+    let updated = r.time()?;
+    let stale_while_revalidate_sec = r.u32()?;
+    let stale_if_error_sec = r.u32()?;
+    let status = u16::try_from(r.varint()?)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or(Error::invalid_meta("bad status code"))?;
+    let version = byte_to_version(r.byte()?)?;
+    let count = r.varint()?;
+    // Every field takes at least two bytes, so a count beyond that is corrupt; checking it
+    // first keeps a garbage count from reserving memory.
+    if count > MAX_FIELDS || count > (r.remaining() / 2) as u64 {
+        return Err(Error::invalid_meta("bad header field count"));
+    }
+    let count =
+        usize::try_from(count).map_err(|_| Error::invalid_meta("bad header field count"))?;
+    let mut headers = HeaderMap::with_capacity(count);
+    for _ in 0..count {
+        let name = r.len_prefixed()?;
+        let name = HeaderName::from_bytes(r.slice(name))
+            .map_err(|_| Error::invalid_meta("bad header name"))?;
+        let value = r.len_prefixed()?;
+        let value = match r.shared {
+            Some(shared) => HeaderValue::from_maybe_shared(shared.slice(value)),
+            None => HeaderValue::from_bytes(r.slice(value)),
+        }
+        .map_err(|_| Error::invalid_meta("bad header value"))?;
+        headers.append(name, value);
+    }
+    let mut variance = None;
+    let mut epoch_override = None;
+    while r.remaining() > 0 {
+        let tag = r.varint()?;
+        let payload = r.len_prefixed()?;
+        match tag {
+            TAG_VARIANCE => {
+                let hash: HashBinary = r
+                    .slice(payload)
+                    .try_into()
+                    .map_err(|_| Error::invalid_meta("bad variance length"))?;
+                variance = Some(hash);
+            }
+            TAG_EPOCH_OVERRIDE => {
+                let mut sub = Reader {
+                    buf: r.slice(payload),
+                    pos: 0,
+                    shared: None,
+                };
+                epoch_override = Some(sub.time()?);
+                if sub.remaining() != 0 {
+                    return Err(Error::invalid_meta("bad epoch override length"));
+                }
+            }
+            // Optional fields from a later writer: skipped on purpose.
+            _ => {}
+        }
+    }
+    Ok(CacheMetaInner {
+        fresh_until,
+        created,
+        updated,
+        epoch_override,
+        stale_while_revalidate_sec,
+        stale_if_error_sec,
+        variance,
+        header: ResponseHeader {
+            status,
+            version,
+            headers,
+        },
+        extensions: http::Extensions::new(),
+    })
+}
+
+fn version_to_byte(version: Version) -> u8 {
+    match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        // HTTP/1.1, and any version a later `http` adds, is stored as 1.1.
+        _ => 2,
+    }
+}
+
+fn byte_to_version(byte: u8) -> Result<Version> {
+    Ok(match byte {
+        0 => Version::HTTP_09,
+        1 => Version::HTTP_10,
+        2 => Version::HTTP_11,
+        3 => Version::HTTP_2,
+        4 => Version::HTTP_3,
+        _ => return Err(Error::invalid_meta("bad http version")),
+    })
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        // Truncation keeps the low seven bits plus the continuation bit, as LEB128 wants.
+        #[allow(clippy::cast_possible_truncation)]
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_time(out: &mut Vec<u8>, t: SystemTime) -> Result<()> {
+    let too_far = || Error::EncodeMeta {
+        reason: "time too far from the unix epoch",
+    };
+    let (secs, nanos) = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).map_err(|_| too_far())?,
+            d.subsec_nanos(),
+        ),
+        Err(before) => {
+            // Represent `-d` as whole negative seconds plus non-negative nanoseconds.
+            let d = before.duration();
+            let secs = i64::try_from(d.as_secs()).map_err(|_| too_far())?;
+            if d.subsec_nanos() == 0 {
+                (-secs, 0)
+            } else {
+                (-secs - 1, 1_000_000_000 - d.subsec_nanos())
+            }
+        }
+    };
+    // Zigzag maps small magnitudes of either sign to small varints.
+    #[allow(clippy::cast_sign_loss)]
+    let zigzag = ((secs << 1) ^ (secs >> 63)) as u64;
+    put_varint(out, zigzag);
+    put_varint(out, u64::from(nanos));
+    Ok(())
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    shared: Option<&'a Bytes>,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.buf.len())
+            .ok_or(Error::invalid_meta("truncated"))?;
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// Reads a length prefix and skips that many bytes, returning their range.
+    fn len_prefixed(&mut self) -> Result<std::ops::Range<usize>> {
+        let len = usize::try_from(self.varint()?).map_err(|_| Error::invalid_meta("truncated"))?;
+        let start = self.pos;
+        self.take(len)?;
+        Ok(start..self.pos)
+    }
+
+    fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && bits > 1 {
+                return Err(Error::invalid_meta("varint overflow"));
+            }
+            value |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(Error::invalid_meta("varint overflow"))
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        u32::try_from(self.varint()?).map_err(|_| Error::invalid_meta("value exceeds u32"))
+    }
+
+    fn time(&mut self) -> Result<SystemTime> {
+        let zigzag = self.varint()?;
+        #[allow(clippy::cast_possible_wrap)]
+        let secs = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+        let nanos = self.u32()?;
+        if nanos >= 1_000_000_000 {
+            return Err(Error::invalid_meta("bad nanoseconds"));
+        }
+        let t = if secs >= 0 {
+            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
+        } else {
+            SystemTime::UNIX_EPOCH
+                .checked_sub(Duration::from_secs(secs.unsigned_abs()))
+                .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
+        };
+        t.ok_or(Error::invalid_meta("time out of range"))
+    }
+}
