@@ -1,0 +1,635 @@
+//! The sharded, weighted LRU.
+
+use std::cell::Cell;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::Evicted;
+use crate::shard::Shard;
+
+/// One shard and its lock-free shadows, padded to its own cache lines so that threads working on
+/// different shards do not contend on the same line.
+///
+/// The shadow counters are written only while `unit` is locked (a plain load + store, no atomic
+/// read-modify-write), and read without the lock by [`Lru::shard_len`] and friends.
+#[repr(align(128))]
+struct Slot<T> {
+    unit: Mutex<Shard<T>>,
+    len: AtomicUsize,
+    weight: AtomicUsize,
+    evicted_len: AtomicUsize,
+    evicted_weight: AtomicUsize,
+}
+
+impl<T> Slot<T> {
+    /// Refreshes the shadows of `unit` (the guard proves the lock is held).
+    #[inline]
+    fn sync(&self, unit: &MutexGuard<'_, Shard<T>>) {
+        self.len.store(unit.len(), Relaxed);
+        self.weight.store(unit.weight(), Relaxed);
+    }
+
+    /// Counts one eviction of `weight` (the lock is held, so load + store cannot race).
+    #[inline]
+    fn count_eviction(&self, weight: usize) {
+        self.evicted_len
+            .store(self.evicted_len.load(Relaxed) + 1, Relaxed);
+        self.evicted_weight
+            .store(self.evicted_weight.load(Relaxed) + weight, Relaxed);
+    }
+}
+
+/// Global totals, on their own cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Totals {
+    weight: AtomicUsize,
+    len: AtomicUsize,
+}
+
+/// A sharded, weighted, thread-safe LRU keyed by `u64` hashes.
+///
+/// `N` is the number of shards; a key lives in shard `key % N` (see [`Lru::shard_for_key`]). Each
+/// shard is an index-linked list in one `Vec` plus a hash table from key to slot, behind its own
+/// [`parking_lot::Mutex`], so every operation is O(1) and touches one lock (eviction may visit a
+/// few). Weights are `usize` and clamped to at least 1. Totals are relaxed atomics: exact when the
+/// LRU is quiescent, best effort while other threads are writing.
+///
+/// Two ways to admit:
+/// - [`Lru::admit_and_evict`] inserts and returns what had to go to stay under the limits (the
+///   primary API);
+/// - [`Lru::admit`] only inserts; call [`Lru::evict_to_limit`] afterwards (the split form, useful
+///   to batch several admissions before evicting).
+///
+/// # Example
+/// ```
+/// use larder_eviction::Lru;
+///
+/// let lru: Lru<&str, 1> = Lru::with_capacity(10, 16);
+/// assert!(lru.admit_and_evict(1, "one", 4).is_empty());
+/// assert!(lru.admit_and_evict(2, "two", 4).is_empty());
+/// assert!(lru.promote(1)); // 2 is now the least recently used
+/// let evicted = lru.admit_and_evict(3, "three", 4);
+/// assert_eq!(evicted.len(), 1);
+/// assert_eq!((evicted[0].key, evicted[0].data, evicted[0].weight), (2, "two", 4));
+/// assert_eq!((lru.len(), lru.weight()), (2, 8));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Lru<T, const N: usize = 16> {
+    slots: [Slot<T>; N],
+    totals: Totals,
+    weight_limit: AtomicUsize,
+    len_watermark: Option<usize>,
+}
+
+impl<T, const N: usize> std::fmt::Debug for Lru<T, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lru")
+            .field("shards", &N)
+            .field("len", &self.len())
+            .field("weight", &self.weight())
+            .field("weight_limit", &self.weight_limit())
+            .field("len_watermark", &self.len_watermark)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// Per-thread state of the generator behind power-of-two-choices shard picking.
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A fast per-thread pseudo-random number (wyrand); quality only needs to be good enough to pick
+/// shards, so a cryptographic generator would be wasted work on the eviction path.
+fn next_random() -> u64 {
+    RNG.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            s = std::collections::hash_map::RandomState::new().hash_one(0u8) | 1;
+        }
+        s = s.wrapping_add(0xA076_1D64_78BD_642F);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xE703_7ED1_A0B4_28DB);
+        #[allow(clippy::cast_possible_truncation)] // folding both halves on purpose
+        let r = (t as u64) ^ ((t >> 64) as u64);
+        r
+    })
+}
+
+impl<T, const N: usize> Lru<T, N> {
+    /// Creates an LRU holding at most `weight_limit` total weight (once evicted down to it), with
+    /// room for `capacity_per_shard` items preallocated in each of the `N` shards.
+    ///
+    /// # Panics
+    /// Panics if `N` is 0 (a type-level set-up bug).
+    #[must_use]
+    pub fn with_capacity(weight_limit: usize, capacity_per_shard: usize) -> Self {
+        Self::with_capacity_and_watermark(weight_limit, capacity_per_shard, None)
+    }
+
+    /// Like [`Lru::with_capacity`], plus an optional item-count limit: eviction also runs while
+    /// more than `len_watermark` items are held.
+    ///
+    /// # Panics
+    /// Panics if `N` is 0 (a type-level set-up bug).
+    #[must_use]
+    pub fn with_capacity_and_watermark(
+        weight_limit: usize,
+        capacity_per_shard: usize,
+        len_watermark: Option<usize>,
+    ) -> Self {
+        assert!(N > 0, "an Lru needs at least one shard");
+        Self {
+            slots: std::array::from_fn(|_| Slot {
+                unit: Mutex::new(Shard::with_capacity(capacity_per_shard)),
+                len: AtomicUsize::new(0),
+                weight: AtomicUsize::new(0),
+                evicted_len: AtomicUsize::new(0),
+                evicted_weight: AtomicUsize::new(0),
+            }),
+            totals: Totals::default(),
+            weight_limit: AtomicUsize::new(weight_limit),
+            len_watermark,
+        }
+    }
+
+    /// The shard that holds `key`: `key % N`.
+    #[inline]
+    pub const fn shard_for_key(key: u64) -> usize {
+        // `N` fits in usize and the remainder is below `N`, so the cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let shard = (key % N as u64) as usize;
+        shard
+    }
+
+    /// The number of shards, `N`.
+    pub const fn shards(&self) -> usize {
+        N
+    }
+
+    /// The total weight limit that eviction brings the LRU back under.
+    pub fn weight_limit(&self) -> usize {
+        self.weight_limit.load(Relaxed)
+    }
+
+    /// Changes the weight limit; it takes effect at the next eviction.
+    pub fn set_weight_limit(&self, weight_limit: usize) {
+        self.weight_limit.store(weight_limit, Relaxed);
+    }
+
+    /// The item-count limit given at construction, if any.
+    pub fn len_watermark(&self) -> Option<usize> {
+        self.len_watermark
+    }
+
+    /// Whether the totals exceed the weight limit or the watermark.
+    #[inline]
+    fn is_over_limit(&self) -> bool {
+        self.totals.weight.load(Relaxed) > self.weight_limit()
+            || self
+                .len_watermark
+                .is_some_and(|w| self.totals.len.load(Relaxed) > w)
+    }
+
+    /// Applies the global bookkeeping of an insert or update whose old weight was `old` (0 = new).
+    #[inline]
+    fn account_insert(&self, old: usize, new: usize) {
+        if old == 0 {
+            self.totals.len.fetch_add(1, Relaxed);
+            self.totals.weight.fetch_add(new, Relaxed);
+        } else if new > old {
+            self.totals.weight.fetch_add(new - old, Relaxed);
+        } else if new < old {
+            self.totals.weight.fetch_sub(old - new, Relaxed);
+        }
+    }
+
+    /// Applies the global bookkeeping of an entry of `weight` leaving the LRU.
+    #[inline]
+    fn account_removal(&self, weight: usize) {
+        self.totals.len.fetch_sub(1, Relaxed);
+        self.totals.weight.fetch_sub(weight, Relaxed);
+    }
+
+    /// Inserts `key` (or replaces its data and weight) at the head, without evicting.
+    ///
+    /// `weight` is clamped to at least 1. Returns the index of the shard the key lives in. The LRU
+    /// may now be over its limits; call [`Lru::evict_to_limit`], or use [`Lru::admit_and_evict`].
+    pub fn admit(&self, key: u64, data: T, weight: usize) -> usize {
+        let shard = Self::shard_for_key(key);
+        let slot = &self.slots[shard];
+        let weight = weight.max(1);
+        let mut unit = slot.unit.lock();
+        let old = unit.admit(key, data, weight);
+        self.account_insert(old, weight);
+        slot.sync(&unit);
+        shard
+    }
+
+    /// Inserts `key` (or replaces its data and weight) at the head, then evicts least recently
+    /// used entries until the total weight is within the limit (and the length within the
+    /// watermark). Returns the evicted entries, which the caller may need to purge elsewhere.
+    ///
+    /// `weight` is clamped to at least 1. Eviction first takes the tail of the key's own shard,
+    /// under the lock already held, as long as that shard is not shorter than the average shard;
+    /// the rest comes from [`Lru::evict_to_limit`]. The new entry itself is evicted only if it
+    /// alone exceeds the limit. With one shard the victims are exactly the least recently used
+    /// entries, oldest first.
+    pub fn admit_and_evict(&self, key: u64, data: T, weight: usize) -> Vec<Evicted<T>> {
+        let slot = &self.slots[Self::shard_for_key(key)];
+        let weight = weight.max(1);
+        let mut evicted = Vec::new();
+        {
+            let mut unit = slot.unit.lock();
+            let old = unit.admit(key, data, weight);
+            self.account_insert(old, weight);
+            // Evict locally while the shard holds at least its share of the items; a short shard
+            // leaves the work to the balanced path below.
+            while self.is_over_limit() && unit.len() * N >= self.totals.len.load(Relaxed) {
+                let Some((k, d, w)) = unit.evict_unless(Some(key)) else {
+                    break;
+                };
+                self.account_removal(w);
+                slot.count_eviction(w);
+                evicted.push(Evicted {
+                    key: k,
+                    data: d,
+                    weight: w,
+                });
+            }
+            slot.sync(&unit);
+        }
+        if self.is_over_limit() {
+            self.evict_with(Some(key), |e| evicted.push(e));
+        }
+        evicted
+    }
+
+    /// Evicts the least recently used entry of shard `shard`, if any and if it is not `keep`.
+    fn evict_at(&self, shard: usize, keep: Option<u64>) -> Option<Evicted<T>> {
+        let slot = &self.slots[shard];
+        let mut unit = slot.unit.lock();
+        let (key, data, weight) = unit.evict_unless(keep)?;
+        self.account_removal(weight);
+        slot.count_eviction(weight);
+        slot.sync(&unit);
+        Some(Evicted { key, data, weight })
+    }
+
+    /// Evicts the least recently used entry of shard `shard_seed % N`, if any.
+    pub fn evict_shard(&self, shard_seed: u64) -> Option<(T, usize)> {
+        self.evict_at(Self::shard_for_key(shard_seed), None)
+            .map(|e| (e.data, e.weight))
+    }
+
+    /// The eviction loop shared by [`Lru::evict_to_limit`] and [`Lru::admit_and_evict`].
+    ///
+    /// Each step picks the longer of two random shards ("power of two choices", which keeps the
+    /// shards balanced) and probes onwards if it is empty. To stay bounded under concurrent
+    /// admissions it stops once it has evicted the excess it saw at the start. The entry `keep`
+    /// (one just admitted) is passed over until nothing else is left to evict.
+    fn evict_with(&self, mut keep: Option<u64>, mut sink: impl FnMut(Evicted<T>)) {
+        let limit = self.weight_limit();
+        let mut excess_weight = self.totals.weight.load(Relaxed).saturating_sub(limit);
+        let mut excess_len = self
+            .len_watermark
+            .map_or(0, |w| self.totals.len.load(Relaxed).saturating_sub(w));
+        while (excess_weight > 0 && self.totals.weight.load(Relaxed) > limit)
+            || (excess_len > 0
+                && self
+                    .len_watermark
+                    .is_some_and(|w| self.totals.len.load(Relaxed) > w))
+        {
+            let start = if N == 1 {
+                0
+            } else {
+                let r = next_random();
+                let a = Self::shard_for_key(r);
+                let b = Self::shard_for_key(r >> 32);
+                if self.shard_len(a) >= self.shard_len(b) {
+                    a
+                } else {
+                    b
+                }
+            };
+            let mut shard = start;
+            let victim = loop {
+                if let Some(e) = self.evict_at(shard, keep) {
+                    break Some(e);
+                }
+                shard = (shard + 1) % N;
+                if shard == start {
+                    break None;
+                }
+            };
+            let Some(e) = victim else {
+                if keep.take().is_some() {
+                    continue;
+                }
+                break;
+            };
+            excess_weight = excess_weight.saturating_sub(e.weight);
+            excess_len = excess_len.saturating_sub(1);
+            sink(e);
+        }
+    }
+
+    /// Evicts least recently used entries until the total weight is within the limit and the
+    /// length within the watermark. Returns the evicted data and weights.
+    ///
+    /// Shards are picked by "power of two choices" on their length, so the per-shard order is
+    /// strict LRU while the order across shards is approximate. When no other thread is admitting
+    /// concurrently, `weight() <= weight_limit()` holds when this returns.
+    pub fn evict_to_limit(&self) -> Vec<(T, usize)> {
+        let mut evicted = Vec::new();
+        if self.is_over_limit() {
+            self.evict_with(None, |e| evicted.push((e.data, e.weight)));
+        }
+        evicted
+    }
+
+    /// Like [`Lru::evict_to_limit`], but the victims carry their keys.
+    pub fn evict_to_limit_keyed(&self) -> Vec<Evicted<T>> {
+        let mut evicted = Vec::new();
+        if self.is_over_limit() {
+            self.evict_with(None, |e| evicted.push(e));
+        }
+        evicted
+    }
+
+    /// Moves `key` to the head of its shard. Returns whether the key was present.
+    ///
+    /// An entry already at the head is left untouched, so repeated hits on a hot key cost one
+    /// lock and one table lookup.
+    #[inline]
+    pub fn promote(&self, key: u64) -> bool {
+        self.slots[Self::shard_for_key(key)]
+            .unit
+            .lock()
+            .promote(key)
+    }
+
+    /// Adds `delta` to the weight of `key` and promotes it. With `max_weight` the weight does not
+    /// grow past it (a weight already above it is kept). Does not evict: call
+    /// [`Lru::evict_to_limit`] afterwards.
+    ///
+    /// Returns the new weight, or `None` if the key is not present (nothing is admitted).
+    pub fn increment_weight(
+        &self,
+        key: u64,
+        delta: usize,
+        max_weight: Option<usize>,
+    ) -> Option<usize> {
+        let slot = &self.slots[Self::shard_for_key(key)];
+        let mut unit = slot.unit.lock();
+        let (old, new) = unit.increment_weight(key, delta, max_weight)?;
+        self.account_insert(old, new);
+        slot.sync(&unit);
+        Some(new)
+    }
+
+    /// Removes `key`. Returns its data and weight. Removal is not counted as an eviction.
+    pub fn remove(&self, key: u64) -> Option<(T, usize)> {
+        let slot = &self.slots[Self::shard_for_key(key)];
+        let mut unit = slot.unit.lock();
+        let removed = unit.remove(key)?;
+        self.account_removal(removed.1);
+        slot.sync(&unit);
+        Some(removed)
+    }
+
+    /// Inserts `key` at the tail of its shard (least recently used), for restoring a saved order:
+    /// feed each shard's entries from most to least recently used. Does not evict.
+    ///
+    /// `weight` is clamped to at least 1. Returns `false`, changing nothing, if the key is
+    /// already present.
+    pub fn insert_tail(&self, key: u64, data: T, weight: usize) -> bool {
+        let slot = &self.slots[Self::shard_for_key(key)];
+        let weight = weight.max(1);
+        let mut unit = slot.unit.lock();
+        if !unit.insert_tail(key, data, weight) {
+            return false;
+        }
+        self.account_insert(0, weight);
+        slot.sync(&unit);
+        true
+    }
+
+    /// Whether `key` is present, without changing the order.
+    pub fn peek(&self, key: u64) -> bool {
+        self.slots[Self::shard_for_key(key)].unit.lock().peek(key)
+    }
+
+    /// The weight of `key`, without changing the order.
+    pub fn peek_weight(&self, key: u64) -> Option<usize> {
+        self.slots[Self::shard_for_key(key)]
+            .unit
+            .lock()
+            .peek_weight(key)
+    }
+
+    /// The least recently used entry of shard `shard` as `(key, data, weight)`, without removing
+    /// it. `None` if the shard is empty or `shard >= N`.
+    pub fn peek_lru(&self, shard: usize) -> Option<(u64, T, usize)>
+    where
+        T: Clone,
+    {
+        let unit = self.slots.get(shard)?.unit.lock();
+        unit.peek_lru().map(|(k, d, w)| (k, d.clone(), w))
+    }
+
+    /// The total weight held.
+    pub fn weight(&self) -> usize {
+        self.totals.weight.load(Relaxed)
+    }
+
+    /// The number of entries held.
+    pub fn len(&self) -> usize {
+        self.totals.len.load(Relaxed)
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight evicted so far (removals do not count).
+    pub fn evicted_weight(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.evicted_weight.load(Relaxed))
+            .sum()
+    }
+
+    /// The number of entries evicted so far (removals do not count).
+    pub fn evicted_len(&self) -> usize {
+        self.slots.iter().map(|s| s.evicted_len.load(Relaxed)).sum()
+    }
+
+    /// The number of entries in shard `shard`, read without locking (best effort while other
+    /// threads write).
+    ///
+    /// # Panics
+    /// Panics if `shard >= N`.
+    pub fn shard_len(&self, shard: usize) -> usize {
+        self.slots[shard].len.load(Relaxed)
+    }
+
+    /// The total weight of shard `shard`, read without locking (best effort while other threads
+    /// write).
+    ///
+    /// # Panics
+    /// Panics if `shard >= N`.
+    pub fn shard_weight(&self, shard: usize) -> usize {
+        self.slots[shard].weight.load(Relaxed)
+    }
+
+    /// Calls `f(key, &data, weight)` on every entry of shard `shard`, from most to least recently
+    /// used, holding the shard's lock throughout (do not call back into this shard from `f`).
+    /// Feeding the entries back to [`Lru::insert_tail`] in the same order restores the shard.
+    ///
+    /// # Panics
+    /// Panics if `shard >= N`.
+    pub fn iter_for_each<F: FnMut(u64, &T, usize)>(&self, shard: usize, f: F) {
+        self.slots[shard].unit.lock().for_each(f);
+    }
+
+    /// Keys of shard `shard` from most to least recently used (tests only).
+    #[cfg(test)]
+    pub(crate) fn shard_keys(&self, shard: usize) -> Vec<u64> {
+        self.slots[shard].unit.lock().keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admit_and_evict_returns_lru_victims_in_order() {
+        let lru: Lru<u64, 1> = Lru::with_capacity(3, 4);
+        for k in 1..=3 {
+            assert!(lru.admit_and_evict(k, k * 10, 1).is_empty());
+        }
+        assert!(lru.promote(1));
+        let v = lru.admit_and_evict(4, 40, 2);
+        let keys: Vec<_> = v.iter().map(|e| (e.key, e.data, e.weight)).collect();
+        assert_eq!(keys, [(2, 20, 1), (3, 30, 1)]);
+        assert_eq!(lru.shard_keys(0), [4, 1]);
+        assert_eq!((lru.len(), lru.weight()), (2, 3));
+        assert_eq!((lru.evicted_len(), lru.evicted_weight()), (2, 2));
+    }
+
+    #[test]
+    fn oversized_newcomer_is_evicted_last() {
+        let lru: Lru<(), 1> = Lru::with_capacity(5, 4);
+        lru.admit_and_evict(1, (), 2);
+        lru.admit_and_evict(2, (), 2);
+        let v = lru.admit_and_evict(3, (), 9);
+        assert_eq!(v.iter().map(|e| e.key).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(lru.is_empty());
+        assert_eq!(lru.weight(), 0);
+    }
+
+    #[test]
+    fn zero_weight_is_clamped_to_one() {
+        let lru: Lru<(), 2> = Lru::with_capacity(10, 4);
+        lru.admit(7, (), 0);
+        assert_eq!(lru.peek_weight(7), Some(1));
+        assert!(lru.insert_tail(8, (), 0));
+        assert_eq!(lru.weight(), 2);
+    }
+
+    #[test]
+    fn split_admit_then_evict_to_limit() {
+        let lru: Lru<u64, 4> = Lru::with_capacity(4, 4);
+        for k in 0..10 {
+            assert_eq!(lru.admit(k, k, 1), Lru::<u64, 4>::shard_for_key(k));
+        }
+        assert_eq!(lru.weight(), 10);
+        let v = lru.evict_to_limit();
+        assert_eq!(v.len(), 6);
+        assert_eq!(lru.weight(), 4);
+        assert!(lru.evict_to_limit().is_empty());
+        let sum: usize = (0..4).map(|s| lru.shard_len(s)).sum();
+        assert_eq!(sum, 4);
+    }
+
+    #[test]
+    fn watermark_limits_item_count() {
+        let lru: Lru<(), 2> = Lru::with_capacity_and_watermark(100, 4, Some(3));
+        for k in 0..5 {
+            lru.admit(k, (), 1);
+        }
+        assert_eq!(lru.evict_to_limit().len(), 2);
+        assert_eq!(lru.len(), 3);
+        let v = lru.admit_and_evict(9, (), 1);
+        assert_eq!(v.len(), 1);
+        assert!(lru.peek(9));
+    }
+
+    #[test]
+    fn increment_weight_updates_totals_without_admitting() {
+        let lru: Lru<(), 2> = Lru::with_capacity(100, 4);
+        assert_eq!(lru.increment_weight(1, 5, None), None);
+        assert!(lru.is_empty());
+        lru.admit(1, (), 2);
+        lru.admit(3, (), 1);
+        assert_eq!(lru.increment_weight(1, 5, Some(4)), Some(4));
+        assert_eq!(lru.weight(), 5);
+        assert_eq!(lru.shard_weight(1), 5);
+        assert_eq!(lru.shard_keys(1), [1, 3]);
+    }
+
+    #[test]
+    fn remove_is_not_an_eviction() {
+        let lru: Lru<&str, 2> = Lru::with_capacity(100, 4);
+        lru.admit(1, "a", 3);
+        assert_eq!(lru.remove(1), Some(("a", 3)));
+        assert_eq!(lru.remove(1), None);
+        assert_eq!((lru.len(), lru.weight(), lru.evicted_len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn iter_for_each_then_insert_tail_restores_order() {
+        let lru: Lru<u64, 2> = Lru::with_capacity(100, 4);
+        for k in 0..8 {
+            lru.admit(k, k + 100, usize::try_from(k).unwrap() + 1);
+        }
+        lru.promote(2);
+        let restored: Lru<u64, 2> = Lru::with_capacity(100, 4);
+        for shard in 0..2 {
+            lru.iter_for_each(shard, |k, d, w| assert!(restored.insert_tail(k, *d, w)));
+            assert_eq!(restored.shard_keys(shard), lru.shard_keys(shard));
+            assert_eq!(restored.shard_weight(shard), lru.shard_weight(shard));
+        }
+        assert_eq!(restored.peek_lru(0), lru.peek_lru(0));
+        assert_eq!(restored.weight(), lru.weight());
+    }
+
+    #[test]
+    fn evict_shard_and_peek_lru() {
+        let lru: Lru<u64, 2> = Lru::with_capacity(100, 4);
+        lru.admit(2, 20, 1);
+        lru.admit(4, 40, 1);
+        assert_eq!(lru.peek_lru(0), Some((2, 20, 1)));
+        assert_eq!(lru.peek_lru(5), None);
+        assert_eq!(lru.evict_shard(6), Some((20, 1)));
+        assert_eq!(lru.evict_shard(1), None);
+        assert_eq!(lru.evicted_len(), 1);
+    }
+
+    #[test]
+    fn set_weight_limit_applies_at_next_eviction() {
+        let lru: Lru<(), 1> = Lru::with_capacity(10, 4);
+        for k in 0..10 {
+            lru.admit(k, (), 1);
+        }
+        lru.set_weight_limit(5);
+        assert_eq!(lru.weight_limit(), 5);
+        let v = lru.evict_to_limit_keyed();
+        assert_eq!(v.iter().map(|e| e.key).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    }
+}
