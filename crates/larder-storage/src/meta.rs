@@ -254,9 +254,10 @@ impl CacheMeta {
     /// | HTTP version | 1 byte: 0 = 0.9, 1 = 1.0, 2 = 1.1, 3 = 2, 4 = 3 |
     /// | field count | varint |
     /// | each field | varint name length, name bytes, varint value length, value bytes |
-    /// | optional fields | until the end: varint tag, varint length, payload |
+    /// | optional field count | varint |
+    /// | each optional field | varint tag, varint length, payload |
     ///
-    /// Optional field tags: `1` = variance (16 bytes), `2` = epoch override (a time). A
+    /// The blob must end exactly there, so any truncation is detected. Optional field tags: `1` = variance (16 bytes), `2` = epoch override (a time). A
     /// decoder skips tags it does not know, so later writers can add optional fields that
     /// older readers ignore; a change to the meaning of an existing field takes a new version.
     ///

@@ -41,6 +41,8 @@ pub(super) fn encode(meta: &CacheMetaInner) -> Result<Vec<u8>> {
         put_bytes(&mut out, name.as_str().as_bytes());
         put_bytes(&mut out, value.as_bytes());
     }
+    let optional = u64::from(meta.variance.is_some()) + u64::from(meta.epoch_override.is_some());
+    put_varint(&mut out, optional);
     if let Some(variance) = &meta.variance {
         put_varint(&mut out, TAG_VARIANCE);
         put_bytes(&mut out, variance);
@@ -100,7 +102,12 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
     }
     let mut variance = None;
     let mut epoch_override = None;
-    while r.remaining() > 0 {
+    let optional = r.varint()?;
+    // Each optional field takes at least two bytes.
+    if optional > (r.remaining() / 2) as u64 {
+        return Err(Error::invalid_meta("bad optional field count"));
+    }
+    for _ in 0..optional {
         let tag = r.varint()?;
         let payload = r.len_prefixed()?;
         match tag {
@@ -125,6 +132,9 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
             // Optional fields from a later writer: skipped on purpose.
             _ => {}
         }
+    }
+    if r.remaining() != 0 {
+        return Err(Error::invalid_meta("trailing bytes"));
     }
     Ok(CacheMetaInner {
         fresh_until,
@@ -283,5 +293,193 @@ impl Reader<'_> {
                 .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
         };
         t.ok_or(Error::invalid_meta("time out of range"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CacheMeta;
+    use proptest::prelude::*;
+
+    fn time() -> impl Strategy<Value = SystemTime> {
+        (-(1i64 << 40)..(1i64 << 40), 0u32..1_000_000_000).prop_map(|(secs, nanos)| {
+            let base = if secs >= 0 {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+            } else {
+                SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            };
+            base + Duration::from_nanos(u64::from(nanos))
+        })
+    }
+
+    fn header() -> impl Strategy<Value = ResponseHeader> {
+        let field = (
+            "[a-z][a-z0-9-]{0,15}",
+            proptest::collection::vec(prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff], 0..24),
+        );
+        (
+            100u16..1000,
+            0u8..5,
+            proptest::collection::vec(field, 0..12),
+        )
+            .prop_map(|(status, version, fields)| {
+                let mut headers = HeaderMap::new();
+                for (name, value) in fields {
+                    headers.append(
+                        HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                        HeaderValue::from_bytes(&value).unwrap(),
+                    );
+                }
+                ResponseHeader {
+                    status: StatusCode::from_u16(status).unwrap(),
+                    version: byte_to_version(version).unwrap(),
+                    headers,
+                }
+            })
+    }
+
+    prop_compose! {
+        fn meta()(
+            fresh_until in time(),
+            created in time(),
+            updated in time(),
+            swr in any::<u32>(),
+            sie in any::<u32>(),
+            header in header(),
+            variance in proptest::option::of(any::<[u8; 16]>()),
+            epoch in proptest::option::of(time()),
+        ) -> CacheMeta {
+            let mut meta = CacheMeta::new(fresh_until, created, swr, sie, header);
+            meta.set_updated(updated);
+            if let Some(v) = variance {
+                meta.set_variance(v);
+            }
+            if let Some(e) = epoch {
+                meta.set_epoch_override(e);
+            }
+            meta
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn round_trip(meta in meta()) {
+            let bytes = meta.serialize().unwrap();
+            prop_assert_eq!(&CacheMeta::deserialize(&bytes).unwrap(), &meta);
+            let shared = Bytes::from(bytes);
+            prop_assert_eq!(&CacheMeta::deserialize_shared(&shared).unwrap(), &meta);
+        }
+
+        #[test]
+        fn every_truncation_is_an_error(meta in meta()) {
+            let bytes = meta.serialize().unwrap();
+            for len in 0..bytes.len() {
+                prop_assert!(CacheMeta::deserialize(&bytes[..len]).is_err());
+            }
+        }
+
+        #[test]
+        fn corrupted_bytes_never_panic(meta in meta(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+            let mut bytes = meta.serialize().unwrap();
+            for (i, b) in flips {
+                let i = i % bytes.len();
+                bytes[i] ^= b;
+            }
+            let _ = CacheMeta::deserialize(&bytes);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = CacheMeta::deserialize(&bytes);
+            let mut prefixed = MAGIC.to_vec();
+            prefixed.push(VERSION);
+            prefixed.extend_from_slice(&bytes);
+            let _ = CacheMeta::deserialize(&prefixed);
+        }
+    }
+
+    fn check_err(bytes: &[u8], expect: &str) {
+        let err = CacheMeta::deserialize(bytes).unwrap_err();
+        assert_eq!(err.to_string(), expect, "input {bytes:?}");
+    }
+
+    #[test]
+    fn malformed_inputs_give_clear_errors() {
+        check_err(b"", "invalid cache meta: truncated");
+        check_err(b"XXXX\x01", "invalid cache meta: bad magic");
+        check_err(b"LRDM\x09", "unsupported cache meta version 9");
+        check_err(
+            b"LRDM\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f",
+            "invalid cache meta: varint overflow",
+        );
+        // fresh_until, created, updated = epoch; swr = 2^32 does not fit.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x80\x80\x80\x80\x10",
+            "invalid cache meta: value exceeds u32",
+        );
+        // Nanoseconds of 10^9 are out of range.
+        check_err(
+            b"LRDM\x01\x00\x80\x94\xeb\xdc\x03",
+            "invalid cache meta: bad nanoseconds",
+        );
+        // Status 99.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\x63",
+            "invalid cache meta: bad status code",
+        );
+        // Status 200, version byte 9.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x09",
+            "invalid cache meta: bad http version",
+        );
+        // A huge field count with no fields behind it.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x02\xff\xff\xff\xff\x0f",
+            "invalid cache meta: bad header field count",
+        );
+        // One field whose name is not a token.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x02\x01\x01 \x00\x00",
+            "invalid cache meta: bad header name",
+        );
+        // One field whose value holds a control character.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x02\x01\x01a\x01\x01\x00",
+            "invalid cache meta: bad header value",
+        );
+        // Trailing bytes after zero optional fields.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x02\x00\x00\x00",
+            "invalid cache meta: trailing bytes",
+        );
+        // A variance of the wrong length.
+        check_err(
+            b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x02\x00\x01\x01\x02ab",
+            "invalid cache meta: bad variance length",
+        );
+    }
+
+    #[test]
+    fn unknown_optional_fields_are_skipped() {
+        let mut bytes = b"LRDM\x01\x00\x00\x00\x00\x00\x00\x00\x00\xc8\x01\x02\x00\x02".to_vec();
+        bytes.extend_from_slice(b"\x63\x03xyz");
+        bytes.extend_from_slice(b"\x01\x10");
+        bytes.extend_from_slice(&[7u8; 16]);
+        let meta = CacheMeta::deserialize(&bytes).unwrap();
+        assert_eq!(meta.variance(), Some([7u8; 16]));
+        assert_eq!(meta.created(), SystemTime::UNIX_EPOCH);
+        assert_eq!(meta.response_header().status, StatusCode::OK);
+        assert_eq!(meta.response_header().version, Version::HTTP_11);
+    }
+
+    #[test]
+    fn times_before_the_epoch_round_trip() {
+        let t = SystemTime::UNIX_EPOCH - Duration::new(5, 250);
+        let meta = CacheMeta::new(t, t, 0, 0, ResponseHeader::default());
+        let back = CacheMeta::deserialize(&meta.serialize().unwrap()).unwrap();
+        assert_eq!(back.created(), t);
     }
 }

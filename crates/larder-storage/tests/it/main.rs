@@ -1,0 +1,5 @@
+//! Integration tests of larder-storage.
+
+mod contract;
+mod fixture;
+mod memcache;
