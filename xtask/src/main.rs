@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; `ci` is what `.ci/run` runs.
 
 mod ci;
+mod conformance;
 mod util;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ usage: cargo xtask <command> [options]
 
 commands:
   ci            formatting, lints, tests (with doc tests), docs, cargo-deny, feature checks
+  conformance   the HTTP caching test suite against the larder proxy (see docs/conformance.md)
   help          this text
 ";
 
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let rest = &args[1..];
     let result = match cmd.as_str() {
         "ci" => ci::main(rest),
+        "conformance" => conformance::main(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

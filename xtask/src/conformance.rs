@@ -1,0 +1,676 @@
+//! `cargo xtask conformance`: the public HTTP caching test suite against the `larder` proxy.
+//!
+//! Copies the suite to `work-conformance/`, installs its npm dependencies, starts its origin server
+//! and `larder` in front of it on loopback, runs the suite's client against the proxy, scores the
+//! results beside the published peers, writes `docs/conformance.md` and compares the passing tests
+//! with `conformance/baseline.txt`. See `docs/conformance.md` for the figures and how to run it.
+
+// Paths in messages are quoted on purpose: a path with spaces stays unambiguous.
+#![allow(clippy::unnecessary_debug_formatting)]
+
+mod process;
+mod report;
+mod score;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::util::{cargo, has_command, root, run};
+use process::{Guard, free_port};
+use report::RunInfo;
+use score::Scores;
+
+const USAGE: &str = "\
+usage: cargo xtask conformance [options]
+
+  --bless          rewrite conformance/baseline.txt from this run's passing tests
+  --direct         run the suite against its origin alone (no cache), to check the harness
+  --release        build larder with optimisations (default: debug, which builds faster)
+  --report-only    re-score the last run's results and rewrite docs/conformance.md
+  --timeout SECS   time limit for one run of the suite (default 300)
+
+environment:
+  CACHE_TESTS_DIR  the suite (default: ../shared/cache-tests beside the workspace)
+  LARDER_ARGS      extra arguments for larder, split on whitespace
+";
+
+/// Parsed command-line options.
+// One field per switch of the command line; a state machine would only hide that.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Default)]
+struct Options {
+    bless: bool,
+    direct: bool,
+    release: bool,
+    report_only: bool,
+    timeout: Option<Duration>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut opts = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--bless" => opts.bless = true,
+                "--direct" => opts.direct = true,
+                "--release" => opts.release = true,
+                "--report-only" => opts.report_only = true,
+                "--timeout" => {
+                    let secs = args
+                        .next()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| format!("--timeout needs a number of seconds\n{USAGE}"))?;
+                    opts.timeout = Some(Duration::from_secs(secs));
+                }
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+            }
+        }
+        if opts.direct && opts.bless {
+            return Err("--bless blesses larder's results; it cannot go with --direct".to_owned());
+        }
+        Ok(opts)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_mins(5))
+    }
+}
+
+/// Where everything lives.
+struct Paths {
+    root: PathBuf,
+    /// `conformance/`: the committed baseline, reasons, lock file and helper scripts.
+    own: PathBuf,
+    /// `work-conformance/`: the gitignored work folder.
+    work: PathBuf,
+    /// The copy of the suite inside the work folder.
+    suite: PathBuf,
+}
+
+impl Paths {
+    fn new() -> Self {
+        let root = root();
+        let work = root.join("work-conformance");
+        Paths {
+            own: root.join("conformance"),
+            suite: work.join("cache-tests"),
+            work,
+            root,
+        }
+    }
+
+    fn results(&self, direct: bool) -> PathBuf {
+        self.work.join(if direct {
+            "results-direct.json"
+        } else {
+            "results.json"
+        })
+    }
+
+    fn rerun_results(&self) -> PathBuf {
+        self.work.join("results-rerun.json")
+    }
+}
+
+pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    let opts = Options::parse(args)?;
+    let started = Instant::now();
+    let paths = Paths::new();
+    for (program, hint) in [
+        ("node", "install Node.js 18 or later"),
+        ("npm", "it comes with Node.js"),
+    ] {
+        if !has_command(program, &["--version"]) {
+            return Err(format!(
+                "conformance needs `{program}` on PATH ({hint}); it runs the HTTP caching test suite"
+            ));
+        }
+    }
+    prepare_suite(&paths)?;
+
+    let results = paths.results(opts.direct);
+    let mut suite_seconds = 0.0;
+    let mut passed_on_retry = Vec::new();
+    let mut proxy_line = String::from("(none: --direct)");
+    let label = if opts.direct { "origin" } else { "larder" };
+    let scores = if opts.report_only {
+        if !results.exists() {
+            return Err(format!(
+                "--report-only: no results at {results:?}; run `cargo xtask conformance` first"
+            ));
+        }
+        let mut files = vec![results.clone()];
+        if !opts.direct && paths.rerun_results().exists() {
+            files.push(paths.rerun_results());
+        }
+        score(&paths, label, &files)?
+    } else {
+        let larder = if opts.direct {
+            None
+        } else {
+            Some(build_larder(&paths, opts.release)?)
+        };
+        let _ = fs::remove_file(paths.rerun_results());
+        let mut session = Session::start(&paths, larder.as_deref(), opts.timeout())?;
+        proxy_line.clone_from(&session.proxy_line);
+        let run_started = Instant::now();
+        session.run(&paths, None, &results, opts.timeout())?;
+        suite_seconds = run_started.elapsed().as_secs_f64();
+        let mut scores = score(&paths, label, std::slice::from_ref(&results))?;
+        if !opts.direct && !opts.bless {
+            let failing = regressions(&scores, &paths)?;
+            if !failing.is_empty() {
+                let ids = scores.with_dependencies(&failing);
+                eprintln!(
+                    "conformance: {} baseline test(s) failed; re-running them once with their \
+                     dependencies ({} tests)",
+                    failing.len(),
+                    ids.len()
+                );
+                session.run(&paths, Some(&ids), &paths.rerun_results(), opts.timeout())?;
+                scores = score(&paths, label, &[results.clone(), paths.rerun_results()])?;
+                let still = regressions(&scores, &paths)?;
+                passed_on_retry = failing.difference(&still).cloned().collect();
+            }
+        }
+        drop(session);
+        scores
+    };
+
+    print_summary(&scores);
+    if opts.direct {
+        eprintln!(
+            "conformance: --direct done in {:.0}s; results in {results:?} (no report, no baseline)",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+
+    let reasons = report::read_reasons(&paths.own.join("reasons.txt"))?;
+    for id in reasons.keys() {
+        if !scores.tests.iter().any(|t| &t.id == id) {
+            eprintln!("conformance: warning: conformance/reasons.txt names unknown test `{id}`");
+        }
+    }
+    let info = RunInfo {
+        date: utc_now(),
+        commit: commit(&paths.root),
+        suite: suite_snapshot(&paths.suite),
+        proxy: proxy_line,
+        seconds: started.elapsed().as_secs_f64(),
+        suite_seconds,
+        passed_on_retry,
+    };
+    let doc = paths.root.join("docs").join("conformance.md");
+    fs::write(&doc, report::markdown(&scores, &reasons, &info))
+        .map_err(|e| format!("cannot write {doc:?}: {e}"))?;
+    eprintln!("conformance: wrote {}", doc.display());
+
+    let result = compare_with_baseline(&scores, &paths, opts.bless);
+    eprintln!(
+        "conformance: done in {:.0}s (suite run {suite_seconds:.0}s)",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+/// Copies the suite into the work folder and installs its dependencies when they changed.
+fn prepare_suite(paths: &Paths) -> Result<(), String> {
+    let source = std::env::var_os("CACHE_TESTS_DIR").map_or_else(
+        || paths.root.join("..").join("shared").join("cache-tests"),
+        PathBuf::from,
+    );
+    if !source.join("tests").join("index.mjs").is_file() {
+        return Err(format!(
+            "the HTTP caching test suite is not at {source:?}; set CACHE_TESTS_DIR to a copy of \
+             https://github.com/http-tests/cache-tests"
+        ));
+    }
+    fs::create_dir_all(&paths.suite)
+        .map_err(|e| format!("cannot create {:?}: {e}", paths.suite))?;
+    // A fresh copy each time (it is small); only `node_modules` is kept.
+    for entry in read_dir(&paths.suite)? {
+        if entry.file_name() == "node_modules" {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(|e| format!("cannot remove {path:?}: {e}"))?;
+    }
+    copy_tree(&source, &paths.suite)?;
+    let lock = paths.own.join("package-lock.json");
+    if lock.is_file() {
+        fs::copy(&lock, paths.suite.join("package-lock.json"))
+            .map_err(|e| format!("cannot copy {lock:?}: {e}"))?;
+    }
+
+    let stamp_path = paths.work.join("npm-stamp");
+    let stamp = [
+        read(&paths.suite.join("package.json"))?,
+        fs::read_to_string(paths.suite.join("package-lock.json")).unwrap_or_default(),
+    ]
+    .concat();
+    let installed = paths.suite.join("node_modules").is_dir()
+        && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
+    if installed {
+        eprintln!("conformance: suite dependencies up to date");
+        return Ok(());
+    }
+    let _ = fs::remove_file(&stamp_path);
+    // Only the runtime dependencies are needed (undici); the suite's linters are not. Its
+    // `npm` dependency warns about its engine on Node 20 but is never run. No install scripts.
+    let common = [
+        "--omit=dev",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+    ];
+    let mut npm = Command::new("npm");
+    npm.current_dir(&paths.suite);
+    if lock.is_file() {
+        npm.arg("ci").args(common);
+        run("npm ci (suite dependencies)", &mut npm).map_err(|e| {
+            format!(
+                "{e}; if the suite's package.json changed, refresh conformance/package-lock.json \
+                 with `npm install --package-lock-only` in a copy of the suite"
+            )
+        })?;
+    } else {
+        npm.arg("install").args(common);
+        run("npm install (suite dependencies)", &mut npm)?;
+    }
+    fs::write(&stamp_path, stamp).map_err(|e| format!("cannot write {stamp_path:?}: {e}"))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, String> {
+    fs::read_dir(dir)
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("cannot list {dir:?}: {e}"))
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| format!("cannot read {path:?}: {e}"))
+}
+
+/// Copies a directory tree, leaving out `node_modules` and `.git`.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    for entry in read_dir(from)? {
+        let name = entry.file_name();
+        if name == "node_modules" || name == ".git" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if src.is_dir() {
+            fs::create_dir_all(&dst).map_err(|e| format!("cannot create {dst:?}: {e}"))?;
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(|e| format!("cannot copy {src:?}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the `larder` binary and returns its path.
+fn build_larder(paths: &Paths, release: bool) -> Result<PathBuf, String> {
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "larder-proxy", "--bin", "larder"]);
+    if release {
+        cmd.arg("--release");
+    }
+    run("build larder", &mut cmd)?;
+    let binary = target_dir(paths)?
+        .join(if release { "release" } else { "debug" })
+        .join(format!("larder{}", std::env::consts::EXE_SUFFIX));
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!("built larder but found no binary at {binary:?}"))
+    }
+}
+
+/// Cargo's target directory, as `cargo metadata` reports it (honouring every way to set it).
+fn target_dir(paths: &Paths) -> Result<PathBuf, String> {
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = "\"target_directory\":\"";
+    let start = text
+        .find(key)
+        .map(|i| i + key.len())
+        .ok_or("cargo metadata did not name the target directory")?;
+    let mut dir = String::new();
+    let mut chars = text[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Ok(paths.root.join(dir)),
+            '\\' => dir.extend(chars.next()),
+            c => dir.push(c),
+        }
+    }
+    Err("cargo metadata printed a malformed target directory".to_owned())
+}
+
+/// The origin server and (unless `--direct`) the proxy, running until dropped.
+struct Session {
+    // Field order is drop order: the proxy stops before the origin.
+    proxy: Option<Guard>,
+    origin: Guard,
+    base: String,
+    proxy_line: String,
+}
+
+impl Session {
+    fn start(paths: &Paths, larder: Option<&Path>, timeout: Duration) -> Result<Self, String> {
+        // The servers outlive one run of the suite by the re-run and some slack.
+        let limit = timeout * 2 + Duration::from_mins(1);
+        let origin_port = free_port()?;
+        let mut node = Command::new("node");
+        node.current_dir(&paths.suite)
+            .arg(paths.own.join("origin.mjs"))
+            .arg(
+                paths
+                    .suite
+                    .join("test-engine")
+                    .join("server")
+                    .join("server.mjs"),
+            )
+            .env("npm_config_port", origin_port.to_string())
+            .env("npm_config_protocol", "http")
+            .env("npm_config_pidfile", paths.work.join("origin.pid"))
+            .env("CONFORMANCE_PARENT_PID", std::process::id().to_string());
+        let mut origin =
+            Guard::spawn("origin", &node, limit, &paths.work.join("origin.log"), None)?;
+        origin.wait_for_port(origin_port, Duration::from_secs(30))?;
+        let origin_url = format!("http://127.0.0.1:{origin_port}");
+
+        let Some(larder) = larder else {
+            return Ok(Session {
+                proxy: None,
+                origin,
+                base: origin_url,
+                proxy_line: String::new(),
+            });
+        };
+        let proxy_port = free_port()?;
+        let mut cmd = Command::new(larder);
+        cmd.current_dir(&paths.work)
+            .args(["--upstream", &origin_url])
+            .args(["--listen", &format!("127.0.0.1:{proxy_port}")]);
+        let extra = std::env::var("LARDER_ARGS").unwrap_or_default();
+        cmd.args(extra.split_whitespace());
+        let proxy_line = format!(
+            "larder --upstream http://127.0.0.1:<origin> --listen 127.0.0.1:<proxy>{}{}",
+            if extra.trim().is_empty() { "" } else { " " },
+            extra.trim()
+        );
+        let mut proxy = Guard::spawn("larder", &cmd, limit, &paths.work.join("larder.log"), None)?;
+        proxy.wait_for_port(proxy_port, Duration::from_secs(30))?;
+        Ok(Session {
+            proxy: Some(proxy),
+            origin,
+            base: format!("http://127.0.0.1:{proxy_port}"),
+            proxy_line,
+        })
+    }
+
+    /// Runs the suite's client (all tests) or `conformance/run.mjs` (some tests) into `out`.
+    fn run(
+        &mut self,
+        paths: &Paths,
+        ids: Option<&BTreeSet<String>>,
+        out: &Path,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let mut node = Command::new("node");
+        node.current_dir(&paths.suite).arg("--no-warnings");
+        match ids {
+            None => {
+                node.arg(paths.suite.join("test-engine").join("cli.mjs"))
+                    .env("npm_config_base", &self.base)
+                    .env_remove("npm_config_id")
+                    .env("npm_package_config_id", "");
+            }
+            Some(ids) => {
+                node.arg(paths.own.join("run.mjs"))
+                    .arg(&paths.suite)
+                    .arg(&self.base)
+                    .args(ids);
+            }
+        }
+        let started = Instant::now();
+        let log = paths.work.join("client.log");
+        let client = Guard::spawn("suite client", &node, timeout, &log, Some(out))?;
+        let status = client.wait(timeout)?;
+        if status.code() == Some(124) {
+            // What coreutils `timeout` exits with when it stopped the client.
+            return Err(format!(
+                "the suite's client did not finish within {}s and was stopped (see --timeout)",
+                timeout.as_secs()
+            ));
+        }
+        if !status.success() {
+            return Err(format!(
+                "the suite's client failed ({status}); {log:?} ends:\n{}",
+                process::tail(&log)
+            ));
+        }
+        if !read(out)?.trim_start().starts_with('{') {
+            return Err(format!("the suite's client wrote no JSON to {out:?}"));
+        }
+        // A server that died mid-run explains every failure; say so instead of scoring.
+        self.origin.check_running()?;
+        if let Some(proxy) = &mut self.proxy {
+            proxy.check_running()?;
+        }
+        eprintln!(
+            "<== suite client: {} in {:.1}s",
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+/// Scores `files` (merged, later ones winning) as `label`, beside the published peers.
+fn score(paths: &Paths, label: &str, files: &[PathBuf]) -> Result<Scores, String> {
+    let joined: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let out = Command::new("node")
+        .arg(paths.own.join("score.mjs"))
+        .arg(&paths.suite)
+        .arg(format!("{label}={}", joined.join("+")))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("conformance/score.mjs failed ({})", out.status));
+    }
+    Scores::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn print_summary(scores: &Scores) {
+    use score::Kind;
+    for (i, implementation) in scores.impls.iter().enumerate() {
+        let t = scores.tally(i, None);
+        eprintln!(
+            "{:>16}: required {:>3}/{}  optimal {:>3}/{}  check yes {:>3}/{}  all {:>3}/{}",
+            implementation.name,
+            t.passed(Kind::Required),
+            t.total(Kind::Required),
+            t.passed(Kind::Optimal),
+            t.total(Kind::Optimal),
+            t.passed(Kind::Check),
+            t.total(Kind::Check),
+            t.passed_all(),
+            t.total_all(),
+        );
+    }
+}
+
+/// Baseline tests larder no longer passes.
+fn regressions(scores: &Scores, paths: &Paths) -> Result<BTreeSet<String>, String> {
+    let baseline = report::read_baseline(&paths.own.join("baseline.txt"))?.unwrap_or_default();
+    let passing = scores.baseline_ids(0);
+    Ok(baseline.difference(&passing).cloned().collect())
+}
+
+fn compare_with_baseline(scores: &Scores, paths: &Paths, bless: bool) -> Result<(), String> {
+    let path = paths.own.join("baseline.txt");
+    let passing = scores.baseline_ids(0);
+    if bless {
+        fs::write(&path, report::baseline_text(&passing))
+            .map_err(|e| format!("cannot write {path:?}: {e}"))?;
+        eprintln!(
+            "conformance: blessed {} passing tests into {}",
+            passing.len(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let Some(baseline) = report::read_baseline(&path)? else {
+        eprintln!(
+            "conformance: no baseline at {}; run `cargo xtask conformance --bless` to create it",
+            path.display()
+        );
+        return Ok(());
+    };
+    let new: Vec<&String> = passing.difference(&baseline).collect();
+    if !new.is_empty() {
+        eprintln!(
+            "conformance: {} test(s) now pass that the baseline lacks:",
+            new.len()
+        );
+        for id in &new {
+            eprintln!("  + {id}");
+        }
+        eprintln!("conformance: run `cargo xtask conformance --bless` to add them to the baseline");
+    }
+    let lost: Vec<&String> = baseline.difference(&passing).collect();
+    if lost.is_empty() {
+        eprintln!("conformance: all {} baseline tests pass", baseline.len());
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{} test(s) in conformance/baseline.txt no longer pass:",
+        lost.len()
+    );
+    for id in lost {
+        let verdict = scores.verdict(0, id);
+        let _ = write!(msg, "\n  - {id}: {} ({})", verdict.outcome, verdict.message);
+    }
+    msg.push_str(
+        "\nfix the regression, or if it is intended run `cargo xtask conformance --bless` and \
+         give the reason in conformance/reasons.txt",
+    );
+    Err(msg)
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let secs = i64::try_from(secs).unwrap_or(0);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The workspace's commit, noting uncommitted changes to the code.
+fn commit(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(head) = git(&["rev-parse", "--short=10", "HEAD"]) else {
+        return "unknown (not a git checkout)".to_owned();
+    };
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "crates",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("`{head}` with uncommitted changes")
+    } else {
+        format!("`{head}`")
+    }
+}
+
+/// The suite's snapshot commit, from its `SNAPSHOT` note.
+fn suite_snapshot(suite: &Path) -> String {
+    let note = fs::read_to_string(suite.join("SNAPSHOT")).unwrap_or_default();
+    note.split_once("commit ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map_or_else(
+            || "http-tests/cache-tests (snapshot of unknown commit)".to_owned(),
+            |c| format!("http-tests/cache-tests at commit `{c}`"),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn options_parse_and_reject_unknown_flags() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let opts = Options::parse(&args(&["--bless", "--timeout", "90"])).expect("parses");
+        assert!(opts.bless);
+        assert_eq!(opts.timeout(), Duration::from_secs(90));
+        assert!(Options::parse(&args(&["--nope"])).is_err());
+        assert!(Options::parse(&args(&["--timeout", "0"])).is_err());
+        assert!(Options::parse(&args(&["--bless", "--direct"])).is_err());
+    }
+}
