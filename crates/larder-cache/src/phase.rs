@@ -103,6 +103,68 @@ impl CachePhase {
     }
 }
 
+/// How a found entry is to be treated, decided by the proxy (freshness plus its hit filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HitStatus {
+    /// Stale: revalidate or serve stale.
+    Expired,
+    /// Fresh, but the embedding code forces revalidation.
+    ForceExpired,
+    /// The embedding code treats the entry as absent.
+    ForceMiss,
+    /// A hit filter failed; the entry is treated as absent.
+    FailedHitFilter,
+    /// Fresh: serve it.
+    Fresh,
+    /// Stale, but the embedding code serves it as fresh.
+    ForceFresh,
+}
+
+impl HitStatus {
+    /// A stable `snake_case` name for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::ForceExpired => "force_expired",
+            Self::ForceMiss => "force_miss",
+            Self::FailedHitFilter => "failed_hit_filter",
+            Self::Fresh => "fresh",
+            Self::ForceFresh => "force_fresh",
+        }
+    }
+
+    /// `Fresh` or `ForceFresh`: the entry is served as a hit.
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, Self::Fresh | Self::ForceFresh)
+    }
+
+    /// `ForceMiss` or `FailedHitFilter`: the entry is treated as absent.
+    pub fn is_treated_as_miss(&self) -> bool {
+        matches!(self, Self::ForceMiss | Self::FailedHitFilter)
+    }
+}
+
+/// What a hit filter may force on a found entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForcedFreshness {
+    /// Treat the entry as stale and revalidate it (stale serving is disabled for it).
+    ForceExpired,
+    /// Treat the entry as absent.
+    ForceMiss,
+    /// Serve the entry as fresh even if it is stale.
+    ForceFresh,
+}
+
+impl From<ForcedFreshness> for HitStatus {
+    fn from(forced: ForcedFreshness) -> Self {
+        match forced {
+            ForcedFreshness::ForceExpired => Self::ForceExpired,
+            ForcedFreshness::ForceMiss => Self::ForceMiss,
+            ForcedFreshness::ForceFresh => Self::ForceFresh,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +177,21 @@ mod tests {
             "disabled"
         );
         assert_eq!(NoCacheReason::Custom("policy").as_str(), "policy");
-        assert_eq!(NoCacheReason::CacheLockTimeout.to_string(), "CacheLockTimeout");
+        assert_eq!(
+            NoCacheReason::CacheLockTimeout.to_string(),
+            "CacheLockTimeout"
+        );
+    }
+
+    #[test]
+    fn hit_status_predicates() {
+        assert!(HitStatus::ForceFresh.is_fresh());
+        assert!(!HitStatus::ForceExpired.is_fresh());
+        assert!(HitStatus::FailedHitFilter.is_treated_as_miss());
+        assert!(!HitStatus::Expired.is_treated_as_miss());
+        assert_eq!(
+            HitStatus::from(ForcedFreshness::ForceMiss).as_str(),
+            "force_miss"
+        );
     }
 }

@@ -1,0 +1,791 @@
+//! Cacheability and freshness rules for a shared cache (RFC 9111 §3, §4.2).
+//!
+//! - [`request_cacheable`]: which request methods the cache serves (GET and HEAD).
+//! - [`resp_cacheable`] and friends: whether a response may be stored and, if so, its
+//!   [`CacheMeta`] with freshness, age and stale windows folded in.
+//! - [`freshness_lifetime`]: the freshness lifetime alone (§4.2.1, §4.2.2).
+//! - [`request`](crate::request) holds the request directives (max-age, max-stale, ...).
+//!
+//! The age a response already had upstream (`Age`, `Date`, the request's round trip; §4.2.3)
+//! is folded into the meta as its epoch (`CacheMeta::epoch_override`), so `meta.age(now)` is
+//! the RFC's `current_age` and `meta.is_fresh(now)` compares it with the freshness lifetime.
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{AUTHORIZATION, EXPIRES, LAST_MODIFIED};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use larder_cache_control::{CacheControl, Source};
+use larder_storage::{CacheMeta, ResponseHeader};
+
+use crate::age::{self, ResponseTimes};
+use crate::defaults::{CacheMetaDefaults, DefaultTtlScope};
+use crate::phase::NoCacheReason;
+use crate::revalidate::strip_unstorable;
+use crate::variance::{VaryNames, vary_names};
+
+/// The outcome of [`resp_cacheable`].
+#[derive(Debug)]
+pub enum RespCacheable {
+    /// Store the response with this meta.
+    Cacheable(CacheMeta),
+    /// Do not store it, for this reason.
+    Uncacheable(NoCacheReason),
+}
+
+impl RespCacheable {
+    /// Whether the response may be stored.
+    pub fn is_cacheable(&self) -> bool {
+        matches!(self, Self::Cacheable(_))
+    }
+
+    /// The meta of a cacheable response.
+    ///
+    /// # Panics
+    ///
+    /// If the response is uncacheable.
+    pub fn unwrap_meta(self) -> CacheMeta {
+        match self {
+            Self::Cacheable(meta) => meta,
+            Self::Uncacheable(reason) => panic!("unwrap_meta: uncacheable ({reason})"),
+        }
+    }
+}
+
+/// Whether the cache serves requests with this method: GET and HEAD (a HEAD is answered from a
+/// stored GET response; RFC 9110 §9.3.2). Other methods are forwarded; unsafe ones invalidate
+/// (RFC 9111 §4.4).
+pub fn request_cacheable(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+/// Whether the request carries `Authorization` (RFC 9111 §3.5).
+pub fn authorization_present(request_headers: &HeaderMap) -> bool {
+    request_headers.contains_key(AUTHORIZATION)
+}
+
+/// Status codes defined as heuristically cacheable (RFC 9110 §15.1).
+pub fn is_heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Status codes whose caching requirements this cache implements, for `must-understand`
+/// (RFC 9111 §5.2.2.3): the final codes of RFC 9110 §15 except 206 (partial content is not
+/// stored) and 304 (handled as a revalidation).
+pub fn is_understood_status(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200..=205 | 300..=303 | 305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
+    )
+}
+
+/// Where a response's freshness lifetime came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// `s-maxage`, `max-age` or `Expires` (§4.2.1); invalid values give zero (stale).
+    Explicit(Duration),
+    /// The `Last-Modified` heuristic (§4.2.2).
+    Heuristic(Duration),
+    /// The operator's per-status default TTL.
+    Default(Duration),
+}
+
+impl Lifetime {
+    /// The lifetime itself.
+    pub fn duration(self) -> Duration {
+        match self {
+            Self::Explicit(d) | Self::Heuristic(d) | Self::Default(d) => d,
+        }
+    }
+}
+
+/// The explicit freshness lifetime (RFC 9111 §4.2.1, shared cache): `s-maxage`, else
+/// `max-age`, else `Expires − Date` (`Date` defaulting to `response_time`), unless
+/// `ignore_expires` (RFC 9213 §2.2: a targeted field replaces `Expires` too). An invalid
+/// `s-maxage` or `max-age`, an invalid or repeated `Expires` all give zero: the response is
+/// stale. `None` when there is no explicit freshness.
+pub fn explicit_lifetime(
+    cc: &CacheControl<'_>,
+    ignore_expires: bool,
+    headers: &HeaderMap,
+    response_time: SystemTime,
+) -> Option<Duration> {
+    let secs = |v: Result<u32, _>| Duration::from_secs(v.map_or(0, u64::from));
+    if let Some(v) = cc.s_maxage() {
+        return Some(secs(v));
+    }
+    if let Some(v) = cc.max_age() {
+        return Some(secs(v));
+    }
+    if ignore_expires || !headers.contains_key(EXPIRES) {
+        return None;
+    }
+    // §5.3: an invalid date, "0" included, means already expired. Several lines are invalid.
+    let Some(expires) = age::single_http_date(headers, &EXPIRES) else {
+        return Some(Duration::ZERO);
+    };
+    let date = age::date_value(headers).unwrap_or(response_time);
+    Some(expires.duration_since(date).unwrap_or_default())
+}
+
+/// The freshness lifetime of a response, or `None` when it has none and none may be given to
+/// it (then it is not stored). Explicit freshness first; then, for heuristically cacheable
+/// statuses or `public` responses only (§4.2.2), the `Last-Modified` heuristic and then the
+/// per-status default. With [`DefaultTtlScope::Always`] the default replaces any lifetime.
+pub fn freshness_lifetime(
+    cc: &CacheControl<'_>,
+    ignore_expires: bool,
+    header: &ResponseHeader,
+    defaults: &CacheMetaDefaults,
+    response_time: SystemTime,
+) -> Option<Lifetime> {
+    let status = effective_status(header.status);
+    if defaults.ttl_scope() == DefaultTtlScope::Always
+        && let Some(ttl) = defaults.fresh_sec(status)
+    {
+        return Some(Lifetime::Default(ttl));
+    }
+    if let Some(explicit) = explicit_lifetime(cc, ignore_expires, &header.headers, response_time) {
+        return Some(Lifetime::Explicit(explicit));
+    }
+    if !(is_heuristically_cacheable(status) || cc.public()) {
+        return None;
+    }
+    if let Some(heuristic) = defaults.heuristic()
+        && let Some(last_modified) = age::single_http_date(&header.headers, &LAST_MODIFIED)
+    {
+        let date = age::date_value(&header.headers).unwrap_or(response_time);
+        if let Ok(since) = date.duration_since(last_modified) {
+            return Some(Lifetime::Heuristic(heuristic.lifetime(since)));
+        }
+    }
+    defaults.fresh_sec(status).map(Lifetime::Default)
+}
+
+/// A 304 is judged as the 200 it revalidates.
+fn effective_status(status: StatusCode) -> StatusCode {
+    if status == StatusCode::NOT_MODIFIED {
+        StatusCode::OK
+    } else {
+        status
+    }
+}
+
+/// Whether `cc` forbids serving the response stale (RFC 9111 §4.2.4): `must-revalidate`,
+/// `proxy-revalidate`, `s-maxage` (which implies proxy-revalidate, §5.2.2.10) or a bare
+/// `no-cache`.
+pub fn forbids_stale(cc: &CacheControl<'_>) -> bool {
+    cc.must_revalidate()
+        || cc.proxy_revalidate()
+        || cc.s_maxage().is_some()
+        || (cc.no_cache() && cc.no_cache_field_names().is_none())
+}
+
+/// The stale-while-revalidate and stale-if-error windows in seconds (RFC 5861): zero when
+/// stale serving is forbidden, else the directive (an invalid value gives zero), else the
+/// defaults.
+pub fn serve_stale_durations(cc: &CacheControl<'_>, defaults: &CacheMetaDefaults) -> (u32, u32) {
+    if forbids_stale(cc) {
+        return (0, 0);
+    }
+    let pick = |v: Option<Result<u32, _>>, default| v.map_or(default, |v| v.unwrap_or(0));
+    (
+        pick(
+            cc.stale_while_revalidate(),
+            defaults.serve_stale_while_revalidate_sec(),
+        ),
+        pick(cc.stale_if_error(), defaults.serve_stale_if_error_sec()),
+    )
+}
+
+/// Decides whether a response may be stored by a shared cache and builds its meta, with the
+/// current time as both request and response time. `cache_control` is the response's
+/// `Cache-Control` (`None` if absent); `Expires` is honoured. See [`resp_cacheable_at`].
+pub fn resp_cacheable(
+    cache_control: Option<&CacheControl<'_>>,
+    resp_header: ResponseHeader,
+    authorization_present: bool,
+    defaults: &CacheMetaDefaults,
+) -> RespCacheable {
+    resp_cacheable_at(
+        cache_control,
+        resp_header,
+        authorization_present,
+        defaults,
+        ResponseTimes::at(SystemTime::now()),
+    )
+}
+
+/// [`resp_cacheable`] with measured request and response times (RFC 9111 §4.2.3).
+///
+/// The response is not stored (`Uncacheable(OriginNotCache)`) when (§3): its status is not
+/// final or is 206; `no-store` is present (unless `must-understand` is present and the status is
+/// understood, §5.2.2.3; `must-understand` with a status not understood is not stored either);
+/// a bare `private` is present; the request had `Authorization` and none of `public`,
+/// `s-maxage`, `must-revalidate` allows it (§3.5); it has `Vary: *`; or it has no freshness
+/// lifetime ([`freshness_lifetime`]).
+///
+/// Otherwise the meta has: `created` = response time; an epoch of `response_time −
+/// corrected_initial_age` so `meta.age(now)` is the current age; `fresh_until` = epoch +
+/// lifetime; the stale windows of [`serve_stale_durations`]. The stored header loses the fields
+/// named by `private="..."` and `no-cache="..."`, hop-by-hop fields (§3.1) and `Age`.
+pub fn resp_cacheable_at(
+    cache_control: Option<&CacheControl<'_>>,
+    resp_header: ResponseHeader,
+    authorization_present: bool,
+    defaults: &CacheMetaDefaults,
+    times: ResponseTimes,
+) -> RespCacheable {
+    let empty = CacheControl::parse(b"");
+    let cc = cache_control.unwrap_or(&empty);
+    let decision = decide(
+        cc,
+        false,
+        &resp_header,
+        authorization_present,
+        defaults,
+        times,
+    );
+    apply(decision, resp_header)
+}
+
+/// [`resp_cacheable_at`] reading the directives itself, with RFC 9213 targeted fields: the
+/// first of `targeted_names` (e.g. `CDN-Cache-Control`) that is present and valid replaces both
+/// `Cache-Control` and `Expires`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::{HeaderName, StatusCode};
+/// use larder_cache::filters::{RespCacheable, resp_cacheable_targeted};
+/// use larder_cache::{CacheMetaDefaults, age::ResponseTimes};
+/// use larder_storage::ResponseHeader;
+///
+/// let mut header = ResponseHeader::new(StatusCode::OK);
+/// header.append_header("cache-control", "no-store")?;
+/// header.append_header("cdn-cache-control", "max-age=60")?;
+/// let now = SystemTime::now();
+/// let targets = [HeaderName::from_static("cdn-cache-control")];
+/// let RespCacheable::Cacheable(meta) = resp_cacheable_targeted(
+///     header, false, &targets, &CacheMetaDefaults::STRICT, ResponseTimes::at(now),
+/// ) else { panic!("cdn-cache-control allows it") };
+/// assert_eq!(meta.fresh_until(), now + Duration::from_secs(60));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn resp_cacheable_targeted(
+    resp_header: ResponseHeader,
+    authorization_present: bool,
+    targeted_names: &[HeaderName],
+    defaults: &CacheMetaDefaults,
+    times: ResponseTimes,
+) -> RespCacheable {
+    let (cc, source) =
+        larder_cache_control::targeted_with_source(&resp_header.headers, targeted_names);
+    let ignore_expires = matches!(source, Source::Targeted(_));
+    let decision = decide(
+        &cc,
+        ignore_expires,
+        &resp_header,
+        authorization_present,
+        defaults,
+        times,
+    );
+    drop(cc);
+    apply(decision, resp_header)
+}
+
+struct Decision {
+    created: SystemTime,
+    epoch: SystemTime,
+    fresh_until: SystemTime,
+    swr: u32,
+    sie: u32,
+    strip: Vec<HeaderName>,
+}
+
+fn decide(
+    cc: &CacheControl<'_>,
+    ignore_expires: bool,
+    header: &ResponseHeader,
+    authorization_present: bool,
+    defaults: &CacheMetaDefaults,
+    times: ResponseTimes,
+) -> Result<Decision, NoCacheReason> {
+    let status = effective_status(header.status);
+    let uncacheable = Err(NoCacheReason::OriginNotCache);
+    if status.is_informational() || status == StatusCode::PARTIAL_CONTENT {
+        return uncacheable;
+    }
+    if cc.must_understand() {
+        if !is_understood_status(status) {
+            return uncacheable;
+        }
+    } else if cc.no_store() {
+        return uncacheable;
+    }
+    if cc.private() && cc.private_field_names().is_none() {
+        return uncacheable;
+    }
+    if authorization_present && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate()) {
+        return uncacheable;
+    }
+    if vary_names(&header.headers) == VaryNames::Any {
+        return uncacheable;
+    }
+    let no_cache_bare = cc.no_cache() && cc.no_cache_field_names().is_none();
+    let Some(lifetime) =
+        freshness_lifetime(cc, ignore_expires, header, defaults, times.response_time)
+    else {
+        return uncacheable;
+    };
+    // A bare no-cache: store, but never reuse without revalidation (§5.2.2.4).
+    let lifetime = if no_cache_bare {
+        Duration::ZERO
+    } else {
+        lifetime.duration()
+    };
+    let initial_age = age::corrected_initial_age_of(&header.headers, times);
+    let epoch = age::age_epoch(times.response_time, initial_age);
+    let fresh_until = epoch
+        .checked_add(lifetime)
+        .unwrap_or(epoch + Duration::from_secs(u64::from(u32::MAX)));
+    let (swr, sie) = serve_stale_durations(cc, defaults);
+    let mut strip: Vec<HeaderName> = Vec::new();
+    for names in [cc.private_field_names(), cc.no_cache_field_names()]
+        .into_iter()
+        .flatten()
+    {
+        strip.extend(names.filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()));
+    }
+    Ok(Decision {
+        created: times.response_time,
+        epoch,
+        fresh_until,
+        swr,
+        sie,
+        strip,
+    })
+}
+
+fn apply(decision: Result<Decision, NoCacheReason>, mut header: ResponseHeader) -> RespCacheable {
+    let decision = match decision {
+        Ok(d) => d,
+        Err(reason) => return RespCacheable::Uncacheable(reason),
+    };
+    for name in &decision.strip {
+        header.headers.remove(name);
+    }
+    strip_unstorable(&mut header.headers);
+    header.headers.remove(http::header::AGE);
+    let mut meta = CacheMeta::new(
+        decision.fresh_until,
+        decision.created,
+        decision.swr,
+        decision.sie,
+        header,
+    );
+    if decision.epoch != decision.created {
+        meta.set_epoch_override(decision.epoch);
+    }
+    RespCacheable::Cacheable(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn date(secs: u64) -> String {
+        httpdate::fmt_http_date(t(secs))
+    }
+
+    fn header(status: u16, fields: &[(&str, &str)]) -> ResponseHeader {
+        let mut h = ResponseHeader::new(StatusCode::from_u16(status).unwrap());
+        for (n, v) in fields {
+            h.headers.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::new(
+        |s| (s == StatusCode::OK).then_some(Duration::from_secs(7)),
+        3,
+        5,
+    );
+
+    /// `Some(ttl)`: cacheable and fresh for `ttl` seconds from NOW; `None`: not stored.
+    fn check(
+        status: u16,
+        fields: &[(&str, &str)],
+        auth: bool,
+        defaults: &CacheMetaDefaults,
+        expect: Option<i64>,
+    ) {
+        let h = header(status, fields);
+        let cc = CacheControl::from_headers(&h.headers);
+        let result = resp_cacheable_at(
+            Some(&cc),
+            h.clone(),
+            auth,
+            defaults,
+            ResponseTimes::at(t(NOW)),
+        );
+        let got = match result {
+            RespCacheable::Cacheable(meta) => Some(
+                meta.fresh_until()
+                    .duration_since(t(0))
+                    .unwrap()
+                    .as_secs()
+                    .cast_signed()
+                    - NOW.cast_signed(),
+            ),
+            RespCacheable::Uncacheable(_) => None,
+        };
+        assert_eq!(got, expect, "{status} {fields:?} auth={auth}");
+    }
+
+    #[test]
+    fn cacheability_table() {
+        let s = &CacheMetaDefaults::STRICT;
+        // RFC 9111 §3: explicit freshness.
+        check(200, &[("cache-control", "max-age=60")], false, s, Some(60));
+        check(
+            200,
+            &[("cache-control", "s-maxage=30, max-age=60")],
+            false,
+            s,
+            Some(30),
+        );
+        check(302, &[("cache-control", "max-age=60")], false, s, Some(60));
+        check(500, &[("cache-control", "max-age=60")], false, s, Some(60));
+        // No freshness at all: not stored (the cache does not invent freshness).
+        check(200, &[], false, s, None);
+        check(302, &[], false, s, None);
+        // §3: no-store, private, must-understand.
+        check(
+            200,
+            &[("cache-control", "max-age=60, no-store")],
+            false,
+            s,
+            None,
+        );
+        check(
+            200,
+            &[("cache-control", "max-age=60, private")],
+            false,
+            s,
+            None,
+        );
+        check(
+            200,
+            &[("cache-control", "max-age=60, private=\"set-cookie\"")],
+            false,
+            s,
+            Some(60),
+        );
+        check(
+            200,
+            &[("cache-control", "max-age=60, no-store, must-understand")],
+            false,
+            s,
+            Some(60),
+        );
+        check(
+            299,
+            &[("cache-control", "max-age=60, no-store, must-understand")],
+            false,
+            s,
+            None,
+        );
+        check(206, &[("cache-control", "max-age=60")], false, s, None);
+        check(103, &[("cache-control", "max-age=60")], false, s, None);
+        // §3.5: Authorization.
+        check(200, &[("cache-control", "max-age=60")], true, s, None);
+        check(
+            200,
+            &[("cache-control", "max-age=60, public")],
+            true,
+            s,
+            Some(60),
+        );
+        check(200, &[("cache-control", "s-maxage=60")], true, s, Some(60));
+        check(
+            200,
+            &[("cache-control", "max-age=60, must-revalidate")],
+            true,
+            s,
+            Some(60),
+        );
+        // §4.1: Vary: *.
+        check(
+            200,
+            &[("cache-control", "max-age=60"), ("vary", "*")],
+            false,
+            s,
+            None,
+        );
+        check(
+            200,
+            &[("cache-control", "max-age=60"), ("vary", "accept")],
+            false,
+            s,
+            Some(60),
+        );
+        // Bare no-cache: stored, stale at once.
+        check(
+            200,
+            &[("cache-control", "no-cache, max-age=60")],
+            false,
+            s,
+            Some(0),
+        );
+    }
+
+    #[test]
+    fn freshness_table() {
+        let s = &CacheMetaDefaults::STRICT;
+        // §4.2.1: invalid max-age → stale; Expires − Date; invalid Expires → stale.
+        check(200, &[("cache-control", "max-age=-1")], false, s, Some(0));
+        check(200, &[("cache-control", "max-age=1.5")], false, s, Some(0));
+        check(
+            200,
+            &[("expires", &date(NOW + 100)), ("date", &date(NOW))],
+            false,
+            s,
+            Some(100),
+        );
+        // Date 10 s behind the local clock: Expires − Date = 100, and the apparent age 10.
+        check(
+            200,
+            &[("expires", &date(NOW + 90)), ("date", &date(NOW - 10))],
+            false,
+            s,
+            Some(90),
+        );
+        check(200, &[("expires", "0")], false, s, Some(0));
+        check(
+            200,
+            &[("expires", &date(NOW + 100)), ("expires", &date(NOW + 200))],
+            false,
+            s,
+            Some(0),
+        );
+        check(
+            200,
+            &[("expires", &date(NOW - 100)), ("date", &date(NOW))],
+            false,
+            s,
+            Some(0),
+        );
+        // max-age wins over Expires.
+        check(
+            200,
+            &[
+                ("expires", &date(NOW + 100)),
+                ("cache-control", "max-age=5"),
+            ],
+            false,
+            s,
+            Some(5),
+        );
+        // §4.2.3: the upstream Age counts.
+        check(
+            200,
+            &[("cache-control", "max-age=60"), ("age", "50")],
+            false,
+            s,
+            Some(10),
+        );
+        check(
+            200,
+            &[("cache-control", "max-age=60"), ("age", "100")],
+            false,
+            s,
+            Some(-40),
+        );
+        // §4.2.2: heuristic, 10% of Date − Last-Modified, only for heuristic statuses.
+        check(
+            200,
+            &[("last-modified", &date(NOW - 1000)), ("date", &date(NOW))],
+            false,
+            s,
+            Some(100),
+        );
+        check(302, &[("last-modified", &date(NOW - 1000))], false, s, None);
+        check(
+            302,
+            &[
+                ("last-modified", &date(NOW - 1000)),
+                ("cache-control", "public"),
+            ],
+            false,
+            s,
+            Some(100),
+        );
+        check(200, &[("last-modified", &date(NOW + 1000))], false, s, None);
+        // Per-status defaults, only without explicit freshness.
+        check(200, &[], false, &DEFAULTS, Some(7));
+        check(404, &[], false, &DEFAULTS, None);
+        check(
+            200,
+            &[("cache-control", "max-age=60")],
+            false,
+            &DEFAULTS,
+            Some(60),
+        );
+        let always = DEFAULTS.with_ttl_scope(DefaultTtlScope::Always);
+        check(
+            200,
+            &[("cache-control", "max-age=60")],
+            false,
+            &always,
+            Some(7),
+        );
+        check(
+            200,
+            &[("cache-control", "max-age=60, no-store")],
+            false,
+            &always,
+            None,
+        );
+        let no_heuristic = DEFAULTS.with_heuristic(None);
+        check(
+            200,
+            &[("last-modified", &date(NOW - 1000))],
+            false,
+            &no_heuristic,
+            Some(7),
+        );
+    }
+
+    #[test]
+    fn stale_windows() {
+        let check = |cc: &str, expect: (u32, u32)| {
+            let cc = CacheControl::parse(cc.as_bytes());
+            assert_eq!(serve_stale_durations(&cc, &DEFAULTS), expect);
+        };
+        check("max-age=1", (3, 5));
+        check("max-age=1, stale-while-revalidate=10", (10, 5));
+        check("max-age=1, stale-if-error=20", (3, 20));
+        check("max-age=1, stale-if-error=x", (3, 0));
+        check("max-age=1, must-revalidate, stale-if-error=20", (0, 0));
+        check("max-age=1, proxy-revalidate", (0, 0));
+        check("s-maxage=1, stale-while-revalidate=10", (0, 0));
+        check("no-cache", (0, 0));
+        check("no-cache=\"set-cookie\"", (3, 5));
+    }
+
+    #[test]
+    fn stored_header_is_cleaned() {
+        let h = header(
+            200,
+            &[
+                (
+                    "cache-control",
+                    "max-age=60, private=\"x-secret\", no-cache=\"set-cookie\"",
+                ),
+                ("x-secret", "1"),
+                ("set-cookie", "a=b"),
+                ("connection", "x-hop"),
+                ("x-hop", "1"),
+                ("age", "5"),
+                ("x-kept", "1"),
+            ],
+        );
+        let cc_headers = h.headers.clone();
+        let cc = CacheControl::from_headers(&cc_headers);
+        let meta = resp_cacheable(Some(&cc), h, false, &CacheMetaDefaults::STRICT).unwrap_meta();
+        let stored = meta.headers();
+        for gone in ["x-secret", "set-cookie", "connection", "x-hop", "age"] {
+            assert!(stored.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(stored["x-kept"], "1");
+    }
+
+    #[test]
+    fn age_folds_into_meta_age() {
+        let h = header(200, &[("cache-control", "max-age=60"), ("age", "20")]);
+        let cc_headers = h.headers.clone();
+        let cc = CacheControl::from_headers(&cc_headers);
+        let times = ResponseTimes {
+            request_time: t(NOW - 2),
+            response_time: t(NOW),
+        };
+        let meta =
+            resp_cacheable_at(Some(&cc), h, false, &CacheMetaDefaults::STRICT, times).unwrap_meta();
+        // corrected_initial_age = 20 + 2 (response delay).
+        assert_eq!(meta.age(t(NOW)), Duration::from_secs(22));
+        assert_eq!(meta.age(t(NOW + 8)), Duration::from_secs(30));
+        assert_eq!(meta.created(), t(NOW));
+        assert!(meta.is_fresh(t(NOW + 37)));
+        assert!(!meta.is_fresh(t(NOW + 39)));
+    }
+
+    #[test]
+    fn targeted_field_replaces_cache_control_and_expires() {
+        let targets = [HeaderName::from_static("cdn-cache-control")];
+        let run = |fields: &[(&str, &str)]| match resp_cacheable_targeted(
+            header(200, fields),
+            false,
+            &targets,
+            &CacheMetaDefaults::STRICT,
+            ResponseTimes::at(t(NOW)),
+        ) {
+            RespCacheable::Cacheable(m) => Some(
+                m.fresh_until()
+                    .duration_since(t(NOW))
+                    .unwrap_or_default()
+                    .as_secs(),
+            ),
+            RespCacheable::Uncacheable(_) => None,
+        };
+        assert_eq!(
+            run(&[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60")
+            ]),
+            Some(60)
+        );
+        assert_eq!(
+            run(&[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "no-store")
+            ]),
+            None
+        );
+        assert_eq!(
+            run(&[
+                ("expires", &date(NOW + 100)),
+                ("cdn-cache-control", "public")
+            ]),
+            None
+        );
+        assert_eq!(run(&[("expires", &date(NOW + 100))]), Some(100));
+        // An invalid targeted field is ignored.
+        assert_eq!(
+            run(&[
+                ("cache-control", "max-age=9"),
+                ("cdn-cache-control", "max-age=\"x\"")
+            ]),
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn methods() {
+        assert!(request_cacheable(&Method::GET));
+        assert!(request_cacheable(&Method::HEAD));
+        assert!(!request_cacheable(&Method::POST));
+        assert!(!request_cacheable(&Method::OPTIONS));
+    }
+}
