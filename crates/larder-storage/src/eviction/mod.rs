@@ -70,3 +70,26 @@ pub trait EvictionManager: Send + Sync {
     /// [`Error::CorruptEvictionState`](crate::Error::CorruptEvictionState).
     async fn load(&self, dir_path: &str) -> Result<()>;
 }
+
+pub mod lru;
+mod persist;
+pub mod simple_lru;
+pub mod tinyufo;
+
+/// The `u64` an eviction policy tracks a key under: the first 8 bytes of the combined hash,
+/// mixed with the hash of the user tag when there is one. Stable across processes and
+/// versions, so saved state reloads into the same shards.
+pub(crate) fn eviction_key(item: &CompactCacheKey) -> u64 {
+    let combined = item.combined_bin();
+    let hash = if item.user_tag.is_empty() {
+        combined
+    } else {
+        let mut buf = Vec::with_capacity(16 + item.user_tag.len());
+        buf.extend_from_slice(&combined);
+        buf.extend_from_slice(item.user_tag.as_bytes());
+        crate::hash_key(buf)
+    };
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(first)
+}

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::CacheMetaInner;
+use crate::codec::{Reader, put_bytes, put_varint};
 use crate::{Error, HashBinary, ResponseHeader, Result};
 
 const MAGIC: &[u8; 4] = b"LRDM";
@@ -57,11 +58,7 @@ pub(super) fn encode(meta: &CacheMetaInner) -> Result<Vec<u8>> {
 }
 
 pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaInner> {
-    let mut r = Reader {
-        buf: bytes,
-        pos: 0,
-        shared,
-    };
+    let mut r = Reader::new(bytes);
     if r.take(MAGIC.len())? != MAGIC {
         return Err(Error::invalid_meta("bad magic"));
     }
@@ -69,9 +66,9 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
     if version != VERSION {
         return Err(Error::UnsupportedMetaVersion(version));
     }
-    let fresh_until = r.time()?;
-    let created = r.time()?;
-    let updated = r.time()?;
+    let fresh_until = read_time(&mut r)?;
+    let created = read_time(&mut r)?;
+    let updated = read_time(&mut r)?;
     let stale_while_revalidate_sec = r.u32()?;
     let stale_if_error_sec = r.u32()?;
     let status = u16::try_from(r.varint()?)
@@ -93,7 +90,7 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
         let name = HeaderName::from_bytes(r.slice(name))
             .map_err(|_| Error::invalid_meta("bad header name"))?;
         let value = r.len_prefixed()?;
-        let value = match r.shared {
+        let value = match shared {
             Some(shared) => HeaderValue::from_maybe_shared(shared.slice(value)),
             None => HeaderValue::from_bytes(r.slice(value)),
         }
@@ -119,12 +116,8 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
                 variance = Some(hash);
             }
             TAG_EPOCH_OVERRIDE => {
-                let mut sub = Reader {
-                    buf: r.slice(payload),
-                    pos: 0,
-                    shared: None,
-                };
-                epoch_override = Some(sub.time()?);
+                let mut sub = Reader::new(r.slice(payload));
+                epoch_override = Some(read_time(&mut sub)?);
                 if sub.remaining() != 0 {
                     return Err(Error::invalid_meta("bad epoch override length"));
                 }
@@ -175,22 +168,6 @@ fn byte_to_version(byte: u8) -> Result<Version> {
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        // Truncation keeps the low seven bits plus the continuation bit, as LEB128 wants.
-        #[allow(clippy::cast_possible_truncation)]
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    out.push(v as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
 fn put_time(out: &mut Vec<u8>, t: SystemTime) -> Result<()> {
     let too_far = || Error::EncodeMeta {
         reason: "time too far from the unix epoch",
@@ -219,81 +196,22 @@ fn put_time(out: &mut Vec<u8>, t: SystemTime) -> Result<()> {
     Ok(())
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    shared: Option<&'a Bytes>,
-}
-
-impl Reader<'_> {
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+fn read_time(r: &mut Reader<'_>) -> Result<SystemTime> {
+    let zigzag = r.varint()?;
+    #[allow(clippy::cast_possible_wrap)]
+    let secs = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+    let nanos = r.u32()?;
+    if nanos >= 1_000_000_000 {
+        return Err(Error::invalid_meta("bad nanoseconds"));
     }
-
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.buf.len())
-            .ok_or(Error::invalid_meta("truncated"))?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn byte(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// Reads a length prefix and skips that many bytes, returning their range.
-    fn len_prefixed(&mut self) -> Result<std::ops::Range<usize>> {
-        let len = usize::try_from(self.varint()?).map_err(|_| Error::invalid_meta("truncated"))?;
-        let start = self.pos;
-        self.take(len)?;
-        Ok(start..self.pos)
-    }
-
-    fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
-        &self.buf[range]
-    }
-
-    fn varint(&mut self) -> Result<u64> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let b = self.byte()?;
-            let bits = u64::from(b & 0x7f);
-            if i == 9 && bits > 1 {
-                return Err(Error::invalid_meta("varint overflow"));
-            }
-            value |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(Error::invalid_meta("varint overflow"))
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        u32::try_from(self.varint()?).map_err(|_| Error::invalid_meta("value exceeds u32"))
-    }
-
-    fn time(&mut self) -> Result<SystemTime> {
-        let zigzag = self.varint()?;
-        #[allow(clippy::cast_possible_wrap)]
-        let secs = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
-        let nanos = self.u32()?;
-        if nanos >= 1_000_000_000 {
-            return Err(Error::invalid_meta("bad nanoseconds"));
-        }
-        let t = if secs >= 0 {
-            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
-        } else {
-            SystemTime::UNIX_EPOCH
-                .checked_sub(Duration::from_secs(secs.unsigned_abs()))
-                .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
-        };
-        t.ok_or(Error::invalid_meta("time out of range"))
-    }
+    let t = if secs >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
+    } else {
+        SystemTime::UNIX_EPOCH
+            .checked_sub(Duration::from_secs(secs.unsigned_abs()))
+            .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
+    };
+    t.ok_or(Error::invalid_meta("time out of range"))
 }
 
 #[cfg(test)]

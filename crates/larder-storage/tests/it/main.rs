@@ -1,5 +1,6 @@
 //! Integration tests of larder-storage.
 
 mod contract;
+mod eviction;
 mod fixture;
 mod memcache;

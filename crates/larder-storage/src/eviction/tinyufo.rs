@@ -1,0 +1,183 @@
+//! A TinyUFO [`EvictionManager`] over [`larder_eviction::TinyUfoPolicy`]: S3-FIFO eviction
+//! with TinyLFU admission.
+
+// The docs name algorithms (TinyUFO, TinyLFU, S3-FIFO) in prose, not code items.
+#![allow(clippy::doc_markdown)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use larder_eviction::{Evicted, EvictionPolicy, TinyUfoPolicy};
+use parking_lot::Mutex;
+
+use super::{EvictionManager, eviction_key, persist};
+use crate::{CompactCacheKey, Result};
+
+const FILE_NAME: &str = "tinyufo.data";
+const INDEX_SHARDS: usize = 16;
+
+type Index = Mutex<HashMap<u64, (CompactCacheKey, usize), ahash::RandomState>>;
+
+/// An eviction manager backed by TinyUFO, which keeps popular keys better than an LRU under
+/// skewed loads and may reject a newcomer that is less popular than its victim: such a
+/// newcomer is returned by [`admit`](EvictionManager::admit) among the keys to purge.
+///
+/// Weights are counted in units (see [`TinyUfoPolicy`]); pick a unit so the largest entry
+/// fits in 65 535 units (1 KiB units cover entries up to 64 MiB).
+///
+/// Differences from the LRU managers:
+/// - [`access`](EvictionManager::access) of an untracked key returns `false` and does not
+///   start tracking it (TinyUFO cannot admit without evicting, and `access` cannot return
+///   victims).
+/// - TinyUFO cannot list its entries, so the manager keeps an index of tracked keys (about
+///   one more key copy per entry) for [`peek`](EvictionManager::peek) (side-effect free here)
+///   and [`save`](EvictionManager::save). TinyUFO has no eviction order to restore: `load`
+///   re-admits the saved keys with their sizes. Under concurrent admits of one key the index
+///   is best effort.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use larder_storage::CacheKey;
+/// use larder_storage::eviction::{EvictionManager, tinyufo::Manager};
+///
+/// let manager = Manager::new(1000, 100);
+/// let a = CacheKey::new("", "a", "").to_compact();
+/// assert!(manager.admit(a.clone(), 10, SystemTime::now()).is_empty());
+/// assert!(manager.peek(&a));
+/// assert_eq!(manager.total_size(), 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Manager {
+    policy: TinyUfoPolicy<CompactCacheKey>,
+    index: Box<[Index]>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// A manager holding at most `limit` total size, sized for about `estimated_items` keys,
+    /// with a weight unit of 1.
+    pub fn new(limit: usize, estimated_items: usize) -> Self {
+        Self::with_weight_unit(limit, estimated_items, 1)
+    }
+
+    /// A manager whose sizes are counted in units of `unit` inside TinyUFO.
+    pub fn with_weight_unit(limit: usize, estimated_items: usize, unit: usize) -> Self {
+        Manager {
+            policy: TinyUfoPolicy::with_weight_unit(limit, estimated_items, unit),
+            index: (0..INDEX_SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
+        }
+    }
+
+    fn index(&self, key: u64) -> &Index {
+        // The key is a hash; its low bits are evenly spread.
+        #[allow(clippy::cast_possible_truncation)]
+        &self.index[(key as usize) % INDEX_SHARDS]
+    }
+
+    /// The tracked keys and sizes, in no particular order.
+    pub fn entries(&self) -> Vec<(CompactCacheKey, usize)> {
+        self.index
+            .iter()
+            .flat_map(|shard| shard.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn drop_victims(&self, victims: Vec<Evicted<CompactCacheKey>>) -> Vec<CompactCacheKey> {
+        victims
+            .into_iter()
+            .map(|v| {
+                self.index(v.key).lock().remove(&v.key);
+                v.data
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EvictionManager for Manager {
+    fn total_size(&self) -> usize {
+        self.policy.weight()
+    }
+
+    fn total_items(&self) -> usize {
+        self.policy.len()
+    }
+
+    fn evicted_size(&self) -> usize {
+        self.policy.evicted_weight()
+    }
+
+    fn evicted_items(&self) -> usize {
+        self.policy.evicted_len()
+    }
+
+    fn admit(
+        &self,
+        item: CompactCacheKey,
+        size: usize,
+        _fresh_until: SystemTime,
+    ) -> Vec<CompactCacheKey> {
+        let key = eviction_key(&item);
+        let victims = self.policy.admit(key, item.clone(), size);
+        self.index(key).lock().insert(key, (item, size.max(1)));
+        self.drop_victims(victims)
+    }
+
+    fn increment_weight(
+        &self,
+        item: &CompactCacheKey,
+        delta: usize,
+        max_weight: Option<usize>,
+    ) -> Vec<CompactCacheKey> {
+        let key = eviction_key(item);
+        let victims = self.policy.increment_weight(key, delta, max_weight);
+        if let Some((_, weight)) = self.index(key).lock().get_mut(&key) {
+            let grown = weight.saturating_add(delta);
+            *weight = max_weight.map_or(grown, |m| grown.min(m).max(*weight));
+        }
+        self.drop_victims(victims)
+    }
+
+    fn remove(&self, item: &CompactCacheKey) {
+        let key = eviction_key(item);
+        self.policy.remove(key);
+        self.index(key).lock().remove(&key);
+    }
+
+    fn access(&self, item: &CompactCacheKey, _size: usize, _fresh_until: SystemTime) -> bool {
+        self.policy.access(eviction_key(item))
+    }
+
+    fn peek(&self, item: &CompactCacheKey) -> bool {
+        let key = eviction_key(item);
+        self.index(key).lock().contains_key(&key)
+    }
+
+    async fn save(&self, dir_path: &str) -> Result<()> {
+        let data = persist::encode(&self.entries());
+        persist::write_atomic(Path::new(dir_path).join(FILE_NAME), data).await
+    }
+
+    async fn load(&self, dir_path: &str) -> Result<()> {
+        let dir = Path::new(dir_path);
+        let entries = persist::load_file(dir.join(FILE_NAME)).await?;
+        let now = SystemTime::now();
+        for (key, weight) in entries {
+            // Victims of a reload were never stored by this process's storage; nothing to purge.
+            drop(self.admit(key, weight, now));
+        }
+        persist::remove_tmp_files(dir.to_owned(), FILE_NAME).await;
+        Ok(())
+    }
+}
