@@ -1,1 +1,43 @@
 //! A tower caching layer and the larder caching reverse proxy.
+//!
+//! [`CacheLayer`] wraps any tower service that answers `http::Request`s (a hyper client to an
+//! origin, or an application) with an HTTP cache that follows RFC 9111. [`CacheHooks`] carries
+//! the cache callbacks a proxy customises. The `larder` binary runs the layer in front of an
+//! [`Upstream`] origin.
+//!
+//! ```
+//! use larder_proxy::{CacheConfig, CacheLayer, DefaultHooks};
+//! use tower::Layer;
+//!
+//! let layer = CacheLayer::new(CacheConfig::default(), DefaultHooks);
+//! let service = layer.layer(larder_proxy::Upstream::new("http://127.0.0.1:8000")?);
+//! # drop(service);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod body;
+pub mod config;
+mod error;
+pub mod headers;
+mod hooks;
+mod layer;
+pub mod metrics;
+pub mod purge;
+pub mod server;
+mod upstream;
+
+pub use body::ProxyBody;
+pub use error::{BoxError, Error};
+pub use hooks::{CacheHooks, DefaultHooks};
+pub use layer::{CacheConfig, CacheLayer, CacheService};
+pub use upstream::Upstream;
+
+/// A layer configured from the binary's `[cache]` settings.
+pub fn build_layer<H: CacheHooks>(settings: &config::CacheSettings, hooks: H) -> CacheLayer<H> {
+    let mut config = CacheConfig::default();
+    config
+        .cache_status_name
+        .clone_from(&settings.cache_status_name);
+    config.purge_token.clone_from(&settings.purge_token);
+    CacheLayer::new(config, hooks)
+}

@@ -1,0 +1,87 @@
+//! Header handling shared by both directions: hop-by-hop fields (RFC 9110 §7.6.1) and `Via`
+//! (RFC 9110 §7.6.3).
+
+use http::Version;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The hop-by-hop fields RFC 9110 §7.6.1 names (plus the non-standard `Keep-Alive` and
+/// `Proxy-Connection` still sent by old clients). A proxy never forwards them.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the hop-by-hop fields, including every field named in `Connection`
+/// (RFC 9110 §7.6.1). Unparseable names in `Connection` are ignored.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The `Via` received-protocol for a message of `version` (RFC 9110 §7.6.3).
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// Appends `Via: <protocol> <pseudonym>` for a message received as `version`.
+pub fn add_via(headers: &mut HeaderMap, version: Version, pseudonym: &str) {
+    let value = format!("{} {pseudonym}", protocol(version));
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.append(header::VIA, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_listed_and_connection_named_fields() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("close, X-Foo , bad name"),
+        );
+        h.insert("x-foo", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn via_names_the_protocol_version() {
+        let mut h = HeaderMap::new();
+        add_via(&mut h, Version::HTTP_2, "larder");
+        add_via(&mut h, Version::HTTP_11, "larder");
+        let all: Vec<_> = h.get_all(header::VIA).iter().collect();
+        assert_eq!(all, ["2 larder", "1.1 larder"]);
+    }
+}

@@ -1,0 +1,231 @@
+//! `larder`: a caching reverse proxy in front of one HTTP origin.
+//!
+//! ```text
+//! larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188
+//! larder --config larder.toml            # flags given too override the file
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use larder_proxy::config::{EvictionPolicy, ProxyConfig, StorageBackend};
+use larder_proxy::{DefaultHooks, Upstream, server};
+use tokio::net::TcpListener;
+use tower::Layer;
+
+/// A caching reverse proxy (RFC 9111) in front of one HTTP origin.
+#[derive(Debug, Parser)]
+#[command(name = "larder", version, about)]
+struct Args {
+    /// A TOML configuration file; flags override its values.
+    #[arg(long, short = 'c', env = "LARDER_CONFIG")]
+    config: Option<PathBuf>,
+    /// The origin, for example `http://127.0.0.1:8000`.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// The address to listen on (default 127.0.0.1:6188).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The admin address serving /metrics and /healthz.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// Bytes the cache may hold.
+    #[arg(long)]
+    cache_size: Option<u64>,
+    /// Responses larger than this many bytes are not stored (0 = no limit).
+    #[arg(long)]
+    max_object_size: Option<u64>,
+    /// Eviction policy: lru or tinyufo.
+    #[arg(long)]
+    eviction: Option<EvictionPolicy>,
+    /// Storage backend: memory.
+    #[arg(long)]
+    storage: Option<StorageBackend>,
+    /// Milliseconds a cache fill may hold the lock before others stop waiting for it.
+    #[arg(long)]
+    lock_age_ms: Option<u64>,
+    /// The longest, in milliseconds, a request waits on another request's fill.
+    #[arg(long)]
+    lock_timeout_ms: Option<u64>,
+    /// The bearer token PURGE requests need (PURGE is refused without one).
+    #[arg(long, env = "LARDER_PURGE_TOKEN")]
+    purge_token: Option<String>,
+    /// The cache name in Cache-Status.
+    #[arg(long)]
+    cache_status_name: Option<String>,
+    /// A lifetime for responses without explicit freshness or Last-Modified (off by default).
+    #[arg(long)]
+    default_ttl_secs: Option<u32>,
+    /// The stale-while-revalidate window when the origin gives none.
+    #[arg(long)]
+    stale_while_revalidate_secs: Option<u32>,
+    /// The stale-if-error window when the origin gives none.
+    #[arg(long)]
+    stale_if_error_secs: Option<u32>,
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<ProxyConfig> {
+        let mut c = match &self.config {
+            Some(path) => ProxyConfig::from_file(path)?,
+            None => ProxyConfig::default(),
+        };
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {
+                $(if let Some(v) = self.$flag { c.$($field).+ = v; })*
+            };
+        }
+        set!(
+            listen => listen,
+            cache_size => cache.size,
+            max_object_size => cache.max_object_size,
+            eviction => cache.eviction,
+            storage => cache.storage,
+            lock_age_ms => cache.lock_age_ms,
+            lock_timeout_ms => cache.lock_timeout_ms,
+            cache_status_name => cache.cache_status_name,
+            stale_while_revalidate_secs => cache.stale_while_revalidate_secs,
+            stale_if_error_secs => cache.stale_if_error_secs,
+        );
+        if self.upstream.is_some() {
+            c.upstream = self.upstream;
+        }
+        if self.admin.is_some() {
+            c.admin = self.admin;
+        }
+        if self.purge_token.is_some() {
+            c.cache.purge_token = self.purge_token;
+        }
+        if self.default_ttl_secs.is_some() {
+            c.cache.default_ttl_secs = self.default_ttl_secs;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run(config: ProxyConfig) -> anyhow::Result<()> {
+    let upstream_uri = config.upstream.clone().context("no upstream")?;
+    let upstream = Upstream::new(&upstream_uri)?;
+    let layer = larder_proxy::build_layer(&config.cache, DefaultHooks);
+    let service = layer.layer(upstream);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut admin_task = None;
+    if let Some(admin) = config.admin {
+        let admin_listener = TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("cannot listen on {admin} (admin)"))?;
+        tracing::info!("admin listening on {}", admin_listener.local_addr()?);
+        let layer = layer.clone();
+        let metrics: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || layer.render_metrics());
+        admin_task = Some(tokio::spawn(server::serve_admin(
+            admin_listener,
+            metrics,
+            wait_stop(stop_rx.clone()),
+        )));
+    }
+    tracing::info!(upstream = %upstream_uri, "listening on {local}");
+    let proxy = tokio::spawn(server::serve(listener, service, wait_stop(stop_rx)));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    proxy.await?;
+    if let Some(t) = admin_task {
+        t.await?;
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Args::parse().into_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(run(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("larder.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://127.0.0.1:1\"\n[cache]\nsize = 5000\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "larder",
+            "--config",
+            path.to_str().unwrap(),
+            "--cache-size",
+            "9000",
+            "--upstream",
+            "http://127.0.0.1:2",
+        ]);
+        let c = args.into_config().unwrap();
+        assert_eq!(c.cache.size, 9000);
+        assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:2"));
+    }
+
+    #[test]
+    fn bad_file_names_path_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "upstream = \"http://127.0.0.1:1\"\nlisten = 5\n").unwrap();
+        let args = Args::parse_from(["larder", "--config", path.to_str().unwrap()]);
+        let e = format!("{:#}", args.into_config().unwrap_err());
+        assert!(e.contains("bad.toml") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Counters for `/metrics`, rendered in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// A counter; relaxed atomics are enough, the figures are only read for reporting.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The proxy's counters. One instance is shared by every request of a [`crate::CacheLayer`].
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Responses served.
+    pub requests: Counter,
+    /// Fresh hits.
+    pub hits: Counter,
+    /// Misses (fetched from upstream, possibly stored).
+    pub misses: Counter,
+    /// Stale responses served without revalidation (stale-while-revalidate or stale-if-error).
+    pub stale: Counter,
+    /// Stale entries replaced by a new upstream response.
+    pub expired: Counter,
+    /// Stale entries refreshed by a 304.
+    pub revalidated: Counter,
+    /// Requests that skipped the cache (not cacheable, predicted uncacheable, disabled).
+    pub bypass: Counter,
+    /// Requests that waited on another request's cache lock.
+    pub lock_waits: Counter,
+    /// Lock waits that timed out.
+    pub lock_timeouts: Counter,
+    /// Upstream failures (connect errors, failed bodies).
+    pub upstream_errors: Counter,
+    /// Responses written to storage.
+    pub stored: Counter,
+    /// Body bytes written to storage.
+    pub stored_bytes: Counter,
+    /// Background refreshes started for stale-while-revalidate.
+    pub background_refreshes: Counter,
+    /// Entries removed by PURGE.
+    pub purges: Counter,
+    /// Entries invalidated after unsafe methods (RFC 9111 §4.4).
+    pub invalidations: Counter,
+    not_stored: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// Figures read from the storage and eviction manager when rendering.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StorageGauges {
+    /// Bytes currently held.
+    pub bytes: u64,
+    /// Entries currently held.
+    pub entries: u64,
+    /// Entries evicted so far.
+    pub evicted_entries: u64,
+    /// Bytes evicted so far.
+    pub evicted_bytes: u64,
+}
+
+impl Metrics {
+    /// Counts a response that was not stored, by reason (a `NoCacheReason` name).
+    pub fn not_stored(&self, reason: &'static str) {
+        *self.not_stored.lock().entry(reason).or_default() += 1;
+    }
+
+    /// How many responses were not stored for `reason`.
+    pub fn not_stored_count(&self, reason: &str) -> u64 {
+        self.not_stored.lock().get(reason).copied().unwrap_or(0)
+    }
+
+    /// Renders every counter in the Prometheus text exposition format.
+    pub fn render(&self, gauges: Option<StorageGauges>) -> String {
+        let mut out = String::with_capacity(2048);
+        let counters: [(&str, &str, &Counter); 15] = [
+            ("larder_requests_total", "Responses served.", &self.requests),
+            ("larder_cache_hits_total", "Fresh cache hits.", &self.hits),
+            ("larder_cache_misses_total", "Cache misses.", &self.misses),
+            (
+                "larder_cache_stale_total",
+                "Stale responses served.",
+                &self.stale,
+            ),
+            (
+                "larder_cache_expired_total",
+                "Stale entries replaced.",
+                &self.expired,
+            ),
+            (
+                "larder_cache_revalidated_total",
+                "Stale entries revalidated by a 304.",
+                &self.revalidated,
+            ),
+            (
+                "larder_cache_bypass_total",
+                "Requests that skipped the cache.",
+                &self.bypass,
+            ),
+            (
+                "larder_cache_lock_waits_total",
+                "Requests that waited on a cache lock.",
+                &self.lock_waits,
+            ),
+            (
+                "larder_cache_lock_timeouts_total",
+                "Cache lock waits that timed out.",
+                &self.lock_timeouts,
+            ),
+            (
+                "larder_upstream_errors_total",
+                "Upstream failures.",
+                &self.upstream_errors,
+            ),
+            (
+                "larder_cache_stored_total",
+                "Responses written to storage.",
+                &self.stored,
+            ),
+            (
+                "larder_cache_stored_bytes_total",
+                "Body bytes written to storage.",
+                &self.stored_bytes,
+            ),
+            (
+                "larder_cache_background_refreshes_total",
+                "Background stale-while-revalidate refreshes.",
+                &self.background_refreshes,
+            ),
+            (
+                "larder_cache_purges_total",
+                "Entries removed by PURGE.",
+                &self.purges,
+            ),
+            (
+                "larder_cache_invalidations_total",
+                "Entries invalidated after unsafe methods.",
+                &self.invalidations,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.get()
+            );
+        }
+        out.push_str("# HELP larder_cache_not_stored_total Responses not stored, by reason.\n");
+        out.push_str("# TYPE larder_cache_not_stored_total counter\n");
+        for (reason, n) in self.not_stored.lock().iter() {
+            let reason = reason.replace(['\\', '"', '\n'], "_");
+            let _ = writeln!(
+                out,
+                "larder_cache_not_stored_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        if let Some(g) = gauges {
+            let gauges: [(&str, &str, &str, u64); 4] = [
+                (
+                    "larder_cache_bytes",
+                    "gauge",
+                    "Bytes held in the cache.",
+                    g.bytes,
+                ),
+                (
+                    "larder_cache_entries",
+                    "gauge",
+                    "Entries held in the cache.",
+                    g.entries,
+                ),
+                (
+                    "larder_cache_evictions_total",
+                    "counter",
+                    "Entries evicted.",
+                    g.evicted_entries,
+                ),
+                (
+                    "larder_cache_evicted_bytes_total",
+                    "counter",
+                    "Bytes evicted.",
+                    g.evicted_bytes,
+                ),
+            ];
+            for (name, kind, help, v) in gauges {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_reasons() {
+        let m = Metrics::default();
+        m.hits.inc();
+        m.hits.inc();
+        m.not_stored("OriginNotCache");
+        let text = m.render(Some(StorageGauges {
+            entries: 3,
+            ..Default::default()
+        }));
+        assert!(text.contains("\nlarder_cache_hits_total 2\n"));
+        assert!(text.contains("larder_cache_not_stored_total{reason=\"OriginNotCache\"} 1\n"));
+        assert!(text.contains("\nlarder_cache_entries 3\n"));
+        assert_eq!(m.not_stored_count("OriginNotCache"), 1);
+    }
+}

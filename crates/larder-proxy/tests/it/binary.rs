@@ -1,0 +1,119 @@
+//! The `larder` binary itself.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Origin, get, respond};
+
+const BIN: &str = env!("CARGO_BIN_EXE_larder");
+
+/// Kills the child when dropped, so a failed assertion leaves no process behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary with `args` and waits for its `listening on` line.
+fn spawn(args: &[&str]) -> Child {
+    let mut child = Child(
+        Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") && !line.contains("admin") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("no `listening on` line");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_proxies_and_serves_admin_endpoints() {
+    let origin =
+        Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], "hello") })
+            .await;
+    let (port, admin) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let _child = spawn(&[
+        "--upstream",
+        &origin.uri(),
+        "--listen",
+        &listen,
+        "--admin",
+        &admin_addr,
+    ]);
+
+    let got = get(&format!("http://{listen}/x")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "hello");
+    assert!(got.cache_status().starts_with("larder"));
+
+    let health = get(&format!("http://{admin_addr}/healthz")).await;
+    assert_eq!(
+        (health.status.as_u16(), health.text().as_str()),
+        (200, "ok\n")
+    );
+    let metrics = get(&format!("http://{admin_addr}/metrics")).await;
+    assert!(
+        metrics.text().contains("larder_requests_total 1\n"),
+        "{}",
+        metrics.text()
+    );
+}
+
+#[test]
+fn bad_config_file_error_names_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("larder.toml");
+    std::fs::write(
+        &path,
+        "upstream = \"http://127.0.0.1:1\"\n[cache]\nsize = \"lots\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larder.toml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn missing_upstream_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no upstream"), "{err}");
+}

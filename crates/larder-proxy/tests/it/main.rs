@@ -1,0 +1,8 @@
+//! Integration tests: a real origin, the real proxy, real HTTP on 127.0.0.1.
+
+// A failed unwrap in a test helper is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
+mod binary;
+mod harness;
+mod proxy;

@@ -1,0 +1,137 @@
+//! Proxy behaviour that does not depend on stored responses.
+
+use http::Method;
+use larder_proxy::CacheConfig;
+
+use crate::harness::{Origin, Proxy, get, respond, send};
+
+#[tokio::test]
+async fn hop_by_hop_fields_are_stripped_and_via_added() {
+    let origin = Origin::start(|_, _| async {
+        respond(
+            200,
+            &[
+                ("connection", "x-secret"),
+                ("x-secret", "1"),
+                ("keep-alive", "timeout=5"),
+                ("x-kept", "1"),
+            ],
+            "ok",
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&origin, CacheConfig::default()).await;
+    let got = send(
+        Method::GET,
+        &proxy.url("/a"),
+        &[
+            ("connection", "x-client-hop"),
+            ("x-client-hop", "1"),
+            ("te", "trailers"),
+            ("x-end", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(got.text(), "ok");
+    assert_eq!(got.header("x-kept"), Some("1"));
+    assert_eq!(got.header("x-secret"), None);
+    assert_eq!(got.header("keep-alive"), None);
+    assert_eq!(got.header("via"), Some("1.1 larder"));
+    assert!(
+        got.cache_status().starts_with("larder;"),
+        "{}",
+        got.cache_status()
+    );
+
+    let seen = origin.request(0);
+    assert_eq!(seen.headers.get("x-end").unwrap(), "1");
+    assert!(seen.headers.get("x-client-hop").is_none());
+    assert!(seen.headers.get("te").is_none());
+    assert_eq!(seen.headers.get("via").unwrap(), "1.1 larder");
+    assert_eq!(proxy.layer.metrics().requests.get(), 1);
+}
+
+#[tokio::test]
+async fn every_method_is_forwarded() {
+    let origin = Origin::start(|parts, _| async move {
+        let m = parts.method.to_string();
+        respond(200, &[("x-method", &m)], "")
+    })
+    .await;
+    let proxy = Proxy::start(&origin, CacheConfig::default()).await;
+    for m in ["PUT", "DELETE", "PATCH", "OPTIONS", "POST", "FOO"] {
+        let got = send(
+            Method::from_bytes(m.as_bytes()).unwrap(),
+            &proxy.url("/m"),
+            &[],
+        )
+        .await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.header("x-method"), Some(m));
+    }
+    assert_eq!(origin.hits(), 6);
+}
+
+#[tokio::test]
+async fn purge_without_token_configured_is_405_and_bad_token_401() {
+    let origin = Origin::start(|_, _| async { respond(200, &[], "") }).await;
+    let proxy = Proxy::start(&origin, CacheConfig::default()).await;
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    let got = send(
+        purge.clone(),
+        &proxy.url("/p"),
+        &[("authorization", "Bearer x")],
+    )
+    .await;
+    assert_eq!(got.status, 405);
+
+    let mut config = CacheConfig::default();
+    config.purge_token = Some("s3cret".into());
+    let proxy = Proxy::start(&origin, config).await;
+    assert_eq!(send(purge.clone(), &proxy.url("/p"), &[]).await.status, 401);
+    let wrong = send(
+        purge.clone(),
+        &proxy.url("/p"),
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(origin.hits(), 0, "PURGE is never forwarded");
+}
+
+#[tokio::test]
+async fn oversized_request_head_gets_431() {
+    let origin = Origin::start(|_, _| async { respond(200, &[], "") }).await;
+    let proxy = Proxy::start(&origin, CacheConfig::default()).await;
+    let big = "x".repeat(100 * 1024);
+    let got = send(Method::GET, &proxy.url("/"), &[("x-big", &big)]).await;
+    assert_eq!(got.status, 431);
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502_with_cache_status() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = listener.local_addr().unwrap();
+    drop(listener);
+    let layer = larder_proxy::CacheLayer::new(CacheConfig::default(), larder_proxy::DefaultHooks);
+    let service = tower::Layer::layer(
+        &layer,
+        larder_proxy::Upstream::new(&format!("http://{dead}")).unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(larder_proxy::server::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+    let got = get(&format!("http://{addr}/x")).await;
+    assert_eq!(got.status, 502);
+    assert!(got.cache_status().starts_with("larder"));
+    assert!(
+        layer
+            .render_metrics()
+            .contains("larder_upstream_errors_total 1")
+    );
+}
