@@ -613,6 +613,11 @@ mod tests {
             s,
             Some(-40),
         );
+    }
+
+    #[test]
+    fn heuristic_and_default_table() {
+        let s = &CacheMetaDefaults::STRICT;
         // §4.2.2: heuristic, 10% of Date − Last-Modified, only for heuristic statuses.
         check(
             200,

@@ -970,6 +970,27 @@ impl HttpCache {
         Ok(result?)
     }
 
+    /// The stored response header updated by a 304's header fields (RFC 9111 §3.2, §4.3.4;
+    /// see [`merge_not_modified`](crate::revalidate::merge_not_modified)). The status and
+    /// version stay those of the stored response. Feed the result to the cacheability filters,
+    /// then call [`revalidate_cache_meta`](Self::revalidate_cache_meta) or
+    /// [`revalidate_uncacheable`](Self::revalidate_uncacheable).
+    ///
+    /// # Panics
+    ///
+    /// Unless the phase is `Stale`.
+    pub fn revalidate_merge_header(&self, not_modified: &ResponseHeader) -> ResponseHeader {
+        let State::Stale(found) = &self.state else {
+            wrong_phase("revalidate_merge_header", self.phase());
+        };
+        let stored = found.meta.response_header();
+        ResponseHeader {
+            status: stored.status,
+            version: stored.version,
+            headers: crate::revalidate::merge_not_modified(&stored.headers, &not_modified.headers),
+        }
+    }
+
     /// The stale entry was revalidated, but the merged response is not cacheable: the stored
     /// response is served with `header`, the cache is not updated and the write lock is
     /// released.

@@ -118,6 +118,7 @@ pub mod max_file_size;
 mod phase;
 pub mod predictor;
 pub mod range;
+pub mod request;
 pub mod revalidate;
 pub mod variance;
 
