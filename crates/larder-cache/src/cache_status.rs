@@ -1,1 +1,559 @@
-//! (in progress)
+//! The `Cache-Status` response header field (RFC 9211).
+//!
+//! [`CacheStatus`] builds this cache's member of the field: its name, then `hit` or
+//! `fwd=<reason>` with `fwd-status`, `ttl`, `stored`, `collapsed`, `key` and `detail`. It renders
+//! as a valid Structured Fields list member (RFC 8941): the name and `detail` become Tokens when
+//! they fit the Token syntax and Strings otherwise, Strings are escaped, and integers are clamped
+//! to the Structured Fields range.
+//!
+//! RFC 9211 §2: the list runs from the cache closest to the origin to the one closest to the user,
+//! and a cache SHOULD preserve the existing value. So this cache's member goes at the **end**, after
+//! whatever the upstream sent ([`CacheStatus::append_to`]).
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, StatusCode};
+//! use larder_cache::cache_status::{CACHE_STATUS, CacheStatus, ForwardReason};
+//!
+//! let hit = CacheStatus::new("larder").hit().ttl(376);
+//! assert_eq!(hit.to_string(), "larder; hit; ttl=376");
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(CACHE_STATUS, HeaderValue::from_static("OriginCache; hit; ttl=1100"));
+//! CacheStatus::new("Example CDN")
+//!     .fwd(ForwardReason::Stale)
+//!     .fwd_status(StatusCode::NOT_MODIFIED)
+//!     .stored(true)
+//!     .append_to(&mut headers);
+//! let lines: Vec<_> = headers.get_all(CACHE_STATUS).iter().collect();
+//! assert_eq!(lines[0], "OriginCache; hit; ttl=1100");
+//! assert_eq!(lines[1], "\"Example CDN\"; fwd=stale; fwd-status=304; stored");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// The `Cache-Status` header name.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Why the request went forward towards the origin (RFC 9211 §2.2), most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForwardReason {
+    /// The cache was configured not to handle this request.
+    Bypass,
+    /// The request method's semantics require forwarding.
+    Method,
+    /// Nothing was stored for the request URI.
+    UriMiss,
+    /// Responses were stored for the URI, but none matched the request's `Vary`-ed headers.
+    VaryMiss,
+    /// Nothing stored could satisfy the request (when uri-miss and vary-miss can't be told apart).
+    Miss,
+    /// A fresh response was stored, but the request's directives did not allow using it.
+    Request,
+    /// The stored response was stale.
+    Stale,
+    /// The stored response was partial and did not cover the request.
+    Partial,
+}
+
+impl ForwardReason {
+    /// The Token RFC 9211 §2.2 defines for this reason.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Bypass => "bypass",
+            Self::Method => "method",
+            Self::UriMiss => "uri-miss",
+            Self::VaryMiss => "vary-miss",
+            Self::Miss => "miss",
+            Self::Request => "request",
+            Self::Stale => "stale",
+            Self::Partial => "partial",
+        }
+    }
+}
+
+impl fmt::Display for ForwardReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The largest magnitude of a Structured Fields Integer (RFC 8941 §3.3.1).
+const SF_INTEGER_MAX: i64 = 999_999_999_999_999;
+
+/// This cache's member of the `Cache-Status` list (RFC 9211 §2).
+///
+/// `hit` and `fwd` are exclusive: setting one clears the other. `fwd-status`, `stored` and
+/// `collapsed` are only meaningful with `fwd` (RFC 9211 §2.3, §2.5, §2.6) and are only rendered
+/// with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheStatus {
+    name: Cow<'static, str>,
+    hit: bool,
+    fwd: Option<ForwardReason>,
+    fwd_status: Option<u16>,
+    ttl: Option<i64>,
+    stored: Option<bool>,
+    collapsed: Option<bool>,
+    key: Option<String>,
+    detail: Option<String>,
+}
+
+impl CacheStatus {
+    /// A member for the cache called `name` (a product name, host name, ...), with no parameters.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            hit: false,
+            fwd: None,
+            fwd_status: None,
+            ttl: None,
+            stored: None,
+            collapsed: None,
+            key: None,
+            detail: None,
+        }
+    }
+
+    /// The request was satisfied from the cache without going forward (RFC 9211 §2.1). A `304` or
+    /// `206` made from a stored response, or a stale response served without contacting the
+    /// origin, is a hit too.
+    #[must_use]
+    pub fn hit(mut self) -> Self {
+        self.hit = true;
+        self.fwd = None;
+        self
+    }
+
+    /// The request went forward, for `reason` (RFC 9211 §2.2).
+    #[must_use]
+    pub fn fwd(mut self, reason: ForwardReason) -> Self {
+        self.fwd = Some(reason);
+        self.hit = false;
+        self
+    }
+
+    /// The status the next hop answered the forwarded request with (RFC 9211 §2.3), when it
+    /// differs from the one sent downstream (a `304` from revalidation, say).
+    #[must_use]
+    pub fn fwd_status(mut self, status: StatusCode) -> Self {
+        self.fwd_status = Some(status.as_u16());
+        self
+    }
+
+    /// The response's remaining freshness lifetime in seconds; negative when stale (RFC 9211 §2.4).
+    #[must_use]
+    pub fn ttl(mut self, seconds: i64) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+
+    /// Whether the cache stored the forwarded response (RFC 9211 §2.5).
+    #[must_use]
+    pub fn stored(mut self, stored: bool) -> Self {
+        self.stored = Some(stored);
+        self
+    }
+
+    /// Whether the request was collapsed with others (`true`: it reused their response; `false`:
+    /// collapsing was tried but a new request had to be made) (RFC 9211 §2.6).
+    #[must_use]
+    pub fn collapsed(mut self, collapsed: bool) -> Self {
+        self.collapsed = Some(collapsed);
+        self
+    }
+
+    /// A representation of the cache key (RFC 9211 §2.7).
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Implementation-specific detail (RFC 9211 §2.8), e.g. a [`crate::NoCacheReason`] name.
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The member as a header value.
+    ///
+    /// # Panics
+    ///
+    /// Never: the rendering escapes everything outside printable ASCII.
+    pub fn to_header_value(&self) -> HeaderValue {
+        HeaderValue::try_from(self.to_string())
+            .expect("the member is rendered in printable ASCII only")
+    }
+
+    /// Add this member at the end of the response's `Cache-Status` as a new field line, keeping
+    /// the upstream's members before it (RFC 9211 §2).
+    pub fn append_to(&self, headers: &mut HeaderMap) {
+        headers.append(CACHE_STATUS, self.to_header_value());
+    }
+
+    /// `existing, <this member>`: the upstream's value with this member appended, as one field
+    /// line. An absent or blank `existing` gives this member alone.
+    ///
+    /// # Panics
+    ///
+    /// Never: both parts are valid header values and `", "` is too.
+    pub fn append_to_value(&self, existing: Option<&HeaderValue>) -> HeaderValue {
+        let ours = self.to_string();
+        let Some(existing) = existing.filter(|v| !v.as_bytes().trim_ascii().is_empty()) else {
+            return self.to_header_value();
+        };
+        let mut combined = Vec::with_capacity(existing.len() + 2 + ours.len());
+        combined.extend_from_slice(existing.as_bytes().trim_ascii_end());
+        combined.extend_from_slice(b", ");
+        combined.extend_from_slice(ours.as_bytes());
+        HeaderValue::from_bytes(&combined).expect("made of two valid header values and \", \"")
+    }
+}
+
+impl fmt::Display for CacheStatus {
+    /// The list member, e.g. `larder; fwd=uri-miss; stored`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_token_or_string(f, &self.name)?;
+        if self.hit {
+            f.write_str("; hit")?;
+        }
+        if let Some(fwd) = self.fwd {
+            write!(f, "; fwd={fwd}")?;
+            if let Some(status) = self.fwd_status {
+                write!(f, "; fwd-status={status}")?;
+            }
+        }
+        if let Some(ttl) = self.ttl {
+            write!(f, "; ttl={}", ttl.clamp(-SF_INTEGER_MAX, SF_INTEGER_MAX))?;
+        }
+        if self.fwd.is_some() {
+            write_bool(f, "stored", self.stored)?;
+            write_bool(f, "collapsed", self.collapsed)?;
+        }
+        if let Some(key) = &self.key {
+            f.write_str("; key=")?;
+            write_string(f, key)?;
+        }
+        if let Some(detail) = &self.detail {
+            f.write_str("; detail=")?;
+            write_token_or_string(f, detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A Boolean parameter: bare key for true, `key=?0` for false (RFC 8941 §4.1.1.2).
+fn write_bool(f: &mut fmt::Formatter<'_>, key: &str, value: Option<bool>) -> fmt::Result {
+    match value {
+        Some(true) => write!(f, "; {key}"),
+        Some(false) => write!(f, "; {key}=?0"),
+        None => Ok(()),
+    }
+}
+
+/// RFC 8941 §3.3.4: `( ALPHA / "*" ) *( tchar / ":" / "/" )`.
+fn is_sf_token(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'*')
+        && bytes.all(|b| is_tchar(b) || b == b':' || b == b'/')
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn write_token_or_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    if is_sf_token(s) {
+        f.write_str(s)
+    } else {
+        write_string(f, s)
+    }
+}
+
+/// An RFC 8941 §3.3.3 String: printable ASCII, with `"` and `\` escaped. Other characters cannot be
+/// represented, so their UTF-8 bytes are written as `%XX` (this is lossy: a literal `%` is kept as
+/// is).
+fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for b in s.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                f.write_char('\\')?;
+                f.write_char(char::from(b))?;
+            }
+            0x20..=0x7e => f.write_char(char::from(b))?,
+            _ => write!(f, "%{b:02X}")?,
+        }
+    }
+    f.write_char('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn check(status: &CacheStatus, expect: &str) {
+        assert_eq!(status.to_string(), expect);
+        assert_eq!(status.to_header_value(), expect);
+        validate_member(expect.as_bytes()).unwrap_or_else(|e| panic!("{expect:?}: {e}"));
+    }
+
+    #[test]
+    fn rfc_9211_examples() {
+        check(&CacheStatus::new("ExampleCache").hit(), "ExampleCache; hit");
+        check(
+            &CacheStatus::new("ExampleCache").hit().ttl(376),
+            "ExampleCache; hit; ttl=376",
+        );
+        check(
+            &CacheStatus::new("ExampleCache").hit().ttl(-412),
+            "ExampleCache; hit; ttl=-412",
+        );
+        check(
+            &CacheStatus::new("ExampleCache").fwd(ForwardReason::UriMiss),
+            "ExampleCache; fwd=uri-miss",
+        );
+        check(
+            &CacheStatus::new("ExampleCache")
+                .fwd(ForwardReason::Stale)
+                .fwd_status(StatusCode::NOT_MODIFIED),
+            "ExampleCache; fwd=stale; fwd-status=304",
+        );
+        check(
+            &CacheStatus::new("ExampleCache")
+                .fwd(ForwardReason::UriMiss)
+                .collapsed(true),
+            "ExampleCache; fwd=uri-miss; collapsed",
+        );
+        check(
+            &CacheStatus::new("ExampleCache")
+                .fwd(ForwardReason::UriMiss)
+                .collapsed(false),
+            "ExampleCache; fwd=uri-miss; collapsed=?0",
+        );
+        check(
+            &CacheStatus::new("CDN Company Here").hit().ttl(545),
+            "\"CDN Company Here\"; hit; ttl=545",
+        );
+        check(
+            &CacheStatus::new("ForwardProxyCache")
+                .fwd(ForwardReason::UriMiss)
+                .collapsed(true)
+                .stored(true),
+            "ForwardProxyCache; fwd=uri-miss; stored; collapsed",
+        );
+        check(
+            &CacheStatus::new("ExampleCache").hit().detail("MEMORY"),
+            "ExampleCache; hit; detail=MEMORY",
+        );
+    }
+
+    #[test]
+    fn every_forward_reason_renders() {
+        for (reason, token) in [
+            (ForwardReason::Bypass, "bypass"),
+            (ForwardReason::Method, "method"),
+            (ForwardReason::UriMiss, "uri-miss"),
+            (ForwardReason::VaryMiss, "vary-miss"),
+            (ForwardReason::Miss, "miss"),
+            (ForwardReason::Request, "request"),
+            (ForwardReason::Stale, "stale"),
+            (ForwardReason::Partial, "partial"),
+        ] {
+            check(
+                &CacheStatus::new("c").fwd(reason),
+                &format!("c; fwd={token}"),
+            );
+        }
+    }
+
+    #[test]
+    fn hit_and_fwd_are_exclusive() {
+        let s = CacheStatus::new("c")
+            .fwd(ForwardReason::Miss)
+            .stored(true)
+            .hit();
+        check(&s, "c; hit");
+        let s = CacheStatus::new("c").hit().fwd(ForwardReason::Miss);
+        check(&s, "c; fwd=miss");
+        // fwd-only parameters are not rendered without fwd.
+        check(
+            &CacheStatus::new("c")
+                .hit()
+                .fwd_status(StatusCode::OK)
+                .stored(false)
+                .collapsed(true),
+            "c; hit",
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_and_integers_clamped() {
+        check(
+            &CacheStatus::new("a \"b\" \\c")
+                .hit()
+                .detail("too large; retry")
+                .key("https://x/?q=\"1\""),
+            r#""a \"b\" \\c"; hit; key="https://x/?q=\"1\""; detail="too large; retry""#,
+        );
+        check(&CacheStatus::new("caché").hit(), "\"cach%C3%A9\"; hit");
+        check(&CacheStatus::new("").hit(), "\"\"; hit");
+        check(&CacheStatus::new("1cache").hit(), "\"1cache\"; hit");
+        check(&CacheStatus::new("*cache:3/a").hit(), "*cache:3/a; hit");
+        check(
+            &CacheStatus::new("c").detail("tab\there"),
+            "c; detail=\"tab%09here\"",
+        );
+        check(
+            &CacheStatus::new("c").hit().ttl(i64::MIN),
+            "c; hit; ttl=-999999999999999",
+        );
+        check(
+            &CacheStatus::new("c").hit().ttl(i64::MAX),
+            "c; hit; ttl=999999999999999",
+        );
+        check(
+            &CacheStatus::new("c")
+                .fwd(ForwardReason::Bypass)
+                .detail(crate::NoCacheReason::OriginNotCache.as_str()),
+            "c; fwd=bypass; detail=OriginNotCache",
+        );
+    }
+
+    #[test]
+    fn appends_after_upstream_members() {
+        let ours = CacheStatus::new("larder").hit();
+        let mut headers = HeaderMap::new();
+        ours.append_to(&mut headers);
+        assert_eq!(headers[CACHE_STATUS], "larder; hit");
+
+        let upstream = HeaderValue::from_static("OriginCache; hit; ttl=1100  ");
+        assert_eq!(
+            ours.append_to_value(Some(&upstream)),
+            "OriginCache; hit; ttl=1100, larder; hit"
+        );
+        assert_eq!(
+            ours.append_to_value(Some(&HeaderValue::from_static(" "))),
+            "larder; hit"
+        );
+        assert_eq!(ours.append_to_value(None), "larder; hit");
+    }
+
+    /// A validator for one RFC 8941 list member whose bare items are Tokens, Strings, Integers or
+    /// Booleans (what `Cache-Status` uses).
+    fn validate_member(v: &[u8]) -> Result<(), String> {
+        let mut i = bare_item(v, 0)?;
+        while i < v.len() {
+            if v[i] != b';' {
+                return Err(format!("expected ';' at {i}"));
+            }
+            i += 1;
+            while v.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            let start = i;
+            if !v
+                .get(i)
+                .is_some_and(|&b| b.is_ascii_lowercase() || b == b'*')
+            {
+                return Err(format!("bad key start at {i}"));
+            }
+            while v.get(i).is_some_and(|&b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b)
+            }) {
+                i += 1;
+            }
+            assert!(i > start);
+            if v.get(i) == Some(&b'=') {
+                i = bare_item(v, i + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bare_item(v: &[u8], mut i: usize) -> Result<usize, String> {
+        match v.get(i) {
+            Some(b'"') => {
+                i += 1;
+                loop {
+                    match v.get(i) {
+                        Some(b'\\') if matches!(v.get(i + 1), Some(b'"' | b'\\')) => i += 2,
+                        Some(b'"') => return Ok(i + 1),
+                        Some(0x20..=0x7e) if v[i] != b'\\' => i += 1,
+                        _ => return Err(format!("bad string byte at {i}")),
+                    }
+                }
+            }
+            Some(b'?') if matches!(v.get(i + 1), Some(b'0' | b'1')) => Ok(i + 2),
+            Some(b) if b.is_ascii_digit() || *b == b'-' => {
+                i += 1;
+                let start = i;
+                while v.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+                if v[start - 1] == b'-' && i == start || i - start > 15 {
+                    return Err(format!("bad integer at {start}"));
+                }
+                Ok(i)
+            }
+            Some(b) if b.is_ascii_alphabetic() || *b == b'*' => {
+                i += 1;
+                while v
+                    .get(i)
+                    .is_some_and(|&b| is_tchar(b) || b == b':' || b == b'/')
+                {
+                    i += 1;
+                }
+                Ok(i)
+            }
+            _ => Err(format!("bad bare item at {i}")),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_member_is_valid_structured_field(
+            name in any::<String>(),
+            detail in prop::option::of(any::<String>()),
+            key in prop::option::of(any::<String>()),
+            ttl in prop::option::of(any::<i64>()),
+            hit in any::<bool>(),
+            stored in prop::option::of(any::<bool>()),
+        ) {
+            let mut s = CacheStatus::new(name);
+            s = if hit { s.hit() } else { s.fwd(ForwardReason::VaryMiss).fwd_status(StatusCode::OK) };
+            if let Some(d) = detail { s = s.detail(d); }
+            if let Some(k) = key { s = s.key(k); }
+            if let Some(t) = ttl { s = s.ttl(t); }
+            if let Some(st) = stored { s = s.stored(st); }
+            let rendered = s.to_string();
+            prop_assert!(validate_member(rendered.as_bytes()).is_ok(), "{}", rendered);
+            let value = s.to_header_value();
+            prop_assert_eq!(value.as_bytes(), rendered.as_bytes());
+        }
+
+        #[test]
+        fn printable_strings_round_trip(text in "[ -~]{0,30}") {
+            let rendered = CacheStatus::new(text.clone()).to_string();
+            // Undo the String escaping (or take the Token as is).
+            let unescaped = if let Some(inner) = rendered.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                inner.replace("\\\"", "\"").replace("\\\\", "\\")
+            } else {
+                rendered.clone()
+            };
+            prop_assert_eq!(unescaped, text);
+        }
+    }
+}
