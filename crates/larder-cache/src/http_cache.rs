@@ -1086,7 +1086,7 @@ impl HttpCache {
             wrong_phase("cache_lock_wait", phase);
         };
         let Some(Locked::Read(read_lock)) = lock_ctx.lock.as_ref() else {
-            panic!("cache_lock_wait: no read lock held (phase {phase:?})");
+            wrong_phase("cache_lock_wait", phase);
         };
         let start = Instant::now();
         let status = if let Some(budget) = lock_ctx.wait_timeout {
@@ -1160,7 +1160,7 @@ impl HttpCache {
                 Some(Locked::Write(permit)) => (permit, lock_ctx.cache_lock),
                 other => {
                     lock_ctx.lock = other;
-                    panic!("take_write_lock: not the lock writer (phase {phase:?})")
+                    wrong_phase("take_write_lock", phase)
                 }
             },
             None => wrong_phase("take_write_lock", phase),

@@ -1,0 +1,396 @@
+//! A miniature proxy that drives `HttpCache` the way larder-proxy (and pingora-proxy) do, over
+//! an in-process origin.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use larder_cache::age::ResponseTimes;
+use larder_cache::eviction::EvictionManager;
+use larder_cache::filters::{RespCacheable, resp_cacheable_targeted};
+use larder_cache::lock::{CacheKeyLockImpl, CacheLock, LockStatus};
+use larder_cache::revalidate::request_filter;
+use larder_cache::variance::variance_from_request;
+use larder_cache::{
+    CacheKey, CacheMetaDefaults, CacheOptionOverrides, CachePhase, HitStatus, HttpCache, MemCache,
+    NoCacheReason, ResponseHeader,
+};
+use parking_lot::Mutex;
+
+pub(crate) static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::STRICT;
+
+/// What the origin answers: a response (header fields and body chunks) or a failure.
+#[derive(Clone, Debug)]
+pub(crate) enum Answer {
+    Response {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        chunks: Vec<&'static [u8]>,
+    },
+    Error,
+}
+
+pub(crate) fn ok(headers: &[(&'static str, &str)], body: &'static [u8]) -> Answer {
+    Answer::Response {
+        status: 200,
+        headers: headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
+        chunks: vec![body],
+    }
+}
+
+pub(crate) fn not_modified(headers: &[(&'static str, &str)]) -> Answer {
+    Answer::Response {
+        status: 304,
+        headers: headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
+        chunks: vec![],
+    }
+}
+
+/// An origin returning queued answers (the last one repeats) and recording the requests it
+/// got. A delay makes it slow, so concurrent requests overlap.
+#[derive(Clone, Default)]
+pub(crate) struct Origin {
+    answers: Arc<Mutex<Vec<Answer>>>,
+    pub(crate) requests: Arc<Mutex<Vec<HeaderMap>>>,
+    calls: Arc<AtomicUsize>,
+    delay: Option<Duration>,
+}
+
+impl Origin {
+    pub(crate) fn new(answers: Vec<Answer>) -> Self {
+        Self {
+            answers: Arc::new(Mutex::new(answers)),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    pub(crate) fn set(&self, answers: Vec<Answer>) {
+        *self.answers.lock() = answers;
+    }
+
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn last_request(&self) -> HeaderMap {
+        self.requests
+            .lock()
+            .last()
+            .cloned()
+            .expect("origin was called")
+    }
+
+    async fn call(&self, headers: &HeaderMap) -> Answer {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.requests.lock().push(headers.clone());
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut answers = self.answers.lock();
+        if answers.len() > 1 {
+            answers.remove(0)
+        } else {
+            answers[0].clone()
+        }
+    }
+}
+
+/// The shared, process-lifetime parts of the cache.
+#[derive(Clone, Copy)]
+pub(crate) struct Env {
+    pub(crate) storage: &'static MemCache,
+    pub(crate) lock: Option<&'static CacheKeyLockImpl>,
+    pub(crate) eviction: Option<&'static (dyn EvictionManager + Sync)>,
+    pub(crate) wait_timeout: Option<Duration>,
+    pub(crate) max_file_size: Option<usize>,
+}
+
+impl Env {
+    pub(crate) fn new() -> Self {
+        Self {
+            storage: Box::leak(Box::new(MemCache::new())),
+            lock: None,
+            eviction: None,
+            wait_timeout: None,
+            max_file_size: None,
+        }
+    }
+
+    pub(crate) fn with_lock(mut self, age_timeout: Duration) -> Self {
+        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(age_timeout));
+        self.lock = Some(lock);
+        self
+    }
+
+    pub(crate) fn cache(&self, key: &str) -> HttpCache {
+        let mut cache = HttpCache::new();
+        cache.enable(
+            self.storage,
+            self.eviction,
+            None,
+            self.lock,
+            Some(CacheOptionOverrides::default().with_wait_timeout(self.wait_timeout)),
+        );
+        cache.set_cache_key(CacheKey::new("", key, ""));
+        if let Some(max) = self.max_file_size {
+            cache.set_max_file_size_bytes(max);
+        }
+        cache
+    }
+}
+
+/// What the client got.
+#[derive(Debug)]
+pub(crate) struct Served {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+    /// The phase when the response was sent.
+    pub(crate) phase: CachePhase,
+    /// A background revalidation, when stale-while-revalidate was used.
+    pub(crate) background: Option<tokio::task::JoinHandle<Served>>,
+}
+
+pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (n, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(n.as_bytes()).expect("valid name"),
+            HeaderValue::from_str(v).expect("valid value"),
+        );
+    }
+    h
+}
+
+async fn read_all(cache: &mut HttpCache) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(chunk) = cache.hit_handler().read_body().await.expect("hit body") {
+        body.extend_from_slice(&chunk);
+    }
+    cache.finish_hit_handler().await.expect("finish hit");
+    body
+}
+
+/// Serves the found (hit, stale or revalidated) entry, with `Age` when upstream was not used.
+async fn serve_from_cache(mut cache: HttpCache) -> Served {
+    let header = cache.cache_meta().response_header().clone();
+    let mut headers = header.headers.clone();
+    let age = cache.cache_meta().age(SystemTime::now()).as_secs();
+    headers.insert(http::header::AGE, HeaderValue::from(age));
+    let body = read_all(&mut cache).await;
+    Served {
+        status: header.status,
+        headers,
+        body,
+        phase: cache.phase(),
+        background: None,
+    }
+}
+
+/// Runs one GET for `key` through the cache in front of `origin`.
+pub(crate) async fn get(env: Env, key: &str, request: &HeaderMap, origin: &Origin) -> Served {
+    let cache = env.cache(key);
+    run(cache, request, origin, env, false).await
+}
+
+/// The proxy loop: lookup (with Vary and lock handling), then hit, stale or upstream.
+/// `background_refresh` marks the stale-while-revalidate task that holds the write permit.
+pub(crate) fn run<'a>(
+    mut cache: HttpCache,
+    request: &'a HeaderMap,
+    origin: &'a Origin,
+    env: Env,
+    background_refresh: bool,
+) -> std::pin::Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
+    Box::pin(async move {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 20, "lookup loop does not end");
+            let found = cache.cache_lookup().await.unwrap_or(None);
+            if let Some((meta, hit)) = found {
+                if cache.cache_key().get_variance_key().is_none()
+                    && let Some(variance) = variance_from_request(meta.headers(), request)
+                    && !cache.cache_vary_lookup(variance, &meta)
+                {
+                    continue;
+                }
+                let fresh = meta.is_fresh(SystemTime::now());
+                let status = if fresh {
+                    HitStatus::Fresh
+                } else {
+                    HitStatus::Expired
+                };
+                cache.cache_found(meta, hit, status);
+                if fresh {
+                    return serve_from_cache(cache).await;
+                }
+                if cache.is_cache_locked() {
+                    if cache.can_serve_stale_updating() {
+                        cache.set_stale_updating();
+                        return serve_from_cache(cache).await;
+                    }
+                    if wait(&mut cache).await {
+                        continue;
+                    }
+                    break;
+                }
+                if !background_refresh
+                    && cache.is_cache_lock_writer()
+                    && cache.can_serve_stale_updating()
+                {
+                    let (permit, _) = cache.take_write_lock();
+                    let mut refresh = env.cache(cache.cache_key().primary_key_str().unwrap_or(""));
+                    refresh.set_write_lock(permit);
+                    let request = request.clone();
+                    let origin = origin.clone();
+                    let background =
+                        tokio::spawn(
+                            async move { run(refresh, &request, &origin, env, true).await },
+                        );
+                    cache.set_stale_updating();
+                    let mut served = serve_from_cache(cache).await;
+                    served.background = Some(background);
+                    return served;
+                }
+                break;
+            }
+            if cache.is_cache_locked() {
+                if wait(&mut cache).await {
+                    continue;
+                }
+                break;
+            }
+            cache.cache_miss();
+            break;
+        }
+        upstream(cache, request, origin).await
+    })
+}
+
+/// Waits on the lock; true to look up again.
+async fn wait(cache: &mut HttpCache) -> bool {
+    match cache.cache_lock_wait().await {
+        LockStatus::GiveUp => {
+            cache.disable(NoCacheReason::CacheLockGiveUp);
+            false
+        }
+        LockStatus::WaitTimeout => {
+            cache.disable(NoCacheReason::CacheLockTimeout);
+            false
+        }
+        _ => true,
+    }
+}
+
+// A straight-line transcription of the proxy's upstream step reads best in one piece.
+#[allow(clippy::too_many_lines)]
+async fn upstream(mut cache: HttpCache, request: &HeaderMap, origin: &Origin) -> Served {
+    let mut method = Method::GET;
+    let mut upstream_headers = request.clone();
+    if cache.enabled() {
+        request_filter(
+            &mut method,
+            &mut upstream_headers,
+            cache
+                .maybe_cache_meta()
+                .map(larder_cache::CacheMeta::headers),
+        );
+    }
+    let request_time = SystemTime::now();
+    let answer = origin.call(&upstream_headers).await;
+    let times = ResponseTimes {
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    let Answer::Response {
+        status,
+        headers,
+        chunks,
+    } = answer
+    else {
+        if cache.can_serve_stale_error() {
+            cache.release_write_lock(NoCacheReason::UpstreamError);
+            return serve_from_cache(cache).await;
+        }
+        if cache.enabled() {
+            cache.disable(NoCacheReason::UpstreamError);
+        }
+        return Served {
+            status: StatusCode::BAD_GATEWAY,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            phase: cache.phase(),
+            background: None,
+        };
+    };
+    let mut header = ResponseHeader::new(StatusCode::from_u16(status).expect("valid status"));
+    for (n, v) in &headers {
+        header.append_header(*n, v.as_str()).expect("valid header");
+    }
+    let authorization = request.contains_key(http::header::AUTHORIZATION);
+    if status == 304 && cache.phase() == CachePhase::Stale {
+        let merged = cache.revalidate_merge_header(&header);
+        match resp_cacheable_targeted(merged.clone(), authorization, &[], &DEFAULTS, times) {
+            RespCacheable::Cacheable(meta) => {
+                cache
+                    .revalidate_cache_meta(meta)
+                    .await
+                    .expect("update meta");
+            }
+            RespCacheable::Uncacheable(reason) => cache.revalidate_uncacheable(merged, reason),
+        }
+        return serve_from_cache(cache).await;
+    }
+    let mut write = false;
+    if cache.enabled() {
+        match resp_cacheable_targeted(header.clone(), authorization, &[], &DEFAULTS, times) {
+            RespCacheable::Cacheable(meta) => {
+                let variance = variance_from_request(meta.headers(), request);
+                cache.set_cache_meta(meta);
+                cache.update_variance(variance);
+                cache.set_miss_handler().await.expect("miss handler");
+                write = true;
+            }
+            RespCacheable::Uncacheable(reason) => cache.disable(reason),
+        }
+    }
+    let mut body = Vec::new();
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.iter().enumerate() {
+        body.extend_from_slice(chunk);
+        if write {
+            if !cache.track_body_bytes_for_max_file_size(chunk.len()) {
+                cache.disable(NoCacheReason::ResponseTooLarge);
+                write = false;
+                continue;
+            }
+            let handler = cache.miss_handler().expect("miss handler set");
+            handler
+                .write_body(Bytes::from_static(chunk), i == last)
+                .await
+                .expect("write body");
+        }
+    }
+    if write {
+        if chunks.is_empty() {
+            let handler = cache.miss_handler().expect("miss handler set");
+            handler.write_body(Bytes::new(), true).await.expect("eof");
+        }
+        cache.finish_miss_handler().await.expect("finish miss");
+    }
+    Served {
+        status: header.status,
+        headers: header.headers,
+        body,
+        phase: cache.phase(),
+        background: None,
+    }
+}

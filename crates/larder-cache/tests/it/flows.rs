@@ -1,0 +1,511 @@
+//! End-to-end flows driven as a proxy drives them.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use larder_cache::eviction::EvictionManager;
+use larder_cache::lock::LockStatus;
+use larder_cache::{CacheKey, CachePhase, HitStatus, NoCacheReason, Storage};
+
+use crate::driver::{Answer, Env, Origin, get, header_map, not_modified, ok};
+
+fn no_headers() -> HeaderMap {
+    HeaderMap::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miss_then_hit() {
+    let env = Env::new();
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"hello")]);
+    let first = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(first.phase, CachePhase::Miss);
+    assert_eq!(first.body, b"hello");
+    let second = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(second.phase, CachePhase::Hit);
+    assert_eq!(second.body, b"hello");
+    assert_eq!(second.headers["age"], "0");
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_age_counts_in_served_age() {
+    let env = Env::new();
+    let origin = Origin::new(vec![ok(
+        &[("cache-control", "max-age=60"), ("age", "30")],
+        b"x",
+    )]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let hit = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(hit.phase, CachePhase::Hit);
+    let age: u64 = hit.headers["age"].to_str().unwrap().parse().unwrap();
+    assert!((30..32).contains(&age), "age {age}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncacheable_response_is_not_stored() {
+    let env = Env::new();
+    let origin = Origin::new(vec![ok(&[("cache-control", "no-store")], b"x")]);
+    let first = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(
+        first.phase,
+        CachePhase::Disabled(NoCacheReason::OriginNotCache)
+    );
+    get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_blocks_storage_unless_public() {
+    let env = Env::new();
+    let auth = header_map(&[("authorization", "Bearer x")]);
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    let served = get(env, "/a", &auth, &origin).await;
+    assert_eq!(
+        served.phase,
+        CachePhase::Disabled(NoCacheReason::OriginNotCache)
+    );
+    origin.set(vec![ok(&[("cache-control", "max-age=60, public")], b"x")]);
+    assert_eq!(get(env, "/b", &auth, &origin).await.phase, CachePhase::Miss);
+    assert_eq!(get(env, "/b", &auth, &origin).await.phase, CachePhase::Hit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_then_304_revalidates_and_merges_headers() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![
+        ok(
+            &[
+                ("cache-control", "max-age=0"),
+                ("etag", "\"v1\""),
+                ("x-old", "1"),
+                ("content-type", "text/plain"),
+            ],
+            b"body",
+        ),
+        not_modified(&[
+            ("cache-control", "max-age=60"),
+            ("x-old", "2"),
+            ("x-new", "yes"),
+            ("age", "10"),
+            ("content-length", "0"),
+        ]),
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let revalidated = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(revalidated.phase, CachePhase::Revalidated);
+    assert_eq!(revalidated.body, b"body");
+    assert_eq!(origin.last_request()["if-none-match"], "\"v1\"");
+    assert_eq!(revalidated.headers["x-old"], "2");
+    assert_eq!(revalidated.headers["x-new"], "yes");
+    assert_eq!(revalidated.headers["content-type"], "text/plain");
+    // The stored entry was updated: a fresh hit with the merged headers, whose age restarted
+    // from the 304's Age.
+    let hit = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(hit.phase, CachePhase::Hit);
+    assert_eq!(hit.headers["x-new"], "yes");
+    assert_eq!(hit.body, b"body");
+    let age: u64 = hit.headers["age"].to_str().unwrap().parse().unwrap();
+    assert!((10..12).contains(&age), "age {age}");
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_304_that_forbids_storage_is_served_uncached() {
+    let env = Env::new();
+    let origin = Origin::new(vec![
+        ok(
+            &[("cache-control", "max-age=0"), ("etag", "\"v1\"")],
+            b"body",
+        ),
+        not_modified(&[("cache-control", "no-store")]),
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let served = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(
+        served.phase,
+        CachePhase::RevalidatedNoCache(NoCacheReason::OriginNotCache)
+    );
+    assert_eq!(served.body, b"body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_then_200_replaces_entry() {
+    let env = Env::new();
+    let origin = Origin::new(vec![
+        ok(
+            &[
+                ("cache-control", "max-age=0"),
+                ("last-modified", "Mon, 01 Jan 2001 00:00:00 GMT"),
+            ],
+            b"old",
+        ),
+        ok(&[("cache-control", "max-age=60")], b"new"),
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let replaced = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(replaced.phase, CachePhase::Expired);
+    assert_eq!(replaced.body, b"new");
+    assert_eq!(
+        origin.last_request()["if-modified-since"],
+        "Mon, 01 Jan 2001 00:00:00 GMT"
+    );
+    let hit = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(hit.phase, CachePhase::Hit);
+    assert_eq!(hit.body, b"new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![
+        ok(
+            &[("cache-control", "max-age=0, stale-while-revalidate=60")],
+            b"old",
+        ),
+        ok(&[("cache-control", "max-age=60")], b"new"),
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let mut stale = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(stale.phase, CachePhase::StaleUpdating);
+    assert_eq!(stale.body, b"old");
+    let refresh = stale
+        .background
+        .take()
+        .expect("a background refresh was started")
+        .await
+        .expect("refresh task");
+    assert_eq!(refresh.phase, CachePhase::Expired);
+    let hit = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(hit.phase, CachePhase::Hit);
+    assert_eq!(hit.body, b"new");
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_readers_serve_stale_during_refresh() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![ok(
+        &[("cache-control", "max-age=0, stale-while-revalidate=60")],
+        b"old",
+    )]);
+    get(env, "/a", &no_headers(), &origin).await;
+    // A request holds the stale write permit (it is revalidating)...
+    let mut writer = env.cache("/a");
+    let (meta, hit) = writer.cache_lookup().await.unwrap().unwrap();
+    writer.cache_found(meta, hit, HitStatus::Expired);
+    assert!(writer.is_cache_lock_writer());
+    // ...so another request serves stale instead of waiting.
+    let reader = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(reader.phase, CachePhase::StaleUpdating);
+    assert_eq!(reader.body, b"old");
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_stale_on_upstream_error() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![
+        ok(&[("cache-control", "max-age=0, stale-if-error=60")], b"old"),
+        Answer::Error,
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let served = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.phase, CachePhase::Stale);
+    assert_eq!(served.body, b"old");
+    // The write lock was released, so the next request is not stuck behind it.
+    let again = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(again.body, b"old");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_refused_after_window() {
+    let env = Env::new();
+    // Already 100 s old with a 5 s error window: the window closed long ago.
+    let origin = Origin::new(vec![
+        ok(
+            &[
+                ("cache-control", "max-age=0, stale-if-error=5"),
+                ("age", "100"),
+            ],
+            b"old",
+        ),
+        Answer::Error,
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let served = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(served.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        served.phase,
+        CachePhase::Disabled(NoCacheReason::UpstreamError)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn must_revalidate_forbids_stale_if_error() {
+    let env = Env::new();
+    let origin = Origin::new(vec![
+        ok(
+            &[(
+                "cache-control",
+                "max-age=0, must-revalidate, stale-if-error=60",
+            )],
+            b"old",
+        ),
+        Answer::Error,
+    ]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let served = get(env, "/a", &no_headers(), &origin).await;
+    assert_eq!(served.status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_elect_one_writer() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"shared")])
+        .with_delay(Duration::from_millis(50));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let origin = origin.clone();
+        tasks.push(tokio::spawn(async move {
+            get(env, "/a", &HeaderMap::new(), &origin).await
+        }));
+    }
+    let mut misses = 0;
+    for task in tasks {
+        let served = task.await.unwrap();
+        assert_eq!(served.body, b"shared");
+        if served.phase == CachePhase::Miss {
+            misses += 1;
+        } else {
+            assert_eq!(served.phase, CachePhase::Hit);
+        }
+    }
+    assert_eq!(misses, 1);
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncacheable_writer_releases_waiters_uncached() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![ok(&[("cache-control", "private")], b"mine")])
+        .with_delay(Duration::from_millis(50));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let origin = origin.clone();
+        tasks.push(tokio::spawn(async move {
+            get(env, "/a", &HeaderMap::new(), &origin).await
+        }));
+    }
+    let mut gave_up = 0;
+    for task in tasks {
+        let served = task.await.unwrap();
+        assert_eq!(served.body, b"mine");
+        if served.phase == CachePhase::Disabled(NoCacheReason::CacheLockGiveUp) {
+            gave_up += 1;
+        }
+    }
+    assert_eq!(origin.calls(), 4);
+    assert!(gave_up >= 1, "waiters were released with GiveUp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_wait_timeout_goes_upstream_uncached() {
+    let mut env = Env::new().with_lock(Duration::from_secs(30));
+    env.wait_timeout = Some(Duration::from_millis(30));
+    // A writer that never finishes.
+    let mut writer = env.cache("/a");
+    assert!(writer.cache_lookup().await.unwrap().is_none());
+    assert!(writer.is_cache_lock_writer());
+
+    let mut reader = env.cache("/a");
+    assert!(reader.cache_lookup().await.unwrap().is_none());
+    assert!(reader.is_cache_locked());
+    assert_eq!(reader.cache_lock_wait().await, LockStatus::WaitTimeout);
+    assert!(reader.lock_duration().is_some());
+    // The budget is spent: a second wait times out at once.
+    assert_eq!(reader.cache_lock_wait().await, LockStatus::WaitTimeout);
+
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    let served = get(env, "/a", &HeaderMap::new(), &origin).await;
+    assert_eq!(
+        served.phase,
+        CachePhase::Disabled(NoCacheReason::CacheLockTimeout)
+    );
+    assert_eq!(served.body, b"x");
+    drop(writer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_writer_lets_a_waiter_take_over() {
+    let env = Env::new().with_lock(Duration::from_secs(30));
+    let mut writer = env.cache("/a");
+    assert!(writer.cache_lookup().await.unwrap().is_none());
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    let waiter = {
+        let origin = origin.clone();
+        tokio::spawn(async move { get(env, "/a", &HeaderMap::new(), &origin).await })
+    };
+    tokio::task::yield_now().await;
+    drop(writer);
+    let served = waiter.await.unwrap();
+    assert_eq!(served.phase, CachePhase::Miss);
+    assert_eq!(
+        get(env, "/a", &HeaderMap::new(), &origin).await.phase,
+        CachePhase::Hit
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_file_size_exceeded_mid_body_is_not_stored() {
+    let mut env = Env::new();
+    env.max_file_size = Some(10);
+    let origin = Origin::new(vec![Answer::Response {
+        status: 200,
+        headers: vec![("cache-control", "max-age=60".to_owned())],
+        chunks: vec![b"12345678", b"12345678", b"1234"],
+    }]);
+    let served = get(env, "/a", &HeaderMap::new(), &origin).await;
+    assert_eq!(served.body.len(), 20);
+    assert_eq!(
+        served.phase,
+        CachePhase::Disabled(NoCacheReason::ResponseTooLarge)
+    );
+    let mut cache = env.cache("/a");
+    assert!(cache.cache_lookup().await.unwrap().is_none());
+    let again = get(env, "/a", &HeaderMap::new(), &origin).await;
+    assert_ne!(again.phase, CachePhase::Hit);
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_miss_handler_leaves_nothing() {
+    let env = Env::new();
+    let mut cache = env.cache("/a");
+    assert!(cache.cache_lookup().await.unwrap().is_none());
+    cache.cache_miss();
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    let now = SystemTime::now();
+    let mut header = larder_cache::ResponseHeader::new(StatusCode::OK);
+    header.append_header("cache-control", "max-age=60").unwrap();
+    let meta = larder_cache::CacheMeta::new(now + Duration::from_mins(1), now, 0, 0, header);
+    cache.set_cache_meta(meta);
+    cache.set_miss_handler().await.unwrap();
+    cache
+        .miss_handler()
+        .unwrap()
+        .write_body(Bytes::from_static(b"partial"), false)
+        .await
+        .unwrap();
+    drop(cache);
+    let served = get(env, "/a", &HeaderMap::new(), &origin).await;
+    assert_eq!(served.phase, CachePhase::Miss);
+    assert_eq!(served.body, b"x");
+    assert_eq!(env.storage.writes_in_progress(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vary_stores_variants_separately() {
+    let env = Env::new();
+    let gzip = header_map(&[("accept-encoding", "gzip")]);
+    let br = header_map(&[("accept-encoding", "br")]);
+    let gzip_two_lines = header_map(&[("accept-encoding", "gzip"), ("accept-encoding", "")]);
+    let origin = Origin::new(vec![
+        ok(
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")],
+            b"gz",
+        ),
+        ok(
+            &[("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+            b"br",
+        ),
+    ]);
+    assert_eq!(get(env, "/a", &gzip, &origin).await.phase, CachePhase::Miss);
+    let second = get(env, "/a", &br, &origin).await;
+    assert_eq!(second.phase, CachePhase::Miss);
+    assert_eq!(second.body, b"br");
+    let hit_gzip = get(env, "/a", &gzip, &origin).await;
+    assert_eq!(
+        (hit_gzip.phase, hit_gzip.body.as_slice()),
+        (CachePhase::Hit, &b"gz"[..])
+    );
+    let hit_br = get(env, "/a", &br, &origin).await;
+    assert_eq!(
+        (hit_br.phase, hit_br.body.as_slice()),
+        (CachePhase::Hit, &b"br"[..])
+    );
+    // An empty extra line adds nothing after normalisation.
+    assert_eq!(
+        get(env, "/a", &gzip_two_lines, &origin).await.phase,
+        CachePhase::Hit
+    );
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_entry_and_primary_purge_hides_variants() {
+    let env = Env::new();
+    let gzip = header_map(&[("accept-encoding", "gzip")]);
+    let br = header_map(&[("accept-encoding", "br")]);
+    let origin = Origin::new(vec![ok(
+        &[("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+        b"v",
+    )]);
+    get(env, "/a", &gzip, &origin).await;
+    get(env, "/a", &br, &origin).await;
+    let mut purger = env.cache("/a");
+    assert!(purger.purge().await.unwrap());
+    let mut purger = env.cache("/a");
+    assert!(!purger.purge().await.unwrap());
+    assert_eq!(get(env, "/a", &br, &origin).await.phase, CachePhase::Miss);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_purges_victims() {
+    use larder_cache::eviction::simple_lru::Manager;
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"12345678")]);
+    // Measure the weight the storage reports for one entry.
+    let mut probe_env = Env::new();
+    let probe: &'static Manager = Box::leak(Box::new(Manager::new(1 << 20)));
+    probe_env.eviction = Some(probe);
+    get(probe_env, "/a", &HeaderMap::new(), &origin).await;
+    let one = probe.total_size();
+    assert!(one >= 8, "the weight covers at least the body");
+
+    let mut env = Env::new();
+    let limit = one + one / 2;
+    let eviction: &'static Manager = Box::leak(Box::new(Manager::new(limit)));
+    env.eviction = Some(eviction);
+    get(env, "/a", &HeaderMap::new(), &origin).await;
+    get(env, "/b", &HeaderMap::new(), &origin).await;
+    // Both entries do not fit: the manager chose a victim, which is purged from
+    // storage in a spawned task.
+    let stored = || async {
+        let mut n = 0;
+        for key in ["/a", "/b"] {
+            let key = CacheKey::new("", key, "");
+            if env
+                .storage
+                .lookup(&key, &tracing::Span::none())
+                .await
+                .unwrap()
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut remaining = stored().await;
+    for _ in 0..200 {
+        if remaining == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        remaining = stored().await;
+    }
+    assert_eq!(remaining, 1, "one entry was evicted and purged");
+    assert!(eviction.total_size() <= limit);
+    assert_eq!(eviction.total_items(), 1);
+}

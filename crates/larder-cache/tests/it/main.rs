@@ -1,0 +1,5 @@
+//! Integration tests of larder-cache: the proxy flows over `MemCache` and the phase guards.
+
+mod driver;
+mod flows;
+mod phases;
