@@ -220,7 +220,7 @@ fn next_member(v: &[u8]) -> Option<(Member<'_>, &[u8])> {
     if v[0] == b'*' {
         return Some((Member::Any, &v[1..]));
     }
-    let (weak, v) = match v.strip_prefix(b"W/") {
+    let (weak, v) = match strip_weak_prefix(v) {
         Some(rest) => (true, rest),
         None => (false, v),
     };
@@ -267,6 +267,20 @@ fn next_member(v: &[u8]) -> Option<(Member<'_>, &[u8])> {
 enum Comparison {
     Strong,
     Weak,
+}
+
+/// `v` without its weakness indicator, if it has one: `W/` (RFC 9110 §8.8.3), or, before a quoted
+/// tag only, the misspellings `w/`, `W\`, `w\`, `W` and `w` seen in the wild.
+fn strip_weak_prefix(v: &[u8]) -> Option<&[u8]> {
+    if let Some(rest) = v.strip_prefix(b"W/") {
+        return Some(rest);
+    }
+    let rest = v.strip_prefix(b"W").or_else(|| v.strip_prefix(b"w"))?;
+    let rest = rest
+        .strip_prefix(b"/")
+        .or_else(|| rest.strip_prefix(b"\\"))
+        .unwrap_or(rest);
+    rest.starts_with(b"\"").then_some(rest)
 }
 
 /// Whether any member of the list in every `name` field line matches `stored` (`*` matches any
@@ -408,6 +422,19 @@ mod tests {
         check(get, &[("if-none-match", "a,,xyzzy")], &s, NotModified);
         check(get, &[("if-none-match", "\"xyzzy")], &s, NotModified);
         check(get, &[("if-none-match", "\"xyzz\"y\"")], &s, Proceed);
+        // Misspelled weakness indicators are tolerated before a quoted tag.
+        for misspelt in ["w/\"xyzzy\"", "W\\\"xyzzy\"", "W\"xyzzy\"", "w\"xyzzy\""] {
+            check(get, &[("if-none-match", misspelt)], &s, NotModified);
+            check(get, &[("if-match", misspelt)], &s, PreconditionFailed);
+        }
+        check(get, &[("if-none-match", "Wxyzzy")], &s, Proceed);
+        // obs-text in an entity tag compares byte for byte.
+        let obs = HeaderMap::from_iter([(ETAG, HeaderValue::from_bytes(b"\"abc\xfc\"").unwrap())]);
+        let req = HeaderMap::from_iter([(
+            IF_NONE_MATCH,
+            HeaderValue::from_bytes(b"\"abc\xfc\"").unwrap(),
+        )]);
+        assert_eq!(evaluate(get, &req, StatusCode::OK, &obs), NotModified);
         check(
             &Method::HEAD,
             &[("if-none-match", "\"xyzzy\"")],
