@@ -35,8 +35,9 @@ type Map<V> = HashMap<u128, V, ahash::RandomState>;
 /// complete entry. An unfinished write is never visible as a complete entry.
 ///
 /// **Sizes.** [`MissFinishType::Created`] and [`HandleHit::get_eviction_weight`] report the
-/// body length plus the serialized meta length. On finish the body is copied into one
-/// allocation of exactly its size, so a small entry never pins a large network buffer.
+/// body length plus the serialized meta length. On finish the serialized meta and the body
+/// are copied into one allocation of exactly their size, so a small entry never pins a large
+/// network buffer; [`update_meta`](Storage::update_meta) copies the body once more.
 ///
 /// The cache does not limit its own size: pair it with an
 /// [`EvictionManager`](crate::eviction::EvictionManager) whose victims are purged.
@@ -52,9 +53,30 @@ struct Shard {
     temp: Map<Vec<Arc<TempObject>>>,
 }
 
+/// A complete entry: the serialized meta and the body in one buffer, `data[..meta_len]` and
+/// `data[meta_len..]`, so an entry costs one allocation besides its map slot.
 struct Entry {
-    meta: Bytes,
-    body: Bytes,
+    data: Bytes,
+    meta_len: usize,
+}
+
+impl Entry {
+    fn new(meta: &[u8], body: &[&[u8]]) -> Self {
+        let body_len: usize = body.iter().map(|part| part.len()).sum();
+        let mut data = Vec::with_capacity(meta.len() + body_len);
+        data.extend_from_slice(meta);
+        for part in body {
+            data.extend_from_slice(part);
+        }
+        Entry {
+            data: Bytes::from(data),
+            meta_len: meta.len(),
+        }
+    }
+
+    fn body(&self) -> Bytes {
+        self.data.slice(self.meta_len..)
+    }
 }
 
 struct TempObject {
@@ -148,13 +170,14 @@ fn remove_temp_locked(shard: &mut Shard, key: u128, id: u64) -> bool {
 }
 
 fn complete_hit(entry: &Entry) -> Result<(CacheMeta, HitHandler)> {
-    let meta = CacheMeta::deserialize_shared(&entry.meta)?;
+    let meta = CacheMeta::deserialize_shared(&entry.data.slice(..entry.meta_len))?;
+    let body = entry.body();
     let hit = CompleteHit {
-        body: entry.body.clone(),
         start: 0,
-        end: entry.body.len(),
+        end: body.len(),
+        body,
         done: false,
-        weight: entry.body.len() + entry.meta.len(),
+        weight: entry.data.len(),
     };
     Ok((meta, Box::new(hit)))
 }
@@ -283,10 +306,8 @@ impl Storage for MemCache {
         let Some(entry) = shard.cached.get_mut(&k) else {
             return Ok(false);
         };
-        *entry = Arc::new(Entry {
-            meta,
-            body: entry.body.clone(),
-        });
+        // The entry keeps meta and body in one buffer, so the body is copied once here.
+        *entry = Arc::new(Entry::new(&meta, &[&entry.body()]));
         Ok(true)
     }
 
@@ -334,24 +355,12 @@ impl HandleMiss for MemMissHandler {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
-        let body = {
+        let entry = {
             let chunks = self.temp.chunks.read();
-            match chunks.data.as_slice() {
-                [] => Bytes::new(),
-                parts => {
-                    let mut body = Vec::with_capacity(chunks.ends.last().copied().unwrap_or(0));
-                    for part in parts {
-                        body.extend_from_slice(part);
-                    }
-                    Bytes::from(body)
-                }
-            }
+            let parts: Vec<&[u8]> = chunks.data.iter().map(|part| &part[..]).collect();
+            Arc::new(Entry::new(&self.temp.meta, &parts))
         };
-        let size = body.len() + self.temp.meta.len();
-        let entry = Arc::new(Entry {
-            meta: self.temp.meta.clone(),
-            body,
-        });
+        let size = entry.data.len();
         let stored = {
             let mut shard = self.cache.shard(self.key).write();
             // Swapping the slot for the complete entry under one lock makes the switch atomic

@@ -30,9 +30,11 @@ pub(super) fn encode(meta: &CacheMetaInner) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64 + header_bytes);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
-    put_time(&mut out, meta.fresh_until)?;
-    put_time(&mut out, meta.created)?;
-    put_time(&mut out, meta.updated)?;
+    // Times are written relative to `created`: a TTL or a revalidation offset is a few bytes.
+    let created = to_nanos(meta.created);
+    put_nanos(&mut out, created)?;
+    put_nanos(&mut out, to_nanos(meta.fresh_until) - created)?;
+    put_nanos(&mut out, to_nanos(meta.updated) - created)?;
     put_varint(&mut out, u64::from(meta.stale_while_revalidate_sec));
     put_varint(&mut out, u64::from(meta.stale_if_error_sec));
     put_varint(&mut out, u64::from(header.status.as_u16()));
@@ -50,7 +52,7 @@ pub(super) fn encode(meta: &CacheMetaInner) -> Result<Vec<u8>> {
     }
     if let Some(epoch) = meta.epoch_override {
         let mut payload = Vec::with_capacity(16);
-        put_time(&mut payload, epoch)?;
+        put_nanos(&mut payload, to_nanos(epoch) - created)?;
         put_varint(&mut out, TAG_EPOCH_OVERRIDE);
         put_bytes(&mut out, &payload);
     }
@@ -66,9 +68,10 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
     if version != VERSION {
         return Err(Error::UnsupportedMetaVersion(version));
     }
-    let fresh_until = read_time(&mut r)?;
-    let created = read_time(&mut r)?;
-    let updated = read_time(&mut r)?;
+    let created_nanos = read_nanos(&mut r)?;
+    let created = from_nanos(created_nanos)?;
+    let fresh_until = from_nanos(created_nanos + read_nanos(&mut r)?)?;
+    let updated = from_nanos(created_nanos + read_nanos(&mut r)?)?;
     let stale_while_revalidate_sec = r.u32()?;
     let stale_if_error_sec = r.u32()?;
     let status = u16::try_from(r.varint()?)
@@ -117,7 +120,7 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
             }
             TAG_EPOCH_OVERRIDE => {
                 let mut sub = Reader::new(r.slice(payload));
-                epoch_override = Some(read_time(&mut sub)?);
+                epoch_override = Some(from_nanos(created_nanos + read_nanos(&mut sub)?)?);
                 if sub.remaining() != 0 {
                     return Err(Error::invalid_meta("bad epoch override length"));
                 }
@@ -168,35 +171,47 @@ fn byte_to_version(byte: u8) -> Result<Version> {
     })
 }
 
-fn put_time(out: &mut Vec<u8>, t: SystemTime) -> Result<()> {
-    let too_far = || Error::EncodeMeta {
-        reason: "time too far from the unix epoch",
-    };
-    let (secs, nanos) = match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => (
-            i64::try_from(d.as_secs()).map_err(|_| too_far())?,
-            d.subsec_nanos(),
-        ),
-        Err(before) => {
-            // Represent `-d` as whole negative seconds plus non-negative nanoseconds.
-            let d = before.duration();
-            let secs = i64::try_from(d.as_secs()).map_err(|_| too_far())?;
-            if d.subsec_nanos() == 0 {
-                (-secs, 0)
-            } else {
-                (-secs - 1, 1_000_000_000 - d.subsec_nanos())
-            }
-        }
-    };
+const NANOS: i128 = 1_000_000_000;
+
+/// Signed nanoseconds since the Unix epoch (`SystemTime` spans at most ±2⁶⁴ s, well within
+/// `i128`).
+fn to_nanos(t: SystemTime) -> i128 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+        Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
+    }
+}
+
+fn from_nanos(n: i128) -> Result<SystemTime> {
+    let out_of_range = || Error::invalid_meta("time out of range");
+    let abs = n.unsigned_abs();
+    let secs = u64::try_from(abs / NANOS.unsigned_abs()).map_err(|_| out_of_range())?;
+    let sub = u32::try_from(abs % NANOS.unsigned_abs()).map_err(|_| out_of_range())?;
+    let d = Duration::new(secs, sub);
+    if n >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(d)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(d)
+    }
+    .ok_or_else(out_of_range)
+}
+
+/// Writes a signed nanosecond count as zigzag-varint whole seconds (rounded down) plus a
+/// varint of the remaining nanoseconds (below 10⁹).
+fn put_nanos(out: &mut Vec<u8>, n: i128) -> Result<()> {
+    let secs = i64::try_from(n.div_euclid(NANOS)).map_err(|_| Error::EncodeMeta {
+        reason: "time too far from the reference time",
+    })?;
     // Zigzag maps small magnitudes of either sign to small varints.
     #[allow(clippy::cast_sign_loss)]
     let zigzag = ((secs << 1) ^ (secs >> 63)) as u64;
     put_varint(out, zigzag);
-    put_varint(out, u64::from(nanos));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    put_varint(out, n.rem_euclid(NANOS) as u64);
     Ok(())
 }
 
-fn read_time(r: &mut Reader<'_>) -> Result<SystemTime> {
+fn read_nanos(r: &mut Reader<'_>) -> Result<i128> {
     let zigzag = r.varint()?;
     #[allow(clippy::cast_possible_wrap)]
     let secs = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
@@ -204,14 +219,7 @@ fn read_time(r: &mut Reader<'_>) -> Result<SystemTime> {
     if nanos >= 1_000_000_000 {
         return Err(Error::invalid_meta("bad nanoseconds"));
     }
-    let t = if secs >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
-    } else {
-        SystemTime::UNIX_EPOCH
-            .checked_sub(Duration::from_secs(secs.unsigned_abs()))
-            .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
-    };
-    t.ok_or(Error::invalid_meta("time out of range"))
+    Ok(i128::from(secs) * NANOS + i128::from(nanos))
 }
 
 #[cfg(test)]
