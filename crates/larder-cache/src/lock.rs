@@ -710,6 +710,18 @@ mod tests {
     }
 
     #[test]
+    fn lock_types_are_thread_safe() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<CacheLock>();
+        send_sync::<WritePermit>();
+        send_sync::<ReadLock>();
+        send_sync::<LockStub>();
+        let lock: &'static CacheKeyLockImpl =
+            Box::leak(CacheLock::new_boxed(Duration::from_secs(1)));
+        assert!(lock.lock(&key("a"), false).is_write());
+    }
+
+    #[test]
     fn default_custom_lock_status_gives_up() {
         let lock = CacheLock::new(Duration::from_secs(10));
         let dyn_lock: &CacheKeyLockImpl = &lock;

@@ -612,7 +612,7 @@ impl RangeBodyFilter {
 
 /// The part of `chunk` (which starts at offset `start` of the representation) inside `range`.
 fn slice(chunk: &Bytes, start: u64, range: &Range<u64>) -> Option<Bytes> {
-    let end = start + chunk.len() as u64;
+    let end = start.saturating_add(chunk.len() as u64);
     let from = range.start.max(start);
     let to = range.end.min(end);
     if from >= to {
