@@ -2,9 +2,16 @@
 
 use crate::util::{cargo, has_command, run};
 
-
 /// Facade features that must each compile alone.
-const FACADE_FEATURES: &[&str] = &["cache-control"];
+const FACADE_FEATURES: &[&str] = &[
+    "cache-control",
+    "eviction",
+    "storage",
+    "cache",
+    "memory-cache",
+    "proxy",
+    "full",
+];
 
 pub(crate) fn main(_args: &[String]) -> Result<(), String> {
     run("fmt", cargo().args(["fmt", "--all", "--check"]))?;
@@ -76,6 +83,13 @@ fn deny() -> Result<(), String> {
     }
     run(
         "deny",
-        cargo().args(["deny", "--all-features", "check", "licenses", "bans", "sources"]),
+        cargo().args([
+            "deny",
+            "--all-features",
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ]),
     )
 }

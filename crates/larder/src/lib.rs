@@ -1,26 +1,104 @@
 //! larder: an HTTP caching toolkit for Rust.
 //!
 //! larder is the caching layer of a reverse proxy or CDN node, split into crates that can be
-//! used one at a time, plus a ready caching reverse proxy built on them. This facade re-exports
-//! the crates behind features, so one dependency line gives access to all of them.
+//! used one at a time, plus a ready caching reverse proxy built on them. It keeps the
+//! vocabulary of pingora-cache (`CacheKey`, `CacheMeta`, `Storage`, `HttpCache` phases,
+//! `MemCache`, `RTCache`), so [`cache`] mirrors `pingora::cache`, and follows RFC 9111.
+//!
+//! # From the dependency to a cached hit
+//!
+//! Add `larder = "0.1"` (the default `cache` feature gives [`cache`]). A proxy keeps one
+//! [`cache::HttpCache`] per request. The first request misses, stores the upstream's response
+//! when RFC 9111 allows it; the next one is a hit:
 //!
 //! ```
-//! use http::HeaderMap;
-//! use larder::cache_control::CacheControl;
+//! use std::time::SystemTime;
+//! use bytes::Bytes;
+//! use http::{StatusCode, header};
+//! use larder::cache::cache_control::CacheControl;
+//! use larder::cache::filters::{RespCacheable, resp_cacheable};
+//! use larder::cache::{CacheKey, CacheMetaDefaults, CachePhase, HitStatus, HttpCache, MemCache};
+//! use larder::cache::ResponseHeader;
 //!
-//! let mut headers = HeaderMap::new();
-//! headers.insert(http::header::CACHE_CONTROL, "public, max-age=3600".parse()?);
+//! // Storage lives as long as the process: `HttpCache` takes `&'static` references.
+//! static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::STRICT;
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let storage: &'static MemCache = Box::leak(Box::new(MemCache::new()));
+//! let key = || CacheKey::new("", "https://example.com/logo.png", "");
+//!
+//! // Request 1: a miss. Go upstream, then store the response.
+//! let mut cache = HttpCache::new();
+//! cache.enable(storage, None, None, None, None);
+//! cache.set_cache_key(key());
+//! assert!(cache.cache_lookup().await?.is_none());
+//! cache.cache_miss();
+//! let mut response = ResponseHeader::new(StatusCode::OK);
+//! response.append_header(header::CACHE_CONTROL, "max-age=3600")?;
+//! let headers = response.headers.clone();
 //! let cc = CacheControl::from_headers(&headers);
-//! assert_eq!(cc.max_age(), Some(Ok(3600)));
-//! assert!(cc.public());
+//! let RespCacheable::Cacheable(meta) = resp_cacheable(Some(&cc), response, false, &DEFAULTS)
+//! else { unreachable!("max-age=3600 is cacheable") };
+//! cache.set_cache_meta(meta);
+//! cache.set_miss_handler().await?;
+//! let writer = cache.miss_handler().expect("set above");
+//! writer.write_body(Bytes::from_static(b"\x89PNG..."), true).await?;
+//! cache.finish_miss_handler().await?;
+//!
+//! // Request 2: a hit, served from storage.
+//! let mut cache = HttpCache::new();
+//! cache.enable(storage, None, None, None, None);
+//! cache.set_cache_key(key());
+//! let (meta, hit) = cache.cache_lookup().await?.expect("stored by request 1");
+//! assert!(meta.is_fresh(SystemTime::now()));
+//! cache.cache_found(meta, hit, HitStatus::Fresh);
+//! assert_eq!(cache.phase(), CachePhase::Hit);
+//! let body = cache.hit_handler().read_body().await?.expect("one chunk");
+//! assert_eq!(&body[..], b"\x89PNG...");
+//! cache.finish_hit_handler().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! In a real proxy, the `proxy` feature's `CacheLayer` does all of this (plus locking,
+//! revalidation, stale serving, ranges and conditional requests) around any tower service,
+//! and the `larder` binary runs it in front of an origin.
+//!
 //! # Feature flags
 //!
-//! - `cache-control` (default): [`cache_control`], Cache-Control and CDN-Cache-Control parsing.
-//! - `full`: every feature.
+//! - `cache` (default): [`cache`], `HttpCache` and the RFC 9111 rules, with `MemCache`,
+//!   `CacheKey`, `CacheMeta` and the `Storage` traits. Enables `cache-control` and `storage`.
+//! - `cache-control`: [`cache_control`], Cache-Control and CDN-Cache-Control parsing.
+//! - `storage`: [`storage`], keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
+//! - `eviction`: [`eviction`], the eviction core (sharded weighted LRU, TinyUFO policy).
+//! - `memory-cache`: [`memory_cache`], `MemoryCache` and the read-through `RTCache`.
+//! - `proxy`: [`proxy`], the tower `CacheLayer` and the proxy building blocks.
+//! - `full`: everything.
 
 #[cfg(feature = "cache-control")]
 #[doc(inline)]
 pub use larder_cache_control as cache_control;
+
+#[cfg(feature = "eviction")]
+#[doc(inline)]
+pub use larder_eviction as eviction;
+
+#[cfg(feature = "storage")]
+#[doc(inline)]
+pub use larder_storage as storage;
+
+/// HTTP caching: [`HttpCache`](cache::HttpCache) and everything it works with, under the names
+/// `pingora::cache` uses.
+#[cfg(feature = "cache")]
+pub mod cache {
+    #[doc(inline)]
+    pub use larder_cache::*;
+}
+
+#[cfg(feature = "memory-cache")]
+#[doc(inline)]
+pub use larder_memory_cache as memory_cache;
+
+#[cfg(feature = "proxy")]
+#[doc(inline)]
+pub use larder_proxy as proxy;

@@ -1,0 +1,3 @@
+//! CacheLayer around a plain hyper service (being written).
+
+fn main() {}
