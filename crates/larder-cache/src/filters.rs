@@ -786,6 +786,49 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the origin sends, the filters decide without panicking, and a stored
+        /// response's freshness never starts before its epoch.
+        #[test]
+        fn arbitrary_responses_never_panic(
+            status in 100u16..600,
+            cc in "[ -~]{0,40}",
+            cdn in "[ -~]{0,20}",
+            expires in "[ -~]{0,30}",
+            age in "[ -~]{0,12}",
+            last_modified in proptest::option::of(0u64..4_000_000_000),
+            vary in "[ -~]{0,16}",
+            auth: bool,
+        ) {
+            let mut h = ResponseHeader::new(StatusCode::from_u16(status).unwrap());
+            for (name, value) in [
+                ("cache-control", cc.as_str()),
+                ("cdn-cache-control", cdn.as_str()),
+                ("expires", expires.as_str()),
+                ("age", age.as_str()),
+                ("vary", vary.as_str()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.headers.append(HeaderName::from_static(name), v);
+                }
+            }
+            if let Some(lm) = last_modified {
+                h.headers.append(LAST_MODIFIED, HeaderValue::from_str(&date(lm)).unwrap());
+            }
+            let targets = [HeaderName::from_static("cdn-cache-control")];
+            let times = ResponseTimes::at(t(NOW));
+            if let RespCacheable::Cacheable(meta) =
+                resp_cacheable_targeted(h, auth, &targets, &DEFAULTS, times)
+            {
+                proptest::prop_assert!(meta.fresh_until() >= meta.epoch());
+                proptest::prop_assert!(meta.epoch() <= t(NOW));
+                proptest::prop_assert!(meta.headers().get("age").is_none());
+            }
+        }
+    }
+
     #[test]
     fn methods() {
         assert!(request_cacheable(&Method::GET));

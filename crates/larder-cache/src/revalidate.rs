@@ -190,6 +190,33 @@ mod tests {
         assert_eq!(req["accept"], "*/*");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The merge keeps the stored body's framing and takes every other field of the 304.
+        #[test]
+        fn merge_keeps_framing(
+            fields in proptest::collection::vec(("[a-z-]{1,12}", "[ -~]{0,12}"), 0..8),
+        ) {
+            let stored = headers(&[("content-length", "5"), ("etag", "\"a\"")]);
+            let mut update = HeaderMap::new();
+            for (n, v) in &fields {
+                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                    update.append(n, v);
+                }
+            }
+            let merged = merge_not_modified(&stored, &update);
+            proptest::prop_assert_eq!(&merged["content-length"], "5");
+            for name in update.keys() {
+                if !is_excluded_from_update(name) && !update.contains_key(header::CONNECTION) {
+                    let got: Vec<_> = merged.get_all(name).iter().collect();
+                    let want: Vec<_> = update.get_all(name).iter().collect();
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
+        }
+    }
+
     #[test]
     fn miss_request_has_no_validators() {
         let mut method = Method::GET;

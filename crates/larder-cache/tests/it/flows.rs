@@ -509,3 +509,114 @@ async fn eviction_purges_victims() {
     assert!(eviction.total_size() <= limit);
     assert_eq!(eviction.total_items(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reader_of_abandoned_streaming_write_sees_an_error() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let mut writer = env.cache("/a");
+    assert!(writer.cache_lookup().await.unwrap().is_none());
+    writer.cache_miss();
+    let now = SystemTime::now();
+    let meta = larder_cache::CacheMeta::new(
+        now + Duration::from_mins(1),
+        now,
+        0,
+        0,
+        larder_cache::ResponseHeader::new(StatusCode::OK),
+    );
+    writer.set_cache_meta(meta);
+    writer.set_miss_handler().await.unwrap();
+    // With streaming partial writes the lock is released once the write starts.
+    assert!(!writer.is_cache_lock_writer());
+    assert!(writer.miss_body_reader().is_some());
+    writer
+        .miss_handler()
+        .unwrap()
+        .write_body(Bytes::from_static(b"part"), false)
+        .await
+        .unwrap();
+
+    let mut reader = env.cache("/a");
+    let (meta, hit) = reader
+        .cache_lookup()
+        .await
+        .unwrap()
+        .expect("the write in progress is visible");
+    reader.cache_found(meta, hit, HitStatus::Fresh);
+    assert_eq!(
+        reader.hit_handler().read_body().await.unwrap().as_deref(),
+        Some(&b"part"[..])
+    );
+    drop(writer);
+    assert!(
+        reader.hit_handler().read_body().await.is_err(),
+        "a truncated body is an error, not a clean end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_primary_invalidates_older_variants() {
+    let env = Env::new();
+    let gzip = header_map(&[("accept-encoding", "gzip")]);
+    let br = header_map(&[("accept-encoding", "br")]);
+    let origin = Origin::new(vec![
+        ok(
+            &[("cache-control", "max-age=0"), ("vary", "accept-encoding")],
+            b"gz1",
+        ),
+        ok(
+            &[("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+            b"br1",
+        ),
+        ok(
+            &[("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+            b"gz2",
+        ),
+        ok(
+            &[("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+            b"br2",
+        ),
+    ]);
+    get(env, "/a", &gzip, &origin).await; // primary slot: gz1 (stale at once)
+    get(env, "/a", &br, &origin).await; // secondary slot: br1
+    assert_eq!(get(env, "/a", &br, &origin).await.phase, CachePhase::Hit);
+    // The stale primary is replaced (Expired), which makes br1 older than the primary.
+    let replaced = get(env, "/a", &gzip, &origin).await;
+    assert_eq!(
+        (replaced.phase, replaced.body.as_slice()),
+        (CachePhase::Expired, &b"gz2"[..])
+    );
+    let refetched = get(env, "/a", &br, &origin).await;
+    assert_eq!(
+        (refetched.phase, refetched.body.as_slice()),
+        (CachePhase::Miss, &b"br2"[..])
+    );
+    assert_eq!(origin.calls(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_lock_waits_are_timed() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let mut writer = env.cache("/a");
+    assert!(writer.lookup_duration().is_none());
+    assert!(writer.cache_lookup().await.unwrap().is_none());
+    assert!(writer.lookup_duration().is_some());
+    let mut reader = env.cache("/a");
+    assert!(reader.cache_lookup().await.unwrap().is_none());
+    let waiting = tokio::spawn(async move {
+        let status = reader.cache_lock_wait().await;
+        (status, reader)
+    });
+    writer.disable(NoCacheReason::UpstreamError);
+    let (status, mut reader) = waiting.await.unwrap();
+    assert_eq!(status, LockStatus::TransientError);
+    assert!(reader.lock_duration().is_some());
+    // Looking up again, the reader becomes the new writer.
+    assert!(reader.cache_lookup().await.unwrap().is_none());
+    assert!(reader.is_cache_lock_writer());
+    reader.disable(NoCacheReason::InternalError);
+    assert!(
+        reader.lookup_duration().is_some(),
+        "timings survive disable"
+    );
+}
