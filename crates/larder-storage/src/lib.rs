@@ -48,7 +48,7 @@ mod header;
 pub mod key;
 mod memory;
 mod meta;
-mod storage;
+pub mod storage;
 
 pub use error::{Error, Result};
 pub use header::ResponseHeader;

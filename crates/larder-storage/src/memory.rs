@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 use tracing::Span;
 
+use crate::storage::streaming_write::U64WriteId;
 use crate::{
     CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HandleMiss, HashBinary, HitHandler,
     MissFinishType, MissHandler, PurgeType, Result, Storage,
@@ -233,7 +234,7 @@ impl Storage for MemCache {
         let Some(tag) = streaming_write_tag else {
             return self.lookup(key, trace).await;
         };
-        let Ok(id) = <[u8; 8]>::try_from(tag).map(u64::from_be_bytes) else {
+        let Ok(id) = U64WriteId::try_from(tag).map(u64::from) else {
             return Ok(None);
         };
         let k = map_key(key.combined_bin());
@@ -273,7 +274,7 @@ impl Storage for MemCache {
         Ok(Box::new(MemMissHandler {
             cache: self,
             key: k,
-            tag: id.to_be_bytes(),
+            tag: U64WriteId::from(id),
             temp,
             tx,
             eof: false,
@@ -324,7 +325,7 @@ impl Storage for MemCache {
 struct MemMissHandler {
     cache: &'static MemCache,
     key: u128,
-    tag: [u8; 8],
+    tag: U64WriteId,
     temp: Arc<TempObject>,
     tx: watch::Sender<Progress>,
     eof: bool,
@@ -382,7 +383,7 @@ impl HandleMiss for MemMissHandler {
     }
 
     fn streaming_write_tag(&self) -> Option<&[u8]> {
-        Some(&self.tag)
+        Some(self.tag.as_bytes())
     }
 }
 

@@ -220,3 +220,83 @@ pub trait HandleMiss: Send + Sync {
 
 /// A boxed [`HandleMiss`].
 pub type MissHandler = Box<dyn HandleMiss + Send + Sync>;
+
+/// Helpers for [`HandleMiss::streaming_write_tag`] values: write ids as big-endian bytes.
+pub mod streaming_write {
+    /// A `u64` write id as 8 big-endian bytes.
+    ///
+    /// ```
+    /// use larder_storage::storage::streaming_write::U64WriteId;
+    ///
+    /// let id = U64WriteId::from(7u64);
+    /// assert_eq!(id.as_bytes(), &[0, 0, 0, 0, 0, 0, 0, 7]);
+    /// assert_eq!(U64WriteId::try_from(id.as_bytes()).map(u64::from).ok(), Some(7));
+    /// assert!(U64WriteId::try_from(&b"short"[..]).is_err());
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct U64WriteId([u8; 8]);
+
+    impl U64WriteId {
+        /// The id's bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl From<u64> for U64WriteId {
+        fn from(id: u64) -> Self {
+            U64WriteId(id.to_be_bytes())
+        }
+    }
+
+    impl From<U64WriteId> for u64 {
+        fn from(id: U64WriteId) -> Self {
+            u64::from_be_bytes(id.0)
+        }
+    }
+
+    impl TryFrom<&[u8]> for U64WriteId {
+        type Error = std::array::TryFromSliceError;
+        fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+            Ok(U64WriteId(bytes.try_into()?))
+        }
+    }
+
+    /// A `u32` write id as 4 big-endian bytes.
+    ///
+    /// ```
+    /// use larder_storage::storage::streaming_write::U32WriteId;
+    ///
+    /// let id = U32WriteId::from(258u32);
+    /// assert_eq!(id.as_bytes(), &[0, 0, 1, 2]);
+    /// assert_eq!(U32WriteId::try_from(id.as_bytes()).map(u32::from).ok(), Some(258));
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct U32WriteId([u8; 4]);
+
+    impl U32WriteId {
+        /// The id's bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl From<u32> for U32WriteId {
+        fn from(id: u32) -> Self {
+            U32WriteId(id.to_be_bytes())
+        }
+    }
+
+    impl From<U32WriteId> for u32 {
+        fn from(id: U32WriteId) -> Self {
+            u32::from_be_bytes(id.0)
+        }
+    }
+
+    impl TryFrom<&[u8]> for U32WriteId {
+        type Error = std::array::TryFromSliceError;
+        fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+            Ok(U32WriteId(bytes.try_into()?))
+        }
+    }
+}

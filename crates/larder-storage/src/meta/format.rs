@@ -299,6 +299,12 @@ mod tests {
             prop_assert_eq!(&CacheMeta::deserialize_shared(&shared).unwrap(), &meta);
         }
 
+    }
+
+    proptest! {
+        // Each case decodes every prefix of a blob: fewer cases keep it fast.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
         #[test]
         fn every_truncation_is_an_error(meta in meta()) {
             let bytes = meta.serialize().unwrap();
