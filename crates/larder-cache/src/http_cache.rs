@@ -339,8 +339,7 @@ impl HttpCache {
     ///
     /// # Panics
     ///
-    /// Unless the phase is `Disabled` (after being enabled), `CacheKey`, `Stale` or `Hit`, or while a
-    /// lock is held.
+    /// Unless the phase is `CacheKey`, `Stale` or `Hit`, or while a lock is held.
     pub fn set_cache_lock(
         &mut self,
         cache_lock: Option<&'static CacheKeyLockImpl>,
@@ -349,7 +348,7 @@ impl HttpCache {
         let phase = self.phase();
         if !matches!(
             self.state,
-            State::Disabled(_) | State::CacheKey | State::Stale(_) | State::Hit(_)
+            State::CacheKey | State::Stale(_) | State::Hit(_)
         ) {
             wrong_phase("set_cache_lock", phase);
         }
@@ -594,7 +593,8 @@ impl HttpCache {
 
     /// Records what the lookup found and how to treat it: `Fresh`/`ForceFresh` → `Hit`;
     /// `Expired`/`ForceExpired` → `Stale` (taking the lock as a stale writer, so one request
-    /// revalidates); `ForceMiss`/`FailedHitFilter` → the entry is dropped, the lock taken and
+    /// revalidates; `ForceExpired` also disables stale serving for this request, since the
+    /// entry must be validated first); `ForceMiss`/`FailedHitFilter` → the entry is dropped, the lock taken and
     /// the phase goes back to `CacheKey` (call [`cache_miss`](Self::cache_miss) next).
     /// A real hit counts as an access for the eviction manager.
     ///
@@ -606,10 +606,13 @@ impl HttpCache {
             wrong_phase("cache_found", self.phase());
         }
         let (key, ctx) = self.key_and_ctx("cache_found");
-        let found = Found {
+        let mut found = Found {
             meta,
             hit_handler: Some(hit_handler),
         };
+        if hit_status == HitStatus::ForceExpired {
+            found.meta.disable_serve_stale();
+        }
         match hit_status {
             HitStatus::Fresh | HitStatus::ForceFresh => {
                 if let Some(eviction) = ctx.eviction

@@ -620,3 +620,63 @@ async fn lookups_and_lock_waits_are_timed() {
         "timings survive disable"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_past_lock_age_is_replaced_by_a_waiter() {
+    let env = Env::new().with_lock(Duration::from_millis(30));
+    // A writer that stalls longer than the lock's age timeout.
+    let mut stalled = env.cache("/a");
+    assert!(stalled.cache_lookup().await.unwrap().is_none());
+    assert!(stalled.is_cache_lock_writer());
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    let served = get(env, "/a", &HeaderMap::new(), &origin).await;
+    // The waiter saw AgeTimeout, looked up again and became the new writer.
+    assert_eq!(served.phase, CachePhase::Miss);
+    assert_eq!(
+        get(env, "/a", &HeaderMap::new(), &origin).await.phase,
+        CachePhase::Hit
+    );
+    assert!(stalled.lock_duration().is_none());
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_expired_revalidates_without_stale_serving() {
+    let env = Env::new();
+    let origin = Origin::new(vec![ok(
+        &[(
+            "cache-control",
+            "max-age=0, stale-if-error=600, stale-while-revalidate=600",
+        )],
+        b"x",
+    )]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let mut expired = env.cache("/a");
+    let (meta, hit) = expired.cache_lookup().await.unwrap().unwrap();
+    expired.cache_found(meta, hit, HitStatus::Expired);
+    assert!(expired.can_serve_stale_error());
+    assert!(expired.can_serve_stale_updating());
+    let mut forced = env.cache("/a");
+    let (meta, hit) = forced.cache_lookup().await.unwrap().unwrap();
+    forced.cache_found(meta, hit, HitStatus::ForceExpired);
+    assert_eq!(forced.phase(), CachePhase::Stale);
+    assert!(!forced.can_serve_stale_error());
+    assert!(!forced.can_serve_stale_updating());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_miss_drops_the_entry_and_fills_again() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let mut cache = env.cache("/a");
+    // A hit filter may swap the lock before deciding.
+    cache.set_cache_lock(env.lock, None);
+    let (meta, hit) = cache.cache_lookup().await.unwrap().unwrap();
+    cache.cache_found(meta, hit, HitStatus::ForceMiss);
+    assert_eq!(cache.phase(), CachePhase::CacheKey);
+    assert!(cache.is_cache_lock_writer());
+    cache.cache_miss();
+    assert_eq!(cache.phase(), CachePhase::Miss);
+    assert!(cache.upstream_used());
+}
