@@ -39,19 +39,16 @@ impl ResponseTimes {
     }
 }
 
-/// The `Age` header as a duration (RFC 9111 §5.1). A missing, repeated-and-conflicting or
-/// invalid value gives `None` and is ignored; an overflowing value is capped at 2^31 seconds
+/// The `Age` header as a duration (RFC 9111 §5.1). Only the first value counts: the first
+/// member of the first line (so `Age: 7200, 0` is 7200, as the public cache test suite
+/// expects), with any `;parameters` ignored. A missing or invalid value (negative, fractional,
+/// not a number) gives `None` and is ignored; an overflowing value is capped at 2^31 seconds
 /// (§1.2.2).
 pub fn age_value(headers: &HeaderMap) -> Option<Duration> {
-    let mut values = headers.get_all(AGE).iter();
-    let first = parse_delta_seconds(values.next()?.as_bytes())?;
-    // Several lines that disagree make the field invalid; identical repeats are harmless.
-    for other in values {
-        if parse_delta_seconds(other.as_bytes()) != Some(first) {
-            return None;
-        }
-    }
-    Some(Duration::from_secs(first))
+    let line = headers.get(AGE)?.as_bytes();
+    let first = line.split(|b| *b == b',').next().unwrap_or_default();
+    let value = first.split(|b| *b == b';').next().unwrap_or_default();
+    parse_delta_seconds(value).map(Duration::from_secs)
 }
 
 /// Parses delta-seconds (RFC 9111 §1.2.2): one or more digits, capped at 2^31.
@@ -186,7 +183,14 @@ mod tests {
         check(&["abc"], None);
         check(&["99999999999999999999999"], Some(1 << 31));
         check(&["5", "5"], Some(5));
-        check(&["5", "6"], None);
+        // The first value wins (cache-tests age-parse).
+        check(&["7200", "0"], Some(7200));
+        check(&["0", "7200"], Some(0));
+        check(&["7200, 0"], Some(7200));
+        check(&["0, 7200"], Some(0));
+        check(&["7200;foo=bar"], Some(7200));
+        check(&["2147483649"], Some(1 << 31));
+        check(&["", "5"], None);
     }
 
     #[test]

@@ -122,9 +122,11 @@ impl RequestDirectives {
     pub fn reuse(&self, meta: &CacheMeta, targeted_names: &[HeaderName], now: SystemTime) -> Reuse {
         let age = meta.age(now);
         let origin_fresh = meta.is_fresh(now);
+        // Compared at full precision, so `max-age=0` always asks for validation (the usual
+        // meaning of a reload), not only once a whole second has passed.
         let too_old = self
             .max_age
-            .is_some_and(|max| age.as_secs() > u64::from(max));
+            .is_some_and(|max| age > Duration::from_secs(u64::from(max)));
         let remaining = meta
             .fresh_until()
             .duration_since(now)
@@ -230,6 +232,7 @@ mod tests {
         check(&cc("max-age=5"), 10, 60, "", MustRevalidate);
         check(&cc("max-age=10"), 10, 60, "", Fresh);
         check(&cc("max-age=0"), 0, 60, "", Fresh);
+        check(&cc("max-age=0"), 1, 60, "", MustRevalidate);
         check(&cc("max-age=x"), 1, 60, "", MustRevalidate);
         // §5.2.1.3 min-fresh.
         check(&cc("min-fresh=30"), 10, 60, "", Fresh);

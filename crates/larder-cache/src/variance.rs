@@ -164,9 +164,14 @@ pub fn normalized_value(headers: &HeaderMap, name: &HeaderName) -> Option<Vec<u8
     any.then_some(out)
 }
 
+/// The value hashed for a header the request does not carry. A NUL never occurs in a field
+/// value, so an absent header never matches any present value, the empty one included
+/// (RFC 9111 §4.1: a header absent from both requests matches; absent from one only does not).
+pub const ABSENT_VALUE: &[u8] = b"\0absent";
+
 /// The variance of a request for a stored response with these headers: `None` when the response
-/// has no `Vary` (or `Vary: *`, which is never stored) or when every header it names is absent
-/// from the request — such a request uses the primary slot.
+/// has no `Vary` (or `Vary: *`, which is never stored). Every named header counts, absent ones
+/// as [`ABSENT_VALUE`].
 pub fn variance_from_request(
     response_headers: &HeaderMap,
     request_headers: &HeaderMap,
@@ -176,9 +181,9 @@ pub fn variance_from_request(
     };
     let mut builder = VarianceBuilder::new();
     for name in names {
-        if let Some(value) = normalized_value(request_headers, &name) {
-            builder.add_owned_name_value(name.as_str().to_owned(), value);
-        }
+        let value =
+            normalized_value(request_headers, &name).unwrap_or_else(|| ABSENT_VALUE.to_vec());
+        builder.add_owned_name_value(name.as_str().to_owned(), value);
     }
     builder.finalize()
 }
@@ -247,10 +252,15 @@ mod tests {
     }
 
     #[test]
-    fn absent_and_empty_differ_and_absent_uses_primary() {
+    fn absent_empty_and_present_all_differ() {
         let resp = headers(&[("vary", "x-a")]);
-        assert_eq!(variance_from_request(&resp, &HeaderMap::new()), None);
-        assert!(variance_from_request(&resp, &headers(&[("x-a", "")])).is_some());
+        let absent = variance_from_request(&resp, &HeaderMap::new());
+        let empty = variance_from_request(&resp, &headers(&[("x-a", "")]));
+        let present = variance_from_request(&resp, &headers(&[("x-a", "1")]));
+        assert!(absent.is_some());
+        assert_ne!(absent, empty);
+        assert_ne!(absent, present);
+        assert_ne!(empty, present);
         assert_eq!(
             variance_from_request(&HeaderMap::new(), &headers(&[("x-a", "1")])),
             None

@@ -680,3 +680,28 @@ async fn force_miss_drops_the_entry_and_fills_again() {
     assert_eq!(cache.phase(), CachePhase::Miss);
     assert!(cache.upstream_used());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vary_header_omitted_by_either_request_does_not_match() {
+    let env = Env::new();
+    let with = header_map(&[("x-variant", "1")]);
+    let origin = Origin::new(vec![ok(
+        &[("cache-control", "max-age=60"), ("vary", "x-variant")],
+        b"v",
+    )]);
+    // Stored for a request that had the header; a request without it must not reuse it.
+    get(env, "/a", &with, &origin).await;
+    assert_eq!(
+        get(env, "/a", &no_headers(), &origin).await.phase,
+        CachePhase::Miss
+    );
+    assert_eq!(
+        get(env, "/a", &no_headers(), &origin).await.phase,
+        CachePhase::Hit
+    );
+    // Stored for a request without it; a request with it must not reuse that one.
+    get(env, "/b", &no_headers(), &origin).await;
+    assert_eq!(get(env, "/b", &with, &origin).await.phase, CachePhase::Miss);
+    assert_eq!(get(env, "/b", &with, &origin).await.phase, CachePhase::Hit);
+    assert_eq!(origin.calls(), 4);
+}
