@@ -1,9 +1,6 @@
 //! Body types: the boxed body the layer speaks, and a channel body used to stream a response to
 //! the client while another task fills the cache.
 
-// The channel body is wired into the cache fill path next.
-#![allow(dead_code)]
-
 use std::pin::Pin;
 use std::task::{Context, Poll};
 

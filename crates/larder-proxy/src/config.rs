@@ -23,8 +23,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use http::StatusCode;
+use larder_cache::CacheMetaDefaults;
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -227,6 +230,33 @@ impl CacheSettings {
     pub fn lock_timeout(&self) -> Duration {
         Duration::from_millis(self.lock_timeout_ms)
     }
+    /// The freshness policy these settings describe.
+    ///
+    /// `CacheMetaDefaults` takes a plain function for the per-status lifetime, so a configured
+    /// `default_ttl_secs` is kept in a process-wide value read by that function: one process runs
+    /// one configuration, and the last call wins.
+    pub fn meta_defaults(&self) -> CacheMetaDefaults {
+        let ttl = self.default_ttl_secs.map_or(u64::MAX, u64::from);
+        DEFAULT_TTL_SECS.store(ttl, Ordering::Relaxed);
+        CacheMetaDefaults::new(
+            configured_ttl,
+            self.stale_while_revalidate_secs,
+            self.stale_if_error_secs,
+        )
+    }
+}
+
+static DEFAULT_TTL_SECS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The configured default lifetime, for the statuses RFC 9110 §15.1 calls heuristically
+/// cacheable.
+fn configured_ttl(status: StatusCode) -> Option<Duration> {
+    let secs = DEFAULT_TTL_SECS.load(Ordering::Relaxed);
+    let heuristic = matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    );
+    (secs != u64::MAX && heuristic).then(|| Duration::from_secs(secs))
 }
 
 #[cfg(test)]

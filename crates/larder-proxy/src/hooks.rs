@@ -1,13 +1,108 @@
-//! The hooks trait: the cache callbacks of a proxy, each with an RFC 9111 default.
+//! The hooks trait: the cache callbacks of a proxy (pingora's `ProxyHttp` cache callbacks), each
+//! with a default that gives standard shared-cache behaviour (RFC 9111).
 
-use http::Method;
 use http::request::Parts;
+use http::{StatusCode, response};
+use larder_cache::age::ResponseTimes;
+use larder_cache::conditional::{self, Precondition};
+use larder_cache::filters::{self, RespCacheable};
+use larder_cache::variance::{VarianceBuilder, VaryNames, normalized_value, vary_names};
+use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, ResponseHeader};
 
+use crate::error::BoxError;
+use crate::layer::CacheConfig;
 use crate::purge::{self, PurgeAuth};
 
-/// Callbacks that customise the cache; every method has a default giving standard shared-cache
-/// behaviour (RFC 9111). Implement only the ones to change.
+/// Why a stale response could be served instead of the upstream's answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StaleCause<'a> {
+    /// The upstream answered with this server error status.
+    UpstreamStatus(StatusCode),
+    /// The upstream could not be reached or failed before answering.
+    UpstreamError(&'a BoxError),
+}
+
+/// Callbacks that customise the cache. Every method has a default giving standard shared-cache
+/// behaviour (RFC 9111); implement only the ones to change. `req` is always the client's request
+/// head (hop-by-hop fields removed).
 pub trait CacheHooks: Send + Sync + 'static {
+    /// Whether the request may use the cache at all. Default: `GET` and `HEAD` (other methods
+    /// are forwarded; unsafe ones invalidate, RFC 9111 §4.4).
+    fn request_cache_filter(&self, req: &Parts) -> bool {
+        filters::request_cacheable(&req.method)
+    }
+
+    /// The key the response is stored under; `None` leaves the request uncached. Default:
+    /// [`default_cache_key`] (scheme + authority + path + query).
+    fn cache_key_callback(&self, req: &Parts) -> Option<CacheKey> {
+        default_cache_key(req)
+    }
+
+    /// The variance of `req` for a stored response with `meta`, or for a response about to be
+    /// stored (RFC 9111 §4.1). Default: [`default_variance`] over the response's `Vary`.
+    fn cache_vary_filter(&self, meta: &CacheMeta, req: &Parts) -> Option<HashBinary> {
+        default_variance(meta.headers(), &req.headers)
+    }
+
+    /// Whether and how long to store an upstream response (also run on the header merged from
+    /// a 304). Default: RFC 9111 §3 and §4.2 via
+    /// [`resp_cacheable_targeted`](filters::resp_cacheable_targeted), with the configured
+    /// defaults and targeted fields (`CDN-Cache-Control`, RFC 9213).
+    fn response_cache_filter(
+        &self,
+        req: &Parts,
+        resp: &ResponseHeader,
+        config: &CacheConfig,
+        times: ResponseTimes,
+    ) -> RespCacheable {
+        filters::resp_cacheable_targeted(
+            resp.clone(),
+            filters::authorization_present(&req.headers),
+            &config.targeted_cache_control,
+            &config.defaults,
+            times,
+        )
+    }
+
+    /// Runs on every found entry (fresh or stale) and may force a miss, an expiry or a fresh
+    /// hit. Default: `None` (the request directives and freshness decide).
+    fn cache_hit_filter(
+        &self,
+        req: &Parts,
+        meta: &CacheMeta,
+        is_fresh: bool,
+    ) -> Option<ForcedFreshness> {
+        let _ = (req, meta, is_fresh);
+        None
+    }
+
+    /// Changes the request sent upstream, after the cache removed the client's preconditions
+    /// and ranges and added its own validators. Default: nothing.
+    fn upstream_request_filter(&self, req: &Parts, upstream: &mut Parts) {
+        let _ = (req, upstream);
+    }
+
+    /// Changes the upstream response before it is considered for storage (changes are
+    /// stored). Not run for hits. Default: nothing.
+    fn upstream_response_filter(&self, req: &Parts, resp: &mut response::Parts) {
+        let _ = (req, resp);
+    }
+
+    /// Whether a stale response may be served: `cause` is `None` for stale-while-revalidate and
+    /// the upstream failure for stale-if-error. Only asked when the stored response's
+    /// windows (RFC 5861) allow it. Default: `true`.
+    fn should_serve_stale(&self, req: &Parts, cause: Option<&StaleCause<'_>>) -> bool {
+        let _ = (req, cause);
+        true
+    }
+
+    /// The client's preconditions evaluated against a response the cache answers with
+    /// (RFC 9110 §13.2.2). Default: [`conditional::evaluate`].
+    fn cache_not_modified_filter(&self, req: &Parts, resp: &ResponseHeader) -> Precondition {
+        conditional::evaluate(&req.method, &req.headers, resp.status, &resp.headers)
+    }
+
     /// Whether the request purges its cache entry instead of being proxied. Default: the
     /// method is `PURGE`.
     fn is_purge(&self, req: &Parts) -> bool {
@@ -19,11 +114,6 @@ pub trait CacheHooks: Send + Sync + 'static {
     fn purge_authorization(&self, req: &Parts, token: Option<&str>) -> PurgeAuth {
         purge::check_bearer(&req.headers, token)
     }
-
-    /// Whether the request may use the cache at all. Default: `GET` and `HEAD`.
-    fn request_cache_filter(&self, req: &Parts) -> bool {
-        req.method == Method::GET || req.method == Method::HEAD
-    }
 }
 
 /// The default hooks: every callback keeps its default.
@@ -31,3 +121,80 @@ pub trait CacheHooks: Send + Sync + 'static {
 pub struct DefaultHooks;
 
 impl CacheHooks for DefaultHooks {}
+
+/// The default cache key: `scheme://authority/path?query` as the primary key, in an empty
+/// namespace. The scheme is the request URI's, else `http`; the authority is the URI's, else
+/// the `Host` field's, lowercased. A request with neither has no key (it is not cached).
+pub fn default_cache_key(req: &Parts) -> Option<CacheKey> {
+    let authority = if let Some(a) = req.uri.authority() {
+        a.as_str().to_ascii_lowercase()
+    } else {
+        let host = req.headers.get(http::header::HOST)?.to_str().ok()?.trim();
+        if host.is_empty() {
+            return None;
+        }
+        host.to_ascii_lowercase()
+    };
+    let scheme = req.uri.scheme_str().unwrap_or("http");
+    let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    Some(CacheKey::new("", format!("{scheme}://{authority}{pq}"), ""))
+}
+
+/// The variance of a request for a response with `resp_headers` (RFC 9111 §4.1): a hash of the
+/// normalised values of every field the response's `Vary` names. A field the request lacks
+/// counts as absent, which differs from every value, so a response stored for a request that
+/// had the field is never served to one that lacked it. `None` when the response has no `Vary`.
+pub fn default_variance(
+    resp_headers: &http::HeaderMap,
+    req_headers: &http::HeaderMap,
+) -> Option<HashBinary> {
+    let VaryNames::Names(names) = vary_names(resp_headers) else {
+        return None;
+    };
+    let mut builder = VarianceBuilder::new();
+    for name in names {
+        // A NUL never occurs in a field value, so this marker cannot collide with one.
+        let value = normalized_value(req_headers, &name).unwrap_or_else(|| b"\0absent".to_vec());
+        builder.add_owned_name_value(name.as_str().to_owned(), value);
+    }
+    builder.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Request};
+
+    fn parts(uri: &str, host: Option<&str>) -> Parts {
+        let mut b = Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn default_key_uses_scheme_authority_path_and_query() {
+        let key = |uri, host| default_cache_key(&parts(uri, host)).map(|k| k.primary());
+        let expect = CacheKey::new("", "http://example.com/a?b=1", "").primary();
+        assert_eq!(key("/a?b=1", Some("Example.COM")), Some(expect.clone()));
+        assert_eq!(key("http://example.com/a?b=1", None), Some(expect));
+        assert_eq!(key("/a", None), None);
+        assert_eq!(key("/a", Some("")), None);
+    }
+
+    #[test]
+    fn absent_vary_field_differs_from_every_value() {
+        let mut resp = HeaderMap::new();
+        resp.insert("vary", HeaderValue::from_static("accept-encoding"));
+        let mut gzip = HeaderMap::new();
+        gzip.insert("accept-encoding", HeaderValue::from_static("gzip"));
+        let mut empty = HeaderMap::new();
+        empty.insert("accept-encoding", HeaderValue::from_static(""));
+        let none = default_variance(&resp, &HeaderMap::new());
+        assert!(none.is_some());
+        assert_ne!(none, default_variance(&resp, &gzip));
+        assert_ne!(none, default_variance(&resp, &empty));
+        assert_eq!(default_variance(&HeaderMap::new(), &gzip), None);
+    }
+}

@@ -5,23 +5,50 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, Request, Response};
 use http_body::Body;
-use tower::ServiceExt;
+use larder_cache::eviction::{EvictionManager, lru, tinyufo};
+use larder_cache::lock::{CacheKeyLockImpl, CacheLock};
+use larder_cache::predictor::{CacheablePredictor, Predictor};
+use larder_cache::range::DEFAULT_MAX_RANGES;
+use larder_cache::{CacheMetaDefaults, MemCache, Storage};
 
 use crate::body::{self, ProxyBody};
+use crate::config::EvictionPolicy;
 use crate::error::BoxError;
-use crate::headers;
 use crate::hooks::{CacheHooks, DefaultHooks};
-use crate::metrics::Metrics;
-use crate::purge::PurgeAuth;
+use crate::metrics::{Metrics, StorageGauges};
 
 /// Settings of a [`CacheLayer`].
-#[derive(Clone, Debug)]
+///
+/// The storage, eviction manager, predictor and lock are `'static` because every request
+/// shares them (as in pingora-cache); [`CacheConfig::in_memory`] makes a bounded in-memory set
+/// by leaking them once.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct CacheConfig {
+    /// Where responses are stored; `None` turns caching off (the layer only proxies).
+    pub storage: Option<&'static (dyn Storage + Sync)>,
+    /// Keeps the storage within its size: entries are admitted on write and victims purged.
+    pub eviction: Option<&'static (dyn EvictionManager + Sync)>,
+    /// Remembers uncacheable keys so later requests skip the cache lock.
+    pub predictor: Option<&'static (dyn CacheablePredictor + Sync)>,
+    /// One upstream fetch per key at a time; other requests wait or stream the partial write.
+    pub cache_lock: Option<&'static CacheKeyLockImpl>,
+    /// The longest a request waits on another request's fill before going upstream itself.
+    pub lock_wait_timeout: Option<Duration>,
+    /// Responses with larger bodies are not stored.
+    pub max_file_size: Option<usize>,
+    /// Freshness for responses without explicit freshness, and default stale windows.
+    pub defaults: CacheMetaDefaults,
+    /// Targeted cache-control fields that take precedence over `Cache-Control` (RFC 9213);
+    /// `CDN-Cache-Control` by default.
+    pub targeted_cache_control: Vec<HeaderName>,
+    /// The most ranges honoured in one `Range` request (more are answered with the whole body).
+    pub max_ranges: usize,
     /// The cache name in `Cache-Status` (RFC 9211 §2); `larder` by default.
     pub cache_status_name: String,
     /// The pseudonym in `Via` (RFC 9110 §7.6.3); `larder` by default.
@@ -31,8 +58,18 @@ pub struct CacheConfig {
 }
 
 impl Default for CacheConfig {
+    /// No storage (caching off), never inventing freshness, `Cache-Status` name `larder`.
     fn default() -> Self {
         Self {
+            storage: None,
+            eviction: None,
+            predictor: None,
+            cache_lock: None,
+            lock_wait_timeout: None,
+            max_file_size: None,
+            defaults: CacheMetaDefaults::STRICT,
+            targeted_cache_control: vec![HeaderName::from_static("cdn-cache-control")],
+            max_ranges: DEFAULT_MAX_RANGES,
             cache_status_name: "larder".to_owned(),
             via_pseudonym: "larder".to_owned(),
             purge_token: None,
@@ -40,11 +77,69 @@ impl Default for CacheConfig {
     }
 }
 
-struct Shared<H> {
-    config: CacheConfig,
-    hooks: H,
-    metrics: Arc<Metrics>,
-    cache_status_name: HeaderValue,
+impl std::fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("storage", &self.storage.is_some())
+            .field("eviction", &self.eviction.is_some())
+            .field("predictor", &self.predictor.is_some())
+            .field("cache_lock", &self.cache_lock.is_some())
+            .field("lock_wait_timeout", &self.lock_wait_timeout)
+            .field("max_file_size", &self.max_file_size)
+            .field("defaults", &self.defaults)
+            .field("cache_status_name", &self.cache_status_name)
+            .field("purge_token", &self.purge_token.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a fill may hold the cache lock before waiting requests stop waiting for it.
+const DEFAULT_LOCK_AGE: Duration = Duration::from_secs(5);
+
+impl CacheConfig {
+    /// A bounded in-memory cache of `size` bytes: a [`MemCache`], an eviction manager of
+    /// `policy` sized to `size` (victims are purged from the storage), a cache lock with a 5 s
+    /// age timeout and wait timeout, and a predictor.
+    ///
+    /// The parts are leaked so they are `'static`; make one per process (or per test).
+    pub fn in_memory(size: usize, policy: EvictionPolicy) -> Self {
+        let storage: &'static MemCache = Box::leak(Box::new(MemCache::new()));
+        let eviction: &'static (dyn EvictionManager + Sync) = match policy {
+            EvictionPolicy::Lru => {
+                Box::leak(Box::new(lru::Manager::<16>::with_capacity(size, 1024)))
+            }
+            EvictionPolicy::Tinyufo => {
+                // Assume 4 KiB per entry for the admission sketch's size.
+                Box::leak(Box::new(tinyufo::Manager::new(size, (size / 4096).max(64))))
+            }
+        };
+        let predictor: &'static Predictor<16> = Box::leak(Box::new(Predictor::new(256, None)));
+        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(DEFAULT_LOCK_AGE));
+        Self {
+            storage: Some(storage),
+            eviction: Some(eviction),
+            predictor: Some(predictor),
+            cache_lock: Some(lock),
+            lock_wait_timeout: Some(DEFAULT_LOCK_AGE),
+            max_file_size: Some(size),
+            ..Self::default()
+        }
+    }
+
+    /// Replaces the cache lock with one whose age timeout is `age`, and sets the wait timeout.
+    #[must_use]
+    pub fn with_lock_timeouts(mut self, age: Duration, wait: Duration) -> Self {
+        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(age));
+        self.cache_lock = Some(lock);
+        self.lock_wait_timeout = Some(wait);
+        self
+    }
+}
+
+pub(crate) struct Shared<H> {
+    pub(crate) config: CacheConfig,
+    pub(crate) hooks: H,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A tower layer that puts an HTTP cache in front of an inner service.
@@ -71,14 +166,11 @@ impl<H> std::fmt::Debug for CacheLayer<H> {
 impl<H: CacheHooks> CacheLayer<H> {
     /// A layer with `config` and `hooks`.
     pub fn new(config: CacheConfig, hooks: H) -> Self {
-        let cache_status_name = HeaderValue::from_str(&config.cache_status_name)
-            .unwrap_or_else(|_| HeaderValue::from_static("larder"));
         Self {
             shared: Arc::new(Shared {
                 config,
                 hooks,
                 metrics: Arc::new(Metrics::default()),
-                cache_status_name,
             }),
         }
     }
@@ -88,9 +180,15 @@ impl<H: CacheHooks> CacheLayer<H> {
         &self.shared.metrics
     }
 
-    /// The `/metrics` text.
+    /// The `/metrics` text: the counters plus the eviction manager's size figures.
     pub fn render_metrics(&self) -> String {
-        self.shared.metrics.render(None)
+        let gauges = self.shared.config.eviction.map(|e| StorageGauges {
+            bytes: e.total_size() as u64,
+            entries: e.total_items() as u64,
+            evicted_entries: e.evicted_items() as u64,
+            evicted_bytes: e.evicted_size() as u64,
+        });
+        self.shared.metrics.render(gauges)
     }
 }
 
@@ -106,6 +204,10 @@ impl<S, H> tower_layer::Layer<S> for CacheLayer<H> {
 }
 
 /// The service a [`CacheLayer`] wraps around an inner service.
+///
+/// The inner service receives requests with a [`ProxyBody`] and may answer with any body of
+/// [`Bytes`]. Its errors become `502 Bad Gateway` (or a stale response, RFC 5861), so this
+/// service never fails.
 pub struct CacheService<S, H = DefaultHooks> {
     inner: S,
     shared: Arc<Shared<H>>,
@@ -135,6 +237,7 @@ where
     S: tower_service::Service<Request<ProxyBody>, Response = Response<ResB>>
         + Clone
         + Send
+        + Sync
         + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -156,87 +259,9 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let mut resp = handle(&shared, inner, parts, body::boxed(body)).await;
-            finish_response(&shared, &mut resp);
+            let resp = crate::flow::handle(&shared, inner, parts, body::boxed(body)).await;
             shared.metrics.requests.inc();
             Ok(resp)
         })
     }
-}
-
-/// Headers every response gets on its way out.
-fn finish_response<H>(shared: &Shared<H>, resp: &mut Response<ProxyBody>) {
-    let version = resp.version();
-    headers::add_via(resp.headers_mut(), version, &shared.config.via_pseudonym);
-    if !resp
-        .headers()
-        .contains_key(header::HeaderName::from_static("cache-status"))
-    {
-        let mut v = shared.cache_status_name.as_bytes().to_vec();
-        v.extend_from_slice(b"; fwd=uri-miss");
-        if let Ok(v) = HeaderValue::from_bytes(&v) {
-            resp.headers_mut().insert("cache-status", v);
-        }
-    }
-}
-
-async fn handle<S, H, ResB>(
-    shared: &Shared<H>,
-    inner: S,
-    mut parts: http::request::Parts,
-    body: ProxyBody,
-) -> Response<ProxyBody>
-where
-    S: tower_service::Service<Request<ProxyBody>, Response = Response<ResB>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    ResB: Body<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<BoxError>,
-    H: CacheHooks,
-{
-    if shared.hooks.is_purge(&parts) {
-        let status = match shared
-            .hooks
-            .purge_authorization(&parts, shared.config.purge_token.as_deref())
-        {
-            PurgeAuth::Disabled => StatusCode::METHOD_NOT_ALLOWED,
-            PurgeAuth::Unauthorized => StatusCode::UNAUTHORIZED,
-            // No storage yet: nothing is ever cached.
-            PurgeAuth::Allowed => StatusCode::NOT_FOUND,
-        };
-        return canned(status);
-    }
-    headers::remove_hop_by_hop(&mut parts.headers);
-    headers::add_via(
-        &mut parts.headers,
-        parts.version,
-        &shared.config.via_pseudonym,
-    );
-    let req = Request::from_parts(parts, body);
-    match inner.oneshot(req).await {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            headers::remove_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body::boxed(body))
-        }
-        Err(e) => {
-            let e: BoxError = e.into();
-            shared.metrics.upstream_errors.inc();
-            tracing::warn!(error = %e, "upstream failed");
-            canned(StatusCode::BAD_GATEWAY)
-        }
-    }
-}
-
-/// A bodiless response the proxy makes itself; never stored by anyone.
-pub(crate) fn canned(status: StatusCode) -> Response<ProxyBody> {
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    resp
 }

@@ -84,6 +84,11 @@ impl Proxy {
         Self { addr, layer }
     }
 
+    /// A proxy with a 1 MiB in-memory cache and short lock timeouts.
+    pub(crate) async fn cached(origin: &Origin) -> Self {
+        Self::start(origin, cache_config()).await
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -161,4 +166,35 @@ pub(crate) fn respond(
         resp = resp.header(*k, *v);
     }
     resp.body(larder_proxy::body::full(body)).unwrap()
+}
+
+/// A 1 MiB in-memory cache with 1 s lock timeouts.
+pub(crate) fn cache_config() -> CacheConfig {
+    CacheConfig::in_memory(1 << 20, larder_proxy::config::EvictionPolicy::Tinyufo)
+        .with_lock_timeouts(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(1),
+        )
+}
+
+/// A body sending `chunks` with `delay` before each, then failing if `fail` is set.
+pub(crate) fn slow_body(
+    chunks: Vec<&'static str>,
+    delay: std::time::Duration,
+    fail: bool,
+) -> ProxyBody {
+    use futures_util::StreamExt;
+    type Item = Result<http_body::Frame<Bytes>, std::io::Error>;
+    let mut items: Vec<Item> = chunks
+        .into_iter()
+        .map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes()))))
+        .collect();
+    if fail {
+        items.push(Err(std::io::Error::other("origin failed mid-body")));
+    }
+    let stream = futures_util::stream::iter(items).then(move |item| async move {
+        tokio::time::sleep(delay).await;
+        item
+    });
+    larder_proxy::body::boxed(http_body_util::StreamBody::new(stream))
 }

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod binary;
+mod cache;
 mod harness;
 mod proxy;

@@ -1,0 +1,1167 @@
+//! The per-request cache flow: pingora's proxy cache flow with RFC 9111 defaults.
+//!
+//! request filter → key → predictor → lookup loop (vary re-lookup, lock waits) → hit / stale
+//! (revalidate, stale-while-revalidate, stale-if-error) / miss (fill while streaming).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use larder_cache::age::ResponseTimes;
+use larder_cache::cache_status::{CacheStatus, ForwardReason};
+use larder_cache::conditional::{self, Precondition};
+use larder_cache::filters::RespCacheable;
+use larder_cache::lock::{LockStatus, WritePermit};
+use larder_cache::max_file_size::{content_length, content_length_exceeds};
+use larder_cache::range::{self, RangeBody, RangeBodyFilter, RangeSpec};
+use larder_cache::request::{RequestDirectives, Reuse};
+use larder_cache::{
+    CacheKey, CacheOptionOverrides, CachePhase, HitStatus, HttpCache, NoCacheReason,
+    ResponseHeader, revalidate,
+};
+use tower::ServiceExt;
+
+use crate::body::{self, ChannelBody, Chunk, ProxyBody};
+use crate::error::BoxError;
+use crate::headers;
+use crate::hooks::{CacheHooks, StaleCause};
+use crate::layer::Shared;
+use crate::metrics::Metrics;
+use crate::purge::PurgeAuth;
+
+/// How many lookups one request may make (vary re-lookups and lock waits) before it gives up
+/// on the cache and goes upstream.
+const MAX_LOOKUPS: usize = 8;
+/// Chunks buffered between a body producer and the client: the back-pressure bound.
+const CHANNEL_CHUNKS: usize = 4;
+/// A hit whose body fits in this many bytes is read before the response is returned, saving
+/// the task that would otherwise stream it.
+const INLINE_HIT_BYTES: usize = 64 * 1024;
+
+/// A boxed future, as the inner service is called through [`Inner`].
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The inner service, with its body and error types erased.
+pub(crate) trait Inner: Clone + Send + Sync + 'static {
+    /// Sends one request.
+    fn send(&self, req: Request<ProxyBody>) -> BoxFuture<Result<Response<ProxyBody>, BoxError>>;
+}
+
+impl<S, ResB> Inner for S
+where
+    S: tower_service::Service<Request<ProxyBody>, Response = Response<ResB>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    fn send(&self, req: Request<ProxyBody>) -> BoxFuture<Result<Response<ProxyBody>, BoxError>> {
+        let svc = self.clone();
+        Box::pin(async move {
+            let resp = svc.oneshot(req).await.map_err(Into::into)?;
+            Ok(resp.map(body::boxed))
+        })
+    }
+}
+
+type Answer = (Response<ProxyBody>, CacheStatus);
+
+/// Handles one request: purge, pass-through or the cache flow. Adds `Cache-Status` and `Via`.
+pub(crate) async fn handle<H: CacheHooks, I: Inner>(
+    shared: &Arc<Shared<H>>,
+    inner: I,
+    mut parts: Parts,
+    body: ProxyBody,
+) -> Response<ProxyBody> {
+    headers::remove_hop_by_hop(&mut parts.headers);
+    let (mut resp, status) = if shared.hooks.is_purge(&parts) {
+        purge(shared, &parts).await
+    } else {
+        run(shared, inner, parts, body).await
+    };
+    status.append_to(resp.headers_mut());
+    let version = resp.version();
+    headers::add_via(resp.headers_mut(), version, &shared.config.via_pseudonym);
+    resp
+}
+
+fn new_status<H>(shared: &Shared<H>) -> CacheStatus {
+    CacheStatus::new(shared.config.cache_status_name.clone())
+}
+
+/// A bodiless response the proxy makes itself; never stored by anyone.
+fn canned(status: StatusCode) -> Response<ProxyBody> {
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    resp
+}
+
+fn enable<H>(shared: &Shared<H>, cache: &mut HttpCache, with_lock: bool) {
+    let c = &shared.config;
+    let Some(storage) = c.storage else {
+        return;
+    };
+    let overrides = CacheOptionOverrides::default().with_wait_timeout(c.lock_wait_timeout);
+    let lock = if with_lock { c.cache_lock } else { None };
+    let predictor = if with_lock { c.predictor } else { None };
+    cache.enable(storage, c.eviction, predictor, lock, Some(overrides));
+    if with_lock && let Some(max) = c.max_file_size {
+        cache.set_max_file_size_bytes(max);
+    }
+}
+
+// ------------------------------------------------------------------------- purge
+
+async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Answer {
+    let status = new_status(shared).detail("purge");
+    let auth = shared
+        .hooks
+        .purge_authorization(req, shared.config.purge_token.as_deref());
+    let code = match auth {
+        PurgeAuth::Disabled => StatusCode::METHOD_NOT_ALLOWED,
+        PurgeAuth::Unauthorized => {
+            let mut resp = canned(StatusCode::UNAUTHORIZED);
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return (resp, status);
+        }
+        PurgeAuth::Allowed => {
+            let mut target = req.clone();
+            target.method = Method::GET;
+            match shared.hooks.cache_key_callback(&target) {
+                Some(key) if shared.config.storage.is_some() => {
+                    let mut cache = HttpCache::new();
+                    enable(shared, &mut cache, false);
+                    cache.set_cache_key(key);
+                    match cache.purge().await {
+                        Ok(true) => {
+                            shared.metrics.purges.inc();
+                            StatusCode::OK
+                        }
+                        Ok(false) => StatusCode::NOT_FOUND,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purge failed");
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        }
+                    }
+                }
+                _ => StatusCode::NOT_FOUND,
+            }
+        }
+    };
+    (canned(code), status)
+}
+
+// ------------------------------------------------------------------------- pass-through
+
+/// Whether a method is unsafe (RFC 9110 §9.2.1), so a success invalidates (RFC 9111 §4.4).
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// The request head sent upstream, with `Via` added and the body fields gone when the body is
+/// not the client's.
+fn upstream_head<H: CacheHooks>(
+    shared: &Shared<H>,
+    req: &Parts,
+    mutate: impl FnOnce(&mut Parts),
+) -> Parts {
+    let mut up = req.clone();
+    mutate(&mut up);
+    shared.hooks.upstream_request_filter(req, &mut up);
+    headers::add_via(&mut up.headers, req.version, &shared.config.via_pseudonym);
+    up
+}
+
+async fn run<H: CacheHooks, I: Inner>(
+    shared: &Arc<Shared<H>>,
+    inner: I,
+    req: Parts,
+    body: ProxyBody,
+) -> Answer {
+    let metrics = &shared.metrics;
+    let cacheable_method = shared.hooks.request_cache_filter(&req);
+    let key = if cacheable_method && shared.config.storage.is_some() {
+        shared.hooks.cache_key_callback(&req)
+    } else {
+        None
+    };
+    let Some(key) = key else {
+        // Not cached: forward as is.
+        metrics.bypass.inc();
+        let (fwd, reason) = if !cacheable_method {
+            (ForwardReason::Method, NoCacheReason::NeverEnabled)
+        } else if shared.config.storage.is_none() {
+            (ForwardReason::Bypass, NoCacheReason::NeverEnabled)
+        } else {
+            (ForwardReason::Bypass, NoCacheReason::Custom("NoCacheKey"))
+        };
+        metrics.not_stored(reason.as_str());
+        let status = new_status(shared).fwd(fwd).detail(reason.as_str());
+        let up = upstream_head(shared, &req, |_| {});
+        return match inner.send(Request::from_parts(up, body)).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                if is_unsafe(&req.method)
+                    && (parts.status.is_success() || parts.status.is_redirection())
+                {
+                    invalidate(shared, &req, &parts.headers).await;
+                }
+                let status = status.fwd_status(parts.status);
+                (Response::from_parts(parts, body), status)
+            }
+            Err(e) => {
+                metrics.upstream_errors.inc();
+                tracing::warn!(error = %e, "upstream failed");
+                (canned(StatusCode::BAD_GATEWAY), status)
+            }
+        };
+    };
+
+    let mut cache = HttpCache::new();
+    enable(shared, &mut cache, true);
+    cache.set_cache_key(key);
+    let flow = Flow {
+        shared,
+        inner,
+        directives: RequestDirectives::from_headers(&req.headers),
+        req,
+        fwd: ForwardReason::UriMiss,
+        collapsed: false,
+        must_revalidate: false,
+    };
+    flow.lookup(cache, body).await
+}
+
+/// Removes the stored responses for the request's URI and for same-host `Location` and
+/// `Content-Location` (RFC 9111 §4.4).
+async fn invalidate<H: CacheHooks>(shared: &Shared<H>, req: &Parts, resp_headers: &HeaderMap) {
+    if shared.config.storage.is_none() {
+        return;
+    }
+    let mut targets = vec![req.uri.clone()];
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        if let Some(uri) = resp_headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| same_host_target(req, v))
+        {
+            targets.push(uri);
+        }
+    }
+    for uri in targets {
+        let mut target = req.clone();
+        target.method = Method::GET;
+        target.uri = uri;
+        let Some(key) = shared.hooks.cache_key_callback(&target) else {
+            continue;
+        };
+        let mut cache = HttpCache::new();
+        enable(shared, &mut cache, false);
+        cache.set_cache_key(key);
+        match cache.purge().await {
+            Ok(true) => shared.metrics.invalidations.inc(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "invalidation failed"),
+        }
+    }
+}
+
+/// The request target a `Location` / `Content-Location` value names, if it is on the request's
+/// host (RFC 9111 §4.4 forbids invalidating other hosts' responses).
+fn same_host_target(req: &Parts, value: &str) -> Option<Uri> {
+    let value = value.trim();
+    let req_authority = req
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })?;
+    let path_and_query = if value.contains("://") {
+        let uri: Uri = value.parse().ok()?;
+        if !uri
+            .authority()
+            .is_some_and(|a| a.as_str().eq_ignore_ascii_case(&req_authority))
+        {
+            return None;
+        }
+        uri.path_and_query()?.as_str().to_owned()
+    } else if value.starts_with("//") {
+        // A network-path reference names a host; only the request's own counts.
+        return None;
+    } else if value.starts_with('/') {
+        value.to_owned()
+    } else {
+        // A relative reference: resolve it against the request path's directory.
+        let base = req.uri.path();
+        let dir = &base[..=base.rfind('/').unwrap_or(0)];
+        format!("{dir}{value}")
+    };
+    let mut builder = Uri::builder().path_and_query(path_and_query);
+    if let (Some(scheme), Some(authority)) = (req.uri.scheme(), req.uri.authority()) {
+        builder = builder.scheme(scheme.clone()).authority(authority.clone());
+    }
+    builder.build().ok()
+}
+
+// ------------------------------------------------------------------------- the cache flow
+
+/// What to do after waiting on a cache lock.
+enum AfterWait {
+    LookAgain,
+    GoUpstream,
+}
+
+/// How a response served from storage came about (for `Cache-Status` and metrics).
+#[derive(Clone, Copy)]
+enum HitKind {
+    Fresh,
+    StaleWhileRevalidate,
+    StaleIfError(Option<StatusCode>),
+    Revalidated { stored: bool },
+}
+
+struct Flow<'a, H, I> {
+    shared: &'a Arc<Shared<H>>,
+    inner: I,
+    req: Parts,
+    directives: RequestDirectives,
+    fwd: ForwardReason,
+    collapsed: bool,
+    must_revalidate: bool,
+}
+
+impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The lookup loop (inventory §3.1).
+    // One step of the flow kept in one place, in the order pingora's proxy runs it.
+    #[allow(clippy::too_many_lines)]
+    async fn lookup(mut self, mut cache: HttpCache, body: ProxyBody) -> Answer {
+        if !cache.cacheable_prediction() {
+            cache.bypass();
+            self.fwd = ForwardReason::Bypass;
+            return self.fetch(cache, body).await;
+        }
+        for _ in 0..MAX_LOOKUPS {
+            let found = match cache.cache_lookup().await {
+                Ok(found) => found,
+                Err(e) => {
+                    // A failed lookup is a miss, so a bad entry can be overwritten.
+                    tracing::warn!(error = %e, "cache lookup failed");
+                    cache.cache_miss();
+                    return self.fetch(cache, body).await;
+                }
+            };
+            let Some((mut meta, hit)) = found else {
+                if cache.is_cache_locked() {
+                    match self.wait_lock(&mut cache).await {
+                        AfterWait::LookAgain => continue,
+                        AfterWait::GoUpstream => return self.fetch(cache, body).await,
+                    }
+                }
+                cache.cache_miss();
+                return self.fetch(cache, body).await;
+            };
+            // Vary (RFC 9111 §4.1).
+            if let Some(variance) = cache.cache_key().get_variance_key().copied() {
+                if meta.variance() != Some(variance) {
+                    cache.disable(NoCacheReason::InternalError);
+                    return self.fetch(cache, body).await;
+                }
+            } else if let Some(variance) = self.shared.hooks.cache_vary_filter(&meta, &self.req)
+                && !cache.cache_vary_lookup(variance, &meta)
+            {
+                self.fwd = ForwardReason::VaryMiss;
+                continue;
+            }
+            let now = SystemTime::now();
+            let reuse =
+                self.directives
+                    .reuse(&meta, &self.shared.config.targeted_cache_control, now);
+            let Some(mut hit_status) = reuse.hit_status() else {
+                // only-if-cached and the entry needs the origin (RFC 9111 §5.2.1.7).
+                return self.gateway_timeout(cache);
+            };
+            if reuse == Reuse::MustRevalidate {
+                self.must_revalidate = true;
+                self.fwd = ForwardReason::Request;
+            }
+            if let Some(forced) =
+                self.shared
+                    .hooks
+                    .cache_hit_filter(&self.req, &meta, meta.is_fresh(now))
+            {
+                hit_status = forced.into();
+                if hit_status == HitStatus::ForceExpired {
+                    meta.disable_serve_stale();
+                    self.must_revalidate = true;
+                }
+            }
+            cache.cache_found(meta, hit, hit_status);
+            match cache.phase() {
+                CachePhase::Hit => return self.serve_hit(cache, HitKind::Fresh).await,
+                CachePhase::Stale => {
+                    self.fwd = if self.must_revalidate {
+                        ForwardReason::Request
+                    } else {
+                        ForwardReason::Stale
+                    };
+                    let swr = !self.must_revalidate
+                        && cache.can_serve_stale_updating()
+                        && self.shared.hooks.should_serve_stale(&self.req, None);
+                    if cache.is_cache_locked() {
+                        // Another request revalidates.
+                        if swr {
+                            cache.set_stale_updating();
+                            return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
+                        }
+                        match self.wait_lock(&mut cache).await {
+                            AfterWait::LookAgain => continue,
+                            AfterWait::GoUpstream => return self.fetch(cache, body).await,
+                        }
+                    }
+                    if swr {
+                        let permit = cache
+                            .is_cache_lock_writer()
+                            .then(|| cache.take_write_lock().0);
+                        self.spawn_refresh(cache.cache_key().clone(), permit);
+                        cache.set_stale_updating();
+                        return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
+                    }
+                    return self.fetch(cache, body).await;
+                }
+                _ => {
+                    // Treated as a miss by the hit filter.
+                    self.fwd = ForwardReason::Request;
+                    if cache.is_cache_locked() {
+                        match self.wait_lock(&mut cache).await {
+                            AfterWait::LookAgain => continue,
+                            AfterWait::GoUpstream => return self.fetch(cache, body).await,
+                        }
+                    }
+                    cache.cache_miss();
+                    return self.fetch(cache, body).await;
+                }
+            }
+        }
+        cache.disable(NoCacheReason::InternalError);
+        self.fetch(cache, body).await
+    }
+
+    /// Waits for the request filling this key (inventory §3.9).
+    async fn wait_lock(&mut self, cache: &mut HttpCache) -> AfterWait {
+        self.metrics().lock_waits.inc();
+        self.collapsed = true;
+        match cache.cache_lock_wait().await {
+            LockStatus::GiveUp => {
+                cache.disable(NoCacheReason::CacheLockGiveUp);
+                AfterWait::GoUpstream
+            }
+            LockStatus::WaitTimeout => {
+                self.metrics().lock_timeouts.inc();
+                cache.disable(NoCacheReason::CacheLockTimeout);
+                AfterWait::GoUpstream
+            }
+            _ => AfterWait::LookAgain,
+        }
+    }
+
+    /// `504` for `only-if-cached` requests the cache cannot answer (RFC 9111 §5.2.1.7).
+    fn gateway_timeout(&self, mut cache: HttpCache) -> Answer {
+        let reason = NoCacheReason::Custom("OnlyIfCached");
+        if !matches!(cache.phase(), CachePhase::Disabled(_)) {
+            cache.disable(NoCacheReason::DeclinedToUpstream);
+        }
+        let status = new_status(self.shared)
+            .fwd(ForwardReason::Miss)
+            .detail(reason.as_str());
+        (canned(StatusCode::GATEWAY_TIMEOUT), status)
+    }
+
+    /// Starts exactly one background revalidation holding `permit` (stale-while-revalidate).
+    fn spawn_refresh(&self, key: CacheKey, permit: Option<WritePermit>) {
+        self.metrics().background_refreshes.inc();
+        let shared = Arc::clone(self.shared);
+        let inner = self.inner.clone();
+        let mut req = self.req.clone();
+        req.method = Method::GET;
+        for name in [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_TYPE,
+        ] {
+            req.headers.remove(name);
+        }
+        tokio::spawn(async move {
+            let mut cache = HttpCache::new();
+            enable(&shared, &mut cache, true);
+            cache.set_cache_key(key);
+            if let Some(permit) = permit {
+                cache.set_write_lock(permit);
+            }
+            if let Ok(Some((meta, hit))) = cache.cache_lookup().await {
+                cache.cache_found(meta, hit, HitStatus::ForceExpired);
+            }
+            if cache.phase() == CachePhase::CacheKey {
+                cache.cache_miss();
+            }
+            let flow = Flow {
+                shared: &shared,
+                inner,
+                directives: RequestDirectives::default(),
+                req,
+                fwd: ForwardReason::Stale,
+                collapsed: false,
+                must_revalidate: true,
+            };
+            // Nobody reads the answer: dropping it leaves the fill running to completion.
+            let (resp, status) = flow.fetch(cache, body::empty()).await;
+            tracing::debug!(status = %resp.status(), cache_status = %status, "background refresh done");
+        });
+    }
+
+    /// Goes upstream (miss, revalidation, bypass or uncached) and answers.
+    async fn fetch(self, mut cache: HttpCache, body: ProxyBody) -> Answer {
+        let phase = cache.phase();
+        if self.directives.only_if_cached() {
+            return self.gateway_timeout(cache);
+        }
+        let for_cache = matches!(phase, CachePhase::Miss | CachePhase::Stale);
+        let stored = (phase == CachePhase::Stale).then(|| cache.cache_meta().headers().clone());
+        let up = upstream_head(self.shared, &self.req, |up| {
+            if for_cache {
+                revalidate::request_filter(&mut up.method, &mut up.headers, stored.as_ref());
+            }
+        });
+        let request_time = SystemTime::now();
+        let result = self.inner.send(Request::from_parts(up, body)).await;
+        let times = ResponseTimes {
+            request_time,
+            response_time: SystemTime::now(),
+        };
+        match result {
+            Ok(resp) => self.upstream_response(cache, resp, times, for_cache).await,
+            Err(e) => {
+                self.metrics().upstream_errors.inc();
+                tracing::warn!(error = %e, "upstream failed");
+                if phase == CachePhase::Stale
+                    && cache.can_serve_stale_error()
+                    && self
+                        .shared
+                        .hooks
+                        .should_serve_stale(&self.req, Some(&StaleCause::UpstreamError(&e)))
+                {
+                    cache.release_write_lock(NoCacheReason::UpstreamError);
+                    return self.serve_hit(cache, HitKind::StaleIfError(None)).await;
+                }
+                if !matches!(phase, CachePhase::Disabled(_)) {
+                    cache.disable(NoCacheReason::UpstreamError);
+                }
+                self.metrics()
+                    .not_stored(NoCacheReason::UpstreamError.as_str());
+                let status = new_status(self.shared)
+                    .fwd(self.fwd)
+                    .detail(NoCacheReason::UpstreamError.as_str());
+                (canned(StatusCode::BAD_GATEWAY), status)
+            }
+        }
+    }
+
+    /// The upstream answered (inventory §3.4, §3.5).
+    // One step of the flow kept in one place, in the order pingora's proxy runs it.
+    #[allow(clippy::too_many_lines)]
+    async fn upstream_response(
+        self,
+        mut cache: HttpCache,
+        resp: Response<ProxyBody>,
+        times: ResponseTimes,
+        mutated: bool,
+    ) -> Answer {
+        let (mut parts, upstream_body) = resp.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        let hooks = &self.shared.hooks;
+        let config = &self.shared.config;
+        let phase = cache.phase();
+        if phase == CachePhase::Stale {
+            if parts.status == StatusCode::NOT_MODIFIED {
+                hooks.upstream_response_filter(&self.req, &mut parts);
+                let merged = cache.revalidate_merge_header(&ResponseHeader::from(&parts));
+                let stored = match hooks.response_cache_filter(&self.req, &merged, config, times) {
+                    RespCacheable::Cacheable(meta) => {
+                        if let Err(e) = cache.revalidate_cache_meta(meta).await {
+                            tracing::warn!(error = %e, "could not update the revalidated entry");
+                        }
+                        true
+                    }
+                    RespCacheable::Uncacheable(reason) => {
+                        self.metrics().not_stored(reason.as_str());
+                        cache.revalidate_uncacheable(merged, reason);
+                        false
+                    }
+                };
+                self.metrics().revalidated.inc();
+                return self.serve_hit(cache, HitKind::Revalidated { stored }).await;
+            }
+            if parts.status.is_server_error()
+                && cache.can_serve_stale_error()
+                && hooks
+                    .should_serve_stale(&self.req, Some(&StaleCause::UpstreamStatus(parts.status)))
+            {
+                cache.release_write_lock(NoCacheReason::UpstreamError);
+                return self
+                    .serve_hit(cache, HitKind::StaleIfError(Some(parts.status)))
+                    .await;
+            }
+            self.metrics().expired.inc();
+        } else if phase == CachePhase::Miss {
+            self.metrics().misses.inc();
+        } else {
+            self.metrics().bypass.inc();
+        }
+        hooks.upstream_response_filter(&self.req, &mut parts);
+
+        // Store it?
+        let mut reason = None;
+        let mut stored = false;
+        if matches!(
+            phase,
+            CachePhase::Miss | CachePhase::Stale | CachePhase::Bypass
+        ) {
+            let decision = if parts.status == StatusCode::NOT_MODIFIED {
+                // A 304 to an unconditional request (or a bypassed conditional one).
+                RespCacheable::Uncacheable(NoCacheReason::Custom("NotModifiedOnMiss"))
+            } else if self.directives.no_store() {
+                RespCacheable::Uncacheable(NoCacheReason::Custom("RequestNoStore"))
+            } else {
+                hooks.response_cache_filter(&self.req, &ResponseHeader::from(&parts), config, times)
+            };
+            match decision {
+                RespCacheable::Cacheable(meta) => {
+                    let too_large = config
+                        .max_file_size
+                        .is_some_and(|max| content_length_exceeds(&parts.headers, max));
+                    if too_large {
+                        cache.response_became_uncacheable(NoCacheReason::ResponseTooLarge);
+                        reason = Some(NoCacheReason::ResponseTooLarge);
+                    } else {
+                        if phase == CachePhase::Bypass {
+                            cache.response_became_cacheable();
+                            cache.cache_miss();
+                        }
+                        let variance = hooks.cache_vary_filter(&meta, &self.req);
+                        cache.set_cache_meta(meta);
+                        cache.update_variance(variance);
+                        match cache.set_miss_handler().await {
+                            Ok(()) => {
+                                cache.response_became_cacheable();
+                                stored = true;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not start the cache write");
+                                reason = Some(NoCacheReason::StorageError);
+                            }
+                        }
+                    }
+                }
+                RespCacheable::Uncacheable(r) => {
+                    if phase != CachePhase::Bypass {
+                        cache.response_became_uncacheable(r);
+                    }
+                    reason = Some(r);
+                }
+            }
+            if let Some(r) = reason {
+                cache.disable(r);
+            }
+        } else if let CachePhase::Disabled(r) = phase {
+            reason = Some(r);
+        }
+
+        let mut status = new_status(self.shared)
+            .fwd(self.fwd)
+            .fwd_status(parts.status)
+            .collapsed(self.collapsed);
+        if stored {
+            status = status.stored(true);
+            if let Some(meta) = cache.maybe_cache_meta() {
+                status = status.ttl(ttl(meta, SystemTime::now()));
+            }
+        } else {
+            let r = reason.unwrap_or(NoCacheReason::NeverEnabled);
+            self.metrics().not_stored(r.as_str());
+            status = status.stored(false).detail(r.as_str());
+        }
+
+        // The client's own preconditions, ranges and HEAD, when the cache replaced them
+        // upstream (inventory §3.7).
+        let mut header = ResponseHeader::from(&parts);
+        let downstream = if mutated {
+            self.downstream_filter(&mut header)
+        } else {
+            Downstream::default()
+        };
+        parts.status = header.status;
+        parts.headers = header.headers;
+        let cache = stored.then_some(cache);
+        if cache.is_none() && !downstream.header_only && downstream.range.is_none() {
+            return (Response::from_parts(parts, upstream_body), status);
+        }
+        let (tx, client_body) = if downstream.header_only {
+            (None, body::empty())
+        } else {
+            let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
+            (Some(tx), body::boxed(rx))
+        };
+        let filter = downstream.range.as_ref().map(RangeBodyFilter::new);
+        tokio::spawn(pump_upstream(
+            cache,
+            upstream_body,
+            tx,
+            filter,
+            Arc::clone(&self.shared.metrics),
+        ));
+        (Response::from_parts(parts, client_body), status)
+    }
+
+    /// The client's preconditions, HEAD and `Range`, applied to a response the cache answers
+    /// with.
+    fn downstream_filter(&self, header: &mut ResponseHeader) -> Downstream {
+        let mut out = Downstream {
+            header_only: self.req.method == Method::HEAD,
+            range: None,
+        };
+        match self
+            .shared
+            .hooks
+            .cache_not_modified_filter(&self.req, header)
+        {
+            Precondition::NotModified => {
+                header.status = StatusCode::NOT_MODIFIED;
+                conditional::to_304(&mut header.headers);
+                out.header_only = true;
+                return out;
+            }
+            Precondition::PreconditionFailed => {
+                header.status = StatusCode::PRECONDITION_FAILED;
+                conditional::to_304(&mut header.headers);
+                header
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                out.header_only = true;
+                return out;
+            }
+            Precondition::Proceed => {}
+        }
+        let spec = range::range_for_request(
+            &self.req.method,
+            &self.req.headers,
+            header.status,
+            &header.headers,
+            self.shared.config.max_ranges,
+        );
+        if let (RangeSpec::Single(_) | RangeSpec::Multi(_) | RangeSpec::Invalid, Some(len)) =
+            (&spec, content_length(&header.headers))
+        {
+            let chosen = range::range_response_headers(&mut header.headers, &spec, len);
+            header.status = chosen.status;
+            if chosen.body == RangeBody::Empty {
+                out.header_only = true;
+            } else {
+                out.range = Some(chosen.body);
+            }
+        }
+        out
+    }
+
+    /// Serves the found entry (inventory §3.2): `Age`, then the client's preconditions, HEAD
+    /// and ranges.
+    // One step of the flow kept in one place, in the order pingora's proxy runs it.
+    #[allow(clippy::too_many_lines)]
+    async fn serve_hit(self, mut cache: HttpCache, kind: HitKind) -> Answer {
+        let now = SystemTime::now();
+        let meta = cache.cache_meta();
+        let ttl = ttl(meta, now);
+        let mut header = meta.response_header_copy();
+        header
+            .headers
+            .insert(header::AGE, HeaderValue::from(meta.age(now).as_secs()));
+        let mut status = new_status(self.shared);
+        match kind {
+            HitKind::Fresh => {
+                self.metrics().hits.inc();
+                status = status.hit().ttl(ttl);
+            }
+            HitKind::StaleWhileRevalidate => {
+                self.metrics().stale.inc();
+                status = status.hit().ttl(ttl).detail("stale-while-revalidate");
+            }
+            HitKind::StaleIfError(upstream) => {
+                self.metrics().stale.inc();
+                status = status
+                    .fwd(ForwardReason::Stale)
+                    .ttl(ttl)
+                    .detail("stale-if-error");
+                if let Some(s) = upstream {
+                    status = status.fwd_status(s);
+                }
+            }
+            HitKind::Revalidated { stored } => {
+                status = status
+                    .fwd(self.fwd)
+                    .fwd_status(StatusCode::NOT_MODIFIED)
+                    .stored(stored)
+                    .ttl(ttl)
+                    .collapsed(self.collapsed);
+                if let CachePhase::RevalidatedNoCache(reason) = cache.phase() {
+                    status = status.detail(reason.as_str());
+                }
+            }
+        }
+
+        // Ranges need the length; a stored body without Content-Length is read first.
+        let mut prefix: Vec<Bytes> = Vec::new();
+        let mut complete = false;
+        if self.req.method == Method::GET
+            && self.req.headers.contains_key(header::RANGE)
+            && header.status == StatusCode::OK
+            && content_length(&header.headers).is_none()
+        {
+            let mut len = 0usize;
+            loop {
+                match cache.hit_handler().read_body().await {
+                    Ok(Some(chunk)) => {
+                        len += chunk.len();
+                        prefix.push(chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.hit_failed(&e),
+                }
+            }
+            complete = true;
+            header
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        let downstream = self.downstream_filter(&mut header);
+        if downstream.header_only {
+            finish_hit(&mut cache).await;
+            return (header.into_response(body::empty()), status);
+        }
+        let mut filter = downstream.range.as_ref().map(RangeBodyFilter::new);
+        if let Some(RangeBody::Single(r)) = &downstream.range
+            && prefix.is_empty()
+            && cache.hit_handler().can_seek()
+            && let (Ok(start), Ok(end)) = (usize::try_from(r.start), usize::try_from(r.end))
+            && cache.hit_handler().seek(start, Some(end)).is_ok()
+        {
+            filter = None;
+        }
+        // Read a small body at once; stream a large one from a task.
+        if !complete {
+            let mut len = prefix.iter().map(Bytes::len).sum::<usize>();
+            while len < INLINE_HIT_BYTES {
+                match cache.hit_handler().read_body().await {
+                    Ok(Some(chunk)) => {
+                        len += chunk.len();
+                        prefix.push(chunk);
+                    }
+                    Ok(None) => {
+                        complete = true;
+                        break;
+                    }
+                    Err(e) => return self.hit_failed(&e),
+                }
+            }
+        }
+        if complete {
+            finish_hit(&mut cache).await;
+            let mut out = BytesMut::new();
+            for chunk in prefix {
+                match &mut filter {
+                    Some(f) => out.extend_from_slice(&f.filter_body(chunk)),
+                    None => out.extend_from_slice(&chunk),
+                }
+            }
+            if let Some(f) = &mut filter {
+                match f.finish() {
+                    Some(tail) => out.extend_from_slice(&tail),
+                    None => {
+                        return self.hit_failed(&"stored body shorter than its Content-Length");
+                    }
+                }
+            }
+            return (header.into_response(body::full(out.freeze())), status);
+        }
+        let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
+        tokio::spawn(pump_hit(cache, prefix, tx, filter));
+        (header.into_response(body::boxed(rx)), status)
+    }
+
+    fn hit_failed(&self, error: &dyn std::fmt::Display) -> Answer {
+        tracing::warn!(%error, "reading a cached body failed");
+        let status = new_status(self.shared)
+            .fwd(self.fwd)
+            .detail(NoCacheReason::StorageError.as_str());
+        (canned(StatusCode::BAD_GATEWAY), status)
+    }
+}
+
+/// What [`Flow::downstream_filter`] decided about the body.
+#[derive(Default)]
+struct Downstream {
+    header_only: bool,
+    range: Option<RangeBody>,
+}
+
+/// The freshness left, in seconds, negative when stale (RFC 9211 §2.4 `ttl`).
+fn ttl(meta: &larder_cache::CacheMeta, now: SystemTime) -> i64 {
+    match meta.fresh_until().duration_since(now) {
+        Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+async fn finish_hit(cache: &mut HttpCache) {
+    if let Err(e) = cache.finish_hit_handler().await {
+        tracing::debug!(error = %e, "finishing a hit failed");
+    }
+}
+
+/// Streams a stored body to the client.
+async fn pump_hit(
+    mut cache: HttpCache,
+    prefix: Vec<Bytes>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+    mut filter: Option<RangeBodyFilter>,
+) {
+    let send = async |chunk: Bytes, filter: &mut Option<RangeBodyFilter>| -> bool {
+        let out = match filter {
+            Some(f) => f.filter_body(chunk),
+            None => chunk,
+        };
+        out.is_empty() || tx.send(Chunk::Data(out)).await.is_ok()
+    };
+    for chunk in prefix {
+        if !send(chunk, &mut filter).await {
+            return;
+        }
+    }
+    loop {
+        match cache.hit_handler().read_body().await {
+            Ok(Some(chunk)) => {
+                if !send(chunk, &mut filter).await {
+                    return;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Chunk::Error(Box::new(e))).await;
+                return;
+            }
+        }
+    }
+    finish_hit(&mut cache).await;
+    let tail = match &mut filter {
+        Some(f) => f.finish(),
+        None => Some(Bytes::new()),
+    };
+    match tail {
+        Some(tail) => {
+            if !tail.is_empty() && tx.send(Chunk::Data(tail)).await.is_err() {
+                return;
+            }
+            let _ = tx.send(Chunk::End).await;
+        }
+        None => {
+            let _ = tx
+                .send(Chunk::Error(
+                    "stored body shorter than its Content-Length".into(),
+                ))
+                .await;
+        }
+    }
+}
+
+/// Streams an upstream body to the client and, when `cache` is set, into storage at the same
+/// time. The channel to the client is bounded, so a slow client slows the upstream read.
+///
+/// If the client goes away while the response is being stored, the fill continues so the
+/// entry completes (inventory checklist 86); an uncacheable response stops being read. If the
+/// upstream fails mid-body, the unfinished write is dropped (storage discards it, no entry is
+/// left) and the client's body ends in an error, never a clean short body.
+// One loop with every outcome of the body side by side reads better than split helpers.
+#[allow(clippy::too_many_lines)]
+async fn pump_upstream(
+    mut cache: Option<HttpCache>,
+    mut body: ProxyBody,
+    mut tx: Option<tokio::sync::mpsc::Sender<Chunk>>,
+    mut filter: Option<RangeBodyFilter>,
+    metrics: Arc<Metrics>,
+) {
+    let mut written = 0u64;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                metrics.upstream_errors.inc();
+                tracing::warn!(error = %e, "upstream body failed");
+                if let Some(mut c) = cache.take() {
+                    c.disable(NoCacheReason::UpstreamError);
+                    metrics.not_stored(NoCacheReason::UpstreamError.as_str());
+                }
+                if let Some(tx) = tx {
+                    let _ = tx.send(Chunk::Error(e)).await;
+                }
+                return;
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    // Trailers are not stored or forwarded.
+                    continue;
+                };
+                if let Some(c) = cache.as_mut() {
+                    let failure = if c.track_body_bytes_for_max_file_size(data.len()) {
+                        match c.miss_handler() {
+                            Some(h) => h.write_body(data.clone(), false).await.err().map(|e| {
+                                tracing::warn!(error = %e, "cache write failed");
+                                NoCacheReason::StorageError
+                            }),
+                            None => None,
+                        }
+                    } else {
+                        c.response_became_uncacheable(NoCacheReason::ResponseTooLarge);
+                        Some(NoCacheReason::ResponseTooLarge)
+                    };
+                    if let Some(reason) = failure {
+                        c.disable(reason);
+                        metrics.not_stored(reason.as_str());
+                        cache = None;
+                    } else {
+                        written += data.len() as u64;
+                    }
+                }
+                if let Some(t) = &tx {
+                    let out = match &mut filter {
+                        Some(f) => f.filter_body(data),
+                        None => data,
+                    };
+                    if !out.is_empty() && t.send(Chunk::Data(out)).await.is_err() {
+                        // The client left.
+                        tx = None;
+                    }
+                }
+                if cache.is_none() && tx.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+    if let Some(mut c) = cache {
+        let finished = match c.miss_handler() {
+            Some(h) => h.write_body(Bytes::new(), true).await,
+            None => Ok(()),
+        };
+        match finished {
+            Ok(()) => match c.finish_miss_handler().await {
+                Ok(()) => {
+                    metrics.stored.inc();
+                    metrics.stored_bytes.add(written);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "finishing the cache write failed");
+                    c.disable(NoCacheReason::StorageError);
+                    metrics.not_stored(NoCacheReason::StorageError.as_str());
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cache write failed");
+                c.disable(NoCacheReason::StorageError);
+                metrics.not_stored(NoCacheReason::StorageError.as_str());
+            }
+        }
+    }
+    if let Some(tx) = tx {
+        let tail = match &mut filter {
+            Some(f) => f.finish(),
+            None => Some(Bytes::new()),
+        };
+        match tail {
+            Some(tail) => {
+                if !tail.is_empty() && tx.send(Chunk::Data(tail)).await.is_err() {
+                    return;
+                }
+                let _ = tx.send(Chunk::End).await;
+            }
+            None => {
+                let _ = tx
+                    .send(Chunk::Error(
+                        "upstream body shorter than the requested range".into(),
+                    ))
+                    .await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, host: &str) -> Parts {
+        Request::builder()
+            .uri(uri)
+            .header("host", host)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn same_host_targets() {
+        let req = parts("/a/b?x", "example.com");
+        let check = |v: &str| same_host_target(&req, v).map(|u| u.to_string());
+        assert_eq!(check("/c").as_deref(), Some("/c"));
+        assert_eq!(check("http://EXAMPLE.com/d?e").as_deref(), Some("/d?e"));
+        assert_eq!(check("http://other.com/d"), None);
+        assert_eq!(check("c").as_deref(), Some("/a/c"));
+        assert_eq!(check("bad uri with spaces"), None);
+    }
+
+    #[test]
+    fn unsafe_methods() {
+        for m in ["POST", "PUT", "DELETE", "PATCH", "FOO"] {
+            assert!(is_unsafe(&Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
+        }
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
+            assert!(!is_unsafe(&m), "{m}");
+        }
+    }
+}

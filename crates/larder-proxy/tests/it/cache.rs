@@ -1,0 +1,738 @@
+//! Cache behaviour through the real proxy: each test is one behaviour of the issue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Response};
+use http_body_util::BodyExt;
+use larder_proxy::ProxyBody;
+
+use crate::harness::{
+    Origin, Proxy, cache_config, client, get, respond, send, send_body, slow_body,
+};
+
+const PURGE: &str = "PURGE";
+
+fn with_body(resp: Response<ProxyBody>, body: ProxyBody) -> Response<ProxyBody> {
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, body)
+}
+
+#[tokio::test]
+async fn hit_is_served_with_age_and_cache_status() {
+    let origin = Origin::start(|_, _| async {
+        respond(
+            200,
+            &[("cache-control", "max-age=60"), ("age", "10")],
+            "hello",
+        )
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let miss = get(&proxy.url("/a")).await;
+    assert_eq!(miss.text(), "hello");
+    assert!(
+        miss.cache_status().contains("fwd=uri-miss"),
+        "{}",
+        miss.cache_status()
+    );
+    assert!(
+        miss.cache_status().contains("stored"),
+        "{}",
+        miss.cache_status()
+    );
+
+    let hit = get(&proxy.url("/a")).await;
+    assert_eq!(hit.text(), "hello");
+    assert!(
+        hit.cache_status().starts_with("larder; hit"),
+        "{}",
+        hit.cache_status()
+    );
+    let age: u64 = hit.header("age").unwrap().parse().unwrap();
+    assert!(
+        (10..=12).contains(&age),
+        "age {age} counts the upstream Age"
+    );
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(proxy.layer.metrics().hits.get(), 1);
+}
+
+#[tokio::test]
+async fn head_is_served_from_a_cached_get_and_a_head_miss_fills_with_get() {
+    let origin = Origin::start(|_, _| async {
+        respond(
+            200,
+            &[("cache-control", "max-age=60"), ("content-length", "5")],
+            "hello",
+        )
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let head = send(Method::HEAD, &proxy.url("/h"), &[]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body.as_deref().unwrap(), b"");
+    assert_eq!(
+        origin.request(0).method,
+        Method::GET,
+        "a HEAD miss fetches GET"
+    );
+
+    let full = get(&proxy.url("/h")).await;
+    assert_eq!(full.text(), "hello");
+    assert!(
+        full.cache_status().contains("hit"),
+        "{}",
+        full.cache_status()
+    );
+    let head = send(Method::HEAD, &proxy.url("/h"), &[]).await;
+    assert_eq!(head.header("content-length"), Some("5"));
+    assert!(head.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn downstream_conditionals_are_answered_304_from_cache() {
+    let lm = "Wed, 21 Oct 2015 07:28:00 GMT";
+    let origin = Origin::start(move |_, _| async move {
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"v1\""),
+                ("last-modified", lm),
+            ],
+            "body",
+        )
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    // On a miss, the client's condition is not sent upstream but still answered.
+    let first = send(
+        Method::GET,
+        &proxy.url("/c"),
+        &[("if-none-match", "\"v1\"")],
+    )
+    .await;
+    assert_eq!(first.status, 304);
+    assert!(origin.request(0).headers.get("if-none-match").is_none());
+
+    let inm = send(
+        Method::GET,
+        &proxy.url("/c"),
+        &[("if-none-match", "W/\"v1\"")],
+    )
+    .await;
+    assert_eq!(inm.status, 304);
+    assert_eq!(inm.body.as_deref().unwrap(), b"");
+    assert_eq!(inm.header("etag"), Some("\"v1\""));
+    assert!(inm.cache_status().contains("hit"));
+    let ims = send(Method::GET, &proxy.url("/c"), &[("if-modified-since", lm)]).await;
+    assert_eq!(ims.status, 304);
+    let other = send(
+        Method::GET,
+        &proxy.url("/c"),
+        &[("if-none-match", "\"v2\"")],
+    )
+    .await;
+    assert_eq!(
+        (other.status.as_u16(), other.text().as_str()),
+        (200, "body")
+    );
+    let failed = send(Method::GET, &proxy.url("/c"), &[("if-match", "\"v2\"")]).await;
+    assert_eq!(failed.status, 412);
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn single_and_multiple_ranges_are_answered_206_from_cache() {
+    let origin = Origin::start(|_, _| async {
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("content-type", "text/plain"),
+            ],
+            "0123456789",
+        )
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    // A range on a miss: the whole body is fetched and stored, the client gets its range.
+    let first = send(Method::GET, &proxy.url("/r"), &[("range", "bytes=0-2")]).await;
+    assert_eq!((first.status.as_u16(), first.text().as_str()), (206, "012"));
+    assert!(origin.request(0).headers.get("range").is_none());
+
+    let single = send(Method::GET, &proxy.url("/r"), &[("range", "bytes=2-4")]).await;
+    assert_eq!(
+        (single.status.as_u16(), single.text().as_str()),
+        (206, "234")
+    );
+    assert_eq!(single.header("content-range"), Some("bytes 2-4/10"));
+    assert!(single.cache_status().contains("hit"));
+
+    let multi = send(Method::GET, &proxy.url("/r"), &[("range", "bytes=0-1,-2")]).await;
+    assert_eq!(multi.status, 206);
+    let ct = multi.header("content-type").unwrap().to_owned();
+    assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+    let text = multi.text();
+    assert!(
+        text.contains("Content-Range: bytes 0-1/10\r\n\r\n01"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Content-Range: bytes 8-9/10\r\n\r\n89"),
+        "{text}"
+    );
+    assert_eq!(
+        multi.header("content-length").unwrap(),
+        text.len().to_string()
+    );
+
+    let invalid = send(Method::GET, &proxy.url("/r"), &[("range", "bytes=20-30")]).await;
+    assert_eq!(invalid.status, 416);
+    assert_eq!(invalid.header("content-range"), Some("bytes */10"));
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_make_one_upstream_fetch() {
+    let origin = Origin::start(|_, _| async {
+        let resp = respond(200, &[("cache-control", "max-age=60")], "");
+        with_body(
+            resp,
+            slow_body(vec!["part1-", "part2"], Duration::from_millis(100), false),
+        )
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let url = proxy.url("/lock");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for t in tasks {
+        let got = t.await.unwrap();
+        assert_eq!(
+            got.text(),
+            "part1-part2",
+            "waiters stream the partial write"
+        );
+    }
+    assert_eq!(origin.hits(), 1);
+}
+
+/// Checks that a response is passed through but not stored, with `reason` in Cache-Status.
+async fn check_not_stored(
+    headers: &'static [(&'static str, &'static str)],
+    req: &[(&str, &str)],
+    status: u16,
+    reason: &str,
+) {
+    let origin =
+        Origin::start(move |_, _| async move { respond(status, headers, "0123456789") }).await;
+    let mut config = cache_config();
+    config.max_file_size = Some(5);
+    let proxy = Proxy::start(&origin, config).await;
+    for _ in 0..2 {
+        let got = send(Method::GET, &proxy.url("/n"), req).await;
+        assert_eq!(got.status.as_u16(), status);
+        assert_eq!(got.text(), "0123456789");
+        assert!(
+            got.cache_status().contains(&format!("detail={reason}")),
+            "{headers:?}: {}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(origin.hits(), 2, "{headers:?} was stored");
+    let metrics = proxy.layer.render_metrics();
+    assert!(
+        metrics.contains(&format!(
+            "larder_cache_not_stored_total{{reason=\"{reason}\"}} 2"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn responses_that_must_not_be_stored_are_not() {
+    check_not_stored(
+        &[("cache-control", "max-age=60"), ("content-length", "10")],
+        &[],
+        200,
+        "ResponseTooLarge",
+    )
+    .await;
+    check_not_stored(
+        &[("cache-control", "max-age=60, no-store")],
+        &[],
+        200,
+        "OriginNotCache",
+    )
+    .await;
+    check_not_stored(
+        &[("cache-control", "max-age=60, private")],
+        &[],
+        200,
+        "OriginNotCache",
+    )
+    .await;
+    check_not_stored(
+        &[("cache-control", "max-age=60")],
+        &[("authorization", "Bearer x")],
+        200,
+        "OriginNotCache",
+    )
+    .await;
+    // A redirect with only Last-Modified is not heuristically cacheable (RFC 9110 §15.1).
+    check_not_stored(
+        &[("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT")],
+        &[],
+        302,
+        "OriginNotCache",
+    )
+    .await;
+    // No freshness at all: none is invented.
+    check_not_stored(&[], &[], 200, "OriginNotCache").await;
+    check_not_stored(
+        &[("cache-control", "max-age=60")],
+        &[("cache-control", "no-store")],
+        200,
+        "RequestNoStore",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn chunked_response_over_the_size_limit_is_not_stored() {
+    let origin = Origin::start(|_, _| async {
+        let resp = respond(200, &[("cache-control", "max-age=60")], "");
+        with_body(
+            resp,
+            slow_body(vec!["01234", "56789"], Duration::ZERO, false),
+        )
+    })
+    .await;
+    let mut config = cache_config();
+    config.max_file_size = Some(7);
+    let proxy = Proxy::start(&origin, config).await;
+    assert_eq!(get(&proxy.url("/big")).await.text(), "0123456789");
+    assert_eq!(get(&proxy.url("/big")).await.text(), "0123456789");
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn authorization_with_public_is_stored() {
+    let origin = Origin::start(|_, _| async {
+        respond(200, &[("cache-control", "public, max-age=60")], "x")
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    send(
+        Method::GET,
+        &proxy.url("/auth"),
+        &[("authorization", "Bearer x")],
+    )
+    .await;
+    let hit = send(
+        Method::GET,
+        &proxy.url("/auth"),
+        &[("authorization", "Bearer x")],
+    )
+    .await;
+    assert!(hit.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn stale_entry_is_revalidated_with_etag_and_the_304_merged() {
+    let origin = Origin::start(|parts, _| async move {
+        if parts
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"")
+        {
+            respond(
+                304,
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("etag", "\"v1\""),
+                    ("x-new", "1"),
+                ],
+                "",
+            )
+        } else {
+            respond(
+                200,
+                &[
+                    ("cache-control", "max-age=0"),
+                    ("etag", "\"v1\""),
+                    ("x-old", "1"),
+                ],
+                "cached",
+            )
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    assert_eq!(get(&proxy.url("/e")).await.text(), "cached");
+    let revalidated = get(&proxy.url("/e")).await;
+    assert_eq!(
+        (revalidated.status.as_u16(), revalidated.text().as_str()),
+        (200, "cached")
+    );
+    assert_eq!(origin.request(1).headers["if-none-match"], "\"v1\"");
+    let cs = revalidated.cache_status();
+    assert!(
+        cs.contains("fwd=stale") && cs.contains("fwd-status=304"),
+        "{cs}"
+    );
+    assert_eq!(revalidated.header("x-new"), Some("1"));
+    assert_eq!(revalidated.header("x-old"), Some("1"));
+    assert_eq!(revalidated.header("age"), Some("0"));
+    // The merged max-age=60 made the entry fresh again.
+    let hit = get(&proxy.url("/e")).await;
+    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert_eq!(hit.header("x-new"), Some("1"));
+    assert_eq!(origin.hits(), 2);
+    assert_eq!(proxy.layer.metrics().revalidated.get(), 1);
+}
+
+#[tokio::test]
+async fn stale_entry_is_revalidated_with_last_modified() {
+    let lm = "Wed, 21 Oct 2015 07:28:00 GMT";
+    let origin = Origin::start(move |parts, _| async move {
+        if parts
+            .headers
+            .get("if-modified-since")
+            .is_some_and(|v| v == lm)
+        {
+            respond(304, &[("cache-control", "max-age=60")], "")
+        } else {
+            respond(
+                200,
+                &[("cache-control", "max-age=0"), ("last-modified", lm)],
+                "lm-body",
+            )
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    get(&proxy.url("/lm")).await;
+    let revalidated = get(&proxy.url("/lm")).await;
+    assert_eq!(revalidated.text(), "lm-body");
+    assert!(revalidated.cache_status().contains("fwd-status=304"));
+    assert_eq!(origin.request(1).headers["if-modified-since"], lm);
+    assert!(get(&proxy.url("/lm")).await.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
+    let origin = Origin::start(|_, n| async move {
+        if n == 0 {
+            // Already 100 s old, fresh for 1 s: stale on arrival, inside the SWR window.
+            respond(
+                200,
+                &[
+                    ("cache-control", "max-age=1, stale-while-revalidate=1000"),
+                    ("age", "100"),
+                ],
+                "old",
+            )
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            respond(200, &[("cache-control", "max-age=60")], "new")
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    assert_eq!(get(&proxy.url("/swr")).await.text(), "old");
+    let start = std::time::Instant::now();
+    for _ in 0..5 {
+        let stale = get(&proxy.url("/swr")).await;
+        assert_eq!(stale.text(), "old");
+        let cs = stale.cache_status();
+        assert!(
+            cs.contains("hit") && cs.contains("stale-while-revalidate"),
+            "{cs}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "stale answers do not wait"
+    );
+    // Wait for the background refresh; exactly one ran.
+    for _ in 0..50 {
+        if get(&proxy.url("/swr")).await.text() == "new" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fresh = get(&proxy.url("/swr")).await;
+    assert_eq!(fresh.text(), "new");
+    assert!(fresh.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 2);
+    assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1);
+}
+
+async fn stale_if_error_case(age: &'static str) -> (crate::harness::Got, Origin) {
+    let origin = Origin::start(move |_, n| async move {
+        if n == 0 {
+            respond(
+                200,
+                &[
+                    ("cache-control", "max-age=1, stale-if-error=60"),
+                    ("age", age),
+                ],
+                "stale",
+            )
+        } else {
+            respond(503, &[], "down")
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    get(&proxy.url("/sie")).await;
+    (get(&proxy.url("/sie")).await, origin)
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_inside_the_window_and_the_error_after_it() {
+    // 30 s old, fresh for 1 s: 29 s stale, inside the 60 s window.
+    let (inside, origin) = stale_if_error_case("30").await;
+    assert_eq!(
+        (inside.status.as_u16(), inside.text().as_str()),
+        (200, "stale")
+    );
+    let cs = inside.cache_status();
+    assert!(
+        cs.contains("stale-if-error") && cs.contains("fwd-status=503"),
+        "{cs}"
+    );
+    assert_eq!(origin.hits(), 2);
+    // 100 s old: 99 s stale, past the window.
+    let (after, _) = stale_if_error_case("100").await;
+    assert_eq!(
+        (after.status.as_u16(), after.text().as_str()),
+        (503, "down")
+    );
+}
+
+#[tokio::test]
+async fn unsafe_methods_invalidate_the_uri_and_same_host_locations() {
+    let origin = Origin::start(|parts, _| async move {
+        match (parts.method.as_str(), parts.uri.path()) {
+            ("POST", "/other") => respond(
+                201,
+                &[
+                    ("location", "/x"),
+                    ("content-location", "http://elsewhere/y"),
+                ],
+                "",
+            ),
+            ("DELETE", _) => respond(500, &[], ""),
+            ("GET" | "HEAD", _) => respond(200, &[("cache-control", "max-age=60")], "v"),
+            _ => respond(204, &[], ""),
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let is_hit = |p: &'static str| {
+        let url = proxy.url(p);
+        async move { get(&url).await.cache_status().contains("hit") }
+    };
+    get(&proxy.url("/x")).await;
+    assert!(is_hit("/x").await);
+    send(Method::PUT, &proxy.url("/x"), &[]).await;
+    assert!(!is_hit("/x").await, "PUT invalidated /x");
+    assert!(is_hit("/x").await);
+    send_body(
+        Method::POST,
+        &proxy.url("/other"),
+        &[],
+        Bytes::from_static(b"data"),
+    )
+    .await;
+    assert!(!is_hit("/x").await, "Location: /x was invalidated");
+    send(Method::DELETE, &proxy.url("/x"), &[]).await;
+    assert!(is_hit("/x").await, "an error response invalidates nothing");
+    assert_eq!(proxy.layer.metrics().invalidations.get(), 2);
+}
+
+#[tokio::test]
+async fn upstream_failing_mid_body_errors_the_client_and_stores_nothing() {
+    for content_length in [Some("20"), None] {
+        let origin = Origin::start(move |_, n| async move {
+            let mut headers = vec![("cache-control", "max-age=60")];
+            if let Some(cl) = content_length {
+                headers.push(("content-length", cl));
+            }
+            let resp = respond(200, &headers, "");
+            with_body(resp, slow_body(vec!["0123456789"], Duration::ZERO, n == 0))
+        })
+        .await;
+        let proxy = Proxy::cached(&origin).await;
+        let broken = get(&proxy.url("/broken")).await;
+        assert!(
+            broken.body.is_err(),
+            "{content_length:?}: the client saw a clean body"
+        );
+        let again = get(&proxy.url("/broken")).await;
+        assert!(
+            !again.cache_status().contains("hit"),
+            "a truncated entry was served"
+        );
+        assert_eq!(origin.hits(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_continues_when_the_client_disconnects() {
+    let origin = Origin::start(|_, _| async {
+        let resp = respond(200, &[("cache-control", "max-age=60")], "");
+        with_body(
+            resp,
+            slow_body(vec!["a", "b", "c", "d"], Duration::from_millis(50), false),
+        )
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let req = http::Request::get(proxy.url("/bail"))
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    let mut body = resp.into_body();
+    let _ = body.frame().await;
+    drop(body);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let hit = get(&proxy.url("/bail")).await;
+    assert_eq!(hit.text(), "abcd");
+    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn purge_removes_entries_with_the_right_token() {
+    let origin =
+        Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], "p") }).await;
+    let mut config = cache_config();
+    config.purge_token = Some("s3cret".into());
+    let proxy = Proxy::start(&origin, config).await;
+    let purge = Method::from_bytes(PURGE.as_bytes()).unwrap();
+    let auth = [("authorization", "Bearer s3cret")];
+    get(&proxy.url("/p")).await;
+    assert_eq!(
+        send(
+            purge.clone(),
+            &proxy.url("/p"),
+            &[("authorization", "Bearer bad")]
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        send(purge.clone(), &proxy.url("/p"), &auth).await.status,
+        200
+    );
+    assert_eq!(
+        send(purge.clone(), &proxy.url("/p"), &auth).await.status,
+        404
+    );
+    assert!(!get(&proxy.url("/p")).await.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn vary_keeps_variants_apart() {
+    let origin = Origin::start(|parts, _| async move {
+        let lang = parts
+            .headers
+            .get("accept-language")
+            .map_or("none", |v| v.to_str().unwrap())
+            .to_owned();
+        let mut resp = respond(
+            200,
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Language")],
+            "",
+        );
+        *resp.body_mut() = larder_proxy::body::full(lang);
+        resp
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let lang = |l: Option<&'static str>| {
+        let url = proxy.url("/v");
+        async move {
+            let headers: Vec<(&str, &str)> =
+                l.map(|l| ("accept-language", l)).into_iter().collect();
+            send(Method::GET, &url, &headers).await
+        }
+    };
+    assert_eq!(lang(Some("en")).await.text(), "en");
+    let fr = lang(Some("fr")).await;
+    assert_eq!(fr.text(), "fr");
+    assert!(
+        fr.cache_status().contains("fwd=vary-miss"),
+        "{}",
+        fr.cache_status()
+    );
+    assert_eq!(lang(None).await.text(), "none");
+    for (l, body) in [(Some("en"), "en"), (Some("fr"), "fr"), (None, "none")] {
+        let got = lang(l).await;
+        assert_eq!(got.text(), body);
+        assert!(got.cache_status().contains("hit"));
+    }
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
+async fn request_no_cache_revalidates_and_only_if_cached_gets_504() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = Arc::clone(&seen);
+    let origin = Origin::start(move |_, _| {
+        s.fetch_add(1, Ordering::SeqCst);
+        async {
+            respond(
+                200,
+                &[("cache-control", "max-age=60"), ("etag", "\"a\"")],
+                "x",
+            )
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let miss = send(
+        Method::GET,
+        &proxy.url("/oic"),
+        &[("cache-control", "only-if-cached")],
+    )
+    .await;
+    assert_eq!(miss.status, 504);
+    get(&proxy.url("/oic")).await;
+    let no_cache = send(
+        Method::GET,
+        &proxy.url("/oic"),
+        &[("cache-control", "no-cache")],
+    )
+    .await;
+    assert!(
+        no_cache.cache_status().contains("fwd=request"),
+        "{}",
+        no_cache.cache_status()
+    );
+    assert_eq!(origin.request(1).headers["if-none-match"], "\"a\"");
+    let cached = send(
+        Method::GET,
+        &proxy.url("/oic"),
+        &[("cache-control", "only-if-cached")],
+    )
+    .await;
+    assert!(cached.cache_status().contains("hit"));
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
