@@ -141,7 +141,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let mut proxy_line = String::from("(none: --direct)");
     let label = if opts.direct { "origin" } else { "larder" };
     let scores = if opts.report_only {
-        if !results.exists() {
+        if !fs::read_to_string(&results).is_ok_and(|r| r.trim_start().starts_with('{')) {
             return Err(format!(
                 "--report-only: no results at {results:?}; run `cargo xtask conformance` first"
             ));
@@ -197,6 +197,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     for id in reasons.keys() {
         if !scores.tests.iter().any(|t| &t.id == id) {
             eprintln!("conformance: warning: conformance/reasons.txt names unknown test `{id}`");
+        } else if scores.verdict(0, id).is_pass() {
+            eprintln!(
+                "conformance: note: `{id}` passes; remove its reason from conformance/reasons.txt"
+            );
         }
     }
     let info = RunInfo {
@@ -204,8 +208,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         commit: commit(&paths.root),
         suite: suite_snapshot(&paths.suite),
         proxy: proxy_line,
-        seconds: started.elapsed().as_secs_f64(),
-        suite_seconds,
+        seconds: (!opts.report_only).then(|| (started.elapsed().as_secs_f64(), suite_seconds)),
         passed_on_retry,
     };
     let doc = paths.root.join("docs").join("conformance.md");
@@ -251,7 +254,8 @@ fn prepare_suite(paths: &Paths) -> Result<(), String> {
     copy_tree(&source, &paths.suite)?;
     let lock = paths.own.join("package-lock.json");
     if lock.is_file() {
-        fs::copy(&lock, paths.suite.join("package-lock.json"))
+        fs::read(&lock)
+            .and_then(|bytes| fs::write(paths.suite.join("package-lock.json"), bytes))
             .map_err(|e| format!("cannot copy {lock:?}: {e}"))?;
     }
 
@@ -316,7 +320,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
             fs::create_dir_all(&dst).map_err(|e| format!("cannot create {dst:?}: {e}"))?;
             copy_tree(&src, &dst)?;
         } else {
-            fs::copy(&src, &dst).map_err(|e| format!("cannot copy {src:?}: {e}"))?;
+            // Contents only: the source may be read-only, and the copy must stay writable.
+            fs::read(&src)
+                .and_then(|bytes| fs::write(&dst, bytes))
+                .map_err(|e| format!("cannot copy {src:?}: {e}"))?;
         }
     }
     Ok(())

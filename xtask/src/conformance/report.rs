@@ -16,10 +16,8 @@ pub(super) struct RunInfo {
     pub(super) suite: String,
     /// How the proxy was started.
     pub(super) proxy: String,
-    /// Whole command, in seconds.
-    pub(super) seconds: f64,
-    /// The suite run alone, in seconds.
-    pub(super) suite_seconds: f64,
+    /// Whole command and the suite run alone, in seconds; `None` when re-scoring an old run.
+    pub(super) seconds: Option<(f64, f64)>,
     /// Baseline tests that failed the first run and passed when re-run.
     pub(super) passed_on_retry: Vec<String>,
 }
@@ -150,11 +148,20 @@ pub(super) fn markdown(
     let _ = writeln!(out, "| larder commit | {} |", info.commit);
     let _ = writeln!(out, "| Suite | {} |", info.suite);
     let _ = writeln!(out, "| Proxy | `{}` |", info.proxy);
-    let _ = writeln!(
-        out,
-        "| Run time | {:.0} s in all, {:.0} s running the suite |",
-        info.seconds, info.suite_seconds
-    );
+    match info.seconds {
+        Some((all, suite)) => {
+            let _ = writeln!(
+                out,
+                "| Run time | {all:.0} s in all, {suite:.0} s running the suite |"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "| Run time | not recorded: re-scored from an earlier run (`--report-only`) |"
+            );
+        }
+    }
     if !info.passed_on_retry.is_empty() {
         let _ = writeln!(
             out,

@@ -135,6 +135,7 @@ impl Scores {
         if scores.tests.is_empty() {
             return Err("score.mjs printed no tests".to_owned());
         }
+        scores.sort_peers();
         Ok(scores)
     }
 
@@ -193,10 +194,31 @@ impl Scores {
         Ok(())
     }
 
+    /// Orders the peers (every implementation after the first) by required, then optimal passes.
+    fn sort_peers(&mut self) {
+        if self.impls.len() < 2 {
+            return;
+        }
+        let peers: Vec<Implementation> = self.impls.drain(1..).collect();
+        let mut keyed: Vec<((usize, usize), Implementation)> = peers
+            .into_iter()
+            .map(|imp| {
+                let t = self.tally_of(&imp.verdicts, None);
+                ((t.passed(Kind::Required), t.passed(Kind::Optimal)), imp)
+            })
+            .collect();
+        // Stable, so equal figures keep the suite's order.
+        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+        self.impls.extend(keyed.into_iter().map(|(_, imp)| imp));
+    }
+
     /// Counts of one implementation, over all tests or the tests of one group.
     pub(super) fn tally(&self, implementation: usize, suite: Option<usize>) -> Tally {
+        self.tally_of(&self.impls[implementation].verdicts, suite)
+    }
+
+    fn tally_of(&self, verdicts: &HashMap<String, Verdict>, suite: Option<usize>) -> Tally {
         let mut tally = Tally::default();
-        let verdicts = &self.impls[implementation].verdicts;
         for test in &self.tests {
             if suite.is_some_and(|s| s != test.suite) {
                 continue;
