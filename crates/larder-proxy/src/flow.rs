@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use larder_cache::age::ResponseTimes;
 use larder_cache::cache_status::{CacheStatus, ForwardReason};
 use larder_cache::conditional::{self, Precondition};
-use larder_cache::filters::RespCacheable;
+use larder_cache::filters::{self, RespCacheable};
 use larder_cache::lock::{LockStatus, WritePermit};
 use larder_cache::max_file_size::{content_length, content_length_exceeds};
 use larder_cache::range::{self, RangeBody, RangeBodyFilter, RangeSpec};
@@ -493,6 +493,21 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         }
     }
 
+    /// Whether the stale entry may be served because the upstream is unreachable
+    /// (RFC 9111 §4.2.4 "disconnected"), outside any stale-if-error window.
+    fn stale_on_disconnect(&self, cache: &HttpCache) -> bool {
+        let config = &self.shared.config;
+        if !config.serve_stale_on_disconnect || self.must_revalidate {
+            return false;
+        }
+        let Some(meta) = cache.maybe_cache_meta() else {
+            return false;
+        };
+        let cc =
+            larder_cache::cache_control::targeted(meta.headers(), &config.targeted_cache_control);
+        !filters::forbids_stale(&cc)
+    }
+
     /// `504` for `only-if-cached` requests the cache cannot answer (RFC 9111 §5.2.1.7).
     fn gateway_timeout(&self, mut cache: HttpCache) -> Answer {
         let reason = NoCacheReason::Custom("OnlyIfCached");
@@ -572,7 +587,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 self.metrics().upstream_errors.inc();
                 tracing::warn!(error = %e, "upstream failed");
                 if phase == CachePhase::Stale
-                    && cache.can_serve_stale_error()
+                    && (cache.can_serve_stale_error() || self.stale_on_disconnect(&cache))
                     && self
                         .shared
                         .hooks

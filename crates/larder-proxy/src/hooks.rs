@@ -154,10 +154,34 @@ pub fn default_variance(
     let mut builder = VarianceBuilder::new();
     for name in names {
         // A NUL never occurs in a field value, so this marker cannot collide with one.
-        let value = normalized_value(req_headers, &name).unwrap_or_else(|| b"\0absent".to_vec());
+        let value = normalized_value(req_headers, &name)
+            .map_or_else(|| b"\0absent".to_vec(), |v| normalize_list(&name, v));
         builder.add_owned_name_value(name.as_str().to_owned(), value);
     }
     builder.finalize()
+}
+
+/// Fields whose members are case-insensitive and whose order carries no meaning (preference
+/// comes from `q` weights, RFC 9110 §12.4.2, §12.5.3, §12.5.4): their members are lowercased,
+/// stripped of whitespace and sorted, so equivalent requests share a variant (RFC 9111 §4.1
+/// allows such normalisation).
+fn normalize_list(name: &http::HeaderName, value: Vec<u8>) -> Vec<u8> {
+    if name != http::header::ACCEPT_LANGUAGE && name != http::header::ACCEPT_ENCODING {
+        return value;
+    }
+    let mut members: Vec<Vec<u8>> = value
+        .split(|b| *b == b',')
+        .map(|m| {
+            m.iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .map(u8::to_ascii_lowercase)
+                .collect::<Vec<u8>>()
+        })
+        .filter(|m| !m.is_empty())
+        .collect();
+    members.sort();
+    members.dedup();
+    members.join(&b',')
 }
 
 #[cfg(test)]
@@ -196,5 +220,20 @@ mod tests {
         assert_ne!(none, default_variance(&resp, &gzip));
         assert_ne!(none, default_variance(&resp, &empty));
         assert_eq!(default_variance(&HeaderMap::new(), &gzip), None);
+    }
+
+    #[test]
+    fn accept_language_order_case_and_spaces_do_not_split_variants() {
+        let mut resp = HeaderMap::new();
+        resp.insert("vary", HeaderValue::from_static("Accept-Language"));
+        let variance = |v: &'static str| {
+            let mut req = HeaderMap::new();
+            req.insert("accept-language", HeaderValue::from_static(v));
+            default_variance(&resp, &req)
+        };
+        assert_eq!(variance("en, de"), variance("De,EN"));
+        assert_eq!(variance("en, de"), variance(" en ,   de"));
+        assert_ne!(variance("en, de"), variance("en"));
+        assert_ne!(variance("en;q=0.5, de"), variance("en, de"));
     }
 }

@@ -47,6 +47,11 @@ pub struct CacheConfig {
     /// Targeted cache-control fields that take precedence over `Cache-Control` (RFC 9213);
     /// `CDN-Cache-Control` by default.
     pub targeted_cache_control: Vec<HeaderName>,
+    /// Serve a stale response when the upstream cannot be reached or drops the connection
+    /// before answering, unless the response forbids it (`must-revalidate`, `proxy-revalidate`,
+    /// `s-maxage`, `no-cache`) or the request asks for validation. RFC 9111 §4.2.4 allows a
+    /// disconnected cache to do so; on by default.
+    pub serve_stale_on_disconnect: bool,
     /// The most ranges honoured in one `Range` request (more are answered with the whole body).
     pub max_ranges: usize,
     /// The cache name in `Cache-Status` (RFC 9211 §2); `larder` by default.
@@ -69,6 +74,7 @@ impl Default for CacheConfig {
             max_file_size: None,
             defaults: CacheMetaDefaults::STRICT,
             targeted_cache_control: vec![HeaderName::from_static("cdn-cache-control")],
+            serve_stale_on_disconnect: true,
             max_ranges: DEFAULT_MAX_RANGES,
             cache_status_name: "larder".to_owned(),
             via_pseudonym: "larder".to_owned(),

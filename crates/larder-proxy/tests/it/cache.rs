@@ -736,3 +736,67 @@ async fn request_no_cache_revalidates_and_only_if_cached_gets_504() {
     assert!(cached.cache_status().contains("hit"));
     assert_eq!(seen.load(Ordering::SeqCst), 2);
 }
+
+/// An origin that answers its first request with `first` (a raw HTTP/1.1 response) and then
+/// closes every connection without answering, as a crashed origin would.
+async fn closing_origin(first: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut answered = false;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            if !answered {
+                answered = true;
+                let _ = stream.write_all(first.as_bytes()).await;
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn stale_after_disconnect(cache_control: &'static str) -> crate::harness::Got {
+    let first: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncache-control: {cache_control}\r\nage: 100\r\n\
+             content-length: 5\r\nconnection: close\r\n\r\nstale"
+        )
+        .into_boxed_str(),
+    );
+    let uri = closing_origin(first).await;
+    let layer = larder_proxy::CacheLayer::new(cache_config(), larder_proxy::DefaultHooks);
+    let service = tower::Layer::layer(&layer, larder_proxy::Upstream::new(&uri).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(larder_proxy::server::serve(
+        listener,
+        service,
+        std::future::pending(),
+    ));
+    assert_eq!(get(&format!("http://{addr}/d")).await.text(), "stale");
+    get(&format!("http://{addr}/d")).await
+}
+
+#[tokio::test]
+async fn stale_is_served_when_the_origin_drops_the_connection_unless_forbidden() {
+    let served = stale_after_disconnect("max-age=1").await;
+    assert_eq!(
+        (served.status.as_u16(), served.text().as_str()),
+        (200, "stale")
+    );
+    assert!(
+        served.cache_status().contains("fwd=stale"),
+        "{}",
+        served.cache_status()
+    );
+    for forbidden in [
+        "max-age=1, must-revalidate",
+        "max-age=1, proxy-revalidate",
+        "s-maxage=1",
+    ] {
+        let refused = stale_after_disconnect(forbidden).await;
+        assert_eq!(refused.status, 502, "{forbidden}");
+    }
+}
