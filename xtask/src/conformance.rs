@@ -28,6 +28,7 @@ const USAGE: &str = "\
 usage: cargo xtask conformance [options]
 
   --bless          rewrite conformance/baseline.txt from this run's passing tests
+  --check          leave docs/conformance.md alone (the report goes to work-conformance/); for CI
   --direct         run the suite against its origin alone (no cache), to check the harness
   --release        build larder with optimisations (default: debug, which builds faster)
   --report-only    re-score the last run's results and rewrite docs/conformance.md
@@ -44,6 +45,7 @@ environment:
 #[derive(Debug, Default)]
 struct Options {
     bless: bool,
+    check: bool,
     direct: bool,
     release: bool,
     report_only: bool,
@@ -57,6 +59,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--bless" => opts.bless = true,
+                "--check" => opts.check = true,
                 "--direct" => opts.direct = true,
                 "--release" => opts.release = true,
                 "--report-only" => opts.report_only = true,
@@ -74,6 +77,11 @@ impl Options {
         }
         if opts.direct && opts.bless {
             return Err("--bless blesses larder's results; it cannot go with --direct".to_owned());
+        }
+        if opts.check && opts.bless {
+            return Err(
+                "--check leaves the committed files alone; it cannot go with --bless".to_owned(),
+            );
         }
         Ok(opts)
     }
@@ -136,11 +144,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     prepare_suite(&paths)?;
 
     let results = paths.results(opts.direct);
-    let mut suite_seconds = 0.0;
-    let mut passed_on_retry = Vec::new();
-    let mut proxy_line = String::from("(none: --direct)");
     let label = if opts.direct { "origin" } else { "larder" };
-    let scores = if opts.report_only {
+    let (scores, ran) = if opts.report_only {
         if !fs::read_to_string(&results).is_ok_and(|r| r.trim_start().starts_with('{')) {
             return Err(format!(
                 "--report-only: no results at {results:?}; run `cargo xtask conformance` first"
@@ -150,38 +155,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         if !opts.direct && paths.rerun_results().exists() {
             files.push(paths.rerun_results());
         }
-        score(&paths, label, &files)?
+        (score(&paths, label, &files)?, None)
     } else {
-        let larder = if opts.direct {
-            None
-        } else {
-            Some(build_larder(&paths, opts.release)?)
-        };
-        let _ = fs::remove_file(paths.rerun_results());
-        let mut session = Session::start(&paths, larder.as_deref(), opts.timeout())?;
-        proxy_line.clone_from(&session.proxy_line);
-        let run_started = Instant::now();
-        session.run(&paths, None, &results, opts.timeout())?;
-        suite_seconds = run_started.elapsed().as_secs_f64();
-        let mut scores = score(&paths, label, std::slice::from_ref(&results))?;
-        if !opts.direct && !opts.bless {
-            let failing = regressions(&scores, &paths)?;
-            if !failing.is_empty() {
-                let ids = scores.with_dependencies(&failing);
-                eprintln!(
-                    "conformance: {} baseline test(s) failed; re-running them once with their \
-                     dependencies ({} tests)",
-                    failing.len(),
-                    ids.len()
-                );
-                session.run(&paths, Some(&ids), &paths.rerun_results(), opts.timeout())?;
-                scores = score(&paths, label, &[results.clone(), paths.rerun_results()])?;
-                let still = regressions(&scores, &paths)?;
-                passed_on_retry = failing.difference(&still).cloned().collect();
-            }
-        }
-        drop(session);
-        scores
+        let (scores, ran) = run_suite(&opts, &paths, label, &results)?;
+        (scores, Some(ran))
     };
 
     print_summary(&scores);
@@ -192,7 +169,72 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         );
         return Ok(());
     }
+    write_report(&opts, &paths, &scores, ran, started)?;
+    let result = compare_with_baseline(&scores, &paths, opts.bless);
+    eprintln!(
+        "conformance: done in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
 
+/// What a run of the suite adds to its scores.
+struct Ran {
+    proxy_line: String,
+    suite_seconds: f64,
+    passed_on_retry: Vec<String>,
+}
+
+/// Builds larder (unless `--direct`), starts the servers, runs the suite and scores it. Baseline
+/// tests that fail are re-run once, with their dependencies, before the servers stop.
+fn run_suite(
+    opts: &Options,
+    paths: &Paths,
+    label: &str,
+    results: &Path,
+) -> Result<(Scores, Ran), String> {
+    let larder = if opts.direct {
+        None
+    } else {
+        Some(build_larder(paths, opts.release)?)
+    };
+    let _ = fs::remove_file(paths.rerun_results());
+    let mut session = Session::start(paths, larder.as_deref(), opts.timeout())?;
+    let started = Instant::now();
+    session.run(paths, None, results, opts.timeout())?;
+    let mut ran = Ran {
+        proxy_line: session.proxy_line.clone(),
+        suite_seconds: started.elapsed().as_secs_f64(),
+        passed_on_retry: Vec::new(),
+    };
+    let mut scores = score(paths, label, &[results.to_owned()])?;
+    if !opts.direct && !opts.bless {
+        let failing = regressions(&scores, paths)?;
+        if !failing.is_empty() {
+            let ids = scores.with_dependencies(&failing);
+            eprintln!(
+                "conformance: {} baseline test(s) failed; re-running them once with their \
+                 dependencies ({} tests)",
+                failing.len(),
+                ids.len()
+            );
+            session.run(paths, Some(&ids), &paths.rerun_results(), opts.timeout())?;
+            scores = score(paths, label, &[results.to_owned(), paths.rerun_results()])?;
+            let still = regressions(&scores, paths)?;
+            ran.passed_on_retry = failing.difference(&still).cloned().collect();
+        }
+    }
+    Ok((scores, ran))
+}
+
+/// Writes `docs/conformance.md` (or, with `--check`, a copy in the work folder).
+fn write_report(
+    opts: &Options,
+    paths: &Paths,
+    scores: &Scores,
+    ran: Option<Ran>,
+    started: Instant,
+) -> Result<(), String> {
     let reasons = report::read_reasons(&paths.own.join("reasons.txt"))?;
     for id in reasons.keys() {
         if !scores.tests.iter().any(|t| &t.id == id) {
@@ -207,21 +249,24 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         date: utc_now(),
         commit: commit(&paths.root),
         suite: suite_snapshot(&paths.suite),
-        proxy: proxy_line,
-        seconds: (!opts.report_only).then(|| (started.elapsed().as_secs_f64(), suite_seconds)),
-        passed_on_retry,
+        proxy: ran.as_ref().map_or_else(
+            || "(not recorded: re-scored)".to_owned(),
+            |r| r.proxy_line.clone(),
+        ),
+        seconds: ran
+            .as_ref()
+            .map(|r| (started.elapsed().as_secs_f64(), r.suite_seconds)),
+        passed_on_retry: ran.map(|r| r.passed_on_retry).unwrap_or_default(),
     };
-    let doc = paths.root.join("docs").join("conformance.md");
-    fs::write(&doc, report::markdown(&scores, &reasons, &info))
+    let doc = if opts.check {
+        paths.work.join("conformance.md")
+    } else {
+        paths.root.join("docs").join("conformance.md")
+    };
+    fs::write(&doc, report::markdown(scores, &reasons, &info))
         .map_err(|e| format!("cannot write {doc:?}: {e}"))?;
     eprintln!("conformance: wrote {}", doc.display());
-
-    let result = compare_with_baseline(&scores, &paths, opts.bless);
-    eprintln!(
-        "conformance: done in {:.0}s (suite run {suite_seconds:.0}s)",
-        started.elapsed().as_secs_f64()
-    );
-    result
+    Ok(())
 }
 
 /// Copies the suite into the work folder and installs its dependencies when they changed.
@@ -679,5 +724,6 @@ mod tests {
         assert!(Options::parse(&args(&["--nope"])).is_err());
         assert!(Options::parse(&args(&["--timeout", "0"])).is_err());
         assert!(Options::parse(&args(&["--bless", "--direct"])).is_err());
+        assert!(Options::parse(&args(&["--bless", "--check"])).is_err());
     }
 }

@@ -191,6 +191,7 @@ cargo xtask conformance            # run, rewrite this file, compare with the ba
 cargo xtask conformance --bless    # the same, then rewrite conformance/baseline.txt
 cargo xtask conformance --direct   # the suite against its origin alone (no cache), a harness check
 cargo xtask conformance --report-only   # re-score the last run's results, rewrite this file
+cargo xtask conformance --check    # what CI runs: the report goes to work-conformance/ instead
 ```
 
 It needs `node` and `npm` on `PATH`. It copies the suite from `CACHE_TESTS_DIR` (default
@@ -209,7 +210,7 @@ the same way from the published results in the suite's `results/` folder.
 
 `conformance/baseline.txt` lists the required and optimal tests larder passes. A run fails when one
 of them no longer passes; such tests are first re-run once, with their dependencies, so a single
-timing hiccup does not fail CI. `cargo xtask ci` runs this command.
+timing hiccup does not fail CI. `cargo xtask ci` runs it with `--check`.
 
 ";
 
