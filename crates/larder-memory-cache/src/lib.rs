@@ -44,6 +44,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod doorkeeper;
 mod error;
 mod lock;
 mod memory;

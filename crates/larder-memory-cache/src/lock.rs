@@ -144,6 +144,12 @@ pub(crate) struct Leader<'a, T> {
 }
 
 impl<T> Leader<'_, T> {
+    /// Whether any caller is waiting on this lock.
+    pub(crate) fn has_waiters(&self) -> bool {
+        // The lock table holds one receiver; waiters hold the others.
+        self.tx.as_ref().is_some_and(|tx| tx.receiver_count() > 1)
+    }
+
     /// Hands `result` to every waiter and removes the lock.
     pub(crate) fn finish(mut self, result: Result<T, Error>) {
         if let Some(tx) = self.tx.take() {

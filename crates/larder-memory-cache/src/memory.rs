@@ -6,10 +6,13 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use ahash::RandomState;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use tinyufo::TinyUfo;
 use tokio::time::Instant;
 
 use crate::CacheStatus;
+use crate::doorkeeper::Doorkeeper;
 
 /// The two independent 64-bit hashes of a key: `key` indexes the store, `check` is kept with the
 /// value and compared on every read, so a 64-bit collision of `key` never serves another key's
@@ -46,8 +49,12 @@ impl<T> Node<T> {
 ///   ([`tokio::time::Instant`], which is [`std::time::Instant`] unless tokio's test clock is paused).
 ///   An expired entry is reported as [`CacheStatus::Expired`] (or served by
 ///   [`get_stale`](Self::get_stale)) and stays in memory until eviction reaches it.
-/// * **Admission.** [`put`](Self::put) may turn a new key away when `TinyLFU` estimates it is less
-///   popular than the entry it would evict; [`force_put`](Self::force_put) always stores it.
+/// * **Admission.** Once the cache is full, [`put`](Self::put) admits a new key only when it was
+///   offered before within a recent window (`TinyLFU`'s *doorkeeper*, a small Bloom filter that
+///   `TinyUFO` lacks) and `TinyLFU` then estimates it more popular than the entry it would evict.
+///   Keys offered once (most misses under a skewed workload) cost one memory word instead of a
+///   trip through the admission sketch. [`force_put`](Self::force_put) always stores the value.
+///   Until the cache first evicts, every put is stored.
 /// * **Keys.** A key is not stored: it is hashed to two independent 64-bit values with
 ///   per-instance random seeds. The first indexes the store; the second is stored beside the value
 ///   and compared on every read, so two keys whose first hashes collide never see each other's
@@ -70,6 +77,9 @@ impl<T> Node<T> {
 /// ```
 pub struct MemoryCache<K: ?Sized, T> {
     store: TinyUfo<u64, Node<T>>,
+    doorkeeper: Doorkeeper,
+    /// Whether the store has evicted since the last `remove`: admission only applies then.
+    full: AtomicBool,
     hasher: RandomState,
     checker: RandomState,
     _key: PhantomData<fn(&K)>,
@@ -87,6 +97,8 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
     pub fn with_weight_limit(total_weight: usize, estimated_items: usize) -> Self {
         Self {
             store: TinyUfo::new(total_weight, estimated_items.max(1)),
+            doorkeeper: Doorkeeper::new(estimated_items),
+            full: AtomicBool::new(false),
             hasher: RandomState::new(),
             checker: RandomState::new(),
             _key: PhantomData,
@@ -150,8 +162,10 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         }
     }
 
-    /// Stores `value` under `key` with weight 1, subject to `TinyLFU` admission (a new key may be
-    /// turned away if it looks less popular than the entry it would evict).
+    /// Stores `value` under `key` with weight 1, subject to admission once the cache is full: a
+    /// new key is stored on its second put within the doorkeeper's window, and then only if
+    /// `TinyLFU` finds it more popular than the entry it would evict. A key already cached is
+    /// always updated.
     ///
     /// `ttl` `None` never expires. A TTL of zero stores nothing and removes any entry the key
     /// already had (the new value is already expired, so the old one must not be served).
@@ -192,6 +206,10 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         self.put_inner(self.hash(key), value, ttl, weight, true);
     }
 
+    pub(crate) fn put_hashed(&self, hash: KeyHash, value: T, ttl: Option<Duration>) {
+        self.put_inner(hash, value, ttl, 1, false);
+    }
+
     pub(crate) fn force_put_hashed(&self, hash: KeyHash, value: T, ttl: Option<Duration>) {
         self.put_inner(hash, value, ttl, 1, true);
     }
@@ -212,10 +230,20 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
             check: hash.check,
         };
         let weight = weight.max(1);
-        if force {
-            self.store.force_put(hash.key, node, weight);
+        let evicted = if force {
+            self.store.force_put(hash.key, node, weight)
         } else {
-            self.store.put(hash.key, node, weight);
+            if self.full.load(Relaxed)
+                && !self.doorkeeper.check_and_record(hash.check)
+                // A key already cached is updated whatever the doorkeeper says.
+                && self.store.get(&hash.key).is_none()
+            {
+                return;
+            }
+            self.store.put(hash.key, node, weight)
+        };
+        if !evicted.is_empty() && !self.full.load(Relaxed) {
+            self.full.store(true, Relaxed);
         }
     }
 
@@ -226,6 +254,9 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         Q: Hash + ?Sized,
     {
         self.store.remove(&self.hash(key).key);
+        if self.full.load(Relaxed) {
+            self.full.store(false, Relaxed);
+        }
     }
 
     /// [`get`](Self::get) for each key, in order.

@@ -67,6 +67,10 @@ pub trait MultiLookup<K: ?Sized, T, S> {
 /// * **`lock_age`**: a lock held that long counts as abandoned (a stuck lookup). The next caller
 ///   replaces it and leads a new lookup, whose result is cached; waiters of the old lock move to
 ///   the new one when the age is reached. `None`: locks never age.
+/// * **Admission**: a looked-up value that other callers waited for is always stored; one that
+///   only its own caller asked for goes through the same admission as [`MemoryCache::put`] (so
+///   when the cache is full, a key seen for the first time in a while may not displace a more
+///   popular one). A refresh of an entry already cached always updates it.
 /// * **`lock_timeout`**: a waiter waits at most that long, then runs the lookup itself and
 ///   returns its result without caching it (the leader is still expected to). `None`: wait for
 ///   the leader.
@@ -261,7 +265,16 @@ where
                         self.counters.add(Stat::LockHit);
                         return (Ok(value), CacheStatus::LockHit);
                     }
-                    let result = self.lookup_and_store(key, hash, ttl, extra).await;
+                    let result = self.lookup(key, extra).await;
+                    let result = result.map(|(value, lookup_ttl)| {
+                        let ttl = lookup_ttl.or(ttl);
+                        if leader.has_waiters() {
+                            self.cache.force_put_hashed(hash, value.clone(), ttl);
+                        } else {
+                            self.cache.put_hashed(hash, value.clone(), ttl);
+                        }
+                        value
+                    });
                     leader.finish(result.clone());
                     self.counters.add(Stat::Miss);
                     return (result, miss_status);

@@ -175,3 +175,54 @@ fn usable_from_many_threads() {
         }
     });
 }
+
+/// A cache of 100 that has evicted (so admission applies), holding keys 0..1000's survivors.
+fn full_cache() -> MemoryCache<u64, u64> {
+    let cache = MemoryCache::new(100);
+    for k in 0..1_000 {
+        cache.force_put(&k, k, None);
+    }
+    cache
+}
+
+#[test]
+fn full_cache_admits_a_new_key_on_its_second_put() {
+    let cache = full_cache();
+    let new_keys = 10_000..10_020;
+    for k in new_keys.clone() {
+        cache.put(&k, k, None);
+    }
+    let after_one = new_keys
+        .clone()
+        .filter(|k| cache.get(k).0.is_some())
+        .count();
+    assert_eq!(after_one, 0, "keys offered once are not admitted");
+    for k in new_keys.clone() {
+        cache.put(&k, k, None);
+    }
+    let after_two = new_keys.filter(|k| cache.get(k).0.is_some()).count();
+    assert!(
+        after_two >= 15,
+        "only {after_two} of 20 admitted on the second offer"
+    );
+}
+
+#[test]
+fn full_cache_put_always_updates_a_cached_key() {
+    let cache = full_cache();
+    let cached: Vec<u64> = (0..1_000).filter(|k| cache.get(k).0.is_some()).collect();
+    assert!(!cached.is_empty());
+    for k in &cached {
+        cache.put(k, k + 1, None);
+    }
+    for k in &cached {
+        assert_eq!(cache.get(k), (Some(k + 1), CacheStatus::Hit));
+    }
+}
+
+#[test]
+fn force_put_is_stored_even_when_full() {
+    let cache = full_cache();
+    cache.force_put(&20_000, 1, None);
+    assert_eq!(cache.get(&20_000), (Some(1), CacheStatus::Hit));
+}

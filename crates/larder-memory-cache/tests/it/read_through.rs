@@ -423,3 +423,36 @@ async fn multi_get_fails_whole_on_lookup_error_or_wrong_count() {
         "rtcache multi lookup returned 1 values for 2 keys"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_a_full_cache_a_value_someone_waited_for_is_stored() {
+    let cache = Arc::new(Cache::new(10, None, None));
+    let filler = Backend::new(|_| FAST);
+    for k in 0..100 {
+        cache
+            .get(&format!("f{k}"), None, Some(&filler))
+            .await
+            .0
+            .expect("ok");
+    }
+    // Alone, a new key's value goes through admission: not stored on its first lookup.
+    let backend = Arc::new(Backend::new(|_| Step::Value(SEC)));
+    cache.get(&key(), None, Some(&backend)).await.0.expect("ok");
+    assert_eq!(cache.cache().get(&key()).1, CacheStatus::Miss);
+    // With callers waiting on the lookup, it is stored.
+    cache.remove(&key());
+    let other = "other".to_string();
+    let results = {
+        let (c1, b1) = (cache.clone(), backend.clone());
+        let (c2, b2) = (cache.clone(), backend.clone());
+        let o = other.clone();
+        let o2 = other.clone();
+        tokio::join!(
+            tokio::spawn(async move { c1.get(&o, None, Some(&b1)).await }),
+            tokio::spawn(async move { c2.get(&o2, None, Some(&b2)).await }),
+        )
+    };
+    assert_eq!(results.0.expect("ok").1, CacheStatus::Miss);
+    assert_eq!(results.1.expect("ok").1, CacheStatus::LockHit);
+    assert_eq!(cache.cache().get(&other).1, CacheStatus::Hit);
+}
