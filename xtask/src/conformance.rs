@@ -245,18 +245,31 @@ fn write_report(
             );
         }
     }
-    let info = RunInfo {
-        date: utc_now(),
-        commit: commit(&paths.root),
-        suite: suite_snapshot(&paths.suite),
-        proxy: ran.as_ref().map_or_else(
-            || "(not recorded: re-scored)".to_owned(),
-            |r| r.proxy_line.clone(),
-        ),
-        seconds: ran
-            .as_ref()
-            .map(|r| (started.elapsed().as_secs_f64(), r.suite_seconds)),
-        passed_on_retry: ran.map(|r| r.passed_on_retry).unwrap_or_default(),
+    let saved = paths.work.join("run-info.txt");
+    let info = if let Some(ran) = ran {
+        let info = RunInfo {
+            date: utc_now(),
+            commit: commit(&paths.root),
+            suite: suite_snapshot(&paths.suite),
+            proxy: ran.proxy_line,
+            seconds: Some((started.elapsed().as_secs_f64(), ran.suite_seconds)),
+            passed_on_retry: ran.passed_on_retry,
+        };
+        fs::write(&saved, info.to_text()).map_err(|e| format!("cannot write {saved:?}: {e}"))?;
+        info
+    } else {
+        // Re-scoring: restate the run's own facts when they were kept.
+        fs::read_to_string(&saved)
+            .ok()
+            .and_then(|text| RunInfo::from_text(&text))
+            .unwrap_or_else(|| RunInfo {
+                date: utc_now(),
+                commit: commit(&paths.root),
+                suite: suite_snapshot(&paths.suite),
+                proxy: "(not recorded)".to_owned(),
+                seconds: None,
+                passed_on_retry: Vec::new(),
+            })
     };
     let doc = if opts.check {
         paths.work.join("conformance.md")

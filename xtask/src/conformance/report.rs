@@ -22,6 +22,53 @@ pub(super) struct RunInfo {
     pub(super) passed_on_retry: Vec<String>,
 }
 
+impl RunInfo {
+    /// The facts as `key<TAB>value` lines, kept beside the results so `--report-only` can
+    /// restate them.
+    pub(super) fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "date\t{}", self.date);
+        let _ = writeln!(out, "commit\t{}", self.commit);
+        let _ = writeln!(out, "suite\t{}", self.suite);
+        let _ = writeln!(out, "proxy\t{}", self.proxy);
+        if let Some((all, suite)) = self.seconds {
+            let _ = writeln!(out, "seconds\t{all}\t{suite}");
+        }
+        let _ = writeln!(out, "retried\t{}", self.passed_on_retry.join(" "));
+        out
+    }
+
+    /// Reads what [`RunInfo::to_text`] wrote; `None` when something is missing.
+    pub(super) fn from_text(text: &str) -> Option<Self> {
+        let mut info = RunInfo {
+            date: String::new(),
+            commit: String::new(),
+            suite: String::new(),
+            proxy: String::new(),
+            seconds: None,
+            passed_on_retry: Vec::new(),
+        };
+        for line in text.lines() {
+            let (key, value) = line.split_once('\t')?;
+            match key {
+                "date" => value.clone_into(&mut info.date),
+                "commit" => value.clone_into(&mut info.commit),
+                "suite" => value.clone_into(&mut info.suite),
+                "proxy" => value.clone_into(&mut info.proxy),
+                "seconds" => {
+                    let (all, suite) = value.split_once('\t')?;
+                    info.seconds = Some((all.parse().ok()?, suite.parse().ok()?));
+                }
+                "retried" => {
+                    info.passed_on_retry = value.split_whitespace().map(str::to_owned).collect();
+                }
+                _ => return None,
+            }
+        }
+        (!info.date.is_empty() && !info.commit.is_empty()).then_some(info)
+    }
+}
+
 /// Reads `id: reason` lines; `#` starts a comment line.
 pub(super) fn read_reasons(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let text = match std::fs::read_to_string(path) {
@@ -384,6 +431,22 @@ mod tests {
         std::fs::write(&path, baseline_text(&ids)).expect("write");
         assert_eq!(read_baseline(&path).expect("reads"), Some(ids));
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn run_info_round_trips() {
+        let info = RunInfo {
+            date: "2026-01-01 00:00 UTC".to_owned(),
+            commit: "`abc`".to_owned(),
+            suite: "suite".to_owned(),
+            proxy: "larder --upstream x".to_owned(),
+            seconds: Some((70.5, 61.0)),
+            passed_on_retry: vec!["a".to_owned(), "b".to_owned()],
+        };
+        let back = RunInfo::from_text(&info.to_text()).expect("reads back");
+        assert_eq!(back.to_text(), info.to_text());
+        assert!(RunInfo::from_text("date\tx\n").is_none());
+        assert!(RunInfo::from_text("bogus line\n").is_none());
     }
 
     #[test]
