@@ -673,7 +673,8 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// The workspace's commit, noting uncommitted changes to the code.
+/// The workspace's commit, noting uncommitted changes to the code (a `Cargo.lock` that cargo
+/// merely refreshed does not count).
 fn commit(root: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
@@ -695,7 +696,6 @@ fn commit(root: &Path) -> String {
         "--",
         "crates",
         "Cargo.toml",
-        "Cargo.lock",
     ])
     .is_some_and(|s| !s.is_empty());
     if dirty {
