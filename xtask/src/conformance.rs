@@ -131,16 +131,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let opts = Options::parse(args)?;
     let started = Instant::now();
     let paths = Paths::new();
-    for (program, hint) in [
-        ("node", "install Node.js 18 or later"),
-        ("npm", "it comes with Node.js"),
-    ] {
-        if !has_command(program, &["--version"]) {
-            return Err(format!(
-                "conformance needs `{program}` on PATH ({hint}); it runs the HTTP caching test suite"
-            ));
-        }
-    }
+    check_node()?;
     prepare_suite(&paths)?;
 
     let results = paths.results(opts.direct);
@@ -279,6 +270,39 @@ fn write_report(
     fs::write(&doc, report::markdown(scores, &reasons, &info))
         .map_err(|e| format!("cannot write {doc:?}: {e}"))?;
     eprintln!("conformance: wrote {}", doc.display());
+    Ok(())
+}
+
+/// The suite's client needs Node.js 20 or later (its undici dependency says so) and npm.
+fn check_node() -> Result<(), String> {
+    const NEEDED: u32 = 20;
+    let missing = |program: &str| {
+        format!(
+            "conformance needs `{program}` on PATH (Node.js {NEEDED} or later, which brings npm); \
+             it runs the HTTP caching test suite"
+        )
+    };
+    let out = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|_| missing("node"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let major = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(major) if major >= NEEDED => {}
+        _ => {
+            return Err(format!(
+                "conformance needs Node.js {NEEDED} or later; `node --version` says {version:?}"
+            ));
+        }
+    }
+    if !has_command("npm", &["--version"]) {
+        return Err(missing("npm"));
+    }
     Ok(())
 }
 

@@ -241,7 +241,7 @@ cargo xtask conformance --report-only   # re-score the last run's results, rewri
 cargo xtask conformance --check    # what CI runs: the report goes to work-conformance/ instead
 ```
 
-It needs `node` and `npm` on `PATH`. It copies the suite from `CACHE_TESTS_DIR` (default
+It needs Node.js 20 or later (`node`, `npm`) on `PATH`. It copies the suite from `CACHE_TESTS_DIR` (default
 `../shared/cache-tests`, beside the clone) to `work-conformance/cache-tests` and installs its
 dependencies there with `npm ci` from the committed `conformance/package-lock.json` (only when they
 changed). It then builds `larder` (debug; `--release` for an optimised build), starts the suite's origin
