@@ -4,3 +4,4 @@ mod contract;
 mod eviction;
 mod fixture;
 mod memcache;
+mod model;
