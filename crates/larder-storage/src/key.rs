@@ -113,6 +113,8 @@ pub struct CacheKey {
     namespace: Vec<u8>,
     primary: Vec<u8>,
     primary_bin_override: Option<HashBinary>,
+    /// The primary hash, computed once: namespace and primary key never change.
+    primary_bin_cache: std::sync::OnceLock<HashBinary>,
     variance: Option<HashBinary>,
     /// A tag that travels with the key (for example to account usage per user); it is not
     /// part of any hash.
@@ -132,6 +134,7 @@ impl CacheKey {
             namespace: namespace.into(),
             primary: primary.into(),
             primary_bin_override: None,
+            primary_bin_cache: std::sync::OnceLock::new(),
             variance: None,
             user_tag: user_tag.into(),
             extensions: http::Extensions::new(),
@@ -178,15 +181,18 @@ impl CacheKey {
         self.variance = None;
     }
 
-    /// The primary hash: `Blake2b-128(namespace ‖ primary)` or the override.
+    /// The primary hash: `Blake2b-128(namespace ‖ primary)` or the override. Computed once
+    /// per key and then remembered.
     pub fn primary_bin(&self) -> HashBinary {
         if let Some(hash) = self.primary_bin_override {
             return hash;
         }
-        let mut hasher = Blake2b128::new();
-        hasher.update(&self.namespace);
-        hasher.update(&self.primary);
-        hasher.finalize().into()
+        *self.primary_bin_cache.get_or_init(|| {
+            let mut hasher = Blake2b128::new();
+            hasher.update(&self.namespace);
+            hasher.update(&self.primary);
+            hasher.finalize().into()
+        })
     }
 
     /// The variance hash, if any.
