@@ -29,6 +29,10 @@ pub(crate) async fn run_all(storage: Backend, namespace: &str) {
     variance_keys_are_separate_entries(storage, namespace).await;
     seek_reads_ranges(storage, namespace).await;
     empty_body_round_trips(storage, namespace).await;
+    if storage.support_streaming_partial_write() {
+        streaming_write_is_readable_while_written(storage, namespace).await;
+        abandoned_streaming_write_errors_readers(storage, namespace).await;
+    }
 }
 
 fn key(namespace: &str, name: &str) -> CacheKey {
@@ -204,4 +208,53 @@ pub(crate) async fn empty_body_round_trips(storage: Backend, ns: &str) {
     let (got, body) = lookup_body(storage, &k).await.unwrap();
     assert_eq!(tag_of(&got), "e");
     assert!(body.is_empty());
+}
+
+/// For storages that support streaming partial writes: the writer's own reader (found by its
+/// tag) yields the bytes written so far, then the rest, then a clean end after `finish`.
+pub(crate) async fn streaming_write_is_readable_while_written(storage: Backend, ns: &str) {
+    let span = Span::none();
+    let k = key(ns, "streaming");
+    let mut miss = storage
+        .get_miss_handler(&k, &meta("s"), &span)
+        .await
+        .unwrap();
+    let (got, mut hit) = storage
+        .lookup_streaming_write(&k, miss.streaming_write_tag(), &span)
+        .await
+        .unwrap()
+        .expect("the write in progress is found by its tag");
+    assert_eq!(tag_of(&got), "s");
+    miss.write_body(Bytes::from_static(b"abc"), false)
+        .await
+        .unwrap();
+    assert_eq!(hit.read_body().await.unwrap().as_deref(), Some(&b"abc"[..]));
+    miss.write_body(Bytes::from_static(b"def"), true)
+        .await
+        .unwrap();
+    miss.finish().await.unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"def");
+    assert_eq!(lookup_body(storage, &k).await.unwrap().1, b"abcdef");
+}
+
+/// For storages that support streaming partial writes: a reader of a write whose handler is
+/// dropped unfinished gets an error, never a clean (truncated) end.
+pub(crate) async fn abandoned_streaming_write_errors_readers(storage: Backend, ns: &str) {
+    let span = Span::none();
+    let k = key(ns, "streaming-abandoned");
+    let mut miss = storage
+        .get_miss_handler(&k, &meta("a"), &span)
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from_static(b"partial"), false)
+        .await
+        .unwrap();
+    let (_, mut hit) = storage
+        .lookup_streaming_write(&k, miss.streaming_write_tag(), &span)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(miss);
+    assert!(read_all(&mut hit).await.is_err());
+    assert!(lookup_body(storage, &k).await.is_none());
 }
