@@ -71,7 +71,6 @@ impl Options {
                         .ok_or_else(|| format!("--timeout needs a number of seconds\n{USAGE}"))?;
                     opts.timeout = Some(Duration::from_secs(secs));
                 }
-                "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
             }
         }
@@ -128,6 +127,10 @@ impl Paths {
 }
 
 pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
     let opts = Options::parse(args)?;
     let started = Instant::now();
     let paths = Paths::new();
