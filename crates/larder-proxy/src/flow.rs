@@ -726,7 +726,14 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         if stored {
             status = status.stored(true);
             if let Some(meta) = cache.maybe_cache_meta() {
-                status = status.ttl(ttl(meta, SystemTime::now()));
+                let now = SystemTime::now();
+                status = status.ttl(ttl(meta, now));
+                // The age the cache computed (upstream Age, Date and the fetch's delay,
+                // RFC 9111 §4.2.3) replaces the upstream's Age, as it would on a hit.
+                let age = meta.age(now).as_secs();
+                if age > 0 {
+                    parts.headers.insert(header::AGE, HeaderValue::from(age));
+                }
             }
         } else {
             let r = reason.unwrap_or(NoCacheReason::NeverEnabled);

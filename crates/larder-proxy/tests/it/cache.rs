@@ -33,6 +33,11 @@ async fn hit_is_served_with_age_and_cache_status() {
     let proxy = Proxy::cached(&origin).await;
     let miss = get(&proxy.url("/a")).await;
     assert_eq!(miss.text(), "hello");
+    let age: u64 = miss.header("age").unwrap().parse().unwrap();
+    assert!(
+        (10..=12).contains(&age),
+        "a stored miss carries the computed age, {age}"
+    );
     assert!(
         miss.cache_status().contains("fwd=uri-miss"),
         "{}",
