@@ -596,7 +596,8 @@ impl HttpCache {
     /// revalidates; `ForceExpired` also disables stale serving for this request, since the
     /// entry must be validated first); `ForceMiss`/`FailedHitFilter` → the entry is dropped, the lock taken and
     /// the phase goes back to `CacheKey` (call [`cache_miss`](Self::cache_miss) next).
-    /// A real hit counts as an access for the eviction manager.
+    /// A real hit counts as an access for the eviction manager and ends any lock this request
+    /// held (a write permit is released with `Done`).
     ///
     /// # Panics
     ///
@@ -615,6 +616,15 @@ impl HttpCache {
         }
         match hit_status {
             HitStatus::Fresh | HitStatus::ForceFresh => {
+                // A hit needs no lock: stop waiting, or let waiters look up again.
+                if let Some(lock_ctx) = ctx.lock_ctx.as_mut() {
+                    match lock_ctx.lock.take() {
+                        Some(Locked::Write(permit)) => {
+                            lock_ctx.cache_lock.release(key, permit, LockStatus::Done);
+                        }
+                        Some(Locked::Read(_)) | None => {}
+                    }
+                }
                 if let Some(eviction) = ctx.eviction
                     && let Some(handler) = &found.hit_handler
                     && handler.should_count_access()

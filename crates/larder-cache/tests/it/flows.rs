@@ -705,3 +705,27 @@ async fn vary_header_omitted_by_either_request_does_not_match() {
     assert_eq!(get(env, "/b", &with, &origin).await.phase, CachePhase::Hit);
     assert_eq!(origin.calls(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiter_that_finds_a_hit_holds_no_lock() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    let mut writer = env.cache("/a");
+    assert!(writer.cache_lookup().await.unwrap().is_none());
+    let mut reader = env.cache("/a");
+    assert!(reader.cache_lookup().await.unwrap().is_none());
+    assert!(reader.is_cache_locked());
+    let waiting = tokio::spawn(async move {
+        let status = reader.cache_lock_wait().await;
+        (status, reader)
+    });
+    // The writer (still the lock writer, so it looks up and misses again) stores the response.
+    let served = crate::driver::run(writer, &no_headers(), &origin, env, false).await;
+    assert_eq!(served.phase, CachePhase::Miss);
+    let (status, mut reader) = waiting.await.unwrap();
+    assert_eq!(status, LockStatus::Done);
+    let (meta, hit) = reader.cache_lookup().await.unwrap().expect("stored");
+    reader.cache_found(meta, hit, HitStatus::Fresh);
+    assert!(!reader.is_cache_locked());
+    assert!(!reader.is_cache_lock_writer());
+}
