@@ -13,6 +13,9 @@ const FACADE_FEATURES: &[&str] = &[
     "full",
 ];
 
+/// The facade's examples; each runs to completion and checks its own result.
+const EXAMPLES: &[&str] = &["memory_cache", "custom_storage", "layer"];
+
 pub(crate) fn main(_args: &[String]) -> Result<(), String> {
     run("fmt", cargo().args(["fmt", "--all", "--check"]))?;
     run(
@@ -66,6 +69,22 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
                 "--features",
                 feature,
                 "--locked",
+            ]),
+        )?;
+    }
+    for example in EXAMPLES {
+        run(
+            &format!("example {example}"),
+            cargo().args([
+                "run",
+                "--quiet",
+                "-p",
+                "larder",
+                "--features",
+                "full",
+                "--locked",
+                "--example",
+                example,
             ]),
         )?;
     }

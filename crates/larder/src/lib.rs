@@ -70,7 +70,7 @@
 //!   `CacheKey`, `CacheMeta` and the `Storage` traits. Enables `cache-control` and `storage`.
 //! - `cache-control`: [`cache_control`], Cache-Control and CDN-Cache-Control parsing.
 //! - `storage`: [`storage`], keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
-//! - `eviction`: [`eviction`], the eviction core (sharded weighted LRU, TinyUFO policy).
+//! - `eviction`: [`eviction`], the eviction core (sharded weighted LRU, `TinyUFO` policy).
 //! - `memory-cache`: [`memory_cache`], `MemoryCache` and the read-through `RTCache`.
 //! - `proxy`: [`proxy`], the tower `CacheLayer` and the proxy building blocks.
 //! - `full`: everything.
