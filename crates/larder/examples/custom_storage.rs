@@ -150,7 +150,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     cache.cache_miss();
     let now = SystemTime::now();
     let meta = CacheMeta::new(
-        now + Duration::from_secs(60),
+        now + Duration::from_mins(1),
         now,
         0,
         0,

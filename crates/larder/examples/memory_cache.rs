@@ -20,7 +20,7 @@ impl Lookup<u64, String, ()> for SlowBackend {
         tokio::time::sleep(Duration::from_millis(50)).await;
         Ok((
             format!("profile of user {id}"),
-            Some(Duration::from_secs(60)),
+            Some(Duration::from_mins(1)),
         ))
     }
 }
