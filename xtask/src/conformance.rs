@@ -30,6 +30,7 @@ usage: cargo xtask conformance [options]
   --bless          rewrite conformance/baseline.txt from this run's passing tests
   --check          leave docs/conformance.md alone (the report goes to work-conformance/); for CI
   --direct         run the suite against its origin alone (no cache), to check the harness
+  --id TEST        run one test and print the suite's dump of its requests and responses
   --release        build larder with optimisations (default: debug, which builds faster)
   --report-only    re-score the last run's results and rewrite docs/conformance.md
   --timeout SECS   time limit for one run of the suite (default 300)
@@ -49,6 +50,7 @@ struct Options {
     direct: bool,
     release: bool,
     report_only: bool,
+    id: Option<String>,
     timeout: Option<Duration>,
 }
 
@@ -63,6 +65,13 @@ impl Options {
                 "--direct" => opts.direct = true,
                 "--release" => opts.release = true,
                 "--report-only" => opts.report_only = true,
+                "--id" => {
+                    let id = args
+                        .next()
+                        .filter(|id| !id.is_empty() && !id.starts_with('-'))
+                        .ok_or_else(|| format!("--id needs a test id\n{USAGE}"))?;
+                    opts.id = Some(id.clone());
+                }
                 "--timeout" => {
                     let secs = args
                         .next()
@@ -137,6 +146,9 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     check_node()?;
     prepare_suite(&paths)?;
 
+    if let Some(id) = &opts.id {
+        return run_one(&opts, &paths, id);
+    }
     let results = paths.results(opts.direct);
     let label = if opts.direct { "origin" } else { "larder" };
     let (scores, ran) = if opts.report_only {
@@ -170,6 +182,30 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     result
+}
+
+/// Runs one test through the suite's client, which then prints what was sent and received.
+fn run_one(opts: &Options, paths: &Paths, id: &str) -> Result<(), String> {
+    let larder = if opts.direct {
+        None
+    } else {
+        Some(build_larder(paths, opts.release)?)
+    };
+    let session = Session::start(paths, larder.as_deref(), opts.timeout())?;
+    let out = paths.work.join("dump.txt");
+    let mut node = session.client(paths);
+    node.env("npm_package_config_id", id);
+    let log = paths.work.join("client.log");
+    let status = Guard::spawn("suite client", &node, opts.timeout(), &log, Some(&out))?
+        .wait(opts.timeout())?;
+    drop(session);
+    print!("{}", read(&out)?);
+    eprint!("{}", read(&log)?);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the suite's client failed ({status})"))
+    }
 }
 
 /// What a run of the suite adds to its scores.
@@ -520,6 +556,19 @@ impl Session {
         })
     }
 
+    /// The suite's command-line client against this session, set to run every test (as
+    /// `npm run --silent cli --base=...` does).
+    fn client(&self, paths: &Paths) -> Command {
+        let mut node = Command::new("node");
+        node.current_dir(&paths.suite)
+            .arg("--no-warnings")
+            .arg(paths.suite.join("test-engine").join("cli.mjs"))
+            .env("npm_config_base", &self.base)
+            .env_remove("npm_config_id")
+            .env("npm_package_config_id", "");
+        node
+    }
+
     /// Runs the suite's client (all tests) or `conformance/run.mjs` (some tests) into `out`.
     fn run(
         &mut self,
@@ -528,22 +577,19 @@ impl Session {
         out: &Path,
         timeout: Duration,
     ) -> Result<(), String> {
-        let mut node = Command::new("node");
-        node.current_dir(&paths.suite).arg("--no-warnings");
-        match ids {
-            None => {
-                node.arg(paths.suite.join("test-engine").join("cli.mjs"))
-                    .env("npm_config_base", &self.base)
-                    .env_remove("npm_config_id")
-                    .env("npm_package_config_id", "");
-            }
+        let node = match ids {
+            None => self.client(paths),
             Some(ids) => {
-                node.arg(paths.own.join("run.mjs"))
+                let mut node = Command::new("node");
+                node.current_dir(&paths.suite)
+                    .arg("--no-warnings")
+                    .arg(paths.own.join("run.mjs"))
                     .arg(&paths.suite)
                     .arg(&self.base)
                     .args(ids);
+                node
             }
-        }
+        };
         let started = Instant::now();
         let log = paths.work.join("client.log");
         let client = Guard::spawn("suite client", &node, timeout, &log, Some(out))?;
