@@ -808,6 +808,10 @@ mod tests {
         assert!(opts.bless);
         assert_eq!(opts.timeout(), Duration::from_secs(90));
         assert!(Options::parse(&args(&["--nope"])).is_err());
+        let one = Options::parse(&args(&["--id", "vary-match"])).expect("parses");
+        assert_eq!(one.id.as_deref(), Some("vary-match"));
+        assert!(Options::parse(&args(&["--id"])).is_err());
+        assert!(Options::parse(&args(&["--id", "--bless"])).is_err());
         assert!(Options::parse(&args(&["--timeout", "0"])).is_err());
         assert!(Options::parse(&args(&["--bless", "--direct"])).is_err());
         assert!(Options::parse(&args(&["--bless", "--check"])).is_err());

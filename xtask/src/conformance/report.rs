@@ -239,6 +239,7 @@ cargo xtask conformance --bless    # the same, then rewrite conformance/baseline
 cargo xtask conformance --direct   # the suite against its origin alone (no cache), a harness check
 cargo xtask conformance --report-only   # re-score the last run's results, rewrite this file
 cargo xtask conformance --check    # what CI runs: the report goes to work-conformance/ instead
+cargo xtask conformance --id vary-match   # one test, printing its requests and responses
 ```
 
 It needs Node.js 20 or later (`node`, `npm`) on `PATH`. It copies the suite from `CACHE_TESTS_DIR` (default
