@@ -287,14 +287,25 @@ impl Storage for MemCache {
     async fn purge(
         &'static self,
         key: &CompactCacheKey,
-        _purge_type: PurgeType,
-        _trace: &Span,
+        purge_type: PurgeType,
+        trace: &Span,
     ) -> Result<bool> {
         let k = map_key(key.combined_bin());
-        let mut shard = self.shard(k).write();
-        let cached = shard.cached.remove(&k).is_some();
-        let temp = shard.temp.remove(&k).is_some();
-        Ok(cached || temp)
+        let (cached, temp) = {
+            let mut shard = self.shard(k).write();
+            let cached = shard.cached.remove(&k).is_some();
+            let temp = shard.temp.remove(&k).map_or(0, |writes| writes.len());
+            (cached, temp)
+        };
+        tracing::debug!(
+            parent: trace,
+            key = %key,
+            purge_type = purge_type.as_str(),
+            cached,
+            writes_detached = temp,
+            "memcache purge"
+        );
+        Ok(cached || temp > 0)
     }
 
     async fn update_meta(
@@ -375,6 +386,9 @@ impl HandleMiss for MemMissHandler {
             stored
         };
         self.finished = true;
+        if !stored {
+            tracing::debug!(size, "memcache write purged before it finished; not stored");
+        }
         // Readers of this write have every byte either way: let them end cleanly.
         self.tx.send_modify(|p| p.done = true);
         if stored {

@@ -196,7 +196,9 @@ pub type HitHandler = Box<dyn HandleHit + Send + Sync>;
 /// is stored, and readers streaming it get [`Error::WriteAbandoned`].
 #[async_trait]
 pub trait HandleMiss: Send + Sync {
-    /// Writes the next chunk of the body; `eof` marks the last one.
+    /// Writes the next chunk of the body; `eof` marks the last one. A backend that cannot
+    /// take data as fast as it comes applies back-pressure by completing the future only when
+    /// it has room (an in-memory store completes at once).
     ///
     /// # Errors
     ///
