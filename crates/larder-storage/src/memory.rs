@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,6 +45,8 @@ type Map<V> = HashMap<u128, V, ahash::RandomState>;
 pub struct MemCache {
     shards: Box<[RwLock<Shard>]>,
     next_write_id: AtomicU64,
+    /// Bytes held by complete entries (serialized meta plus body).
+    stored_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -124,6 +126,7 @@ impl MemCache {
         MemCache {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             next_write_id: AtomicU64::new(1),
+            stored_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -135,6 +138,21 @@ impl MemCache {
     /// The number of complete entries.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().cached.len()).sum()
+    }
+
+    /// The bytes held by complete entries: serialized metas plus bodies (the sizes reported
+    /// to eviction managers), not counting per-entry bookkeeping.
+    pub fn stored_bytes(&self) -> usize {
+        self.stored_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Accounts for an entry of `new` bytes replacing one of `old` bytes (0 = none).
+    fn account(&self, old: usize, new: usize) {
+        if new >= old {
+            self.stored_bytes.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.stored_bytes.fetch_sub(old - new, Ordering::Relaxed);
+        }
     }
 
     /// Whether there is no complete entry.
@@ -293,7 +311,11 @@ impl Storage for MemCache {
         let k = map_key(key.combined_bin());
         let (cached, temp) = {
             let mut shard = self.shard(k).write();
-            let cached = shard.cached.remove(&k).is_some();
+            let cached = shard
+                .cached
+                .remove(&k)
+                .map(|e| self.account(e.data.len(), 0));
+            let cached = cached.is_some();
             let temp = shard.temp.remove(&k).map_or(0, |writes| writes.len());
             (cached, temp)
         };
@@ -321,7 +343,9 @@ impl Storage for MemCache {
             return Ok(false);
         };
         // The entry keeps meta and body in one buffer, so the body is copied once here.
+        let old = entry.data.len();
         *entry = Arc::new(Entry::new(&meta, &[&entry.body()]));
+        self.account(old, entry.data.len());
         Ok(true)
     }
 
@@ -381,7 +405,8 @@ impl HandleMiss for MemMissHandler {
             // for lookups. A slot that is gone was purged while this write ran.
             let stored = remove_temp_locked(&mut shard, self.key, self.temp.id);
             if stored {
-                shard.cached.insert(self.key, entry);
+                let old = shard.cached.insert(self.key, entry);
+                self.cache.account(old.map_or(0, |e| e.data.len()), size);
             }
             stored
         };

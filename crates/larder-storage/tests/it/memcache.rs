@@ -368,3 +368,42 @@ async fn complete_hit_eviction_weight_counts_body_and_meta() {
         5 + meta("w").serialize().unwrap().len()
     );
 }
+
+#[tokio::test]
+async fn stored_bytes_follow_writes_updates_and_purges() {
+    let cache = leak();
+    let span = Span::none();
+    let key = CacheKey::new("", "bytes", "");
+    let meta_len = |tag: &str| meta(tag).serialize().unwrap().len();
+    assert_eq!(cache.stored_bytes(), 0);
+    store(cache, &key, &meta("a"), &[b"12345"]).await;
+    assert_eq!(cache.stored_bytes(), meta_len("a") + 5);
+    store(cache, &key, &meta("a"), &[b"12"]).await;
+    assert_eq!(
+        cache.stored_bytes(),
+        meta_len("a") + 2,
+        "a replaced entry is not counted twice"
+    );
+    let other = CacheKey::new("", "bytes-2", "");
+    store(cache, &other, &meta("b"), &[b"xyz"]).await;
+    assert!(
+        cache
+            .update_meta(&key, &meta("longer tag"), &span)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cache.stored_bytes(),
+        meta_len("longer tag") + 2 + meta_len("b") + 3
+    );
+    cache
+        .purge(&key.to_compact(), PurgeType::Eviction, &span)
+        .await
+        .unwrap();
+    assert_eq!(cache.stored_bytes(), meta_len("b") + 3);
+    cache
+        .purge(&other.to_compact(), PurgeType::Eviction, &span)
+        .await
+        .unwrap();
+    assert_eq!(cache.stored_bytes(), 0);
+}

@@ -160,6 +160,11 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     drop(open);
     prop_assert_eq!(cache.writes_in_progress(), 0);
     prop_assert_eq!(cache.len(), complete.len());
+    let stored: usize = complete
+        .values()
+        .map(|(tag, body)| meta(tag).serialize().unwrap().len() + body.len())
+        .sum();
+    prop_assert_eq!(cache.stored_bytes(), stored);
     Ok(())
 }
 
