@@ -90,7 +90,69 @@ pub(crate) fn single_http_date(headers: &HeaderMap, name: &http::HeaderName) -> 
     if values.next().is_some() {
         return None;
     }
-    httpdate::parse_http_date(value.to_str().ok()?.trim()).ok()
+    parse_http_date_lenient(value.to_str().ok()?.trim())
+}
+
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Parses an HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, rfc850-date or asctime-date). Beyond the
+/// strict grammar it accepts, as many caches do, day, month and `GMT` names in any letter case
+/// and a day name that does not match the date; every other deviation (another time zone, a
+/// two-digit year in IMF-fixdate, missing commas, extra spaces, ...) is still invalid.
+pub fn parse_http_date_lenient(value: &str) -> Option<SystemTime> {
+    if let Ok(t) = httpdate::parse_http_date(value) {
+        return Some(t);
+    }
+    // Canonical letter case for the known names; other words are left alone.
+    let mut canonical = String::with_capacity(value.len());
+    let mut rest = value;
+    while !rest.is_empty() {
+        let word_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        if word_len == 0 {
+            let c = rest.chars().next()?;
+            canonical.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let word = &rest[..word_len];
+        let known = WEEKDAYS
+            .iter()
+            .chain(&LONG_WEEKDAYS)
+            .chain(&MONTHS)
+            .chain(&["GMT"])
+            .find(|name| name.eq_ignore_ascii_case(word));
+        canonical.push_str(known.map_or(word, |name| name));
+        rest = &rest[word_len..];
+    }
+    if let Ok(t) = httpdate::parse_http_date(&canonical) {
+        return Some(t);
+    }
+    // A day name that disagrees with the date: try the others.
+    let day_len = canonical
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(canonical.len());
+    let names: &[&str] = if day_len > 3 {
+        &LONG_WEEKDAYS
+    } else {
+        &WEEKDAYS
+    };
+    names
+        .iter()
+        .find_map(|day| httpdate::parse_http_date(&format!("{day}{}", &canonical[day_len..])).ok())
 }
 
 /// `max(0, response_time − date_value)`; zero without a `Date`.
@@ -194,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn http_date_leniency() {
+        let valid = |s: &str| parse_http_date_lenient(s).is_some();
+        // cache-tests expires-parse: accepted.
+        assert!(valid("Thu, 18 Aug 2050 02:01:18 GMT"));
+        assert!(valid("THU, 18 Aug 2050 02:01:18 GMT"));
+        assert!(valid("Thu, 18 AUG 2050 02:01:18 GMT"));
+        assert!(valid("Thu, 18 Aug 2050 02:01:18 gMT"));
+        assert!(valid("Thu Aug  8 02:01:18 2050"));
+        assert!(valid("Thursday, 18-Aug-50 02:01:18 GMT"));
+        assert_eq!(
+            parse_http_date_lenient("Mon, 18 Aug 2050 02:01:18 GMT"),
+            parse_http_date_lenient("Thu, 18 Aug 2050 02:01:18 GMT")
+        );
+        // Still invalid.
+        for s in [
+            "Thu, 18 Aug 2050 02:01:18 UTC",
+            "Thu, 18 Aug 2050 02:01:18 AEST",
+            "Thu, 18 Aug 50 02:01:18 GMT",
+            "Thu 18 Aug 2050 02:01:18 GMT",
+            "Thu, 18  Aug  2050 02:01:18 GMT",
+            "Thu, 18-Aug-2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02.01.18 GMT",
+            "Thu, 18 Aug 2050 2:01:18 GMT",
+            "0",
+            "",
+            "Thü, 18 Aug 2050 02:01:18 GMT",
+        ] {
+            assert!(!valid(s), "{s}");
+        }
+    }
+
+    #[test]
     fn epoch_makes_meta_age_equal_current_age() {
         let epoch = age_epoch(t(1_000), Duration::from_secs(30));
         assert_eq!(epoch, t(970));
@@ -240,6 +334,17 @@ mod tests {
         #[test]
         fn delta_seconds_never_panics(s in "\\PC*") {
             let _ = parse_delta_seconds(s.as_bytes());
+        }
+
+        #[test]
+        fn dates_never_panic(s in "\\PC{0,40}") {
+            let _ = parse_http_date_lenient(&s);
+        }
+
+        #[test]
+        fn formatted_dates_round_trip(secs in 0u64..8_000_000_000) {
+            let time = t(secs);
+            prop_assert_eq!(parse_http_date_lenient(&httpdate::fmt_http_date(time)), Some(time));
         }
 
         #[test]

@@ -46,11 +46,13 @@ impl HeuristicFreshness {
 
     /// The heuristic lifetime of a response last modified `since_modified` before its `Date`.
     pub fn lifetime(&self, since_modified: Duration) -> Duration {
-        let secs = since_modified
-            .as_secs()
-            .saturating_mul(u64::from(self.percent))
+        // At nanosecond precision, so a resource modified 5 s ago is fresh for 0.5 s.
+        let nanos = since_modified
+            .as_nanos()
+            .saturating_mul(u128::from(self.percent))
             / 100;
-        Duration::from_secs(secs).min(self.max)
+        let lifetime = u64::try_from(nanos).map_or(self.max, Duration::from_nanos);
+        lifetime.min(self.max)
     }
 }
 
@@ -201,5 +203,9 @@ mod tests {
             Duration::from_hours(24)
         );
         assert_eq!(h.lifetime(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            h.lifetime(Duration::from_secs(5)),
+            Duration::from_millis(500)
+        );
     }
 }

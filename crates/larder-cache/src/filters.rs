@@ -229,7 +229,9 @@ pub fn resp_cacheable(
 ///
 /// Otherwise the meta has: `created` = response time; an epoch of `response_time −
 /// corrected_initial_age` so `meta.age(now)` is the current age; `fresh_until` = epoch +
-/// lifetime; the stale windows of [`serve_stale_durations`]. The stored header loses the fields
+/// lifetime; the stale windows of [`serve_stale_durations`]. A response with a bare `no-cache`
+/// needs no lifetime: it is stored already stale when it has a validator (`ETag` or
+/// `Last-Modified`), so every use revalidates it (§5.2.2.4). The stored header loses the fields
 /// named by `private="..."` and `no-cache="..."`, hop-by-hop fields (§3.1) and `Age`.
 pub fn resp_cacheable_at(
     cache_control: Option<&CacheControl<'_>>,
@@ -334,8 +336,15 @@ fn decide(
         return uncacheable;
     }
     let no_cache_bare = cc.no_cache() && cc.no_cache_field_names().is_none();
+    let lifetime = freshness_lifetime(cc, ignore_expires, header, defaults, times.response_time);
+    // A bare no-cache response is always revalidated, so it needs no lifetime: store it when it
+    // has a validator to revalidate with and §3 allows storing it at all.
+    let storable_for_revalidation = no_cache_bare
+        && (is_heuristically_cacheable(effective_status(header.status)) || cc.public())
+        && (header.headers.contains_key(http::header::ETAG)
+            || header.headers.contains_key(LAST_MODIFIED));
     let Some(lifetime) =
-        freshness_lifetime(cc, ignore_expires, header, defaults, times.response_time)
+        lifetime.or(storable_for_revalidation.then_some(Lifetime::Explicit(Duration::ZERO)))
     else {
         return uncacheable;
     };
@@ -509,6 +518,11 @@ mod tests {
         );
         check(206, &[("cache-control", "max-age=60")], false, s, None);
         check(103, &[("cache-control", "max-age=60")], false, s, None);
+    }
+
+    #[test]
+    fn cacheability_table_authorization_vary_no_cache() {
+        let s = &CacheMetaDefaults::STRICT;
         // §3.5: Authorization.
         check(200, &[("cache-control", "max-age=60")], true, s, None);
         check(
@@ -541,7 +555,22 @@ mod tests {
             s,
             Some(60),
         );
-        // Bare no-cache: stored, stale at once.
+        // Bare no-cache: stored, stale at once; without freshness only with a validator.
+        check(
+            200,
+            &[("cache-control", "no-cache"), ("etag", "\"a\"")],
+            false,
+            s,
+            Some(0),
+        );
+        check(200, &[("cache-control", "no-cache")], false, s, None);
+        check(
+            302,
+            &[("cache-control", "no-cache"), ("etag", "\"a\"")],
+            false,
+            s,
+            None,
+        );
         check(
             200,
             &[("cache-control", "no-cache, max-age=60")],
