@@ -4,6 +4,25 @@
 //! [`EvictionManager::access`] when it is read; `admit` returns the keys that must go to stay
 //! under the limit, which the caller purges from storage with
 //! [`PurgeType::Eviction`](crate::PurgeType::Eviction).
+//!
+//! Three implementations over larder-eviction: [`simple_lru::Manager`] (one strict LRU list),
+//! [`lru::Manager`] (a sharded LRU, the default choice) and [`tinyufo::Manager`] (TinyUFO:
+//! S3-FIFO eviction with TinyLFU admission).
+//!
+//! # Saved state
+//!
+//! [`EvictionManager::save`] writes files under a directory and
+//! [`EvictionManager::load`] reads them back into a fresh manager, so a restarted process
+//! keeps its eviction order. Each file is written to a temporary name, synced and renamed, so
+//! a crash never leaves a half-written file under the real name; leftover temporary files are
+//! removed by the next `load`. The format (`LRDE`, version 1) is: 4 magic bytes, a version
+//! byte, a varint entry count, then per entry the 16-byte primary hash, a flags byte (bit 0: a
+//! 16-byte variance hash follows), the varint-length-prefixed UTF-8 user tag and the varint
+//! size, most recently used first. A corrupt file is reported as
+//! [`Error::CorruptEvictionState`](crate::Error::CorruptEvictionState), never a panic.
+
+// The docs name algorithms (TinyUFO, TinyLFU, S3-FIFO) in prose, not code items.
+#![allow(clippy::doc_markdown)]
 
 use std::time::SystemTime;
 

@@ -29,6 +29,7 @@ pub(crate) async fn run_all(storage: Backend, namespace: &str) {
     variance_keys_are_separate_entries(storage, namespace).await;
     seek_reads_ranges(storage, namespace).await;
     empty_body_round_trips(storage, namespace).await;
+    user_tag_is_not_part_of_the_key(storage, namespace).await;
     if storage.support_streaming_partial_write() {
         streaming_write_is_readable_while_written(storage, namespace).await;
         abandoned_streaming_write_errors_readers(storage, namespace).await;
@@ -257,4 +258,20 @@ pub(crate) async fn abandoned_streaming_write_errors_readers(storage: Backend, n
     drop(miss);
     assert!(read_all(&mut hit).await.is_err());
     assert!(lookup_body(storage, &k).await.is_none());
+}
+
+/// The user tag travels with a key but does not select the entry.
+pub(crate) async fn user_tag_is_not_part_of_the_key(storage: Backend, ns: &str) {
+    let span = Span::none();
+    let alice = CacheKey::new(ns, "tagged", "alice");
+    let bob = CacheKey::new(ns, "tagged", "bob");
+    store(storage, &alice, &meta("t"), &[b"shared"]).await;
+    assert_eq!(lookup_body(storage, &bob).await.unwrap().1, b"shared");
+    assert!(
+        storage
+            .purge(&bob.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    assert!(lookup_body(storage, &alice).await.is_none());
 }
