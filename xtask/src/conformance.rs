@@ -475,22 +475,25 @@ fn target_dir(paths: &Paths) -> Result<PathBuf, String> {
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let key = "\"target_directory\":\"";
-    let start = text
-        .find(key)
-        .map(|i| i + key.len())
-        .ok_or("cargo metadata did not name the target directory")?;
-    let mut dir = String::new();
-    let mut chars = text[start..].chars();
+    json_string_field(&String::from_utf8_lossy(&out.stdout), "target_directory")
+        .map(|dir| paths.root.join(dir))
+        .ok_or_else(|| "cargo metadata did not name the target directory".to_owned())
+}
+
+/// The first string value of `"key":"..."` in compact JSON, unescaping `\"` and `\\`.
+fn json_string_field(json: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{key}\":\"");
+    let start = json.find(&pattern)? + pattern.len();
+    let mut value = String::new();
+    let mut chars = json[start..].chars();
     while let Some(c) = chars.next() {
         match c {
-            '"' => return Ok(paths.root.join(dir)),
-            '\\' => dir.extend(chars.next()),
-            c => dir.push(c),
+            '"' => return Some(value),
+            '\\' => value.push(chars.next()?),
+            c => value.push(c),
         }
     }
-    Err("cargo metadata printed a malformed target directory".to_owned())
+    None
 }
 
 /// The origin server and (unless `--direct`) the proxy, running until dropped.
@@ -799,6 +802,20 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(20_454), (2026, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn json_string_fields_are_found_and_unescaped() {
+        let json = r#"{"packages":[],"target_directory":"/a \"b\"\\c","version":1}"#;
+        assert_eq!(
+            json_string_field(json, "target_directory").as_deref(),
+            Some(r#"/a "b"\c"#)
+        );
+        assert_eq!(json_string_field(json, "workspace_root"), None);
+        assert_eq!(
+            json_string_field(r#"{"target_directory":"/unterminated"#, "target_directory"),
+            None
+        );
     }
 
     #[test]
