@@ -40,6 +40,12 @@ type Map<V> = HashMap<u128, V, ahash::RandomState>;
 /// are copied into one allocation of exactly their size, so a small entry never pins a large
 /// network buffer; [`update_meta`](Storage::update_meta) copies the body once more.
 ///
+/// **Purges.** [`PurgeType::Invalidation`] removes the complete entry and detaches every write
+/// in progress under the key: those writes keep streaming to their readers but are not
+/// stored ([`HandleMiss::finish`] returns [`Error::WritePurged`]). [`PurgeType::Eviction`]
+/// removes only the complete entry, since a write in progress is newer content that has not
+/// been admitted to the eviction manager yet.
+///
 /// The cache does not limit its own size: pair it with an
 /// [`EvictionManager`](crate::eviction::EvictionManager) whose victims are purged.
 pub struct MemCache {
@@ -316,7 +322,13 @@ impl Storage for MemCache {
                 .remove(&k)
                 .map(|e| self.account(e.data.len(), 0));
             let cached = cached.is_some();
-            let temp = shard.temp.remove(&k).map_or(0, |writes| writes.len());
+            // An eviction victim is a complete entry the eviction manager tracked; a write in
+            // progress under the same key is newer content that it will admit when it
+            // finishes, so only an invalidation detaches writes.
+            let temp = match purge_type {
+                PurgeType::Invalidation => shard.temp.remove(&k).map_or(0, |writes| writes.len()),
+                PurgeType::Eviction => 0,
+            };
             (cached, temp)
         };
         tracing::debug!(

@@ -407,3 +407,37 @@ async fn stored_bytes_follow_writes_updates_and_purges() {
         .unwrap();
     assert_eq!(cache.stored_bytes(), 0);
 }
+
+#[tokio::test]
+async fn eviction_purge_spares_writes_in_progress() {
+    let cache = leak();
+    let span = Span::none();
+    let key = CacheKey::new("", "evict-during-write", "");
+    store(cache, &key, &meta("old"), &[b"old"]).await;
+    let mut miss = cache
+        .get_miss_handler(&key, &meta("new"), &span)
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from_static(b"new"), true)
+        .await
+        .unwrap();
+    assert!(
+        cache
+            .purge(&key.to_compact(), PurgeType::Eviction, &span)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .purge(&key.to_compact(), PurgeType::Eviction, &span)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        miss.finish().await,
+        Ok(MissFinishType::Created(_))
+    ));
+    let (got, mut hit) = cache.lookup(&key, &span).await.unwrap().unwrap();
+    assert_eq!(got, meta("new"));
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"new");
+}

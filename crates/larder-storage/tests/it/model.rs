@@ -21,6 +21,7 @@ enum Op {
     Finish(usize),
     Drop(usize),
     Purge(usize),
+    Evict(usize),
     Update(usize),
     Lookup(usize),
 }
@@ -32,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..4).prop_map(Op::Finish),
         (0usize..4).prop_map(Op::Drop),
         (0usize..3).prop_map(Op::Purge),
+        (0usize..3).prop_map(Op::Evict),
         (0usize..3).prop_map(Op::Update),
         (0usize..3).prop_map(Op::Lookup),
     ]
@@ -114,6 +116,13 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     expected = true;
                 }
                 prop_assert_eq!(found, expected);
+            }
+            Op::Evict(k) => {
+                let found = cache
+                    .purge(&cache_key(k).to_compact(), PurgeType::Eviction, &span)
+                    .await
+                    .unwrap();
+                prop_assert_eq!(found, complete.remove(&k).is_some());
             }
             Op::Update(k) => {
                 counter += 1;
