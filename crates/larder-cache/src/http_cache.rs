@@ -1253,3 +1253,36 @@ impl HttpCache {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn http_cache_can_move_between_tasks() {
+        assert_send::<HttpCache>();
+        assert_send::<CacheOptionOverrides>();
+    }
+
+    #[test]
+    fn new_cache_is_never_enabled() {
+        let mut cache = HttpCache::default();
+        assert_eq!(
+            cache.phase(),
+            CachePhase::Disabled(NoCacheReason::NeverEnabled)
+        );
+        assert!(!cache.enabled());
+        assert!(!cache.bypassing());
+        assert!(cache.maybe_cache_key().is_none());
+        assert!(cache.maybe_cache_meta().is_none());
+        assert!(!cache.is_cache_locked());
+        assert!(!cache.can_serve_stale_error());
+        assert!(cache.cacheable_prediction());
+        assert!(cache.track_body_bytes_for_max_file_size(1 << 30));
+        assert!(!cache.exceeded_max_file_size());
+        assert_eq!(cache.digest(), &HttpCacheDigest::default());
+        assert!(format!("{cache:?}").contains("NeverEnabled"));
+    }
+}

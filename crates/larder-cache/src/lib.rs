@@ -105,6 +105,26 @@
 //! - **Lock**: with a [`lock::CacheLock`], concurrent misses elect one writer; the others see
 //!   [`HttpCache::is_cache_locked`], call [`HttpCache::cache_lock_wait`] and look up again.
 //! - **Vary**: see [`variance`] for the lookup flow of varied entries.
+//!
+//! # Where this crate follows RFC 9111 rather than pingora-cache
+//!
+//! The names and flows are pingora-cache's; the rules are the RFC's:
+//!
+//! - The upstream `Age`, `Date` and the request's round trip count in a stored response's age
+//!   and freshness ([`age`]); `CacheMeta::age(now)` is the RFC's `current_age`.
+//! - Responses without explicit freshness get the `Last-Modified` heuristic (10% by default,
+//!   capped) only for heuristically cacheable statuses or `public` responses, and are not stored
+//!   at all when nothing gives them a lifetime ([`CacheMetaDefaults::STRICT`]); per-status
+//!   default TTLs apply only without explicit freshness unless [`DefaultTtlScope::Always`].
+//! - `must-understand`, `Vary: *`, 1xx and 206 responses, and invalid or repeated `Expires`
+//!   are handled as RFC 9111 §3 and §5.3 say; `CDN-Cache-Control` and other targeted fields
+//!   replace `Cache-Control` and `Expires` (RFC 9213).
+//! - Request directives (`max-age`, `max-stale`, `min-fresh`, `no-cache`, `no-store`,
+//!   `only-if-cached`, `Pragma: no-cache`) are interpreted ([`request`]).
+//! - A 304 updates every stored header field except the framing ones
+//!   ([`revalidate::merge_not_modified`], §3.2), not only five names.
+//! - A bare `no-cache` response with a validator is stored for revalidation; `ForceExpired`
+//!   turns off stale serving for the request; a hit releases the lock the request held.
 
 pub mod age;
 pub mod cache_status;
