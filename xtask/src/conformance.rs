@@ -32,6 +32,7 @@ usage: cargo xtask conformance [options]
   --direct         run the suite against its origin alone (no cache), to check the harness
   --id TEST        run one test and print the suite's dump of its requests and responses
   --release        build larder with optimisations (default: debug, which builds faster)
+  --larder PATH    use this larder binary instead of building one
   --report-only    re-score the last run's results and rewrite docs/conformance.md
   --timeout SECS   time limit for one run of the suite (default 300)
 
@@ -51,6 +52,7 @@ struct Options {
     release: bool,
     report_only: bool,
     id: Option<String>,
+    larder: Option<PathBuf>,
     timeout: Option<Duration>,
 }
 
@@ -65,6 +67,12 @@ impl Options {
                 "--direct" => opts.direct = true,
                 "--release" => opts.release = true,
                 "--report-only" => opts.report_only = true,
+                "--larder" => {
+                    let path = args
+                        .next()
+                        .ok_or_else(|| format!("--larder needs a path\n{USAGE}"))?;
+                    opts.larder = Some(PathBuf::from(path));
+                }
                 "--id" => {
                     let id = args
                         .next()
@@ -186,11 +194,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
 
 /// Runs one test through the suite's client, which then prints what was sent and received.
 fn run_one(opts: &Options, paths: &Paths, id: &str) -> Result<(), String> {
-    let larder = if opts.direct {
-        None
-    } else {
-        Some(build_larder(paths, opts.release)?)
-    };
+    let larder = larder_binary(opts, paths)?;
     let session = Session::start(paths, larder.as_deref(), opts.timeout())?;
     let out = paths.work.join("dump.txt");
     let mut node = session.client(paths);
@@ -223,11 +227,7 @@ fn run_suite(
     label: &str,
     results: &Path,
 ) -> Result<(Scores, Ran), String> {
-    let larder = if opts.direct {
-        None
-    } else {
-        Some(build_larder(paths, opts.release)?)
-    };
+    let larder = larder_binary(opts, paths)?;
     let _ = fs::remove_file(paths.rerun_results());
     let mut session = Session::start(paths, larder.as_deref(), opts.timeout())?;
     let started = Instant::now();
@@ -448,6 +448,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The proxy to test: none with `--direct`, the one `--larder` names, or a fresh build.
+fn larder_binary(opts: &Options, paths: &Paths) -> Result<Option<PathBuf>, String> {
+    if opts.direct {
+        return Ok(None);
+    }
+    match &opts.larder {
+        Some(path) if path.is_file() => Ok(Some(path.clone())),
+        Some(path) => Err(format!("--larder: no binary at {path:?}")),
+        None => build_larder(paths, opts.release).map(Some),
+    }
 }
 
 /// Builds the `larder` binary and returns its path.

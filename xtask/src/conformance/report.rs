@@ -245,7 +245,8 @@ cargo xtask conformance --id vary-match   # one test, printing its requests and 
 It needs Node.js 20 or later (`node`, `npm`) on `PATH`. It copies the suite from `CACHE_TESTS_DIR` (default
 `../shared/cache-tests`, beside the clone) to `work-conformance/cache-tests` and installs its
 dependencies there with `npm ci` from the committed `conformance/package-lock.json` (only when they
-changed). It then builds `larder` (debug; `--release` for an optimised build), starts the suite's origin
+changed). It then builds `larder` (debug; `--release` for an optimised build, `--larder PATH` to use a
+binary already built), starts the suite's origin
 server and `larder --upstream http://127.0.0.1:<origin> --listen 127.0.0.1:<proxy>` on free loopback
 ports, and runs the suite's command-line client against the proxy. Results go to
 `work-conformance/results.json`, logs beside them. Every child process is stopped when the command
