@@ -24,8 +24,11 @@ type Index = Mutex<HashMap<u64, (CompactCacheKey, usize), ahash::RandomState>>;
 /// skewed loads and may reject a newcomer that is less popular than its victim: such a
 /// newcomer is returned by [`admit`](EvictionManager::admit) among the keys to purge.
 ///
-/// Weights are counted in units (see [`TinyUfoPolicy`]); pick a unit so the largest entry
-/// fits in 65 535 units (1 KiB units cover entries up to 64 MiB).
+/// TinyUFO counts weights in `u16` units (see [`TinyUfoPolicy`]): an entry of more than
+/// 65 535 units is refused (returned as a victim right away). [`Manager::new`] therefore picks
+/// a unit of a quarter of the average entry size (`limit / estimated_items / 4`, at least 1);
+/// use [`Manager::with_weight_unit`] to choose it yourself. [`unit`](Manager::weight_unit) ×
+/// 65 535 is the largest entry kept.
 ///
 /// Differences from the LRU managers:
 /// - [`access`](EvictionManager::access) of an untracked key returns `false` and does not
@@ -64,9 +67,24 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// A manager holding at most `limit` total size, sized for about `estimated_items` keys,
-    /// with a weight unit of 1.
+    /// with a weight unit of a quarter of the average entry size (at least 1).
+    ///
+    /// ```
+    /// use larder_storage::eviction::tinyufo::Manager;
+    ///
+    /// // 256 MiB of entries averaging 4 KiB: 1 KiB units, entries up to 64 MiB.
+    /// let m = Manager::new(256 << 20, 65_536);
+    /// assert_eq!(m.weight_unit(), 1024);
+    /// assert_eq!(Manager::new(10, 100).weight_unit(), 1);
+    /// ```
     pub fn new(limit: usize, estimated_items: usize) -> Self {
-        Self::with_weight_unit(limit, estimated_items, 1)
+        let unit = (limit / estimated_items.max(1) / 4).max(1);
+        Self::with_weight_unit(limit, estimated_items, unit)
+    }
+
+    /// The weight unit: TinyUFO sees sizes as `ceil(size / unit)` units.
+    pub fn weight_unit(&self) -> usize {
+        self.policy.weight_unit()
     }
 
     /// A manager whose sizes are counted in units of `unit` inside TinyUFO.

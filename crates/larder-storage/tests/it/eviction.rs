@@ -266,3 +266,19 @@ proptest! {
         prop_assert_eq!(listed, model.into_iter().collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn tinyufo_default_unit_keeps_large_entries() {
+    let now = SystemTime::now();
+    let m = tinyufo::Manager::new(256 << 20, 65_536);
+    // 1 MiB is far beyond 65 535 bytes, the largest entry a unit of 1 could hold.
+    assert!(m.admit(key(1), 1 << 20, now).is_empty());
+    assert!(m.peek(&key(1)));
+    assert_eq!(m.total_size(), 1 << 20);
+    let refused = m.admit(key(3), 300 << 20, now);
+    assert_eq!(
+        refused,
+        vec![key(3)],
+        "larger than the whole cache: refused"
+    );
+}
