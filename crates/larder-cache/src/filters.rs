@@ -858,6 +858,62 @@ mod tests {
         }
     }
 
+    /// The examples of RFC 9213 §3.1 and RFC 5861 §3 and §4, for a CDN cache.
+    #[test]
+    fn rfc_examples() {
+        let targets = [HeaderName::from_static("cdn-cache-control")];
+        let run =
+            |fields: &[(&str, &str)], defaults: &CacheMetaDefaults| match resp_cacheable_targeted(
+                header(200, fields),
+                false,
+                &targets,
+                defaults,
+                ResponseTimes::at(t(NOW)),
+            ) {
+                RespCacheable::Cacheable(m) => Some((
+                    m.fresh_until()
+                        .duration_since(t(NOW))
+                        .unwrap_or_default()
+                        .as_secs(),
+                    m.stale_while_revalidate_sec(),
+                    m.stale_if_error_sec(),
+                )),
+                RespCacheable::Uncacheable(_) => None,
+            };
+        let s = &CacheMetaDefaults::STRICT;
+        // RFC 9213: fresh for 600 s at the CDN (120 s for other shared caches).
+        let cdn = [
+            ("cache-control", "max-age=60, s-maxage=120"),
+            ("cdn-cache-control", "max-age=600"),
+        ];
+        assert_eq!(run(&cdn, s), Some((600, 0, 0)));
+        assert_eq!(run(&cdn[..1], s), Some((120, 0, 0)));
+        // Only the CDN may store it.
+        let only_cdn = [
+            ("cdn-cache-control", "max-age=600"),
+            ("cache-control", "no-store"),
+        ];
+        assert_eq!(run(&only_cdn, s), Some((600, 0, 0)));
+        assert_eq!(run(&only_cdn[1..], s), None);
+        // `none` lifts Cache-Control's no-store for the CDN; the lifetime then comes from
+        // the cache's own policy.
+        let none = [("cache-control", "no-store"), ("cdn-cache-control", "none")];
+        assert_eq!(run(&none, s), None);
+        assert_eq!(run(&none, &DEFAULTS), Some((7, 3, 5)));
+        // RFC 5861 §3 and §4.
+        assert_eq!(
+            run(
+                &[("cache-control", "max-age=600, stale-while-revalidate=30")],
+                s
+            ),
+            Some((600, 30, 0))
+        );
+        assert_eq!(
+            run(&[("cache-control", "max-age=600, stale-if-error=1200")], s),
+            Some((600, 0, 1200))
+        );
+    }
+
     #[test]
     fn methods() {
         assert!(request_cacheable(&Method::GET));
