@@ -238,33 +238,64 @@ impl<T, const N: usize> Lru<T, N> {
     /// alone exceeds the limit. With one shard the victims are exactly the least recently used
     /// entries, oldest first.
     pub fn admit_and_evict(&self, key: u64, data: T, weight: usize) -> Vec<Evicted<T>> {
+        let mut evicted = Vec::new();
+        self.admit_and_evict_with(key, data, weight, |e| evicted.push(e));
+        evicted
+    }
+
+    /// [`Lru::admit_and_evict`] handing each victim to `sink` instead of collecting a `Vec`
+    /// (no allocation on the hot path). `sink` runs while a shard lock is held: it must not call
+    /// back into this LRU.
+    pub fn admit_and_evict_with<F: FnMut(Evicted<T>)>(
+        &self,
+        key: u64,
+        data: T,
+        weight: usize,
+        mut sink: F,
+    ) {
         let slot = &self.slots[Self::shard_for_key(key)];
         let weight = weight.max(1);
-        let mut evicted = Vec::new();
         {
             let mut unit = slot.unit.lock();
             let old = unit.admit(key, data, weight);
-            self.account_insert(old, weight);
+            // Net changes to the global totals, applied once at the end (wrapping arithmetic
+            // encodes decreases). A steady-state miss admits one entry and evicts one of the same
+            // weight, so it usually touches no shared counter at all.
+            let mut d_len = usize::from(old == 0);
+            let mut d_weight = weight.wrapping_sub(old);
+            let limit = self.weight_limit();
             // Evict locally while the shard holds at least its share of the items; a short shard
             // leaves the work to the balanced path below.
-            while self.is_over_limit() && unit.len() * N >= self.totals.len.load(Relaxed) {
+            loop {
+                let len = self.totals.len.load(Relaxed).wrapping_add(d_len);
+                let total = self.totals.weight.load(Relaxed).wrapping_add(d_weight);
+                let over = total > limit || self.len_watermark.is_some_and(|w| len > w);
+                if !over || unit.len() * N < len {
+                    break;
+                }
                 let Some((k, d, w)) = unit.evict_unless(Some(key)) else {
                     break;
                 };
-                self.account_removal(w);
+                d_len = d_len.wrapping_sub(1);
+                d_weight = d_weight.wrapping_sub(w);
                 slot.count_eviction(w);
-                evicted.push(Evicted {
+                sink(Evicted {
                     key: k,
                     data: d,
                     weight: w,
                 });
             }
+            if d_len != 0 {
+                self.totals.len.fetch_add(d_len, Relaxed);
+            }
+            if d_weight != 0 {
+                self.totals.weight.fetch_add(d_weight, Relaxed);
+            }
             slot.sync(&unit);
         }
         if self.is_over_limit() {
-            self.evict_with(Some(key), |e| evicted.push(e));
+            self.evict_with(Some(key), sink);
         }
-        evicted
     }
 
     /// Evicts the least recently used entry of shard `shard`, if any and if it is not `keep`.
