@@ -1,2 +1,315 @@
-//! Benchmark placeholder; filled in by its crate's work.
-fn main() {}
+//! Eviction throughput and hit ratio: larder-eviction against pingora-lru, TinyUFO and a
+//! `lru::LruCache` behind a mutex, on one Zipf 0.99 key stream over 1M keys with a cache of 1%
+//! (10 000 entries of weight 1).
+//!
+//! Rows, each at 1 and 2 threads sharing one cache:
+//! - `get_or_admit`: promote (or get) the key; on a miss admit it and evict to the limit;
+//! - `admit_only`: admit every key and evict to the limit;
+//! - `promote_only`: promote (or get) every key in a cache warmed by one `get_or_admit` pass.
+//!
+//! Throughput is printed by criterion (elements = operations). Each subject is first warmed
+//! with one pass over half the stream; the hit ratio of a second pass over the other half is
+//! printed for the `get_or_admit` rows as `hit_ratio <threads>t <subject>: <percent>`.
+//!
+//! Run: `cargo bench --bench eviction -- --warm-up-time 1 --measurement-time 3`.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use larder_benches::zipf_keys;
+use larder_eviction::{EvictionPolicy, TinyUfoPolicy};
+use parking_lot::Mutex;
+
+const N_KEYS: u64 = 1_000_000;
+const CACHE_ITEMS: usize = 10_000;
+const SHARDS: usize = 16;
+const STREAM_LEN: usize = 2_000_000;
+/// Keys each thread handles per timed iteration.
+const CHUNK: usize = 50_000;
+
+/// A cache under test, shared by reference between threads.
+trait Subject: Sync {
+    /// Promotes `key` if present (returns true), else admits it and evicts to the limit.
+    fn get_or_admit(&self, key: u64) -> bool;
+    /// Admits `key` and evicts to the limit.
+    fn admit(&self, key: u64);
+    /// Promotes `key` if present.
+    fn promote(&self, key: u64) -> bool;
+}
+
+struct LarderLru(larder_eviction::Lru<(), SHARDS>);
+
+impl LarderLru {
+    fn new() -> Self {
+        Self(larder_eviction::Lru::with_capacity(
+            CACHE_ITEMS,
+            CACHE_ITEMS / SHARDS + 64,
+        ))
+    }
+}
+
+impl Subject for LarderLru {
+    fn get_or_admit(&self, key: u64) -> bool {
+        if self.0.promote(key) {
+            return true;
+        }
+        drop(self.0.admit_and_evict(key, (), 1));
+        false
+    }
+    fn admit(&self, key: u64) {
+        drop(self.0.admit_and_evict(key, (), 1));
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.promote(key)
+    }
+}
+
+/// larder's split form, the same calls pingora-lru makes.
+struct LarderLruSplit(LarderLru);
+
+impl Subject for LarderLruSplit {
+    fn get_or_admit(&self, key: u64) -> bool {
+        if self.0.0.promote(key) {
+            return true;
+        }
+        self.0.0.admit(key, (), 1);
+        drop(self.0.0.evict_to_limit());
+        false
+    }
+    fn admit(&self, key: u64) {
+        self.0.0.admit(key, (), 1);
+        drop(self.0.0.evict_to_limit());
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.0.promote(key)
+    }
+}
+
+struct LarderTinyUfo(TinyUfoPolicy<()>);
+
+impl Subject for LarderTinyUfo {
+    fn get_or_admit(&self, key: u64) -> bool {
+        if self.0.access(key) {
+            return true;
+        }
+        drop(self.0.admit(key, (), 1));
+        false
+    }
+    fn admit(&self, key: u64) {
+        drop(self.0.admit(key, (), 1));
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.access(key)
+    }
+}
+
+struct PingoraLru(pingora_lru::Lru<(), SHARDS>);
+
+impl Subject for PingoraLru {
+    fn get_or_admit(&self, key: u64) -> bool {
+        if self.0.promote(key) {
+            return true;
+        }
+        self.0.admit(key, (), 1);
+        drop(self.0.evict_to_limit());
+        false
+    }
+    fn admit(&self, key: u64) {
+        self.0.admit(key, (), 1);
+        drop(self.0.evict_to_limit());
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.promote(key)
+    }
+}
+
+struct TinyUfo(tinyufo::TinyUfo<u64, ()>);
+
+impl Subject for TinyUfo {
+    fn get_or_admit(&self, key: u64) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        drop(self.0.put(key, (), 1));
+        false
+    }
+    fn admit(&self, key: u64) {
+        drop(self.0.put(key, (), 1));
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.get(&key).is_some()
+    }
+}
+
+struct MutexLru(Mutex<lru::LruCache<u64, ()>>);
+
+impl Subject for MutexLru {
+    fn get_or_admit(&self, key: u64) -> bool {
+        let mut cache = self.0.lock();
+        if cache.get(&key).is_some() {
+            return true;
+        }
+        cache.put(key, ());
+        false
+    }
+    fn admit(&self, key: u64) {
+        self.0.lock().put(key, ());
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.lock().get(&key).is_some()
+    }
+}
+
+type Factory = fn() -> Box<dyn Subject>;
+
+fn subjects() -> Vec<(&'static str, Factory)> {
+    vec![
+        ("larder_lru", || Box::new(LarderLru::new())),
+        ("larder_lru_split", || {
+            Box::new(LarderLruSplit(LarderLru::new()))
+        }),
+        ("pingora_lru", || {
+            Box::new(PingoraLru(pingora_lru::Lru::with_capacity(
+                CACHE_ITEMS,
+                CACHE_ITEMS / SHARDS + 64,
+            )))
+        }),
+        ("larder_tinyufo", || {
+            Box::new(LarderTinyUfo(TinyUfoPolicy::new(CACHE_ITEMS, CACHE_ITEMS)))
+        }),
+        ("tinyufo", || {
+            Box::new(TinyUfo(tinyufo::TinyUfo::new(CACHE_ITEMS, CACHE_ITEMS)))
+        }),
+        ("lru_mutex", || {
+            let cap = NonZeroUsize::new(CACHE_ITEMS).expect("non-zero capacity");
+            Box::new(MutexLru(Mutex::new(lru::LruCache::new(cap))))
+        }),
+    ]
+}
+
+#[derive(Clone, Copy)]
+enum Workload {
+    GetOrAdmit,
+    AdmitOnly,
+    PromoteOnly,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Self::GetOrAdmit => "get_or_admit",
+            Self::AdmitOnly => "admit_only",
+            Self::PromoteOnly => "promote_only",
+        }
+    }
+
+    /// Runs `keys` against `subject`; returns the number of hits.
+    fn run(self, subject: &dyn Subject, keys: &[u64]) -> usize {
+        let mut hits = 0;
+        for &k in keys {
+            let hit = match self {
+                Self::GetOrAdmit => subject.get_or_admit(k),
+                Self::AdmitOnly => {
+                    subject.admit(k);
+                    false
+                }
+                Self::PromoteOnly => subject.promote(k),
+            };
+            hits += usize::from(hit);
+        }
+        hits
+    }
+}
+
+/// One key stream per thread (different seeds, same distribution).
+fn streams(threads: usize) -> Vec<Vec<u64>> {
+    (0..threads)
+        .map(|t| zipf_keys(N_KEYS, 0.99, STREAM_LEN, 0x5EED + t as u64))
+        .collect()
+}
+
+/// Runs each thread's `keys[t][from..from + len]` concurrently; returns (elapsed, hits).
+fn run_threads(
+    workload: Workload,
+    subject: &dyn Subject,
+    keys: &[Vec<u64>],
+    from: usize,
+    len: usize,
+) -> (Duration, usize) {
+    let hits = AtomicUsize::new(0);
+    let start = Instant::now();
+    if keys.len() == 1 {
+        hits.fetch_add(
+            workload.run(subject, &keys[0][from..from + len]),
+            Ordering::Relaxed,
+        );
+    } else {
+        std::thread::scope(|s| {
+            for stream in keys {
+                let hits = &hits;
+                s.spawn(move || {
+                    let h = workload.run(subject, &stream[from..from + len]);
+                    hits.fetch_add(h, Ordering::Relaxed);
+                });
+            }
+        });
+    }
+    (start.elapsed(), hits.into_inner())
+}
+
+/// Builds a subject and brings it to steady state: one `get_or_admit` pass over the first half
+/// of each stream, then one over the second half whose hits give the hit ratio, printed for the
+/// `get_or_admit` rows.
+fn warmed(make: Factory, keys: &[Vec<u64>], workload: Workload, name: &str) -> Box<dyn Subject> {
+    let half = STREAM_LEN / 2;
+    let subject = make();
+    let _ = run_threads(Workload::GetOrAdmit, subject.as_ref(), keys, 0, half);
+    let (_, hits) = run_threads(Workload::GetOrAdmit, subject.as_ref(), keys, half, half);
+    if matches!(workload, Workload::GetOrAdmit) {
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let ratio = hits as f64 / (half * keys.len()) as f64 * 100.0;
+        println!("hit_ratio {}t {name}: {ratio:.2}%", keys.len());
+    }
+    subject
+}
+
+fn bench_eviction(c: &mut Criterion) {
+    for threads in [1usize, 2] {
+        let keys = streams(threads);
+        for workload in [
+            Workload::GetOrAdmit,
+            Workload::AdmitOnly,
+            Workload::PromoteOnly,
+        ] {
+            let mut group = c.benchmark_group(format!("eviction/{}/{threads}t", workload.name()));
+            group.throughput(Throughput::Elements((CHUNK * threads) as u64));
+            for (name, make) in subjects() {
+                // Built on first use, so that a filtered run only sets up what it measures.
+                let mut subject: Option<Box<dyn Subject>> = None;
+                let mut offset = 0;
+                group.bench_function(name, |b| {
+                    let subject =
+                        subject.get_or_insert_with(|| warmed(make, &keys, workload, name));
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            if offset + CHUNK > STREAM_LEN {
+                                offset = 0;
+                            }
+                            total +=
+                                run_threads(workload, subject.as_ref(), &keys, offset, CHUNK).0;
+                            offset += CHUNK;
+                        }
+                        total
+                    });
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench_eviction);
+criterion_main!(benches);
