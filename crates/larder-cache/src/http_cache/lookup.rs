@@ -16,7 +16,9 @@ impl HttpCache {
     ///
     /// # Errors
     ///
-    /// The storage failed; a proxy treats this as a miss.
+    /// The storage failed. Treat this as a miss (the new response overwrites a bad entry); the
+    /// lock is taken as for a miss, so check [`is_cache_locked`](Self::is_cache_locked) and
+    /// wait rather than sending every request for a broken entry upstream at once.
     ///
     /// # Panics
     ///
@@ -30,7 +32,16 @@ impl HttpCache {
         let result = ctx.storage.lookup(key, &ctx.span).await;
         add_duration(&mut self.digest.lookup_duration, start.elapsed());
         let (key, ctx) = self.key_and_ctx("cache_lookup");
-        let found = result?.filter(|(meta, _)| {
+        let found = match result {
+            Ok(found) => found,
+            Err(error) => {
+                // A failed lookup is treated as a miss by the caller, so it locks like one:
+                // otherwise every request for a broken entry would go to the origin at once.
+                Self::take_lock(key, ctx, false);
+                return Err(error.into());
+            }
+        };
+        let found = found.filter(|(meta, _)| {
             let valid = ctx.valid_after.is_none_or(|after| meta.created() >= after);
             if !valid {
                 tracing::debug!("ignoring an entry older than its primary");

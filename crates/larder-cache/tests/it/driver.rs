@@ -15,7 +15,7 @@ use larder_cache::revalidate::request_filter;
 use larder_cache::variance::variance_from_request;
 use larder_cache::{
     CacheKey, CacheMetaDefaults, CacheOptionOverrides, CachePhase, HitStatus, HttpCache, MemCache,
-    NoCacheReason, ResponseHeader,
+    NoCacheReason, ResponseHeader, Storage,
 };
 use parking_lot::Mutex;
 
@@ -106,6 +106,8 @@ impl Origin {
 #[derive(Clone, Copy)]
 pub(crate) struct Env {
     pub(crate) storage: &'static MemCache,
+    /// A storage used instead of `storage`, e.g. one that fails.
+    pub(crate) storage_override: Option<&'static (dyn Storage + Sync)>,
     pub(crate) lock: Option<&'static CacheKeyLockImpl>,
     pub(crate) eviction: Option<&'static (dyn EvictionManager + Sync)>,
     pub(crate) wait_timeout: Option<Duration>,
@@ -116,6 +118,7 @@ impl Env {
     pub(crate) fn new() -> Self {
         Self {
             storage: Box::leak(Box::new(MemCache::new())),
+            storage_override: None,
             lock: None,
             eviction: None,
             wait_timeout: None,
@@ -131,8 +134,12 @@ impl Env {
 
     pub(crate) fn cache(&self, key: &str) -> HttpCache {
         let mut cache = HttpCache::new();
+        let storage: &'static (dyn Storage + Sync) = match self.storage_override {
+            Some(storage) => storage,
+            None => self.storage,
+        };
         cache.enable(
-            self.storage,
+            storage,
             self.eviction,
             None,
             self.lock,

@@ -729,3 +729,31 @@ async fn waiter_that_finds_a_hit_holds_no_lock() {
     assert!(!reader.is_cache_locked());
     assert!(!reader.is_cache_lock_writer());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_lookups_do_not_stampede_the_origin() {
+    let mut env = Env::new().with_lock(Duration::from_secs(5));
+    let flaky: &'static crate::flaky::FailingUntilWritten =
+        Box::leak(Box::new(crate::flaky::FailingUntilWritten {
+            inner: env.storage,
+            healthy: std::sync::atomic::AtomicBool::new(false),
+        }));
+    env.storage_override = Some(flaky);
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"fixed")])
+        .with_delay(Duration::from_millis(50));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let origin = origin.clone();
+        tasks.push(tokio::spawn(async move {
+            get(env, "/a", &HeaderMap::new(), &origin).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().body, b"fixed");
+    }
+    assert_eq!(origin.calls(), 1);
+    assert!(
+        env.storage_override
+            .is_some_and(|s| s.as_any().is::<crate::flaky::FailingUntilWritten>())
+    );
+}

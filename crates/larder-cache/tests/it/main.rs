@@ -1,5 +1,6 @@
 //! Integration tests of larder-cache: the proxy flows over `MemCache` and the phase guards.
 
 mod driver;
+mod flaky;
 mod flows;
 mod phases;
