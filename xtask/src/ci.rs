@@ -54,6 +54,8 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps", "--locked"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    eprintln!("==> conformance: the HTTP caching test suite against larder");
+    crate::conformance::main(&["--check".to_owned()])?;
     run(
         "facade: no features",
         cargo().args(["check", "-p", "larder", "--no-default-features", "--locked"]),
