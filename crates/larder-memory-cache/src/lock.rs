@@ -8,25 +8,39 @@
 //!   race to become the next leader, so exactly one of them runs the lookup;
 //! * the lock outlives `lock_age`: it counts as abandoned; the next caller (or a waiter whose wait
 //!   reaches that age) replaces it and leads a fresh lookup.
+//!
+//! A lock is one allocation: the outcome, set once, and a [`Notify`] that wakes the waiters
+//! registered before it was set (a waiter registers, then checks the outcome, then sleeps).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::Error;
 use crate::memory::KeyHash;
 
-/// What a finished lock hands its waiters.
-type Outcome<T> = Option<Result<T, Error>>;
+/// How a lock ended.
+enum Outcome<T> {
+    /// The leader finished with this result.
+    Done(Result<T, Error>),
+    /// The leader went away without a result.
+    Abandoned,
+}
+
+struct State<T> {
+    outcome: OnceLock<Outcome<T>>,
+    notify: Notify,
+}
 
 struct Entry<T> {
-    id: u64,
-    started: Instant,
-    rx: watch::Receiver<Outcome<T>>,
+    state: Arc<State<T>>,
+    /// When the lock was taken; only tracked when locks can age.
+    started: Option<Instant>,
 }
 
 const SHARDS: usize = 16;
@@ -35,7 +49,6 @@ type Shard<T> = Mutex<HashMap<KeyHash, Entry<T>, ahash::RandomState>>;
 
 pub(crate) struct LockTable<T> {
     shards: Box<[Shard<T>]>,
-    next_id: AtomicU64,
 }
 
 pub(crate) enum Acquired<'a, T> {
@@ -50,11 +63,18 @@ impl<T> LockTable<T> {
         &self.shards[hash.key as usize % SHARDS]
     }
 
-    fn release(&self, hash: KeyHash, id: u64) {
+    /// Removes the lock of `hash` if it is still `state` (an aged lock may have been replaced).
+    fn release(&self, hash: KeyHash, state: &Arc<State<T>>) {
         let mut map = self.shard(hash).lock();
-        if map.get(&hash).is_some_and(|e| e.id == id) {
+        if map.get(&hash).is_some_and(|e| Arc::ptr_eq(&e.state, state)) {
             map.remove(&hash);
         }
+    }
+
+    /// Number of live locks (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 }
 
@@ -62,20 +82,22 @@ impl<T: Clone> LockTable<T> {
     pub(crate) fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            next_id: AtomicU64::new(0),
         }
     }
 
     /// Becomes the leader for `hash`, or a waiter on its live lock.
     pub(crate) fn acquire(&self, hash: KeyHash, lock_age: Option<Duration>) -> Acquired<'_, T> {
-        let now = Instant::now();
+        let now = lock_age.map(|_| Instant::now());
         let mut map = self.shard(hash).lock();
         if let Some(entry) = map.get(&hash)
             && !is_too_old(entry.started, lock_age, now)
         {
             return Acquired::Waiter(Waiter {
-                rx: entry.rx.clone(),
-                abandoned_at: lock_age.and_then(|age| entry.started.checked_add(age)),
+                state: entry.state.clone(),
+                abandoned_at: entry
+                    .started
+                    .zip(lock_age)
+                    .and_then(|(s, a)| s.checked_add(a)),
             });
         }
         Acquired::Leader(self.install(&mut map, hash, now))
@@ -87,7 +109,7 @@ impl<T: Clone> LockTable<T> {
         hash: KeyHash,
         lock_age: Option<Duration>,
     ) -> Option<Leader<'_, T>> {
-        let now = Instant::now();
+        let now = lock_age.map(|_| Instant::now());
         let mut map = self.shard(hash).lock();
         if let Some(entry) = map.get(&hash)
             && !is_too_old(entry.started, lock_age, now)
@@ -101,36 +123,33 @@ impl<T: Clone> LockTable<T> {
         &self,
         map: &mut HashMap<KeyHash, Entry<T>, ahash::RandomState>,
         hash: KeyHash,
-        now: Instant,
+        now: Option<Instant>,
     ) -> Leader<'_, T> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(None);
-        // Replaces an abandoned entry, if any; its leader will not remove ours (ids differ).
+        let state = Arc::new(State {
+            outcome: OnceLock::new(),
+            notify: Notify::new(),
+        });
+        // Replaces an abandoned entry, if any; its leader will not remove ours.
         map.insert(
             hash,
             Entry {
-                id,
+                state: state.clone(),
                 started: now,
-                rx,
             },
         );
         Leader {
             table: self,
             hash,
-            id,
-            tx: Some(tx),
+            state: Some(state),
         }
-    }
-
-    /// Number of live locks (for tests).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 }
 
-fn is_too_old(started: Instant, lock_age: Option<Duration>, now: Instant) -> bool {
-    lock_age.is_some_and(|age| now.saturating_duration_since(started) >= age)
+fn is_too_old(started: Option<Instant>, lock_age: Option<Duration>, now: Option<Instant>) -> bool {
+    match (started, lock_age, now) {
+        (Some(started), Some(age), Some(now)) => now.saturating_duration_since(started) >= age,
+        _ => false,
+    }
 }
 
 /// The caller that runs the lookup for a key. Dropping it without [`Leader::finish`] releases
@@ -139,45 +158,48 @@ fn is_too_old(started: Instant, lock_age: Option<Duration>, now: Instant) -> boo
 pub(crate) struct Leader<'a, T> {
     table: &'a LockTable<T>,
     hash: KeyHash,
-    id: u64,
-    tx: Option<watch::Sender<Outcome<T>>>,
+    /// `None` once finished.
+    state: Option<Arc<State<T>>>,
 }
 
 impl<T> Leader<'_, T> {
     /// Whether any caller is waiting on this lock.
     pub(crate) fn has_waiters(&self) -> bool {
-        // The lock table holds one receiver; waiters hold the others.
-        self.tx.as_ref().is_some_and(|tx| tx.receiver_count() > 1)
+        // The lock table and the leader hold one reference each; waiters hold the others.
+        self.state
+            .as_ref()
+            .is_some_and(|s| Arc::strong_count(s) > 2)
     }
 
     /// Hands `result` to every waiter and removes the lock.
     pub(crate) fn finish(mut self, result: Result<T, Error>) {
-        if let Some(tx) = self.tx.take() {
-            tx.send_replace(Some(result));
-            self.release();
-        }
+        self.end(Outcome::Done(result));
     }
 
-    fn release(&self) {
-        self.table.release(self.hash, self.id);
+    fn end(&mut self, outcome: Outcome<T>) {
+        if let Some(state) = self.state.take() {
+            // Set before removing the lock, so a caller that still finds it sees the outcome.
+            let _ = state.outcome.set(outcome);
+            self.table.release(self.hash, &state);
+            state.notify.notify_waiters();
+        }
     }
 }
 
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            if std::thread::panicking() {
-                tx.send_replace(Some(Err(Error::LookupPanicked)));
-            }
-            self.release();
-            // Dropping `tx` wakes any waiter still without a result.
-        }
+        let outcome = if std::thread::panicking() {
+            Outcome::Done(Err(Error::LookupPanicked))
+        } else {
+            Outcome::Abandoned
+        };
+        self.end(outcome);
     }
 }
 
 /// A caller waiting for a key's leader.
 pub(crate) struct Waiter<T> {
-    rx: watch::Receiver<Outcome<T>>,
+    state: Arc<State<T>>,
     /// When the lock counts as abandoned (`lock_age` after it started).
     abandoned_at: Option<Instant>,
 }
@@ -194,7 +216,7 @@ pub(crate) enum Waited<T> {
 impl<T: Clone> Waiter<T> {
     /// Waits for the leader, at most `lock_timeout` from now (and no later than the lock's age
     /// limit).
-    pub(crate) async fn wait(mut self, lock_timeout: Option<Duration>) -> Waited<T> {
+    pub(crate) async fn wait(self, lock_timeout: Option<Duration>) -> Waited<T> {
         let timeout_at = lock_timeout.and_then(|t| Instant::now().checked_add(t));
         let (deadline, on_deadline) = match (timeout_at, self.abandoned_at) {
             (Some(t), Some(a)) if a < t => (Some(a), Waited::Abandoned),
@@ -202,14 +224,19 @@ impl<T: Clone> Waiter<T> {
             (None, Some(a)) => (Some(a), Waited::Abandoned),
             (None, None) => (None, Waited::TimedOut),
         };
+        let state = &self.state;
         let done = async {
-            match self.rx.wait_for(Option::is_some).await {
-                Ok(outcome) => match &*outcome {
-                    Some(result) => Waited::Done(result.clone()),
-                    None => Waited::Abandoned,
-                },
-                // The leader was dropped without a result.
-                Err(_) => Waited::Abandoned,
+            let mut notified = pin!(state.notify.notified());
+            // Register first, then check: an outcome set after the check wakes us.
+            notified.as_mut().enable();
+            if state.outcome.get().is_none() {
+                notified.await;
+            }
+            match state.outcome.get() {
+                Some(Outcome::Done(result)) => Waited::Done(result.clone()),
+                // Woken without an outcome cannot happen (the outcome is set before waking);
+                // treat it as an abandoned lock, which retries.
+                Some(Outcome::Abandoned) | None => Waited::Abandoned,
             }
         };
         match deadline {

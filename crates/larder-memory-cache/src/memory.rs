@@ -23,6 +23,17 @@ pub(crate) struct KeyHash {
     pub(crate) check: u64,
 }
 
+/// Which admission a write goes through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// Always store.
+    Force,
+    /// The doorkeeper, then `TinyLFU`; an entry already cached is always updated.
+    Filter,
+    /// As `Filter`, for a key known to be absent (no need to look for an entry to update).
+    FilterAbsent,
+}
+
 #[derive(Clone)]
 struct Node<T> {
     value: T,
@@ -174,7 +185,7 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        self.put_inner(self.hash(key), value, ttl, 1, false);
+        self.put_inner(self.hash(key), value, ttl, 1, Admit::Filter);
     }
 
     /// Like [`put`](Self::put) with an explicit weight, for caches made with
@@ -184,7 +195,7 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        self.put_inner(self.hash(key), value, ttl, weight, false);
+        self.put_inner(self.hash(key), value, ttl, weight, Admit::Filter);
     }
 
     /// Like [`put`](Self::put) but skips `TinyLFU` admission: the value is always stored (until
@@ -194,7 +205,7 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        self.put_inner(self.hash(key), value, ttl, 1, true);
+        self.put_inner(self.hash(key), value, ttl, 1, Admit::Force);
     }
 
     /// Like [`force_put`](Self::force_put) with an explicit weight (0 counts as 1).
@@ -203,18 +214,19 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        self.put_inner(self.hash(key), value, ttl, weight, true);
+        self.put_inner(self.hash(key), value, ttl, weight, Admit::Force);
     }
 
-    pub(crate) fn put_hashed(&self, hash: KeyHash, value: T, ttl: Option<Duration>) {
-        self.put_inner(hash, value, ttl, 1, false);
+    /// [`put`](Self::put) of a key the caller has just seen missing from the cache.
+    pub(crate) fn put_absent_hashed(&self, hash: KeyHash, value: T, ttl: Option<Duration>) {
+        self.put_inner(hash, value, ttl, 1, Admit::FilterAbsent);
     }
 
     pub(crate) fn force_put_hashed(&self, hash: KeyHash, value: T, ttl: Option<Duration>) {
-        self.put_inner(hash, value, ttl, 1, true);
+        self.put_inner(hash, value, ttl, 1, Admit::Force);
     }
 
-    fn put_inner(&self, hash: KeyHash, value: T, ttl: Option<Duration>, weight: u16, force: bool) {
+    fn put_inner(&self, hash: KeyHash, value: T, ttl: Option<Duration>, weight: u16, admit: Admit) {
         let expire_on = match ttl {
             None => None,
             Some(ttl) if ttl.is_zero() => {
@@ -230,13 +242,13 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
             check: hash.check,
         };
         let weight = weight.max(1);
-        let evicted = if force {
+        let evicted = if admit == Admit::Force {
             self.store.force_put(hash.key, node, weight)
         } else {
             if self.full.load(Relaxed)
                 && !self.doorkeeper.check_and_record(hash.check)
                 // A key already cached is updated whatever the doorkeeper says.
-                && self.store.get(&hash.key).is_none()
+                && (admit == Admit::FilterAbsent || self.store.get(&hash.key).is_none())
             {
                 return;
             }

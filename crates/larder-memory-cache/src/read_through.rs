@@ -260,18 +260,22 @@ where
             match self.locks.acquire(hash, self.lock_age) {
                 Acquired::Leader(leader) => {
                     // A previous leader may have stored the value between our read and now.
-                    if let (Some(value), _) = self.cache.get_hashed(hash) {
-                        leader.finish(Ok(value.clone()));
-                        self.counters.add(Stat::LockHit);
-                        return (Ok(value), CacheStatus::LockHit);
-                    }
+                    let absent = match self.cache.get_hashed(hash) {
+                        (Some(value), _) => {
+                            leader.finish(Ok(value.clone()));
+                            self.counters.add(Stat::LockHit);
+                            return (Ok(value), CacheStatus::LockHit);
+                        }
+                        (None, status) => status == CacheStatus::Miss,
+                    };
                     let result = self.lookup(key, extra).await;
                     let result = result.map(|(value, lookup_ttl)| {
                         let ttl = lookup_ttl.or(ttl);
-                        if leader.has_waiters() {
+                        if leader.has_waiters() || !absent {
+                            // Someone waited for it, or it refreshes an expired entry.
                             self.cache.force_put_hashed(hash, value.clone(), ttl);
                         } else {
-                            self.cache.put_hashed(hash, value.clone(), ttl);
+                            self.cache.put_absent_hashed(hash, value.clone(), ttl);
                         }
                         value
                     });

@@ -1,6 +1,7 @@
 //! Hit and miss counters, striped per thread so that counting does not make threads fight over
 //! one cache line.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 const STRIPES: usize = 8;
@@ -60,9 +61,17 @@ pub(crate) struct Counters([Stripe; STRIPES]);
 fn stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    STRIPE.with(|s| *s)
+    STRIPE.with(|s| {
+        let stripe = s.get();
+        if stripe < STRIPES {
+            return stripe;
+        }
+        let stripe = NEXT.fetch_add(1, Relaxed) % STRIPES;
+        s.set(stripe);
+        stripe
+    })
 }
 
 impl Counters {
