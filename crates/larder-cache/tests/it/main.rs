@@ -3,4 +3,5 @@
 mod driver;
 mod flaky;
 mod flows;
+mod model;
 mod phases;
