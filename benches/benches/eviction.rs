@@ -2,6 +2,11 @@
 //! `lru::LruCache` behind a mutex, on one Zipf 0.99 key stream over 1M keys with a cache of 1%
 //! (10 000 entries of weight 1).
 //!
+//! Subjects: `larder_lru` (`promote`, then `admit_and_evict` on a miss), `larder_lru_one_call`
+//! (`promote_or_admit_and_evict`, one lock per operation), `larder_lru_split` (`promote`, then
+//! `admit` + `evict_to_limit`, the calls pingora-lru offers), `pingora_lru`, `larder_tinyufo`
+//! (`TinyUfoPolicy`), `tinyufo` and `lru_mutex`; all LRUs have 16 shards.
+//!
 //! Rows, each at 1 and 2 threads sharing one cache:
 //! - `get_or_admit`: promote (or get) the key; on a miss admit it and evict to the limit;
 //! - `admit_only`: admit every key and evict to the limit;
@@ -63,6 +68,21 @@ impl Subject for LarderLru {
     }
     fn promote(&self, key: u64) -> bool {
         self.0.promote(key)
+    }
+}
+
+/// larder's one-call form: one shard lock per operation.
+struct LarderLruOneCall(LarderLru);
+
+impl Subject for LarderLruOneCall {
+    fn get_or_admit(&self, key: u64) -> bool {
+        self.0.0.promote_or_admit_and_evict(key, 1, || (), drop)
+    }
+    fn admit(&self, key: u64) {
+        self.0.0.admit_and_evict_with(key, (), 1, drop);
+    }
+    fn promote(&self, key: u64) -> bool {
+        self.0.0.promote(key)
     }
 }
 
@@ -167,6 +187,9 @@ type Factory = fn() -> Box<dyn Subject>;
 fn subjects() -> Vec<(&'static str, Factory)> {
     vec![
         ("larder_lru", || Box::new(LarderLru::new())),
+        ("larder_lru_one_call", || {
+            Box::new(LarderLruOneCall(LarderLru::new()))
+        }),
         ("larder_lru_split", || {
             Box::new(LarderLruSplit(LarderLru::new()))
         }),

@@ -244,55 +244,110 @@ impl<T, const N: usize> Lru<T, N> {
     }
 
     /// [`Lru::admit_and_evict`] handing each victim to `sink` instead of collecting a `Vec`
-    /// (no allocation on the hot path). `sink` runs while a shard lock is held: it must not call
-    /// back into this LRU.
+    /// (no allocation on the hot path). `sink` may run while a shard lock is held: it must not
+    /// call back into this LRU.
     pub fn admit_and_evict_with<F: FnMut(Evicted<T>)>(
         &self,
         key: u64,
         data: T,
         weight: usize,
-        mut sink: F,
+        sink: F,
     ) {
+        let weight = weight.max(1);
+        let slot = &self.slots[Self::shard_for_key(key)];
+        let mut unit = slot.unit.lock();
+        let old = unit.admit(key, data, weight);
+        self.evict_after_insert(slot, unit, key, old, weight, sink);
+    }
+
+    /// Promotes `key` if present and returns `true`; otherwise admits `make()` with `weight` at
+    /// the head and returns `false`, without evicting (the LRU may be left over its limits, as
+    /// with [`Lru::admit`]). One lock and one table lookup: the "access" of a cache that tracks
+    /// an entry as soon as it is seen.
+    pub fn promote_or_admit(&self, key: u64, weight: usize, make: impl FnOnce() -> T) -> bool {
         let slot = &self.slots[Self::shard_for_key(key)];
         let weight = weight.max(1);
-        {
-            let mut unit = slot.unit.lock();
-            let old = unit.admit(key, data, weight);
-            // Net changes to the global totals, applied once at the end (wrapping arithmetic
-            // encodes decreases). A steady-state miss admits one entry and evicts one of the same
-            // weight, so it usually touches no shared counter at all.
-            let mut d_len = usize::from(old == 0);
-            let mut d_weight = weight.wrapping_sub(old);
-            let limit = self.weight_limit();
-            // Evict locally while the shard holds at least its share of the items; a short shard
-            // leaves the work to the balanced path below.
-            loop {
-                let len = self.totals.len.load(Relaxed).wrapping_add(d_len);
-                let total = self.totals.weight.load(Relaxed).wrapping_add(d_weight);
-                let over = total > limit || self.len_watermark.is_some_and(|w| len > w);
-                if !over || unit.len() * N < len {
-                    break;
-                }
-                let Some((k, d, w)) = unit.evict_unless(Some(key)) else {
-                    break;
-                };
-                d_len = d_len.wrapping_sub(1);
-                d_weight = d_weight.wrapping_sub(w);
-                slot.count_eviction(w);
-                sink(Evicted {
-                    key: k,
-                    data: d,
-                    weight: w,
-                });
-            }
-            if d_len != 0 {
-                self.totals.len.fetch_add(d_len, Relaxed);
-            }
-            if d_weight != 0 {
-                self.totals.weight.fetch_add(d_weight, Relaxed);
-            }
-            slot.sync(&unit);
+        let mut unit = slot.unit.lock();
+        if unit.promote_or_insert(key, weight, make) {
+            return true;
         }
+        self.account_insert(0, weight);
+        slot.sync(&unit);
+        false
+    }
+
+    /// The get-or-admit step of a cache in one call: promotes `key` if present and returns
+    /// `true`; otherwise admits `make()` with `weight`, hands what must be evicted to stay within
+    /// the limits to `sink` (as [`Lru::admit_and_evict_with`] does) and returns `false`.
+    ///
+    /// Equivalent to [`Lru::promote`] followed on a miss by [`Lru::admit_and_evict_with`], but
+    /// takes the shard lock once instead of twice.
+    pub fn promote_or_admit_and_evict<F: FnMut(Evicted<T>)>(
+        &self,
+        key: u64,
+        weight: usize,
+        make: impl FnOnce() -> T,
+        sink: F,
+    ) -> bool {
+        let slot = &self.slots[Self::shard_for_key(key)];
+        let weight = weight.max(1);
+        let mut unit = slot.unit.lock();
+        if unit.promote_or_insert(key, weight, make) {
+            return true;
+        }
+        self.evict_after_insert(slot, unit, key, 0, weight, sink);
+        false
+    }
+
+    /// The eviction half of every evicting admission: `key` was just inserted (replacing an
+    /// entry of weight `old`, 0 if new) under the lock `unit` of `slot`.
+    ///
+    /// It evicts locally while the shard holds at least its share of the items (a short shard
+    /// leaves the work to the balanced path), then releases the lock and hands any remaining
+    /// excess to [`Lru::evict_with`].
+    #[inline]
+    fn evict_after_insert<F: FnMut(Evicted<T>)>(
+        &self,
+        slot: &Slot<T>,
+        mut unit: MutexGuard<'_, Shard<T>>,
+        key: u64,
+        old: usize,
+        weight: usize,
+        mut sink: F,
+    ) {
+        // Net changes to the global totals, applied once at the end (wrapping arithmetic encodes
+        // decreases). A steady-state miss admits one entry and evicts one of the same weight, so
+        // it usually writes no shared counter at all.
+        let mut d_len = usize::from(old == 0);
+        let mut d_weight = weight.wrapping_sub(old);
+        let limit = self.weight_limit();
+        loop {
+            let len = self.totals.len.load(Relaxed).wrapping_add(d_len);
+            let total = self.totals.weight.load(Relaxed).wrapping_add(d_weight);
+            let over = total > limit || self.len_watermark.is_some_and(|w| len > w);
+            if !over || unit.len() * N < len {
+                break;
+            }
+            let Some((k, d, w)) = unit.evict_unless(Some(key)) else {
+                break;
+            };
+            d_len = d_len.wrapping_sub(1);
+            d_weight = d_weight.wrapping_sub(w);
+            slot.count_eviction(w);
+            sink(Evicted {
+                key: k,
+                data: d,
+                weight: w,
+            });
+        }
+        if d_len != 0 {
+            self.totals.len.fetch_add(d_len, Relaxed);
+        }
+        if d_weight != 0 {
+            self.totals.weight.fetch_add(d_weight, Relaxed);
+        }
+        slot.sync(&unit);
+        drop(unit);
         if self.is_over_limit() {
             self.evict_with(Some(key), sink);
         }

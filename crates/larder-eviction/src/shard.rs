@@ -206,6 +206,24 @@ impl<T> Shard<T> {
         }
     }
 
+    /// Moves `key` to the head if present (returns `true`); otherwise inserts `make()` with
+    /// `weight` at the head (returns `false`). One table lookup either way.
+    #[inline]
+    pub(crate) fn promote_or_insert(
+        &mut self,
+        key: u64,
+        weight: usize,
+        make: impl FnOnce() -> T,
+    ) -> bool {
+        if let Some(i) = self.find(key) {
+            self.move_to_head(i);
+            true
+        } else {
+            self.insert_new(key, make(), weight, true);
+            false
+        }
+    }
+
     /// Inserts `key` at the tail unless it is already present. Returns whether it was inserted.
     pub(crate) fn insert_tail(&mut self, key: u64, data: T, weight: usize) -> bool {
         if self.find(key).is_some() {

@@ -17,6 +17,8 @@ enum Op {
     IncrementWeight(u64, usize, Option<usize>),
     InsertTail(u64, usize),
     EvictToLimit,
+    PromoteOrAdmit(u64, usize),
+    PromoteOrAdmitAndEvict(u64, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +34,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(k, d, m)| Op::IncrementWeight(k, d, m)),
         1 => (key, weight).prop_map(|(k, w)| Op::InsertTail(k, w)),
         1 => Just(Op::EvictToLimit),
+        2 => (0..40u64, 0..6usize).prop_map(|(k, w)| Op::PromoteOrAdmit(k, w)),
+        3 => (0..40u64, 0..6usize).prop_map(|(k, w)| Op::PromoteOrAdmitAndEvict(k, w)),
     ]
 }
 
@@ -147,6 +151,33 @@ fn check_against_model<const N: usize>(ops: &[Op], limit: usize, watermark: Opti
                     model.shard(k).push_back((k, w.max(1)));
                 }
             }
+            Op::PromoteOrAdmit(k, w) => {
+                let present = model.take(k);
+                assert_eq!(lru.promote_or_admit(k, w, || k), present.is_some());
+                model.shard(k).push_front((k, present.unwrap_or(w.max(1))));
+            }
+            Op::PromoteOrAdmitAndEvict(k, w) => {
+                let present = model.take(k);
+                model.shard(k).push_front((k, present.unwrap_or(w.max(1))));
+                let mut victims = Vec::new();
+                let hit = lru.promote_or_admit_and_evict(k, w, || k, |v| victims.push(v));
+                assert_eq!(hit, present.is_some());
+                if hit {
+                    assert!(victims.is_empty(), "a hit never evicts");
+                }
+                for v in victims {
+                    assert_eq!(v.data, v.key);
+                    model.expect_victim(v.key, v.weight);
+                    evicted_len += 1;
+                    evicted_weight += v.weight;
+                }
+                if !hit {
+                    assert!(
+                        !model.over_limit(),
+                        "a miss leaves the LRU within its limits"
+                    );
+                }
+            }
             Op::EvictToLimit => {
                 for (data, w) in lru.evict_to_limit() {
                     model.expect_victim(data, w);
@@ -179,13 +210,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn one_shard_matches_model(ops in prop::collection::vec(op(), 1..200), limit in 1..30usize) {
+    fn one_shard_matches_model(ops in prop::collection::vec(op(), 1..120), limit in 1..30usize) {
         check_against_model::<1>(&ops, limit, None);
     }
 
     #[test]
     fn one_shard_with_watermark_matches_model(
-        ops in prop::collection::vec(op(), 1..200),
+        ops in prop::collection::vec(op(), 1..120),
         limit in 1..30usize,
         watermark in 0..10usize,
     ) {
@@ -194,7 +225,7 @@ proptest! {
 
     #[test]
     fn four_shards_keep_per_shard_order(
-        ops in prop::collection::vec(op(), 1..200),
+        ops in prop::collection::vec(op(), 1..120),
         limit in 1..30usize,
         watermark in proptest::option::of(0..10usize),
     ) {
@@ -202,7 +233,7 @@ proptest! {
     }
 
     #[test]
-    fn seven_shards_keep_per_shard_order(ops in prop::collection::vec(op(), 1..200), limit in 1..30usize) {
+    fn seven_shards_keep_per_shard_order(ops in prop::collection::vec(op(), 1..120), limit in 1..30usize) {
         check_against_model::<7>(&ops, limit, None);
     }
 
