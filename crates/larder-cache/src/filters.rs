@@ -21,7 +21,7 @@ use crate::age::{self, ResponseTimes};
 use crate::defaults::{CacheMetaDefaults, DefaultTtlScope};
 use crate::phase::NoCacheReason;
 use crate::revalidate::strip_unstorable;
-use crate::variance::{VaryNames, vary_names};
+use crate::variance::vary_is_any;
 
 /// The outcome of [`resp_cacheable`].
 #[derive(Debug)]
@@ -332,7 +332,7 @@ fn decide(
     if authorization_present && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate()) {
         return uncacheable;
     }
-    if vary_names(&header.headers) == VaryNames::Any {
+    if vary_is_any(&header.headers) {
         return uncacheable;
     }
     let no_cache_bare = cc.no_cache() && cc.no_cache_field_names().is_none();

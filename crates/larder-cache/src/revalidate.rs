@@ -91,6 +91,10 @@ pub fn is_excluded_from_storage(name: &HeaderName) -> bool {
 /// Removes the fields [`is_excluded_from_storage`] names, plus every field the `Connection`
 /// header lists (RFC 9110 §7.6.1).
 pub fn strip_unstorable(headers: &mut HeaderMap) {
+    // The common case has nothing to strip: check before allocating.
+    if !headers.keys().any(is_excluded_from_storage) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -131,6 +131,16 @@ pub fn vary_names(headers: &HeaderMap) -> VaryNames {
     VaryNames::Names(names)
 }
 
+/// Whether any `Vary` line lists `*` (the response never matches, RFC 9111 §4.1). The same
+/// answer as `vary_names(headers) == VaryNames::Any`, without allocating.
+pub fn vary_is_any(headers: &HeaderMap) -> bool {
+    headers.get_all(VARY).iter().any(|line| {
+        line.as_bytes()
+            .split(|b| *b == b',')
+            .any(|member| crate::age::trim_ows(member) == b"*")
+    })
+}
+
 /// The request's value of `name` for variance: all lines joined, each comma-separated member
 /// trimmed of whitespace and inner whitespace runs collapsed to one space (RFC 9111 §4.1
 /// normalisation), members joined with `,`. `None` when the header is absent.
@@ -265,6 +275,16 @@ mod tests {
             variance_from_request(&HeaderMap::new(), &headers(&[("x-a", "1")])),
             None
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn vary_is_any_agrees_with_vary_names(lines in proptest::collection::vec("[a-z*, \t-]{0,12}", 0..3)) {
+            let h = headers(&lines.iter().map(|l| ("vary", l.as_str())).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(vary_is_any(&h), vary_names(&h) == VaryNames::Any);
+        }
     }
 
     #[test]
