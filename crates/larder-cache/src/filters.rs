@@ -221,7 +221,7 @@ pub fn resp_cacheable(
 /// [`resp_cacheable`] with measured request and response times (RFC 9111 §4.2.3).
 ///
 /// The response is not stored (`Uncacheable(OriginNotCache)`) when (§3): its status is not
-/// final or is 206; `no-store` is present (unless `must-understand` is present and the status is
+/// final, or is 206 or 304 (a 304 updates a stored response: pass the merged header); `no-store` is present (unless `must-understand` is present and the status is
 /// understood, §5.2.2.3; `must-understand` with a status not understood is not stored either);
 /// a bare `private` is present; the request had `Authorization` and none of `public`,
 /// `s-maxage`, `must-revalidate` allows it (§3.5); it has `Vary: *`; or it has no freshness
@@ -314,11 +314,16 @@ fn decide(
     defaults: &CacheMetaDefaults,
     times: ResponseTimes,
 ) -> Result<Decision, NoCacheReason> {
-    let status = effective_status(header.status);
     let uncacheable = Err(NoCacheReason::OriginNotCache);
-    if status.is_informational() || status == StatusCode::PARTIAL_CONTENT {
+    // A 304 only updates a stored response (judge the merged header of
+    // `HttpCache::revalidate_merge_header`); on its own it has no content to store.
+    if header.status.is_informational()
+        || header.status == StatusCode::PARTIAL_CONTENT
+        || header.status == StatusCode::NOT_MODIFIED
+    {
         return uncacheable;
     }
+    let status = header.status;
     if cc.must_understand() {
         if !is_understood_status(status) {
             return uncacheable;
@@ -517,6 +522,7 @@ mod tests {
             None,
         );
         check(206, &[("cache-control", "max-age=60")], false, s, None);
+        check(304, &[("cache-control", "max-age=60")], false, s, None);
         check(103, &[("cache-control", "max-age=60")], false, s, None);
     }
 
