@@ -5,7 +5,7 @@ use http::header::{
     self, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, IF_MODIFIED_SINCE,
     IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, TRANSFER_ENCODING, VARY,
 };
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// Prepares a request that will go upstream on behalf of the cache.
 ///
@@ -51,11 +51,25 @@ pub fn request_filter(method: &mut Method, headers: &mut HeaderMap, stored: Opti
         return;
     };
     for etag in stored.get_all(ETAG) {
-        headers.append(IF_NONE_MATCH, etag.clone());
+        headers.append(IF_NONE_MATCH, quote_entity_tag(etag));
     }
     if let Some(last_modified) = stored.get(LAST_MODIFIED) {
         headers.insert(IF_MODIFIED_SINCE, last_modified.clone());
     }
+}
+
+/// An `ETag` value as a valid entity-tag (RFC 9110 §8.8.3): a value sent without the required
+/// quotes (`abc`) is quoted (`"abc"`) so the origin can compare it; anything else is kept.
+fn quote_entity_tag(etag: &HeaderValue) -> HeaderValue {
+    let bytes = etag.as_bytes();
+    if bytes.starts_with(b"\"") || bytes.starts_with(b"W/\"") || bytes.contains(&b'"') {
+        return etag.clone();
+    }
+    let mut quoted = Vec::with_capacity(bytes.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(bytes);
+    quoted.push(b'"');
+    HeaderValue::from_bytes(&quoted).unwrap_or_else(|_| etag.clone())
 }
 
 /// Header fields a 304 never changes in the stored response (RFC 9111 §3.2):
@@ -219,6 +233,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unquoted_etags_are_quoted_when_revalidating() {
+        let check = |etag: &str, expect: &str| {
+            let mut method = Method::GET;
+            let mut req = HeaderMap::new();
+            request_filter(&mut method, &mut req, Some(&headers(&[("etag", etag)])));
+            assert_eq!(req[IF_NONE_MATCH], expect, "{etag}");
+        };
+        check("abcdef", "\"abcdef\"");
+        check("\"abcdef\"", "\"abcdef\"");
+        check("W/\"abcdef\"", "W/\"abcdef\"");
+        check("ab\"cd", "ab\"cd");
     }
 
     #[test]
