@@ -72,6 +72,8 @@ pub struct RequestDirectives {
     max_stale: Option<MaxStale>,
     /// Seconds; an invalid value is ignored.
     min_fresh: Option<u32>,
+    /// Seconds (RFC 5861 §4 request form); an invalid value is ignored.
+    stale_if_error: Option<u32>,
 }
 
 impl RequestDirectives {
@@ -97,6 +99,7 @@ impl RequestDirectives {
             max_age: cc.max_age().map(|v| v.unwrap_or(0)),
             max_stale: cc.max_stale(),
             min_fresh: cc.min_fresh().and_then(Result::ok),
+            stale_if_error: cc.stale_if_error().and_then(Result::ok),
         }
     }
 
@@ -114,6 +117,33 @@ impl RequestDirectives {
     /// `only-if-cached`: answer from the cache or with 504, never from the origin.
     pub fn only_if_cached(&self) -> bool {
         self.only_if_cached
+    }
+
+    /// The request's `stale-if-error=N` (RFC 5861 §4): the client accepts a response up to `N`
+    /// seconds stale when the origin fails.
+    pub fn stale_if_error(&self) -> Option<u32> {
+        self.stale_if_error
+    }
+
+    /// Whether the client's `stale-if-error` lets `meta` be served at `now` because the origin
+    /// failed: within `N` seconds after it became stale, and only if the stored response does not
+    /// forbid stale serving (`must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`).
+    /// The response's own window is `HttpCache::can_serve_stale_error`.
+    pub fn allows_stale_if_error(
+        &self,
+        meta: &CacheMeta,
+        targeted_names: &[HeaderName],
+        now: SystemTime,
+    ) -> bool {
+        let Some(window) = self.stale_if_error else {
+            return false;
+        };
+        let staleness = now.duration_since(meta.fresh_until()).unwrap_or_default();
+        staleness <= Duration::from_secs(u64::from(window))
+            && !forbids_stale(&larder_cache_control::targeted(
+                meta.headers(),
+                targeted_names,
+            ))
     }
 
     /// How `meta` may answer this request at `now`. `targeted_names` are the RFC 9213 fields
@@ -251,6 +281,23 @@ mod tests {
         check(&cc("only-if-cached"), 70, 60, "", Unusable);
         check(&cc("only-if-cached, max-stale"), 70, 60, "", StaleAllowed);
         check(&cc("only-if-cached, no-cache"), 10, 60, "", Unusable);
+    }
+
+    #[test]
+    fn request_stale_if_error() {
+        let directives = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
+            RequestDirectives::from_headers(&h)
+        };
+        // Stored 100 s ago, fresh for 60 s: 40 s stale.
+        let stale = meta(100, 60, "");
+        assert_eq!(directives("stale-if-error=50").stale_if_error(), Some(50));
+        assert!(directives("stale-if-error=50").allows_stale_if_error(&stale, &[], t(NOW)));
+        assert!(!directives("stale-if-error=30").allows_stale_if_error(&stale, &[], t(NOW)));
+        assert!(!directives("max-age=5").allows_stale_if_error(&stale, &[], t(NOW)));
+        let strict = meta(100, 60, "must-revalidate");
+        assert!(!directives("stale-if-error=50").allows_stale_if_error(&strict, &[], t(NOW)));
     }
 
     #[test]
