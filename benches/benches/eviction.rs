@@ -5,7 +5,7 @@
 //! Subjects: `larder_lru` (`promote`, then `admit_and_evict` on a miss), `larder_lru_one_call`
 //! (`promote_or_admit_and_evict`, one lock per operation), `larder_lru_split` (`promote`, then
 //! `admit` + `evict_to_limit`, the calls pingora-lru offers), `pingora_lru`, `larder_tinyufo`
-//! (`TinyUfoPolicy`), `tinyufo` and `lru_mutex`; all LRUs have 16 shards.
+//! (`TinyUfoPolicy::access_or_admit`), `tinyufo` and `lru_mutex`; all LRUs have 16 shards.
 //!
 //! Rows, each at 1 and 2 threads sharing one cache:
 //! - `get_or_admit`: promote (or get) the key; on a miss admit it and evict to the limit;
@@ -111,11 +111,7 @@ struct LarderTinyUfo(TinyUfoPolicy<()>);
 
 impl Subject for LarderTinyUfo {
     fn get_or_admit(&self, key: u64) -> bool {
-        if self.0.access(key) {
-            return true;
-        }
-        drop(self.0.admit(key, (), 1));
-        false
+        self.0.access_or_admit(key, (), 1).is_none()
     }
     fn admit(&self, key: u64) {
         drop(self.0.admit(key, (), 1));

@@ -11,6 +11,26 @@
 //! - [`TinyUfoPolicy`]: S3-FIFO eviction with TinyLFU admission from the `tinyufo` crate, which
 //!   may reject a newcomer in favour of a more popular victim.
 //!
+//! # Choosing the calls
+//! | need | call |
+//! | --- | --- |
+//! | a hit, or admit on a miss and evict (one lock) | [`Lru::promote_or_admit_and_evict`] |
+//! | admit and learn what to purge | [`Lru::admit_and_evict`] (or `_with`, no allocation) |
+//! | start tracking on access without evicting | [`Lru::promote_or_admit`] |
+//! | batch admissions, evict later | [`Lru::admit`] then [`Lru::evict_to_limit`] |
+//! | grow an entry as its body arrives | [`Lru::increment_weight`] then [`Lru::evict_to_limit`] |
+//! | save / restore | [`Lru::iter_for_each`] per shard, then [`Lru::insert_tail`] in that order |
+//!
+//! # Layout and cost
+//! A shard is a `Vec` of 32-byte nodes (key, weight, `u32` links, data) plus a hash table holding
+//! only `u32` slot indices, so an entry costs about 40 bytes with `T = ()` and nothing is
+//! allocated per operation once the shard has grown (freed slots are reused). Keys are mixed
+//! before indexing the table, since keys sharing a shard share their low bits. The totals are
+//! relaxed atomics that a steady-state miss (admit one, evict one of the same weight) does not
+//! touch; the shard lock is then the only shared write. More shards mean less lock contention
+//! but a coarser global LRU order: eviction is strict LRU within a shard and "power of two
+//! choices" across shards.
+//!
 //! # Example
 //! ```
 //! use larder_eviction::{EvictionPolicy, Lru};

@@ -41,6 +41,17 @@ pub trait EvictionPolicy<T>: Send + Sync {
     /// Records a hit on `key` (an LRU promotes it). Returns whether the key is present.
     fn access(&self, key: u64) -> bool;
 
+    /// The get-or-admit step of a cache: on a hit, records the access (as [`Self::access`]) and
+    /// returns `None`, dropping `data`; on a miss, admits `data` (as [`Self::admit`]) and returns
+    /// `Some` of the evicted entries. Policies override it to look the key up only once.
+    fn access_or_admit(&self, key: u64, data: T, weight: usize) -> Option<Vec<Evicted<T>>> {
+        if self.access(key) {
+            None
+        } else {
+            Some(self.admit(key, data, weight))
+        }
+    }
+
     /// Adds `delta` to the weight of a present `key` (not past `max_weight`, never lowering it)
     /// and returns what was evicted as a result. Does nothing for an absent key.
     fn increment_weight(
@@ -81,6 +92,12 @@ impl<T: Send, const N: usize> EvictionPolicy<T> for Lru<T, N> {
 
     fn access(&self, key: u64) -> bool {
         self.promote(key)
+    }
+
+    fn access_or_admit(&self, key: u64, data: T, weight: usize) -> Option<Vec<Evicted<T>>> {
+        let mut evicted = Vec::new();
+        let hit = self.promote_or_admit_and_evict(key, weight, || data, |e| evicted.push(e));
+        (!hit).then_some(evicted)
     }
 
     fn increment_weight(

@@ -411,6 +411,13 @@ mod tests {
     }
 
     #[test]
+    fn node_stays_compact() {
+        // The crate docs promise 32-byte nodes for `T = ()`; a field change that grows them
+        // should be a deliberate decision.
+        assert_eq!(std::mem::size_of::<Node<()>>(), 32);
+    }
+
+    #[test]
     fn keys_sharing_low_bits_do_not_collide() {
         // Every key is a multiple of 1024, as in one shard of a 1024-shard LRU.
         let mut s = Shard::with_capacity(16);

@@ -196,6 +196,17 @@ impl<T: Clone + Send + Sync + 'static> EvictionPolicy<T> for TinyUfoPolicy<T> {
         self.ufo.get(&key).is_some()
     }
 
+    fn access_or_admit(&self, key: u64, data: T, weight: usize) -> Option<Vec<Evicted<T>>> {
+        if self.ufo.get(&key).is_some() {
+            return None;
+        }
+        let weight = weight.max(1);
+        if self.units(weight).is_some() {
+            self.account(None, weight);
+        }
+        Some(self.put(key, data, weight))
+    }
+
     fn increment_weight(
         &self,
         key: u64,

@@ -270,7 +270,7 @@ fn concurrent_admit_promote_remove_keep_invariants() {
     const THREADS: u64 = 4;
     const OPS: u64 = 20_000;
     let lru: Lru<u64, 8> = Lru::with_capacity(500, 64);
-    let (victims, removed): (Vec<_>, Vec<_>) = std::thread::scope(|s| {
+    let (mut victims, removed): (Vec<_>, Vec<_>) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let lru = &lru;
@@ -284,14 +284,27 @@ fn concurrent_admit_promote_remove_keep_invariants() {
                         x ^= x << 17;
                         let key = (x >> 16) % 2000;
                         let weight = usize::try_from(key % 5).unwrap();
-                        match x % 10 {
-                            0..=3 => victims.extend(lru.admit_and_evict(key, key, weight)),
-                            4..=6 => {
+                        match x % 12 {
+                            0..=2 => victims.extend(lru.admit_and_evict(key, key, weight)),
+                            3..=5 => {
                                 lru.promote(key);
                             }
-                            7 => removed.extend(lru.remove(key)),
-                            8 => {
+                            6 => removed.extend(lru.remove(key)),
+                            7 => {
                                 lru.increment_weight(key, 1, Some(6));
+                            }
+                            8 | 9 => {
+                                lru.promote_or_admit_and_evict(
+                                    key,
+                                    weight,
+                                    || key,
+                                    |v| {
+                                        victims.push(v);
+                                    },
+                                );
+                            }
+                            10 => {
+                                lru.promote_or_admit(key, weight, || key);
                             }
                             _ => {
                                 lru.admit(key, key, weight);
@@ -312,7 +325,7 @@ fn concurrent_admit_promote_remove_keep_invariants() {
             },
         )
     });
-    let _ = lru.evict_to_limit();
+    victims.extend(lru.evict_to_limit_keyed());
     assert!(lru.weight() <= lru.weight_limit());
     assert!(!removed.is_empty());
 
@@ -333,8 +346,11 @@ fn concurrent_admit_promote_remove_keep_invariants() {
     }
     assert_eq!(lru.len(), len);
     assert_eq!(lru.weight(), weight);
-    // The final evict_to_limit's victims were dropped above, so compare with at least.
-    assert!(lru.evicted_len() >= victims.len());
+    assert_eq!(lru.evicted_len(), victims.len());
+    assert_eq!(
+        lru.evicted_weight(),
+        victims.iter().map(|v| v.weight).sum::<usize>()
+    );
     assert!(victims.iter().all(|v| v.key == v.data && v.weight >= 1));
 }
 
@@ -356,5 +372,16 @@ fn both_policies_work_behind_the_trait() {
         assert!(p.weight() <= 50);
         assert_eq!(p.evicted_len(), evicted);
         assert_eq!(p.evicted_weight(), evicted);
+
+        let present = (0..200u64)
+            .find(|&k| p.peek(k))
+            .expect("something is cached");
+        assert!(p.access_or_admit(present, present, 1).is_none());
+        let before = p.len();
+        let victims = p
+            .access_or_admit(1000, 1000, 1)
+            .expect("an absent key is admitted");
+        assert_eq!(p.len() + victims.len(), before + 1);
+        assert!(p.weight() <= 50);
     }
 }
