@@ -6,7 +6,7 @@ use larder_storage::{
     CacheMeta, HashBinary, HitHandler, MissFinishType, MissHandler, PurgeType, ResponseHeader,
 };
 
-use super::{Found, HttpCache, MissState, State, wrong_phase};
+use super::{Found, HttpCache, Inner, MissState, State, wrong_phase};
 use crate::error::{Error, Result};
 use crate::lock::{LockStatus, Locked};
 use crate::phase::NoCacheReason;
@@ -77,17 +77,23 @@ impl HttpCache {
     /// Unless the phase is `Miss` or `Expired` with a meta set, or if called twice.
     pub async fn set_miss_handler(&mut self) -> Result<()> {
         let phase = self.phase();
-        let meta = match self.state.miss_mut() {
-            Some(MissState {
-                meta: Some(meta),
-                miss_handler_set: false,
+        // The phase data and the enabled context are separate fields, borrowed together.
+        let (
+            Some(miss),
+            Some(Inner {
+                key: Some(key),
+                enabled: Some(ctx),
                 ..
-            }) => meta.clone(),
-            _ => wrong_phase("set_miss_handler", phase),
+            }),
+        ) = (self.state.miss_mut(), self.inner.as_deref_mut())
+        else {
+            wrong_phase("set_miss_handler", phase);
         };
-        let (key, ctx) = self.key_and_ctx("set_miss_handler");
+        let (Some(meta), false) = (miss.meta.as_ref(), miss.miss_handler_set) else {
+            wrong_phase("set_miss_handler", phase);
+        };
         let storage = ctx.storage;
-        let handler = storage.get_miss_handler(key, &meta, &ctx.span).await?;
+        let handler = storage.get_miss_handler(key, meta, &ctx.span).await?;
         let mut body_reader = None;
         if storage.support_streaming_partial_write() {
             let tag = handler.streaming_write_tag().map(<[u8]>::to_vec);
@@ -104,9 +110,6 @@ impl HttpCache {
                 None => return Err(Error::MissingStreamingWrite),
             }
         }
-        let Some(miss) = self.state.miss_mut() else {
-            wrong_phase("set_miss_handler", phase);
-        };
         miss.miss_handler = Some(handler);
         miss.miss_handler_set = true;
         miss.body_reader = body_reader;
