@@ -63,13 +63,15 @@ impl HttpCache {
         }
     }
 
-    /// Records what the lookup found and how to treat it: `Fresh`/`ForceFresh` → `Hit`;
-    /// `Expired`/`ForceExpired` → `Stale` (taking the lock as a stale writer, so one request
-    /// revalidates; `ForceExpired` also disables stale serving for this request, since the
-    /// entry must be validated first); `ForceMiss`/`FailedHitFilter` → the entry is dropped, the lock taken and
-    /// the phase goes back to `CacheKey` (call [`cache_miss`](Self::cache_miss) next).
-    /// A real hit counts as an access for the eviction manager and ends any lock this request
-    /// held (a write permit is released with `Done`).
+    /// Records what the lookup found and how to treat it:
+    ///
+    /// - `Fresh`/`ForceFresh` → `Hit`. The hit counts as an access for the eviction manager and
+    ///   ends any lock this request held (a write permit is released with `Done`).
+    /// - `Expired`/`ForceExpired` → `Stale`, taking the lock as a stale writer so one request
+    ///   revalidates. `ForceExpired` also disables stale serving for this request, since the
+    ///   entry must be validated first.
+    /// - `ForceMiss`/`FailedHitFilter` → the entry is dropped, the lock taken and the phase goes
+    ///   back to `CacheKey` (call [`cache_miss`](Self::cache_miss) next).
     ///
     /// # Panics
     ///
