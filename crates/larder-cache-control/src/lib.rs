@@ -44,6 +44,8 @@
 //!   junk` still forbids storing — the restrictive reading); a `delta-seconds` directive
 //!   reports [`InvalidValue::Malformed`].
 //! - An element that does not start with a name (`=5`, `"x"`, `@`) is ignored.
+//! - Only commas separate directives: `public; max-age=60` is `public` with a malformed
+//!   argument and no `max-age`, so the response gets no explicit freshness from it.
 //! - A quoted string that is never closed ends at the next comma after its opening quote, so a
 //!   stray quote cannot hide the directives after it. Each field line parses on its own.
 //! - [`CacheControl::errors`] lists everything that was malformed or invalid.

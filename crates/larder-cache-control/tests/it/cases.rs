@@ -370,3 +370,12 @@ fn serialise_keeps_case_and_quoting() {
     assert_eq!(cc.to_header_value(), input);
     assert_eq!(format!("{cc:?}").matches("Directive").count(), 4);
 }
+
+#[test]
+fn semicolon_does_not_separate_directives() {
+    let cc = CacheControl::parse(b"public; max-age=60");
+    assert!(cc.public());
+    assert!(cc.get("public").is_some_and(|d| d.is_malformed()));
+    assert_eq!(cc.max_age(), None);
+    assert_eq!(cc.len(), 1);
+}
