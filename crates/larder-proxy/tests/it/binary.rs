@@ -117,3 +117,24 @@ fn missing_upstream_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no upstream"), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_shuts_down_gracefully_on_sigterm() {
+    let origin = Origin::start(|_, _| async { respond(200, &[], "x") }).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = spawn(&["--upstream", &origin.uri(), "--listen", &listen]);
+    assert_eq!(get(&format!("http://{listen}/")).await.text(), "x");
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(status.expect("still running after SIGTERM").success());
+}

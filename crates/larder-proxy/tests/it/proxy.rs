@@ -135,3 +135,29 @@ async fn unreachable_upstream_is_502_with_cache_status() {
             .contains("larder_upstream_errors_total 1")
     );
 }
+
+#[tokio::test]
+async fn h2c_clients_are_served_and_cached() {
+    use http_body_util::{BodyExt, Full};
+    let origin =
+        Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], "h2") })
+            .await;
+    let proxy = Proxy::cached(&origin).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    for expect_hit in [false, true] {
+        let req = http::Request::get(proxy.url("/h2"))
+            .body(Full::default())
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let hit = resp.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("hit");
+        assert_eq!(hit, expect_hit);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "h2");
+    }
+    assert_eq!(origin.hits(), 1);
+}
