@@ -221,8 +221,9 @@ pub fn resp_cacheable(
 /// [`resp_cacheable`] with measured request and response times (RFC 9111 §4.2.3).
 ///
 /// The response is not stored (`Uncacheable(OriginNotCache)`) when (§3): its status is not
-/// final, or is 206 or 304 (a 304 updates a stored response: pass the merged header); `no-store` is present (unless `must-understand` is present and the status is
-/// understood, §5.2.2.3; `must-understand` with a status not understood is not stored either);
+/// final, or is 206 or 304 (a 304 updates a stored response: pass the merged header);
+/// `no-store` is present (unless `must-understand` is present and the status is understood,
+/// §5.2.2.3; `must-understand` with a status not understood is not stored either);
 /// a bare `private` is present; the request had `Authorization` and none of `public`,
 /// `s-maxage`, `must-revalidate` allows it (§3.5); it has `Vary: *`; or it has no freshness
 /// lifetime ([`freshness_lifetime`]).

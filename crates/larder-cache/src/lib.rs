@@ -18,7 +18,8 @@
 //! use http::{HeaderMap, StatusCode, header};
 //! use larder_cache::cache_control::CacheControl;
 //! use larder_cache::filters::{RespCacheable, resp_cacheable};
-//! use larder_cache::{CacheKey, CacheMetaDefaults, CachePhase, HttpCache, MemCache, ResponseHeader};
+//! use larder_cache::{CacheKey, CacheMetaDefaults, CachePhase, HttpCache, MemCache};
+//! use larder_cache::ResponseHeader;
 //!
 //! static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::STRICT;
 //!
@@ -74,7 +75,8 @@
 //! cache.enable(storage, None, None, None, None);
 //! cache.set_cache_key(key);
 //! let (meta, hit) = cache.cache_lookup().await?.expect("stored");
-//! let status = if meta.is_fresh(SystemTime::now()) { HitStatus::Fresh } else { HitStatus::Expired };
+//! let fresh = meta.is_fresh(SystemTime::now());
+//! let status = if fresh { HitStatus::Fresh } else { HitStatus::Expired };
 //! cache.cache_found(meta, hit, status);
 //! assert_eq!(cache.phase(), CachePhase::Hit);
 //! let mut body = Vec::new();

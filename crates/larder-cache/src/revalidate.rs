@@ -219,7 +219,8 @@ mod tests {
             let stored = headers(&[("content-length", "5"), ("etag", "\"a\"")]);
             let mut update = HeaderMap::new();
             for (n, v) in &fields {
-                if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+                let name = HeaderName::from_bytes(n.as_bytes());
+                if let (Ok(n), Ok(v)) = (name, HeaderValue::from_str(v)) {
                     update.append(n, v);
                 }
             }

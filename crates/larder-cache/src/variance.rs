@@ -281,7 +281,9 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
         #[test]
-        fn vary_is_any_agrees_with_vary_names(lines in proptest::collection::vec("[a-z*, \t-]{0,12}", 0..3)) {
+        fn vary_is_any_agrees_with_vary_names(
+            lines in proptest::collection::vec("[a-z*, \t-]{0,12}", 0..3),
+        ) {
             let h = headers(&lines.iter().map(|l| ("vary", l.as_str())).collect::<Vec<_>>());
             proptest::prop_assert_eq!(vary_is_any(&h), vary_names(&h) == VaryNames::Any);
         }

@@ -33,10 +33,10 @@ impl HttpCache {
     }
 
     /// Waits for the writer to release the lock, within what is left of this request's wait
-    /// budget ([`CacheOptionOverrides::wait_timeout`](crate::CacheOptionOverrides::wait_timeout), shared by every wait). Returns the
-    /// lock's status: look up again on `Done`, `TransientError`, `Dangling` or `AgeTimeout`;
-    /// go upstream uncached on `GiveUp` (`disable(CacheLockGiveUp)`) or `WaitTimeout`
-    /// (`disable(CacheLockTimeout)`).
+    /// budget ([`CacheOptionOverrides::wait_timeout`](crate::CacheOptionOverrides::wait_timeout),
+    /// shared by every wait). Returns the lock's status: look up again on `Done`,
+    /// `TransientError`, `Dangling` or `AgeTimeout`; go upstream uncached on `GiveUp`
+    /// (`disable(CacheLockGiveUp)`) or `WaitTimeout` (`disable(CacheLockTimeout)`).
     ///
     /// # Panics
     ///

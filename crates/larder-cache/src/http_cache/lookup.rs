@@ -166,7 +166,8 @@ impl HttpCache {
     ///
     /// # Panics
     ///
-    /// Unless the phase is `Hit`, `Stale`, `StaleUpdating`, `Revalidated` or `RevalidatedNoCache`, or
+    /// Unless the phase is `Hit`, `Stale`, `StaleUpdating`, `Revalidated` or
+    /// `RevalidatedNoCache`, or
     /// after [`finish_hit_handler`](Self::finish_hit_handler).
     pub fn hit_handler(&mut self) -> &mut HitHandler {
         let phase = self.phase();

@@ -236,7 +236,7 @@ proptest! {
                         break;
                     };
                     let expect = apply(&mut cache, &mut found, &mut miss_handler_set, op).await;
-                    prop_assert!(expect.is_some(), "{:?} listed as valid in {:?}", op, cache.phase());
+                    prop_assert!(expect.is_some(), "{:?} valid in {:?}", op, cache.phase());
                     if let Some(expect) = expect {
                         prop_assert_eq!(cache.phase(), expect, "after {:?}", op);
                     }
