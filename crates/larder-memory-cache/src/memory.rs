@@ -246,7 +246,7 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
             self.store.force_put(hash.key, node, weight)
         } else {
             if self.full.load(Relaxed)
-                && !self.doorkeeper.check_and_record(hash.check)
+                && !self.doorkeeper.check_and_record(hash.key)
                 // A key already cached is updated whatever the doorkeeper says.
                 && (admit == Admit::FilterAbsent || self.store.get(&hash.key).is_none())
             {
