@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use larder_cache::eviction::EvictionManager;
 use larder_cache::lock::LockStatus;
-use larder_cache::{CacheKey, CachePhase, HitStatus, NoCacheReason, Storage};
+use larder_cache::{CacheKey, CachePhase, HitStatus, HttpCache, NoCacheReason, Storage};
 
 use crate::driver::{Answer, Env, Origin, get, header_map, not_modified, ok};
 
@@ -755,5 +755,86 @@ async fn failed_lookups_do_not_stampede_the_origin() {
     assert!(
         env.storage_override
             .is_some_and(|s| s.as_any().is::<crate::flaky::FailingUntilWritten>())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_whose_vary_changed_goes_to_the_primary_slot() {
+    let env = Env::new();
+    let a1 = header_map(&[("x-a", "1")]);
+    let a2 = header_map(&[("x-a", "2")]);
+    let origin = Origin::new(vec![
+        ok(&[("cache-control", "max-age=60"), ("vary", "x-a")], b"a1"),
+        ok(&[("cache-control", "max-age=60"), ("vary", "x-b")], b"by-b"),
+    ]);
+    get(env, "/a", &a1, &origin).await;
+    // a2 misses its variant slot, but the origin now varies on x-b: the response is written
+    // to the primary slot and replaces the x-a variants.
+    let second = get(env, "/a", &a2, &origin).await;
+    assert_eq!(second.phase, CachePhase::Miss);
+    let again = get(env, "/a", &a1, &origin).await;
+    assert_eq!(
+        (again.phase, again.body.as_slice()),
+        (CachePhase::Hit, &b"by-b"[..])
+    );
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictor_remembers_uncacheable_keys() {
+    let env = Env::new();
+    let predictor: &'static larder_cache::predictor::Predictor<4> =
+        Box::leak(Box::new(larder_cache::predictor::Predictor::new(16, None)));
+    let mut cache = HttpCache::new();
+    cache.enable(env.storage, None, Some(predictor), None, None);
+    cache.set_cache_key(CacheKey::new("", "/p", ""));
+    assert!(cache.cacheable_prediction());
+    cache.response_became_uncacheable(NoCacheReason::OriginNotCache);
+    assert!(!cache.cacheable_prediction());
+    // The next request for the key bypasses, and the response turned out cacheable after all.
+    let mut next = HttpCache::new();
+    next.enable(env.storage, None, Some(predictor), None, None);
+    next.set_cache_key(CacheKey::new("", "/p", ""));
+    assert!(!next.cacheable_prediction());
+    next.bypass();
+    assert!(next.bypassing() && !next.enabled());
+    next.response_became_cacheable();
+    next.cache_miss();
+    assert_eq!(next.phase(), CachePhase::Miss);
+    assert!(next.cacheable_prediction());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessors_report_the_configuration() {
+    let mut env = Env::new();
+    env.max_file_size = Some(100);
+    let mut cache = env.cache("/a");
+    assert!(cache.storage_type_is::<larder_cache::MemCache>());
+    assert!(!cache.storage_type_is::<String>());
+    assert_eq!(cache.support_streaming_partial_write(), Some(true));
+    assert_eq!(cache.max_file_size_bytes(), Some(100));
+    assert!(cache.track_body_bytes_for_max_file_size(60));
+    assert!(!cache.exceeded_max_file_size());
+    assert!(!cache.track_body_bytes_for_max_file_size(60));
+    assert!(cache.exceeded_max_file_size());
+    // Tracking keeps working after disable (PredictedResponseTooLarge re-marking).
+    cache.disable(NoCacheReason::PredictedResponseTooLarge);
+    assert!(!cache.track_body_bytes_for_max_file_size(1));
+    assert_eq!(cache.max_file_size_bytes(), Some(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_purge_removes_the_entry() {
+    let env = Env::new();
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=60")], b"x")]);
+    get(env, "/a", &no_headers(), &origin).await;
+    let mut hit = env.cache("/a");
+    let (meta, handler) = hit.cache_lookup().await.unwrap().unwrap();
+    hit.cache_found(meta, handler, HitStatus::Fresh);
+    // Usable from any enabled phase, e.g. after an unsafe method's response.
+    assert!(hit.spawn_async_purge("test").await.unwrap().unwrap());
+    assert_eq!(
+        get(env, "/a", &no_headers(), &origin).await.phase,
+        CachePhase::Miss
     );
 }
