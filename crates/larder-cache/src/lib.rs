@@ -108,6 +108,10 @@
 //!   [`HttpCache::is_cache_locked`], call [`HttpCache::cache_lock_wait`] and look up again.
 //! - **Vary**: see [`variance`] for the lookup flow of varied entries.
 //!
+//! The crate's integration tests (`tests/it/driver.rs`) hold a complete miniature proxy loop
+//! over these calls: lookup with Vary and lock handling, hit, stale-while-revalidate with a
+//! background refresh, stale-if-error, 304 merge and the miss write with a size limit.
+//!
 //! # Where this crate follows RFC 9111 rather than pingora-cache
 //!
 //! The names and flows are pingora-cache's; the rules are the RFC's:
