@@ -200,6 +200,58 @@ pub fn serve_stale_durations(cc: &CacheControl<'_>, defaults: &CacheMetaDefaults
     )
 }
 
+/// pingora-cache's name for [`serve_stale_durations`]: the stale windows of a response
+/// (`None` Cache-Control reads as empty).
+pub fn calculate_serve_stale_durations(
+    cache_control: Option<&CacheControl<'_>>,
+    defaults: &CacheMetaDefaults,
+) -> (u32, u32) {
+    let empty = CacheControl::parse(b"");
+    serve_stale_durations(cache_control.unwrap_or(&empty), defaults)
+}
+
+/// pingora-cache's `calculate_fresh_until`: until when a response received at `now` is fresh,
+/// or `None` when it is not to be stored. Applies every rule of [`resp_cacheable_at`]
+/// (authorization, `no-store`, `private`, status, `Vary: *`, age) with `now` as both request
+/// and response time.
+pub fn calculate_fresh_until(
+    now: SystemTime,
+    cache_control: Option<&CacheControl<'_>>,
+    resp_header: &ResponseHeader,
+    authorization_present: bool,
+    defaults: &CacheMetaDefaults,
+) -> Option<SystemTime> {
+    let empty = CacheControl::parse(b"");
+    let cc = cache_control.unwrap_or(&empty);
+    decide(
+        cc,
+        false,
+        resp_header,
+        authorization_present,
+        defaults,
+        ResponseTimes::at(now),
+    )
+    .ok()
+    .map(|d| d.fresh_until)
+}
+
+/// The upstream side of a cache-enabled request, under pingora-cache's module name.
+pub mod upstream {
+    use larder_storage::CacheMeta;
+
+    /// Prepares the request a cache sends upstream (pingora-cache's
+    /// `filters::upstream::request_filter`): HEAD becomes GET, the client's preconditions and
+    /// ranges go, and the stale entry's validators (when revalidating `meta`) are added. See
+    /// [`revalidate::request_filter`](crate::revalidate::request_filter).
+    pub fn request_filter(request: &mut http::request::Parts, meta: Option<&CacheMeta>) {
+        crate::revalidate::request_filter(
+            &mut request.method,
+            &mut request.headers,
+            meta.map(CacheMeta::headers),
+        );
+    }
+}
+
 /// Decides whether a response may be stored by a shared cache and builds its meta, with the
 /// current time as both request and response time. `cache_control` is the response's
 /// `Cache-Control` (`None` if absent); `Expires` is honoured. See [`resp_cacheable_at`].
@@ -919,6 +971,37 @@ mod tests {
             run(&[("cache-control", "max-age=600, stale-if-error=1200")], s),
             Some((600, 0, 1200))
         );
+    }
+
+    #[test]
+    fn pingora_named_helpers() {
+        let h = header(200, &[("cache-control", "max-age=60, stale-if-error=9")]);
+        let cc = CacheControl::from_headers(&h.headers);
+        assert_eq!(
+            calculate_fresh_until(t(NOW), Some(&cc), &h, false, &DEFAULTS),
+            Some(t(NOW + 60))
+        );
+        assert_eq!(
+            calculate_fresh_until(t(NOW), Some(&cc), &h, true, &DEFAULTS),
+            None
+        );
+        assert_eq!(
+            calculate_serve_stale_durations(Some(&cc), &DEFAULTS),
+            (3, 9)
+        );
+        assert_eq!(calculate_serve_stale_durations(None, &DEFAULTS), (3, 5));
+
+        let (mut parts, ()) = http::Request::head("/")
+            .header("range", "bytes=0-1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let stored = header(200, &[("etag", "\"e\"")]);
+        let meta = CacheMeta::new(t(NOW), t(NOW), 0, 0, stored);
+        upstream::request_filter(&mut parts, Some(&meta));
+        assert_eq!(parts.method, Method::GET);
+        assert!(parts.headers.get("range").is_none());
+        assert_eq!(parts.headers["if-none-match"], "\"e\"");
     }
 
     #[test]
