@@ -37,6 +37,7 @@ pub struct CacheControl<'a> {
 }
 
 impl<'a> CacheControl<'a> {
+    #[inline]
     fn empty(duplicates: Duplicates) -> Self {
         CacheControl {
             entries: SmallVec::new(),
@@ -46,6 +47,7 @@ impl<'a> CacheControl<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn from_lines(
         lines: impl IntoIterator<Item = &'a [u8]>,
         sf_params: bool,
@@ -89,6 +91,7 @@ impl<'a> CacheControl<'a> {
     /// assert_eq!(cc.max_age(), Some(Ok(60)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn from_headers(headers: &'a HeaderMap) -> Self {
         Self::from_headers_named(CACHE_CONTROL, headers)
     }
@@ -96,6 +99,7 @@ impl<'a> CacheControl<'a> {
     /// Parses every field line named `name` with the `Cache-Control` syntax, for instance a
     /// targeted field (RFC 9213) when its Structured Field checks are not wanted; see
     /// [`targeted`](crate::targeted) for the RFC 9213 rules.
+    #[inline]
     pub fn from_headers_named(name: impl AsHeaderName, headers: &'a HeaderMap) -> Self {
         Self::from_lines(
             headers.get_all(name).iter().map(HeaderValue::as_bytes),
@@ -114,6 +118,7 @@ impl<'a> CacheControl<'a> {
     /// assert_eq!(cc.no_cache_field_names().map(Iterator::collect), Some(vec!["set-cookie"]));
     /// assert_eq!(cc.max_age(), Some(Ok(0)));
     /// ```
+    #[inline]
     pub fn parse(value: &'a [u8]) -> Self {
         Self::from_lines([value], false, Duplicates::First)
     }
@@ -142,6 +147,7 @@ impl<'a> CacheControl<'a> {
         self.index[kind as usize] != 0
     }
 
+    #[inline]
     fn delta(&self, kind: Kind) -> Option<Result<u32, InvalidValue>> {
         self.entry(kind)
             .map(|e| Directive::from_entry(e).delta_seconds())
@@ -150,6 +156,7 @@ impl<'a> CacheControl<'a> {
     /// `max-age` (RFC 9111 §5.2.1.1 request, §5.2.2.1 response): `None` when absent,
     /// `Some(Err(_))` when present with an invalid value (treat the response as stale,
     /// §4.2.1), otherwise the seconds, saturated at 2147483648 (§1.2.2).
+    #[inline]
     pub fn max_age(&self) -> Option<Result<u32, InvalidValue>> {
         self.delta(Kind::MaxAge)
     }

@@ -86,6 +86,7 @@ impl<'a> Directive<'a> {
     /// # Errors
     ///
     /// [`InvalidValue`] says why the argument is not a non-negative whole number.
+    #[inline]
     pub fn delta_seconds(&self) -> Result<u32, InvalidValue> {
         match self.value {
             RawValue::None => Err(InvalidValue::Missing),
@@ -140,6 +141,7 @@ fn unescape(q: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Parses `delta-seconds = 1*DIGIT` (RFC 9111 §1.2.2), saturating at [`DELTA_SECONDS_MAX`].
+#[inline]
 pub(crate) fn delta_seconds(b: &[u8]) -> Result<u32, InvalidValue> {
     let (negative, digits) = match b {
         [b'-', rest @ ..] => (true, rest),
