@@ -234,9 +234,10 @@ impl<T, const N: usize> Lru<T, N> {
     ///
     /// `weight` is clamped to at least 1. Eviction first takes the tail of the key's own shard,
     /// under the lock already held, as long as that shard is not shorter than the average shard;
-    /// the rest comes from [`Lru::evict_to_limit`]. The new entry itself is evicted only if it
-    /// alone exceeds the limit. With one shard the victims are exactly the least recently used
-    /// entries, oldest first.
+    /// the rest comes from the balanced loop of [`Lru::evict_to_limit`]. The new entry itself is
+    /// evicted only when nothing else is left (it alone exceeds a limit). With one shard the
+    /// victims are exactly the least recently used entries, oldest first. Replaced data is
+    /// dropped, not returned.
     pub fn admit_and_evict(&self, key: u64, data: T, weight: usize) -> Vec<Evicted<T>> {
         let mut evicted = Vec::new();
         self.admit_and_evict_with(key, data, weight, |e| evicted.push(e));
