@@ -458,6 +458,16 @@ impl<T, const N: usize> Lru<T, N> {
             .promote(key)
     }
 
+    /// Promotes `key` unless it is already among the `top` most recently used entries of its
+    /// shard, in which case the order is left as it is. Returns whether the key was present.
+    ///
+    /// This trades strict LRU order near the head for fewer writes on very hot keys; the check
+    /// walks up to `top` nodes, so keep `top` small (plain [`Lru::promote`] is usually as fast).
+    pub fn promote_top_n(&self, key: u64, top: usize) -> bool {
+        let mut unit = self.slots[Self::shard_for_key(key)].unit.lock();
+        unit.is_near_head(key, top) || unit.promote(key)
+    }
+
     /// Adds `delta` to the weight of `key` and promotes it. With `max_weight` the weight does not
     /// grow past it (a weight already above it is kept). Does not evict: call
     /// [`Lru::evict_to_limit`] afterwards.
@@ -706,6 +716,31 @@ mod tests {
         assert_eq!(lru.evict_shard(6), Some((20, 1)));
         assert_eq!(lru.evict_shard(1), None);
         assert_eq!(lru.evicted_len(), 1);
+    }
+
+    #[test]
+    fn promote_top_n_leaves_near_head_entries_in_place() {
+        let lru: Lru<(), 1> = Lru::with_capacity(10, 4);
+        for k in 1..=4 {
+            lru.admit(k, (), 1);
+        }
+        assert!(lru.promote_top_n(3, 2));
+        assert_eq!(lru.shard_keys(0), [4, 3, 2, 1]);
+        assert!(lru.promote_top_n(1, 2));
+        assert_eq!(lru.shard_keys(0), [1, 4, 3, 2]);
+        assert!(!lru.promote_top_n(9, 2));
+    }
+
+    #[test]
+    fn promote_or_admit_tracks_without_evicting() {
+        let lru: Lru<u64, 1> = Lru::with_capacity(1, 4);
+        assert!(!lru.promote_or_admit(1, 1, || 10));
+        assert!(!lru.promote_or_admit(2, 1, || 20));
+        assert_eq!((lru.len(), lru.weight()), (2, 2));
+        assert!(lru.promote_or_admit(1, 5, || unreachable!("present keys build no data")));
+        assert_eq!(lru.shard_keys(0), [1, 2]);
+        assert_eq!(lru.peek_weight(1), Some(1));
+        assert_eq!(lru.evict_to_limit(), [(20, 1)]);
     }
 
     #[test]

@@ -206,6 +206,22 @@ impl<T> Shard<T> {
         }
     }
 
+    /// Whether `key` is among the `n` most recently used entries (walks at most `n` nodes).
+    pub(crate) fn is_near_head(&self, key: u64, n: usize) -> bool {
+        let mut i = self.head;
+        for _ in 0..n {
+            if i == NIL {
+                return false;
+            }
+            let node = &self.nodes[i as usize];
+            if node.key == key {
+                return true;
+            }
+            i = node.next;
+        }
+        false
+    }
+
     /// Moves `key` to the head if present (returns `true`); otherwise inserts `make()` with
     /// `weight` at the head (returns `false`). One table lookup either way.
     #[inline]
@@ -408,6 +424,20 @@ mod tests {
         assert!(!s.insert_tail(1, 1, 1));
         assert_eq!(s.keys(), [1, 2]);
         assert_eq!(s.peek_lru(), Some((2, &2, 1)));
+    }
+
+    #[test]
+    fn is_near_head_looks_at_the_first_n_only() {
+        let mut s = Shard::with_capacity(4);
+        for k in 1..=4 {
+            s.admit(k, (), 1);
+        }
+        assert!(s.is_near_head(4, 1));
+        assert!(s.is_near_head(3, 2));
+        assert!(!s.is_near_head(2, 2));
+        assert!(s.is_near_head(1, 10));
+        assert!(!s.is_near_head(9, 10));
+        assert!(!s.is_near_head(4, 0));
     }
 
     #[test]
