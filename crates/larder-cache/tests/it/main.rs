@@ -5,3 +5,4 @@ mod flaky;
 mod flows;
 mod model;
 mod phases;
+mod tables;
