@@ -30,8 +30,7 @@ use blake2::{Blake2b, Digest};
 use http::header::VARY;
 use http::{HeaderMap, HeaderName};
 
-/// A 128-bit hash, as used for cache keys and variances.
-pub type HashBinary = [u8; 16];
+pub use larder_storage::HashBinary;
 
 /// Builds a variance hash from header names and values. Insertion order does not matter; a
 /// repeated name overwrites the earlier value.
