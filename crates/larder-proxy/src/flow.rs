@@ -228,6 +228,9 @@ async fn run<H: CacheHooks, I: Inner>(
                     invalidate(shared, &req, &parts.headers).await;
                 }
                 let status = status.fwd_status(parts.status);
+                if req.method == Method::POST {
+                    return store_post(shared, &req, parts, body, status).await;
+                }
                 (Response::from_parts(parts, body), status)
             }
             Err(e) => {
@@ -251,6 +254,70 @@ async fn run<H: CacheHooks, I: Inner>(
         must_revalidate: false,
     };
     flow.lookup(cache, body).await
+}
+
+/// Stores a POST response for later GETs of the same URI when it says it is that URI's
+/// representation (`Content-Location` naming the request target) and has explicit freshness
+/// (RFC 9110 §9.3.3, RFC 9111 §3). Anything else passes through untouched.
+async fn store_post<H: CacheHooks>(
+    shared: &Shared<H>,
+    req: &Parts,
+    parts: http::response::Parts,
+    body: ProxyBody,
+    status: CacheStatus,
+) -> Answer {
+    let same_uri = parts
+        .headers
+        .get(header::CONTENT_LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| same_host_target(req, v))
+        .is_some_and(|uri| Some(uri.path_and_query()) == Some(req.uri.path_and_query()));
+    let explicit = {
+        let cc = larder_cache::cache_control::CacheControl::from_headers(&parts.headers);
+        cc.max_age().is_some()
+            || cc.s_maxage().is_some()
+            || parts.headers.contains_key(header::EXPIRES)
+    };
+    if !same_uri || !explicit || parts.status != StatusCode::OK || shared.config.storage.is_none() {
+        return (Response::from_parts(parts, body), status);
+    }
+    let mut target = req.clone();
+    target.method = Method::GET;
+    let Some(key) = shared.hooks.cache_key_callback(&target) else {
+        return (Response::from_parts(parts, body), status);
+    };
+    let times = ResponseTimes::at(SystemTime::now());
+    let header = ResponseHeader::from(&parts);
+    let RespCacheable::Cacheable(meta) =
+        shared
+            .hooks
+            .response_cache_filter(&target, &header, &shared.config, times)
+    else {
+        return (Response::from_parts(parts, body), status);
+    };
+    let mut cache = HttpCache::new();
+    enable(shared, &mut cache, false);
+    cache.set_cache_key(key);
+    cache.cache_miss();
+    let variance = shared.hooks.cache_vary_filter(&meta, &target);
+    cache.set_cache_meta(meta);
+    cache.update_variance(variance);
+    if let Err(e) = cache.set_miss_handler().await {
+        tracing::warn!(error = %e, "could not store a POST response");
+        return (Response::from_parts(parts, body), status);
+    }
+    let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
+    tokio::spawn(pump_upstream(
+        Some(cache),
+        body,
+        Some(tx),
+        None,
+        Arc::clone(&shared.metrics),
+    ));
+    (
+        Response::from_parts(parts, body::boxed(rx)),
+        status.stored(true),
+    )
 }
 
 /// Removes the stored responses for the request's URI and for same-host `Location` and
@@ -1184,6 +1251,20 @@ mod tests {
         }
         for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
             assert!(!is_unsafe(&m), "{m}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any Location value: no panic, and a target is only ever on the request's host.
+        #[test]
+        fn location_targets_never_leave_the_host(v in "[ -~]{0,40}") {
+            let req = parts("/dir/page", "example.com");
+            if let Some(uri) = same_host_target(&req, &v) {
+                proptest::prop_assert!(uri.authority().is_none(), "{uri}");
+                proptest::prop_assert!(uri.path().starts_with('/'), "{uri}");
+            }
         }
     }
 }

@@ -84,4 +84,31 @@ mod tests {
         let all: Vec<_> = h.get_all(header::VIA).iter().collect();
         assert_eq!(all, ["2 larder", "1.1 larder"]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any Connection value: no panic, and every valid name it lists is gone afterwards.
+        #[test]
+        fn connection_named_fields_are_always_removed(conn in "[ -~]{0,60}") {
+            let Ok(value) = HeaderValue::from_str(&conn) else { return Ok(()); };
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, value);
+            let names: Vec<HeaderName> = conn
+                .split(',')
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                .collect();
+            for n in &names {
+                h.insert(n.clone(), HeaderValue::from_static("1"));
+            }
+            h.insert("x-end-to-end", HeaderValue::from_static("1"));
+            remove_hop_by_hop(&mut h);
+            for n in &names {
+                proptest::prop_assert!(!h.contains_key(n), "{n} kept");
+            }
+            proptest::prop_assert!(
+                h.contains_key("x-end-to-end") || names.iter().any(|n| n == "x-end-to-end")
+            );
+        }
+    }
 }

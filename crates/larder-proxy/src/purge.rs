@@ -82,4 +82,20 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Arbitrary Authorization bytes never panic and never pass unless they carry the token.
+        #[test]
+        fn arbitrary_authorization_never_passes_by_accident(v in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut h = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&v) {
+                h.insert(AUTHORIZATION, value);
+            }
+            let allowed = check_bearer(&h, Some("tok3n")) == PurgeAuth::Allowed;
+            let text = String::from_utf8_lossy(&v);
+            proptest::prop_assert!(!allowed || text.trim().ends_with("tok3n"));
+        }
+    }
 }

@@ -805,3 +805,47 @@ async fn stale_is_served_when_the_origin_drops_the_connection_unless_forbidden()
         assert_eq!(refused.status, 502, "{forbidden}");
     }
 }
+
+#[tokio::test]
+async fn post_response_naming_its_uri_answers_later_gets() {
+    let origin = Origin::start(|parts, _| async move {
+        if parts.method == Method::POST {
+            let path = parts.uri.path().to_owned();
+            let cl = if path == "/post" {
+                "/post"
+            } else {
+                "/elsewhere"
+            };
+            respond(
+                200,
+                &[("cache-control", "max-age=60"), ("content-location", cl)],
+                "posted",
+            )
+        } else {
+            respond(200, &[], "fetched")
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let post = send_body(
+        Method::POST,
+        &proxy.url("/post"),
+        &[],
+        Bytes::from_static(b"f=1"),
+    )
+    .await;
+    assert_eq!(post.text(), "posted");
+    let hit = get(&proxy.url("/post")).await;
+    assert_eq!(hit.text(), "posted");
+    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    // Content-Location naming another URI: not stored.
+    send_body(
+        Method::POST,
+        &proxy.url("/other"),
+        &[],
+        Bytes::from_static(b"f=1"),
+    )
+    .await;
+    assert_eq!(get(&proxy.url("/other")).await.text(), "fetched");
+    assert_eq!(origin.hits(), 3);
+}

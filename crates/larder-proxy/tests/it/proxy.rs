@@ -161,3 +161,23 @@ async fn h2c_clients_are_served_and_cached() {
     }
     assert_eq!(origin.hits(), 1);
 }
+
+#[tokio::test]
+async fn malformed_request_gets_400_and_the_proxy_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start(|_, _| async { respond(200, &[], "ok") }).await;
+    let proxy = Proxy::start(&origin, CacheConfig::default()).await;
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n"[..],
+        b"\x00\x01\x02 nonsense\r\n\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
+    }
+    assert_eq!(get(&proxy.url("/")).await.text(), "ok");
+    assert_eq!(origin.hits(), 1);
+}
