@@ -1,0 +1,88 @@
+//! Cache hits through Redis next to hits in memory: lookup plus reading the whole body, for
+//! 1 KiB and 64 KiB bodies. Starts its own `redis-server` on a free port (like the tests).
+//!
+//! `cargo bench -p larder-storage-redis --bench redis_hits`
+
+// Bench code: a failed unwrap is a broken bench.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, missing_docs)]
+
+#[path = "../tests/it/server.rs"]
+#[allow(dead_code)] // The bench uses part of the test harness.
+mod server;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use http::StatusCode;
+use larder_storage::{CacheKey, CacheMeta, MemCache, ResponseHeader, Storage};
+use larder_storage_redis::{RedisConfig, RedisStorage};
+use tracing::Span;
+
+type Backend = &'static (dyn Storage + Sync);
+
+async fn fill(storage: Backend, key: &CacheKey, size: usize) {
+    let span = Span::none();
+    let now = SystemTime::now();
+    let meta = CacheMeta::new(
+        now + Duration::from_hours(1),
+        now,
+        0,
+        0,
+        ResponseHeader::new(StatusCode::OK),
+    );
+    let mut miss = storage.get_miss_handler(key, &meta, &span).await.unwrap();
+    miss.write_body(Bytes::from(vec![7u8; size]), true)
+        .await
+        .unwrap();
+    miss.finish().await.unwrap();
+}
+
+async fn hit(storage: Backend, key: &CacheKey) -> usize {
+    let span = Span::none();
+    let (_, mut hit) = storage.lookup(key, &span).await.unwrap().unwrap();
+    let mut read = 0;
+    while let Some(chunk) = hit.read_body().await.unwrap() {
+        read += chunk.len();
+    }
+    hit.finish(storage, key, &span).await.unwrap();
+    read
+}
+
+fn hits(c: &mut Criterion) {
+    let server = server::RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let redis: &'static RedisStorage = Box::leak(Box::new(
+        rt.block_on(RedisStorage::new(RedisConfig::new(server.url())))
+            .unwrap(),
+    ));
+    let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
+    let mut group = c.benchmark_group("hit");
+    for size in [1024, 64 * 1024] {
+        let key = CacheKey::new("", format!("object-{size}"), "");
+        group.throughput(Throughput::Bytes(size as u64));
+        for (name, storage) in [("memory", memory as Backend), ("redis", redis as Backend)] {
+            rt.block_on(fill(storage, &key, size));
+            group.bench_with_input(
+                BenchmarkId::new(name, format!("{}KiB", size / 1024)),
+                &key,
+                |b, key| {
+                    b.to_async(&rt)
+                        .iter(|| async { assert_eq!(hit(storage, key).await, size) });
+                },
+            );
+        }
+    }
+    group.finish();
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = hits
+}
+criterion_main!(benches);

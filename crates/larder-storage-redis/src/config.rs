@@ -1,0 +1,107 @@
+//! [`RedisConfig`]: where the cache lives in Redis and how long to wait for it.
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Settings of a [`RedisStorage`](crate::RedisStorage).
+///
+/// Start from [`RedisConfig::new`] and change the fields that matter:
+///
+/// ```
+/// use std::time::Duration;
+/// use larder_storage_redis::RedisConfig;
+///
+/// let mut config = RedisConfig::new("redis://127.0.0.1:6379");
+/// config.prefix = "edge-cache:".into();
+/// config.timeout = Duration::from_millis(100);
+/// assert_eq!(config.chunk_size, 64 * 1024);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The server, as a `redis://host:port/db` URL (`rediss://` needs a TLS build of the
+    /// `redis` crate, which this crate does not enable).
+    pub url: String,
+    /// Prepended to every key, so several caches (or other data) can share one Redis.
+    /// Default `"larder:"`.
+    pub prefix: String,
+    /// The size of the body chunks, each stored under its own key. Bodies stream in and out
+    /// one chunk at a time. Default 64 KiB.
+    pub chunk_size: usize,
+    /// The longest any one Redis call may take (each pipeline or script counts as one call).
+    /// A call that takes longer fails with [`Error::Timeout`]: lookups become misses, writes
+    /// are dropped. Default 250 ms.
+    pub timeout: Duration,
+    /// The longest one connection attempt may take. Default 1 s.
+    pub connect_timeout: Duration,
+    /// How long the body chunks of an unfinished write live. A write must finish within this
+    /// time (it is dropped otherwise), and the chunks of an abandoned write vanish after it.
+    /// Also how long an invalidation is remembered to stop writes that started before it.
+    /// Default 5 minutes.
+    pub part_ttl: Duration,
+    /// The least time a stored entry lives, however stale it is already. Responses that are
+    /// stored stale on purpose (`no-cache` with validators) stay revalidatable this long.
+    /// Default 60 s.
+    pub min_ttl: Duration,
+    /// How long an entry is kept past `fresh_until` plus its largest stale window (for
+    /// conditional revalidation). Default 0.
+    pub stale_retention: Duration,
+    /// How long the chunks of a replaced entry stay readable, so hits that are streaming
+    /// them when a newer version is published can finish. Default 60 s.
+    pub replace_grace: Duration,
+    /// How many chunks a hit fetches per round trip. Default 4.
+    pub read_ahead: usize,
+}
+
+impl RedisConfig {
+    /// The defaults, for the server at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            prefix: "larder:".to_owned(),
+            chunk_size: 64 * 1024,
+            timeout: Duration::from_millis(250),
+            connect_timeout: Duration::from_secs(1),
+            part_ttl: Duration::from_mins(5),
+            min_ttl: Duration::from_mins(1),
+            stale_retention: Duration::ZERO,
+            replace_grace: Duration::from_mins(1),
+            read_ahead: 4,
+        }
+    }
+
+    /// Checks the settings (the URL is checked when connecting).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a zero chunk size, read-ahead, timeout or part TTL, or a
+    /// chunk size above Redis' 512 MiB string limit.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |reason: &str| {
+            Err(Error::InvalidConfig {
+                reason: reason.to_owned(),
+            })
+        };
+        if self.chunk_size == 0 {
+            return fail("chunk_size must not be zero");
+        }
+        if self.chunk_size > MAX_CHUNK_SIZE {
+            return fail("chunk_size must be at most 512 MiB");
+        }
+        if self.read_ahead == 0 {
+            return fail("read_ahead must not be zero");
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return fail("timeouts must not be zero");
+        }
+        if self.part_ttl < Duration::from_millis(1) {
+            return fail("part_ttl must be at least 1 ms");
+        }
+        Ok(())
+    }
+}
+
+/// Redis' limit on the size of one string value.
+pub(crate) const MAX_CHUNK_SIZE: usize = 512 * 1024 * 1024;

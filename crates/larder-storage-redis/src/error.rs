@@ -1,0 +1,70 @@
+//! The crate's error type.
+
+use std::time::Duration;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong talking to Redis or reading an entry back from it.
+///
+/// The [`Storage`](larder_storage::Storage) methods return these wrapped in
+/// [`larder_storage::Error::Backend`]; find them again with
+/// [`std::error::Error::source`] or `downcast_ref`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis URL or another setting of [`RedisConfig`](crate::RedisConfig) is unusable.
+    /// Caused by the configuration.
+    #[error("invalid redis storage config: {reason}")]
+    InvalidConfig {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Redis answered with an error or the connection failed. Caused by the server or the
+    /// network.
+    #[error("redis command failed")]
+    Redis(#[source] redis::RedisError),
+    /// Redis did not answer within the configured timeout. Caused by the server or the
+    /// network.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A body chunk of an entry being read is gone (the entry was purged, replaced a while
+    /// ago, or evicted by Redis): the body read so far is truncated.
+    #[error("chunk {index} of a cached body is missing")]
+    MissingChunk {
+        /// Which chunk.
+        index: usize,
+    },
+    /// An entry in Redis does not have the layout this crate writes. Caused by the storage
+    /// contents (another program writing under the prefix, or a corrupted entry).
+    #[error("corrupt redis cache entry: {reason}")]
+    CorruptEntry {
+        /// What does not fit.
+        reason: &'static str,
+    },
+    /// The body chunks of a write expired or vanished before the write finished (the write
+    /// took longer than [`RedisConfig::part_ttl`](crate::RedisConfig::part_ttl)), so
+    /// nothing was stored.
+    #[error("cache write parts expired before the write finished")]
+    PartsExpired,
+}
+
+impl Error {
+    /// Whether the error means Redis could not be reached or was too slow (rather than bad
+    /// data).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Redis(_) | Error::Timeout(_))
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        Error::Redis(e)
+    }
+}
+
+impl From<Error> for larder_storage::Error {
+    fn from(e: Error) -> Self {
+        larder_storage::Error::Backend(Box::new(e))
+    }
+}

@@ -1,0 +1,67 @@
+//! A shared cache tier on Redis: [`RedisStorage`] is a larder
+//! [`Storage`](larder_storage::Storage) that many proxies point at, so an object fetched
+//! through one of them is a hit on all of them.
+//!
+//! - [`RedisStorage`]: entries as a meta hash plus body chunks (64 KiB by default), published
+//!   atomically when complete, expiring with their freshness, read lazily with seeking.
+//! - [`RedisConfig`]: the server URL, key prefix, chunk size, timeouts and expiry knobs.
+//! - [`RedisStats`]: counters of hits, misses, failures and writes, for metrics.
+//!
+//! Redis being down or slow never stalls a request for longer than
+//! [`RedisConfig::timeout`]: lookups fail (a proxy serves from upstream), writes are
+//! dropped, and caching resumes by itself when the server is back.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::{Duration, SystemTime};
+//! use bytes::Bytes;
+//! use larder_storage::{CacheKey, CacheMeta, ResponseHeader, Storage};
+//! use larder_storage_redis::{RedisConfig, RedisStorage};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let mut config = RedisConfig::new("redis://127.0.0.1:6379");
+//! config.timeout = Duration::from_millis(100);
+//! let storage: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config).await?));
+//! storage.ping().await?;
+//!
+//! let span = tracing::Span::none();
+//! let key = CacheKey::new("", "https://example.com/", "");
+//! let now = SystemTime::now();
+//! let meta = CacheMeta::new(now + Duration::from_secs(60), now, 0, 0,
+//!     ResponseHeader::new(http::StatusCode::OK));
+//!
+//! let mut miss = storage.get_miss_handler(&key, &meta, &span).await?;
+//! miss.write_body(Bytes::from_static(b"hello"), true).await?;
+//! miss.finish().await?;
+//!
+//! // Any proxy sharing this Redis now finds the entry.
+//! let (_meta, mut hit) = storage.lookup(&key, &span).await?.expect("stored");
+//! assert_eq!(hit.read_body().await?.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(storage.stats().hits, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Running a fleet on one Redis
+//!
+//! Point every proxy at the same server and prefix. Give Redis a memory limit and an
+//! eviction policy (`maxmemory 4gb`, `maxmemory-policy volatile-lru`: every key this crate
+//! writes has an expiry), and no persistence if the cache may start empty
+//! (`--save '' --appendonly no`). Keep [`RedisConfig::timeout`] small (the default 250 ms)
+//! so an unreachable Redis costs little per request. A purge through any proxy removes the
+//! entry for all of them.
+
+mod config;
+mod error;
+mod hit;
+mod miss;
+mod scripts;
+mod stats;
+mod storage;
+
+pub use config::RedisConfig;
+pub use error::{Error, Result};
+pub use stats::RedisStats;
+pub use storage::RedisStorage;

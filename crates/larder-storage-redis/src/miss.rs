@@ -1,0 +1,199 @@
+//! [`RedisMiss`]: writes a body into Redis chunk by chunk and publishes it when finished.
+
+use bytes::{Bytes, BytesMut};
+use larder_storage::{HandleMiss, MissFinishType};
+
+use crate::stats::inc;
+use crate::storage::EntryKeys;
+use crate::{Error, RedisStorage, Result};
+
+/// The miss handler of a [`RedisStorage`]: full chunks go out as they fill up, the meta is
+/// published by [`finish`](HandleMiss::finish). Dropping it unfinished deletes the chunks
+/// sent so far (best effort; they expire anyway).
+pub(crate) struct RedisMiss {
+    storage: &'static RedisStorage,
+    keys: EntryKeys,
+    version: String,
+    meta: Vec<u8>,
+    expire_at_ms: u64,
+    /// The invalidation marker seen when the write started (empty for none).
+    marker: Vec<u8>,
+    /// The start of a chunk not yet full.
+    partial: BytesMut,
+    /// Chunks sent so far.
+    sent: usize,
+    /// Body bytes written so far.
+    len: usize,
+    eof: bool,
+    /// Set once `finish` runs: `Drop` then leaves the parts alone.
+    done: bool,
+}
+
+impl RedisMiss {
+    pub(crate) fn new(
+        storage: &'static RedisStorage,
+        keys: EntryKeys,
+        version: String,
+        meta: Vec<u8>,
+        expire_at_ms: u64,
+        marker: Vec<u8>,
+    ) -> Self {
+        RedisMiss {
+            storage,
+            keys,
+            version,
+            meta,
+            expire_at_ms,
+            marker,
+            partial: BytesMut::new(),
+            sent: 0,
+            len: 0,
+            eof: false,
+            done: false,
+        }
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.storage.config().chunk_size
+    }
+
+    /// Cuts `data` into full chunks (without copying where it can), keeping the rest.
+    fn full_chunks(&mut self, mut data: Bytes) -> Vec<Bytes> {
+        let size = self.chunk_size();
+        let mut ready = Vec::new();
+        if !self.partial.is_empty() {
+            let take = (size - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data.split_to(take));
+            if self.partial.len() == size {
+                ready.push(self.partial.split().freeze());
+            }
+        }
+        while data.len() >= size {
+            ready.push(data.split_to(size));
+        }
+        if !data.is_empty() {
+            self.partial.extend_from_slice(&data);
+        }
+        ready
+    }
+
+    /// Sends `chunks` in one pipeline, each with the short expiry of unfinished parts.
+    async fn send(&mut self, chunks: Vec<Bytes>) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let ttl_ms = u64::try_from(self.storage.config().part_ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut pipe = redis::pipe();
+        for (i, chunk) in chunks.iter().enumerate() {
+            pipe.cmd("SET")
+                .arg(self.keys.chunk(&self.version, self.sent + i))
+                .arg(chunk.as_ref())
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        let mut conn = self.storage.connection();
+        // Count the chunks as sent before the answer: if the call fails midway, `Drop`
+        // still deletes whatever made it.
+        self.sent += chunks.len();
+        self.storage
+            .call(async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    /// Sends the last chunk and runs the publish script; returns its status (1 published,
+    /// -1 invalidated meanwhile, -2 a chunk is missing).
+    async fn publish(&mut self) -> Result<i64> {
+        if !self.partial.is_empty() {
+            let last = self.partial.split().freeze();
+            self.send(vec![last]).await?;
+        }
+        let grace_ms =
+            u64::try_from(self.storage.config().replace_grace.as_millis()).unwrap_or(u64::MAX);
+        let mut invocation = self.storage.publish_script().prepare_invoke();
+        invocation
+            .key(self.keys.meta())
+            .key(self.keys.marker())
+            .arg(&self.keys.base)
+            .arg(&self.version)
+            .arg(&self.meta)
+            .arg(self.len)
+            .arg(self.chunk_size())
+            .arg(self.sent)
+            .arg(self.expire_at_ms)
+            .arg(&self.marker)
+            .arg(grace_ms);
+        let mut conn = self.storage.connection();
+        self.storage
+            .call(async move { invocation.invoke_async(&mut conn).await })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl HandleMiss for RedisMiss {
+    async fn write_body(&mut self, data: Bytes, eof: bool) -> larder_storage::Result<()> {
+        if self.eof && !data.is_empty() {
+            return Err(larder_storage::Error::WriteAfterEnd);
+        }
+        self.len += data.len();
+        let mut chunks = self.full_chunks(data);
+        if eof {
+            self.eof = true;
+            if !self.partial.is_empty() {
+                chunks.push(self.partial.split().freeze());
+            }
+        }
+        self.send(chunks).await.map_err(|e| {
+            tracing::debug!(error = %e, key = %self.keys.base, "redis cache write failed");
+            e.into()
+        })
+    }
+
+    async fn finish(mut self: Box<Self>) -> larder_storage::Result<MissFinishType> {
+        self.done = true;
+        let result = match self.publish().await {
+            Ok(1) => {
+                inc(&self.storage.counters().writes_stored);
+                return Ok(MissFinishType::Created(self.len + self.meta.len()));
+            }
+            Ok(-1) => larder_storage::Error::WritePurged,
+            Ok(-2) => Error::PartsExpired.into(),
+            Ok(_) => Error::CorruptEntry {
+                reason: "publish script returned an unknown status",
+            }
+            .into(),
+            Err(e) => e.into(),
+        };
+        inc(&self.storage.counters().writes_dropped);
+        tracing::debug!(error = %result, key = %self.keys.base, "redis cache write not stored");
+        Err(result)
+    }
+}
+
+impl Drop for RedisMiss {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        inc(&self.storage.counters().writes_dropped);
+        if self.sent == 0 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut cmd = redis::cmd("DEL");
+        for index in 0..self.sent {
+            cmd.arg(self.keys.chunk(&self.version, index));
+        }
+        let storage = self.storage;
+        let mut conn = storage.connection();
+        runtime.spawn(async move {
+            // Best effort: the parts expire by themselves if this fails.
+            let _ = storage
+                .call(async move { cmd.query_async::<()>(&mut conn).await })
+                .await;
+        });
+    }
+}

@@ -1,0 +1,649 @@
+//! `RedisStorage` against a real server: the contract, the layout, expiry and failures.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::StatusCode;
+use larder_storage::{CacheKey, CacheMeta, PurgeType, ResponseHeader, Storage};
+use larder_storage_redis::{RedisConfig, RedisStorage};
+use redis::AsyncCommands;
+use tracing::Span;
+
+use crate::contract::{self, read_all, store};
+use crate::server::RedisServer;
+
+const KIB: usize = 1024;
+
+async fn storage_with(
+    server: &RedisServer,
+    tune: impl FnOnce(&mut RedisConfig),
+) -> &'static RedisStorage {
+    let mut config = RedisConfig::new(server.url());
+    tune(&mut config);
+    let storage = RedisStorage::new(config).await.unwrap();
+    storage.ping().await.unwrap();
+    Box::leak(Box::new(storage))
+}
+
+async fn storage(server: &RedisServer) -> &'static RedisStorage {
+    storage_with(server, |_| {}).await
+}
+
+/// A direct connection for looking at the keys.
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn all_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut keys: Vec<String> = conn.keys("*").await.unwrap();
+    keys.sort();
+    keys
+}
+
+fn fresh_meta(fresh_for: Duration, swr: u32, sie: u32) -> CacheMeta {
+    let now = SystemTime::now();
+    CacheMeta::new(
+        now + fresh_for,
+        now,
+        swr,
+        sie,
+        ResponseHeader::new(StatusCode::OK),
+    )
+}
+
+/// A body whose bytes tell their offset apart.
+fn body(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 7 + i / 251) % 256).unwrap())
+        .collect()
+}
+
+/// Writes `data` in pieces of `piece` bytes (not aligned with chunks) and finishes.
+async fn store_in_pieces(
+    storage: &'static RedisStorage,
+    key: &CacheKey,
+    meta: &CacheMeta,
+    data: &[u8],
+    piece: usize,
+) {
+    let span = Span::none();
+    let mut miss = storage.get_miss_handler(key, meta, &span).await.unwrap();
+    for part in data.chunks(piece) {
+        miss.write_body(Bytes::copy_from_slice(part), false)
+            .await
+            .unwrap();
+    }
+    miss.write_body(Bytes::new(), true).await.unwrap();
+    miss.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn storage_contract_holds_on_redis() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    contract::run_all(storage, "contract").await;
+}
+
+#[tokio::test]
+async fn storage_contract_holds_with_tiny_chunks() {
+    // Three-byte chunks make every contract body span several chunks.
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| {
+        c.chunk_size = 3;
+        c.read_ahead = 2;
+    })
+    .await;
+    contract::run_all(storage, "tiny").await;
+}
+
+#[tokio::test]
+async fn multi_chunk_body_is_stored_in_chunks_and_streams_back() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let key = CacheKey::new("", "big", "");
+    let data = body(300 * KIB);
+    store_in_pieces(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &data,
+        10_000,
+    )
+    .await;
+
+    // One meta key plus ceil(300 / 64) = 5 chunks, the last one 300 - 4 * 64 = 44 KiB.
+    let keys = storage.entry_keys(&key.to_compact()).await.unwrap();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    let mut conn = raw(&server).await;
+    let last: Vec<u8> = conn.get(&keys[5]).await.unwrap();
+    assert_eq!(last.len(), 44 * KIB);
+    assert_eq!(all_keys(&mut conn).await.len(), 6);
+
+    let (_, mut hit) = storage.lookup(&key, &Span::none()).await.unwrap().unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = hit.read_body().await.unwrap() {
+        assert!(chunk.len() <= 64 * KIB, "reads come a chunk at a time");
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, data);
+    assert_eq!(
+        hit.get_eviction_weight(),
+        data.len() + weight_of_meta(storage, &key).await
+    );
+}
+
+async fn weight_of_meta(storage: &'static RedisStorage, key: &CacheKey) -> usize {
+    let (meta, _) = storage.lookup(key, &Span::none()).await.unwrap().unwrap();
+    meta.serialize().unwrap().len()
+}
+
+#[tokio::test]
+async fn seek_reads_ranges_across_chunk_boundaries() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let key = CacheKey::new("", "ranges", "");
+    let data = body(300 * KIB);
+    store_in_pieces(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &data,
+        64 * KIB + 1,
+    )
+    .await;
+
+    let (_, mut hit) = storage.lookup(&key, &Span::none()).await.unwrap().unwrap();
+    assert!(hit.can_seek());
+    for (start, end) in [
+        (65_000, Some(140_000)),
+        (64 * KIB, Some(128 * KIB)),
+        (0, Some(1)),
+        (300 * KIB - 1, None),
+        (10, Some(400 * KIB)),
+        (200 * KIB, None),
+        (5, Some(6)),
+    ] {
+        hit.seek(start, end).unwrap();
+        let want = &data[start..end.unwrap_or(data.len()).min(data.len())];
+        assert_eq!(
+            read_all(&mut hit).await.unwrap(),
+            want,
+            "range {start}..{end:?}"
+        );
+    }
+    assert!(hit.seek(300 * KIB, None).is_err());
+    assert!(hit.seek(7, Some(7)).is_err());
+}
+
+#[tokio::test]
+async fn unfinished_write_is_invisible_and_its_parts_expire() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| {
+        c.chunk_size = 4;
+        c.part_ttl = Duration::from_millis(300);
+    })
+    .await;
+    let span = Span::none();
+    let key = CacheKey::new("", "unfinished", "");
+    let mut miss = storage
+        .get_miss_handler(&key, &fresh_meta(Duration::from_mins(1), 0, 0), &span)
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from_static(b"0123456789"), false)
+        .await
+        .unwrap();
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+
+    let mut conn = raw(&server).await;
+    let parts = all_keys(&mut conn).await;
+    assert_eq!(parts.len(), 2, "two full chunks were sent: {parts:?}");
+    for part in &parts {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(part)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            ttl > 0 && ttl <= 300,
+            "unfinished part {part} expires soon, ttl {ttl}"
+        );
+    }
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(all_keys(&mut conn).await.is_empty(), "the parts expired");
+    // Finishing now fails: nothing of the write is left to publish.
+    assert!(miss.finish().await.is_err());
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+    assert!(all_keys(&mut conn).await.is_empty());
+    assert_eq!(storage.stats().writes_dropped, 1);
+    assert_eq!(storage.stats().writes_stored, 0);
+}
+
+#[tokio::test]
+async fn dropped_write_deletes_its_parts() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.chunk_size = 4).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "dropped", "");
+    let mut miss = storage
+        .get_miss_handler(&key, &fresh_meta(Duration::from_mins(1), 0, 0), &span)
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from_static(b"0123456789abcdef"), false)
+        .await
+        .unwrap();
+    let mut conn = raw(&server).await;
+    assert_eq!(all_keys(&mut conn).await.len(), 4);
+    drop(miss);
+    let mut left = all_keys(&mut conn).await;
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        left = all_keys(&mut conn).await;
+    }
+    assert!(
+        left.is_empty(),
+        "parts of the dropped write remain: {left:?}"
+    );
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn purge_removes_all_parts() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "purged", "");
+    let other = CacheKey::new("", "kept", "");
+    let meta = fresh_meta(Duration::from_mins(1), 0, 0);
+    store_in_pieces(storage, &key, &meta, &body(200 * KIB), 50 * KIB).await;
+    store(storage, &other, &meta, &[b"other"]).await;
+    let mut conn = raw(&server).await;
+    let other_keys = storage.entry_keys(&other.to_compact()).await.unwrap();
+    assert_eq!(all_keys(&mut conn).await.len(), 4 + 1 + other_keys.len());
+
+    assert!(
+        storage
+            .purge(&key.to_compact(), PurgeType::Eviction, &span)
+            .await
+            .unwrap()
+    );
+    let mut left = all_keys(&mut conn).await;
+    let mut want = other_keys.clone();
+    want.sort();
+    assert_eq!(left, want, "only the other entry is left");
+
+    // An invalidation leaves only its short-lived marker behind.
+    assert!(
+        storage
+            .purge(&other.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    left = all_keys(&mut conn).await;
+    assert_eq!(left.len(), 1);
+    assert!(left[0].ends_with(":p"), "{left:?}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&left[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0);
+}
+
+#[tokio::test]
+async fn invalidation_during_a_write_stops_its_publication() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "raced", "");
+    let meta = fresh_meta(Duration::from_mins(1), 0, 0);
+    let mut miss = storage.get_miss_handler(&key, &meta, &span).await.unwrap();
+    miss.write_body(Bytes::from_static(b"fetched before the purge"), true)
+        .await
+        .unwrap();
+    assert!(
+        !storage
+            .purge(&key.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        miss.finish().await,
+        Err(larder_storage::Error::WritePurged)
+    ));
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+    // A write that starts after the invalidation is stored.
+    store(storage, &key, &meta, &[b"fresh"]).await;
+    let (_, mut hit) = storage.lookup(&key, &span).await.unwrap().unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"fresh");
+}
+
+fn epoch_ms(t: SystemTime) -> i64 {
+    i64::try_from(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+async fn expire_times(conn: &mut redis::aio::MultiplexedConnection, keys: &[String]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for key in keys {
+        let at: i64 = redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .unwrap();
+        out.push(at);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_key_expires_at_fresh_until_plus_the_largest_stale_window() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "ttl", "");
+    let meta = fresh_meta(Duration::from_secs(100), 20, 50);
+    store_in_pieces(storage, &key, &meta, &body(130 * KIB), 30 * KIB).await;
+    let keys = storage.entry_keys(&key.to_compact()).await.unwrap();
+    assert_eq!(keys.len(), 4);
+    let mut conn = raw(&server).await;
+    let want = epoch_ms(meta.fresh_until() + Duration::from_secs(50));
+    assert_eq!(expire_times(&mut conn, &keys).await, vec![want; 4]);
+
+    // Revalidation moves the expiry of every part along with the meta.
+    let mut updated = meta.clone();
+    updated.set_fresh_until(meta.fresh_until() + Duration::from_secs(200));
+    assert!(storage.update_meta(&key, &updated, &span).await.unwrap());
+    let want = epoch_ms(updated.fresh_until() + Duration::from_secs(50));
+    assert_eq!(expire_times(&mut conn, &keys).await, vec![want; 4]);
+}
+
+#[tokio::test]
+async fn entry_stored_stale_lives_at_least_min_ttl() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.min_ttl = Duration::from_secs(30)).await;
+    let key = CacheKey::new("", "stale", "");
+    let now = SystemTime::now();
+    // Already stale when stored (as a `no-cache` response kept for revalidation is).
+    let meta = CacheMeta::new(
+        now - Duration::from_secs(10),
+        now - Duration::from_secs(20),
+        0,
+        0,
+        ResponseHeader::new(StatusCode::OK),
+    );
+    store(storage, &key, &meta, &[b"stale"]).await;
+    let keys = storage.entry_keys(&key.to_compact()).await.unwrap();
+    let mut conn = raw(&server).await;
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 25_000 && ttl <= 30_000, "{key}: ttl {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn reader_of_a_replaced_version_finishes_within_the_grace() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| {
+        c.chunk_size = 4;
+        c.read_ahead = 1;
+    })
+    .await;
+    let span = Span::none();
+    let key = CacheKey::new("", "replaced", "");
+    let meta = fresh_meta(Duration::from_mins(1), 0, 0);
+    store(storage, &key, &meta, &[b"old version body"]).await;
+    let (_, mut old) = storage.lookup(&key, &span).await.unwrap().unwrap();
+    assert_eq!(
+        old.read_body().await.unwrap().as_deref(),
+        Some(&b"old "[..])
+    );
+    store(storage, &key, &meta, &[b"new body"]).await;
+    assert_eq!(read_all(&mut old).await.unwrap(), b"version body");
+    let (_, mut new) = storage.lookup(&key, &span).await.unwrap().unwrap();
+    assert_eq!(read_all(&mut new).await.unwrap(), b"new body");
+}
+
+#[tokio::test]
+async fn purge_while_reading_fails_the_reader_instead_of_truncating() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| {
+        c.chunk_size = 4;
+        c.read_ahead = 1;
+    })
+    .await;
+    let span = Span::none();
+    let key = CacheKey::new("", "purged-while-read", "");
+    store(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &[b"0123456789"],
+    )
+    .await;
+    let (_, mut hit) = storage.lookup(&key, &span).await.unwrap().unwrap();
+    assert_eq!(
+        hit.read_body().await.unwrap().as_deref(),
+        Some(&b"0123"[..])
+    );
+    assert!(
+        storage
+            .purge(&key.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    assert!(hit.read_body().await.is_err());
+    assert_eq!(storage.stats().read_errors, 1);
+}
+
+#[tokio::test]
+async fn corrupt_entries_are_errors_not_panics() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "corrupt", "");
+    store(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &[b"body"],
+    )
+    .await;
+    let meta_key = storage
+        .entry_keys(&key.to_compact())
+        .await
+        .unwrap()
+        .remove(0);
+    let mut conn = raw(&server).await;
+    for (field, value) in [
+        ("m", &b"not a meta"[..]),
+        ("l", b"12"),
+        ("l", b"-4"),
+        ("c", b"0"),
+        ("n", b"many"),
+        ("v", b"../x"),
+    ] {
+        store(
+            storage,
+            &key,
+            &fresh_meta(Duration::from_mins(1), 0, 0),
+            &[b"body"],
+        )
+        .await;
+        let () = conn.hset(&meta_key, field, value).await.unwrap();
+        assert!(
+            storage.lookup(&key, &span).await.is_err(),
+            "{field} = {value:?}"
+        );
+    }
+    // A meta key of the wrong type is an error too.
+    let () = conn.del(&meta_key).await.unwrap();
+    let () = conn.set(&meta_key, "string").await.unwrap();
+    assert!(storage.lookup(&key, &span).await.is_err());
+    assert!(storage.stats().lookup_errors >= 7);
+}
+
+#[tokio::test]
+async fn lookups_fail_within_the_timeout_while_redis_is_down_and_caching_resumes() {
+    let mut server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.timeout = Duration::from_millis(200)).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "outage", "");
+    let meta = fresh_meta(Duration::from_mins(1), 0, 0);
+    store(storage, &key, &meta, &[b"before"]).await;
+
+    server.stop();
+    let bound = Duration::from_secs(5);
+    let lookup = tokio::time::timeout(bound, storage.lookup(&key, &span)).await;
+    assert!(lookup.expect("lookup does not hang").is_err());
+    let write = tokio::time::timeout(bound, storage.get_miss_handler(&key, &meta, &span)).await;
+    assert!(write.expect("write start does not hang").is_err());
+    let purge = tokio::time::timeout(
+        bound,
+        storage.purge(&key.to_compact(), PurgeType::Invalidation, &span),
+    )
+    .await;
+    assert!(purge.expect("purge does not hang").is_err());
+    let stats = storage.stats();
+    assert!(
+        stats.lookup_errors >= 1 && stats.errors >= 3 && stats.writes_dropped >= 1,
+        "{stats:?}"
+    );
+
+    server.restart();
+    // The connection manager reconnects by itself: calls work again within a few tries.
+    let mut back = false;
+    for _ in 0..100 {
+        if storage.lookup(&key, &span).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "storage did not recover after redis came back");
+    // The restarted server is empty: a miss, then a write and a hit.
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+    store(storage, &key, &meta, &[b"after"]).await;
+    let (_, mut hit) = storage.lookup(&key, &span).await.unwrap().unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"after");
+}
+
+#[tokio::test]
+async fn a_hung_redis_times_out_and_recovers() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.timeout = Duration::from_millis(200)).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "hung", "");
+    store(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &[b"body"],
+    )
+    .await;
+
+    // A stopped process keeps its socket: connections hang instead of being refused.
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let lookup = tokio::time::timeout(Duration::from_secs(5), storage.lookup(&key, &span)).await;
+    let resumed = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success();
+    let Err(err) = lookup.expect("lookup does not hang") else {
+        panic!("lookup of a hung redis succeeded");
+    };
+    assert!(resumed);
+    let source = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<larder_storage_redis::Error>());
+    assert!(
+        matches!(source, Some(larder_storage_redis::Error::Timeout(_))),
+        "{source:?}"
+    );
+    assert!(storage.stats().timeouts >= 1);
+
+    let mut found = None;
+    for _ in 0..100 {
+        if let Ok(Some(hit)) = storage.lookup(&key, &span).await {
+            found = Some(hit);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, mut hit) = found.expect("hits resume once redis answers again");
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"body");
+}
+
+#[tokio::test]
+async fn stats_count_hits_misses_and_writes() {
+    let server = RedisServer::start();
+    let storage = storage(&server).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "counted", "");
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+    store(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &[b"x"],
+    )
+    .await;
+    for _ in 0..3 {
+        assert!(storage.lookup(&key, &span).await.unwrap().is_some());
+    }
+    let stats = storage.stats();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.writes_stored, stats.errors),
+        (3, 1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn prefixes_keep_caches_apart() {
+    let server = RedisServer::start();
+    let a = storage_with(&server, |c| c.prefix = "a:".into()).await;
+    let b = storage_with(&server, |c| c.prefix = "b:".into()).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "shared-name", "");
+    store(a, &key, &fresh_meta(Duration::from_mins(1), 0, 0), &[b"a"]).await;
+    assert!(b.lookup(&key, &span).await.unwrap().is_none());
+    assert!(a.lookup(&key, &span).await.unwrap().is_some());
+    let mut conn = raw(&server).await;
+    assert!(
+        all_keys(&mut conn)
+            .await
+            .iter()
+            .all(|k| k.starts_with("a:{"))
+    );
+}
+
+#[tokio::test]
+async fn bad_config_is_rejected() {
+    let mut config = RedisConfig::new("not a url");
+    assert!(RedisStorage::new(config.clone()).await.is_err());
+    config.url = "redis://127.0.0.1:1".into();
+    config.chunk_size = 0;
+    assert!(RedisStorage::new(config).await.is_err());
+}
