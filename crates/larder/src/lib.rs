@@ -7,7 +7,7 @@
 //!
 //! # From the dependency to a cached hit
 //!
-//! Add `larder = "0.1"` (the default `cache` feature gives [`cache`]). A proxy keeps one
+//! Add `larder = "0.1"` (the default `cache` feature gives `larder::cache`). A proxy keeps one
 //! [`cache::HttpCache`] per request. The first request misses, stores the upstream's response
 //! when RFC 9111 allows it; the next one is a hit:
 //!
@@ -66,13 +66,13 @@
 //!
 //! # Feature flags
 //!
-//! - `cache` (default): [`cache`], `HttpCache` and the RFC 9111 rules, with `MemCache`,
+//! - `cache` (default): `larder::cache`, `HttpCache` and the RFC 9111 rules, with `MemCache`,
 //!   `CacheKey`, `CacheMeta` and the `Storage` traits. Enables `cache-control` and `storage`.
-//! - `cache-control`: [`cache_control`], Cache-Control and CDN-Cache-Control parsing.
-//! - `storage`: [`storage`], keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
-//! - `eviction`: [`eviction`], the eviction core (sharded weighted LRU, `TinyUFO` policy).
-//! - `memory-cache`: [`memory_cache`], `MemoryCache` and the read-through `RTCache`.
-//! - `proxy`: [`proxy`], the tower `CacheLayer` and the proxy building blocks.
+//! - `cache-control`: `larder::cache_control`, Cache-Control and CDN-Cache-Control parsing.
+//! - `storage`: `larder::storage`, keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
+//! - `eviction`: `larder::eviction`, the eviction core (sharded weighted LRU, `TinyUFO` policy).
+//! - `memory-cache`: `larder::memory_cache`, `MemoryCache` and the read-through `RTCache`.
+//! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks.
 //! - `full`: everything.
 
 #[cfg(feature = "cache-control")]
