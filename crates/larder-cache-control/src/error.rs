@@ -1,7 +1,5 @@
 //! Error types.
 
-use http::HeaderName;
-
 /// Why a directive's argument is not usable as `delta-seconds` (RFC 9111 §1.2.2).
 ///
 /// A cache treats a response whose freshness directive carries an invalid value as stale
@@ -47,12 +45,5 @@ pub enum Error {
         /// What is wrong with the argument.
         #[source]
         source: InvalidValue,
-    },
-    /// A targeted field (RFC 9213 §2.1) that is not a valid Structured Field Dictionary, or
-    /// whose directives carry values of the wrong type; the field is ignored.
-    #[error("invalid targeted cache field {name}")]
-    InvalidTargetedField {
-        /// The field name.
-        name: HeaderName,
     },
 }
