@@ -171,16 +171,23 @@ impl<T> Leader<'_, T> {
             .is_some_and(|s| Arc::strong_count(s) > 2)
     }
 
-    /// Hands `result` to every waiter and removes the lock.
-    pub(crate) fn finish(mut self, result: Result<T, Error>) {
-        self.end(Outcome::Done(result));
+    /// Removes the lock and hands `result` to every waiter (cloning it only if there are any).
+    pub(crate) fn finish(mut self, result: &Result<T, Error>)
+    where
+        T: Clone,
+    {
+        self.end(|| Outcome::Done(result.clone()));
     }
 
-    fn end(&mut self, outcome: Outcome<T>) {
-        if let Some(state) = self.state.take() {
-            // Set before removing the lock, so a caller that still finds it sees the outcome.
-            let _ = state.outcome.set(outcome);
-            self.table.release(self.hash, &state);
+    fn end(&mut self, outcome: impl FnOnce() -> Outcome<T>) {
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        self.table.release(self.hash, &state);
+        // Out of the table, the lock gains no new waiters: the references left besides ours
+        // are waiters (registered, or about to register and then check the outcome).
+        if Arc::strong_count(&state) > 1 {
+            let _ = state.outcome.set(outcome());
             state.notify.notify_waiters();
         }
     }
@@ -188,12 +195,11 @@ impl<T> Leader<'_, T> {
 
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
-        let outcome = if std::thread::panicking() {
-            Outcome::Done(Err(Error::LookupPanicked))
+        if std::thread::panicking() {
+            self.end(|| Outcome::Done(Err(Error::LookupPanicked)));
         } else {
-            Outcome::Abandoned
-        };
-        self.end(outcome);
+            self.end(|| Outcome::Abandoned);
+        }
     }
 }
 
@@ -269,7 +275,7 @@ mod tests {
             panic!("expected to wait")
         };
         assert!(table.try_lead(H, None).is_none());
-        l.finish(Ok(5));
+        l.finish(&Ok(5));
         assert_eq!(table.len(), 0);
         assert!(matches!(w.wait(None).await, Waited::Done(Ok(5))));
     }
@@ -293,12 +299,12 @@ mod tests {
         let old = leader(&table, age);
         tokio::time::advance(Duration::from_secs(1)).await;
         let new = leader(&table, age);
-        old.finish(Ok(1));
+        old.finish(&Ok(1));
         assert_eq!(table.len(), 1, "the new lock survives the old leader");
         let Acquired::Waiter(w) = table.acquire(H, age) else {
             panic!("expected to wait")
         };
-        new.finish(Ok(2));
+        new.finish(&Ok(2));
         assert!(matches!(w.wait(None).await, Waited::Done(Ok(2))));
         assert_eq!(table.len(), 0);
     }

@@ -241,7 +241,7 @@ where
             let extra = extra.cloned();
             tokio::spawn(async move {
                 let result = self.lookup_and_store(&key, hash, ttl, extra.as_ref()).await;
-                leader.finish(result);
+                leader.finish(&result);
             });
         }
         (result, status)
@@ -262,9 +262,10 @@ where
                     // A previous leader may have stored the value between our read and now.
                     let absent = match self.cache.get_hashed(hash) {
                         (Some(value), _) => {
-                            leader.finish(Ok(value.clone()));
+                            let result = Ok(value);
+                            leader.finish(&result);
                             self.counters.add(Stat::LockHit);
-                            return (Ok(value), CacheStatus::LockHit);
+                            return (result, CacheStatus::LockHit);
                         }
                         (None, status) => status == CacheStatus::Miss,
                     };
@@ -279,7 +280,7 @@ where
                         }
                         value
                     });
-                    leader.finish(result.clone());
+                    leader.finish(&result);
                     self.counters.add(Stat::Miss);
                     return (result, miss_status);
                 }
