@@ -265,6 +265,38 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn tinyufo_mixed_ops_stay_consistent(
+        ops in prop::collection::vec((0..4u8, 0..60u64, 1..4usize), 1..300),
+        limit in 1..30usize,
+    ) {
+        let policy = TinyUfoPolicy::new(limit, 64);
+        let mut held: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for (op, k, w) in ops {
+            match op {
+                0 | 1 => {
+                    held.insert(k, w);
+                    for v in policy.admit(k, k, w) {
+                        prop_assert_eq!(held.remove(&v.key), Some(v.weight));
+                    }
+                }
+                2 => {
+                    prop_assert_eq!(policy.remove(k), held.remove(&k).map(|w| (k, w)));
+                }
+                _ => {
+                    prop_assert_eq!(policy.access(k), held.contains_key(&k));
+                }
+            }
+            prop_assert!(policy.weight() <= limit);
+            prop_assert_eq!(policy.len(), held.len());
+            prop_assert_eq!(policy.weight(), held.values().sum::<usize>());
+        }
+    }
+}
+
 #[test]
 fn concurrent_admit_promote_remove_keep_invariants() {
     const THREADS: u64 = 4;
