@@ -401,3 +401,67 @@ impl<K: ?Sized, T, CB, S> std::fmt::Debug for RTCache<K, T, CB, S> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A lookup that, by call number, sleeps 0-2 ms and then fails, panics or returns the key.
+    struct Chaos;
+    impl Lookup<u64, u64, AtomicUsize> for Chaos {
+        async fn lookup(
+            key: &u64,
+            calls: Option<&AtomicUsize>,
+        ) -> Result<(u64, Option<Duration>), BoxError> {
+            let n = calls
+                .expect("a call counter")
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(n as u64 % 3)).await;
+            match n % 11 {
+                0 => Err("chaos".into()),
+                7 if n < 100 => panic!("chaos"),
+                _ => Ok((*key, Some(Duration::from_millis(5)))),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_panics_and_cancellations_never_wedge_callers_or_leak_locks() {
+        let cache = Arc::new(RTCache::<u64, u64, Chaos, AtomicUsize>::new(
+            100,
+            Some(Duration::from_millis(200)),
+            Some(Duration::from_millis(100)),
+        ));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200u64)
+            .map(|t| {
+                let (cache, calls) = (cache.clone(), calls.clone());
+                tokio::spawn(async move {
+                    for i in 0..20u64 {
+                        let key = (t + i) % 5;
+                        if let (Ok(value), _) = cache.get(&key, None, Some(&calls)).await {
+                            assert_eq!(value, key);
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        for task in tasks.iter().step_by(7) {
+            task.abort();
+        }
+        let all = async {
+            for task in tasks {
+                // A task may end in a lookup's panic; what matters is that it ends.
+                let _ = task.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), all)
+            .await
+            .expect("no caller is left waiting");
+        assert_eq!(cache.locks.len(), 0, "every lock was released");
+        assert!(calls.load(Ordering::Relaxed) > 5);
+    }
+}
