@@ -15,7 +15,7 @@ pub(crate) struct Doorkeeper {
     words: Box<[AtomicU64]>,
     /// `words.len() - 1` (a power of two minus one).
     mask: u64,
-    /// Keys recorded since the last clear.
+    /// Keys recorded since the last clear (estimated from a sample of one in eight).
     recorded: AtomicUsize,
     /// Clear after this many keys: at 1 key per 8 bits, 2 bits per key, about 5 % false positives.
     clear_after: usize,
@@ -47,7 +47,9 @@ impl Doorkeeper {
             return true;
         }
         word.fetch_or(bits, Relaxed);
-        if self.recorded.fetch_add(1, Relaxed) + 1 >= self.clear_after {
+        // Count one key in eight (by hash bits unused above), so that threads recording keys
+        // rarely write the shared counter.
+        if hash >> 61 == 0 && self.recorded.fetch_add(8, Relaxed) + 8 >= self.clear_after {
             self.clear();
         }
         false
