@@ -1,19 +1,68 @@
 //! A tower caching layer and the larder caching reverse proxy.
 //!
 //! [`CacheLayer`] wraps any tower service that answers `http::Request`s (a hyper client to an
-//! origin, or an application) with an HTTP cache that follows RFC 9111. [`CacheHooks`] carries
-//! the cache callbacks a proxy customises. The `larder` binary runs the layer in front of an
-//! [`Upstream`] origin.
+//! origin such as [`Upstream`], or an application) with a shared HTTP cache that follows
+//! RFC 9111, driving one `larder_cache::HttpCache` per request through the phases pingora-cache
+//! users know. [`CacheHooks`] carries the cache callbacks (pingora's `ProxyHttp` cache
+//! callbacks), each with an RFC 9111 default. The `larder` binary runs the layer in front of an
+//! origin: `larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188`.
 //!
 //! ```
-//! use larder_proxy::{CacheConfig, CacheLayer, DefaultHooks};
-//! use tower::Layer;
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use larder_proxy::config::EvictionPolicy;
+//! use larder_proxy::{CacheConfig, CacheLayer, DefaultHooks, ProxyBody};
+//! use tower::{Layer, ServiceExt};
 //!
-//! let layer = CacheLayer::new(CacheConfig::default(), DefaultHooks);
-//! let service = layer.layer(larder_proxy::Upstream::new("http://127.0.0.1:8000")?);
-//! # drop(service);
+//! // Any service can sit behind the cache; this one is an origin in memory.
+//! let origin = tower::service_fn(|_req: Request<ProxyBody>| async {
+//!     Ok::<_, Infallible>(
+//!         Response::builder()
+//!             .header("cache-control", "max-age=60")
+//!             .body(Full::new(bytes::Bytes::from_static(b"hello")))
+//!             .expect("valid response"),
+//!     )
+//! });
+//! let layer = CacheLayer::new(CacheConfig::in_memory(1 << 20, EvictionPolicy::Tinyufo), DefaultHooks);
+//! let cached = layer.layer(origin);
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! for expect in ["larder; fwd=uri-miss", "larder; hit"] {
+//!     let req = Request::get("/greeting").header("host", "example.com").body(Full::default())?;
+//!     let resp = cached.clone().oneshot(req).await?;
+//!     assert!(resp.headers()["cache-status"].to_str()?.starts_with(expect));
+//!     assert_eq!(resp.into_body().collect().await?.to_bytes(), "hello");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # What the layer does
+//!
+//! - **Hits** carry `Age` (RFC 9111 §4.2.3) and a `Cache-Status` member (RFC 9211) — every
+//!   response does, and its `detail` names the `NoCacheReason` when a response was not stored.
+//!   The client's `If-None-Match` / `If-Modified-Since` get `304`, failed `If-Match` gets `412`,
+//!   `HEAD` is answered from a stored `GET`, and `Range` gets single or multipart `206` / `416`.
+//! - **Misses** go upstream without the client's preconditions and ranges (and as `GET` for a
+//!   `HEAD`); the body streams to the client and into storage at once, with back-pressure. With
+//!   a cache lock, one request per key goes upstream; the others stream its partial write. An
+//!   upstream that fails mid-body ends the client's body in an error and leaves no entry.
+//!   **If the client disconnects while a cacheable response is being stored, the fill continues
+//!   to completion** so the next request finds a whole entry; an uncacheable response stops
+//!   being read.
+//! - **Stale** entries are revalidated with their validators; a `304` merges its header fields
+//!   into the stored response. Within `stale-while-revalidate` the stale response is served at
+//!   once while one background refresh holds the write lock; within `stale-if-error` (or when
+//!   the origin is unreachable and the response does not forbid it, RFC 9111 §4.2.4) it
+//!   replaces a failed upstream answer.
+//! - **Unsafe methods** are forwarded; a non-error answer invalidates the target URI and
+//!   same-host `Location` / `Content-Location` (RFC 9111 §4.4). `PURGE` with the configured
+//!   bearer token removes an entry.
+//! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways and `Via` is added.
+//! - No freshness is invented: without explicit freshness or `Last-Modified`, nothing is stored
+//!   unless [`CacheConfig::defaults`] says so.
 
 pub mod body;
 pub mod config;

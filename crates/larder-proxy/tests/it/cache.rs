@@ -849,3 +849,48 @@ async fn post_response_naming_its_uri_answers_later_gets() {
     assert_eq!(get(&proxy.url("/other")).await.text(), "fetched");
     assert_eq!(origin.hits(), 3);
 }
+
+#[tokio::test]
+async fn memory_storage_stays_within_its_size() {
+    static KIB: &str = include_str!("kib.txt");
+    let origin =
+        Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], KIB) }).await;
+    for policy in [
+        larder_proxy::config::EvictionPolicy::Lru,
+        larder_proxy::config::EvictionPolicy::Tinyufo,
+    ] {
+        let config = larder_proxy::CacheConfig::in_memory(4 * 1024, policy);
+        let proxy = Proxy::start(&origin, config).await;
+        for i in 0..20 {
+            assert_eq!(get(&proxy.url(&format!("/e{i}"))).await.text().len(), 1024);
+        }
+        // Victims are purged in a spawned task.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let metrics = proxy.layer.render_metrics();
+        let value = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing in {metrics}"))
+        };
+        assert!(
+            value("larder_cache_bytes") <= 4 * 1024 + 1024,
+            "{policy:?}: {metrics}"
+        );
+        assert!(
+            value("larder_cache_evictions_total") > 0,
+            "{policy:?}: {metrics}"
+        );
+        let hits = (0..20).map(|i| proxy.url(&format!("/e{i}")));
+        let mut served_from_cache = 0;
+        for url in hits {
+            if get(&url).await.cache_status().contains("hit") {
+                served_from_cache += 1;
+            }
+        }
+        assert!(
+            served_from_cache <= 5,
+            "{policy:?}: {served_from_cache} of 20 still cached"
+        );
+    }
+}
