@@ -96,8 +96,8 @@
 //!
 //! - **Stale**: `cache_found(.., HitStatus::Expired)` → `Stale`; the first request takes the
 //!   lock as a stale writer and revalidates with the conditional headers of
-//!   [`revalidate::request_filter`]. A 304: merge with [`revalidate::merge_not_modified`], run
-//!   the filters again, then [`HttpCache::revalidate_cache_meta`] (→ `Revalidated`) or
+//!   [`revalidate::request_filter`]. A 304: merge with [`HttpCache::revalidate_merge_header`],
+//!   run the filters on the merged header, then [`HttpCache::revalidate_cache_meta`] (→ `Revalidated`) or
 //!   [`HttpCache::revalidate_uncacheable`] (→ `RevalidatedNoCache`). A 200:
 //!   `set_cache_meta` (→ `Expired`) and the miss flow. An upstream error within the
 //!   stale-if-error window ([`HttpCache::can_serve_stale_error`]): release the lock and serve
@@ -130,7 +130,9 @@
 //! - A 304 updates every stored header field except the framing ones
 //!   ([`revalidate::merge_not_modified`], §3.2), not only five names.
 //! - A bare `no-cache` response with a validator is stored for revalidation; `ForceExpired`
-//!   turns off stale serving for the request; a hit releases the lock the request held.
+//!   turns off stale serving for the request; a hit releases the lock the request held; a
+//!   failed lookup takes the lock like a miss, so a broken entry does not send every request
+//!   upstream at once.
 
 pub mod age;
 pub mod cache_status;
