@@ -2,8 +2,10 @@
 //!
 //! Each subcommand lives in its own module; `ci` is what `.ci/run` runs.
 
+mod bench;
 mod ci;
 mod conformance;
+mod fuzz;
 mod util;
 
 use std::process::ExitCode;
@@ -12,8 +14,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
+  bench         criterion suites and HTTP load runs beside their peers; writes docs/benchmarks.md
   ci            formatting, lints, tests (with doc tests), docs, cargo-deny, feature checks
   conformance   the HTTP caching test suite against the larder proxy (see docs/conformance.md)
+  fuzz          every cargo-fuzz target for a bounded time (--time SECS, default 60)
   help          this text
 ";
 
@@ -25,8 +29,10 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     let result = match cmd.as_str() {
+        "bench" => bench::main(rest),
         "ci" => ci::main(rest),
         "conformance" => conformance::main(rest),
+        "fuzz" => fuzz::main(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,368 @@
+//! `cargo xtask bench`: the criterion suites of `benches/`, the HTTP load runs and the memory
+//! figures, written side by side with their peers into `docs/benchmarks.md`.
+//!
+//! Steps: install `wrk` and `cmake` from Debian's packages when missing (the pingora peers need
+//! cmake to build); build the benches crate's binaries; run each criterion suite with
+//! `LARDER_BENCH_METRICS` pointing at a file that benches append extra figures to (see
+//! `benches/src/lib.rs`); measure bytes per entry with a counting allocator; run wrk against the
+//! bare hyper server and the `larder` proxy (see [`http`]); read criterion's JSON results; write
+//! the report. A full run writes `docs/benchmarks.md`; `--quick` and `--only` are smoke tests and
+//! write their report beside the benches' build instead, so CI never rewrites the figures.
+
+// Paths in messages are quoted on purpose: a path with spaces stays unambiguous.
+#![allow(clippy::unnecessary_debug_formatting)]
+
+mod http;
+mod process;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::util::{cargo, has_command, root, run};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [options]
+
+  --quick        a smoke test: each benchmark briefly, HTTP rows for 1 KiB only, 2 s each
+  --only NAME    one part: a criterion suite (cache_control, eviction, memory_cache), memory
+                 or http
+  --out PATH     where the report goes (default: docs/benchmarks.md for a full run, else
+                 <bench target>/benchmarks-quick.md)
+
+environment:
+  LARDER_BENCH_TARGET_DIR  the benches crate's target dir (default: CARGO_TARGET_DIR, else target/)
+";
+
+/// The criterion suites, in the order they run.
+const SUITES: [&str; 3] = ["cache_control", "eviction", "memory_cache"];
+
+/// Parsed command-line options.
+#[derive(Debug, Default)]
+struct Options {
+    quick: bool,
+    only: Option<String>,
+    out: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut opts = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => opts.quick = true,
+                "--only" => {
+                    let name = args
+                        .next()
+                        .filter(|n| SUITES.contains(&n.as_str()) || *n == "memory" || *n == "http")
+                        .ok_or_else(|| format!("--only needs a part's name\n{USAGE}"))?;
+                    opts.only = Some(name.clone());
+                }
+                "--out" => {
+                    let path = args
+                        .next()
+                        .ok_or_else(|| format!("--out needs a path\n{USAGE}"))?;
+                    opts.out = Some(PathBuf::from(path));
+                }
+                "--help" | "-h" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+            }
+        }
+        Ok(opts)
+    }
+
+    fn wants(&self, part: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == part)
+    }
+}
+
+/// The machine and the moment, for the report's header.
+#[derive(Debug, Clone, Default)]
+struct Machine {
+    cores: usize,
+    cpu: String,
+    load_before: String,
+    load_after: String,
+    date: String,
+    command: String,
+}
+
+/// Entry point for `cargo xtask bench`.
+pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let opts = Options::parse(args)?;
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut machine = Machine {
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        cpu: cpu_model(),
+        load_before: load_average(),
+        date: utc_date(started),
+        command: std::iter::once("cargo xtask bench".to_owned())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        ..Machine::default()
+    };
+    let ctx = Context::new();
+    let _ = std::fs::remove_file(&ctx.metrics);
+
+    ensure_package("cmake", "cmake")?;
+    if opts.wants("http") {
+        ensure_package("wrk", "wrk")?;
+    }
+    run(
+        "build the benches' binaries",
+        ctx.bench_cargo("build")
+            .args(["--profile", "bench", "--bins"]),
+    )?;
+    criterion(&ctx, &opts)?;
+    if opts.wants("memory") {
+        let mut cmd = Command::new(ctx.bins.join("mem_overhead"));
+        cmd.env("LARDER_BENCH_METRICS", &ctx.metrics);
+        if opts.quick {
+            cmd.args(["--entries", "20000"]);
+        }
+        run("bytes per entry", &mut cmd)?;
+    }
+    let http_results = if opts.wants("http") {
+        run(
+            "build larder (release)",
+            cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "larder-proxy",
+                "--bin",
+                "larder",
+            ]),
+        )?;
+        let plan = http::Plan {
+            quick: opts.quick,
+            cores: machine.cores,
+            bare: ctx.bins.join("bare_server"),
+            larder: workspace_target().join("release").join("larder"),
+            work: ctx.target.join("bench-http"),
+        };
+        Some(http::run(&plan)?)
+    } else {
+        None
+    };
+    let (benches, extra) = collect(&ctx, started)?;
+    machine.load_after = load_average();
+
+    let out = opts.out.clone().unwrap_or_else(|| {
+        if opts.quick || opts.only.is_some() {
+            ctx.target.join("benchmarks-quick.md")
+        } else {
+            root().join("docs").join("benchmarks.md")
+        }
+    });
+    let text = report::render(
+        &machine,
+        &benches,
+        &extra,
+        http_results.as_ref(),
+        opts.quick,
+    );
+    std::fs::write(&out, text).map_err(|e| format!("cannot write {out:?}: {e}"))?;
+    eprintln!("xtask bench: wrote {out:?}");
+    Ok(())
+}
+
+/// Where the benches crate builds and what it shares with xtask.
+struct Context {
+    target: PathBuf,
+    manifest: PathBuf,
+    /// The metrics protocol's file (`LARDER_BENCH_METRICS`).
+    metrics: PathBuf,
+    /// The benches crate's binaries.
+    bins: PathBuf,
+}
+
+impl Context {
+    fn new() -> Self {
+        let target = bench_target();
+        Self {
+            manifest: root().join("benches").join("Cargo.toml"),
+            metrics: target.join("bench-metrics.tsv"),
+            bins: target.join("release"),
+            target,
+        }
+    }
+
+    /// `cargo <sub>` on the benches crate.
+    fn bench_cargo(&self, sub: &str) -> Command {
+        let mut cmd = cargo();
+        cmd.arg(sub)
+            .arg("--manifest-path")
+            .arg(&self.manifest)
+            .arg("--target-dir")
+            .arg(&self.target)
+            .env("LARDER_BENCH_METRICS", &self.metrics);
+        cmd
+    }
+}
+
+/// Runs the criterion suites that `opts` selects, one at a time.
+fn criterion(ctx: &Context, opts: &Options) -> Result<(), String> {
+    for suite in SUITES.iter().filter(|s| opts.wants(s)) {
+        let mut cmd = ctx.bench_cargo("bench");
+        cmd.args(["--bench", suite, "--", "--noplot"]);
+        if opts.quick {
+            cmd.args([
+                "--warm-up-time",
+                "0.1",
+                "--measurement-time",
+                "0.2",
+                "--sample-size",
+                "10",
+            ]);
+        } else {
+            cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
+        }
+        run(&format!("criterion suite {suite}"), &mut cmd)?;
+    }
+    Ok(())
+}
+
+/// This run's criterion results and the extra figures benches recorded.
+fn collect(ctx: &Context, started: u64) -> Result<(Vec<report::Bench>, report::Metrics), String> {
+    let summary = Command::new(ctx.bins.join("criterion_summary"))
+        .arg(ctx.target.join("criterion"))
+        .args(["--since", &started.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run criterion_summary: {e}"))?;
+    if !summary.status.success() {
+        return Err(format!(
+            "criterion_summary failed: {}",
+            String::from_utf8_lossy(&summary.stderr)
+        ));
+    }
+    let benches = report::parse_summary(&String::from_utf8_lossy(&summary.stdout));
+    let extra = report::parse_metrics(&std::fs::read_to_string(&ctx.metrics).unwrap_or_default());
+    Ok((benches, extra))
+}
+
+/// The benches crate's target dir.
+fn bench_target() -> PathBuf {
+    std::env::var_os("LARDER_BENCH_TARGET_DIR")
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR"))
+        .map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// The workspace's target dir, where `larder` is built.
+fn workspace_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Installs Debian package `package` when `program` is missing.
+fn ensure_package(program: &str, package: &str) -> Result<(), String> {
+    if has_command(program, &["--version"]) || which(program) {
+        return Ok(());
+    }
+    let sudo = !is_root() && has_command("sudo", &["-n", "true"]);
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        } else {
+            Command::new("apt-get")
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run("apt-get update", &mut apt(&["update"]))?;
+    run(
+        &format!("install {package}"),
+        &mut apt(&["install", "-y", package]),
+    )
+}
+
+/// Whether `program` is an executable file on `PATH` (wrk has no `--version` that succeeds).
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program)))
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The CPU model from `/proc/cpuinfo`.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// `secs` since the epoch as `YYYY-MM-DD HH:MM UTC`.
+fn utc_date(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    #[allow(clippy::cast_possible_wrap)] // days since 1970 fit easily
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_date(951_782_400 + 3_661), "2000-02-29 01:01 UTC");
+        assert_eq!(utc_date(1_798_761_600), "2027-01-01 00:00 UTC");
+    }
+
+    #[test]
+    fn options() {
+        let o = Options::parse(&["--quick".into(), "--only".into(), "http".into()]).expect("ok");
+        assert!(o.quick && o.wants("http") && !o.wants("eviction"));
+        assert!(Options::parse(&["--only".into(), "nope".into()]).is_err());
+    }
+}
