@@ -16,10 +16,11 @@
 //! with one pass over half the stream; the hit ratio of a second pass over the other half is
 //! printed for the `get_or_admit` rows as `hit_ratio <threads>t <subject>: <percent>`.
 //!
-//! Run: `cargo bench --bench eviction -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench --bench eviction -- --warm-up-time 1 --measurement-time 3`. With
+//! `LARDER_BENCH_CPU_TIME=1` the single-threaded rows are timed by the thread's CPU time instead
+//! of wall time (Linux), which stays comparable on a loaded machine.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -249,7 +250,39 @@ fn streams(threads: usize) -> Vec<Vec<u64>> {
         .collect()
 }
 
-/// Runs each thread's `keys[t][from..from + len]` concurrently; returns (elapsed, hits).
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux); `None` elsewhere.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// Whether to time single-threaded rows with CPU time instead of wall time
+/// (`LARDER_BENCH_CPU_TIME=1`).
+///
+/// On a shared, oversubscribed machine wall time mostly measures the scheduler; CPU time per
+/// operation stays comparable between subjects. It hides time spent parked on a lock, so judge
+/// contention with wall time on a quiet machine.
+fn cpu_time_mode() -> bool {
+    std::env::var_os("LARDER_BENCH_CPU_TIME").is_some_and(|v| v == "1")
+}
+
+/// Runs `keys[from..from + len]` on the current thread; returns (CPU time if known, hits).
+fn run_one(
+    workload: Workload,
+    subject: &dyn Subject,
+    keys: &[u64],
+    from: usize,
+    len: usize,
+) -> (Option<Duration>, usize) {
+    let before = thread_cpu_time();
+    let hits = workload.run(subject, &keys[from..from + len]);
+    let cpu = before.and_then(|b| Some(thread_cpu_time()?.saturating_sub(b)));
+    (cpu, hits)
+}
+
+/// Runs each thread's `keys[t][from..from + len]` concurrently; returns (time, hits), where the
+/// time is wall time, or with [`cpu_time_mode`] and one thread that thread's CPU time.
 fn run_threads(
     workload: Workload,
     subject: &dyn Subject,
@@ -257,25 +290,31 @@ fn run_threads(
     from: usize,
     len: usize,
 ) -> (Duration, usize) {
-    let hits = AtomicUsize::new(0);
     let start = Instant::now();
-    if keys.len() == 1 {
-        hits.fetch_add(
-            workload.run(subject, &keys[0][from..from + len]),
-            Ordering::Relaxed,
-        );
+    let results: Vec<(Option<Duration>, usize)> = if keys.len() == 1 {
+        vec![run_one(workload, subject, &keys[0], from, len)]
     } else {
         std::thread::scope(|s| {
-            for stream in keys {
-                let hits = &hits;
-                s.spawn(move || {
-                    let h = workload.run(subject, &stream[from..from + len]);
-                    hits.fetch_add(h, Ordering::Relaxed);
-                });
-            }
-        });
-    }
-    (start.elapsed(), hits.into_inner())
+            let handles: Vec<_> = keys
+                .iter()
+                .map(|stream| s.spawn(move || run_one(workload, subject, stream, from, len)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("bench thread panicked"))
+                .collect()
+        })
+    };
+    let wall = start.elapsed();
+    let hits = results.iter().map(|r| r.1).sum();
+    let cpu: Option<Duration> = results.iter().map(|r| r.0).sum();
+    // Short-lived threads often read a CPU time of zero (the counter advances at scheduler
+    // ticks), so CPU time is used for the single-threaded rows only.
+    let time = match cpu {
+        Some(cpu) if cpu_time_mode() && keys.len() == 1 => cpu,
+        _ => wall,
+    };
+    (time, hits)
 }
 
 /// Builds a subject and brings it to steady state: one `get_or_admit` pass over the first half
