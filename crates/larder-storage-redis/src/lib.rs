@@ -6,6 +6,8 @@
 //!   atomically when complete, expiring with their freshness, read lazily with seeking.
 //! - [`RedisConfig`]: the server URL, key prefix, chunk size, timeouts and expiry knobs.
 //! - [`RedisStats`]: counters of hits, misses, failures and writes, for metrics.
+//! - [`TieredStorage`]: a local tier (a [`MemCache`](larder_storage::MemCache)) in front of
+//!   the shared one; hits from Redis are promoted into memory.
 //!
 //! Redis being down or slow never stalls a request for longer than
 //! [`RedisConfig::timeout`]: lookups fail (a proxy serves from upstream), writes are
@@ -60,8 +62,10 @@ mod miss;
 mod scripts;
 mod stats;
 mod storage;
+mod tiered;
 
 pub use config::RedisConfig;
 pub use error::{Error, Result};
 pub use stats::RedisStats;
 pub use storage::RedisStorage;
+pub use tiered::{TieredStats, TieredStorage};

@@ -9,3 +9,4 @@
 mod contract;
 mod server;
 mod storage;
+mod tiered;

@@ -1,0 +1,182 @@
+//! `TieredStorage`: memory in front of Redis.
+
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use larder_storage::eviction::simple_lru;
+use larder_storage::{CacheKey, CacheMeta, MemCache, PurgeType, ResponseHeader, Storage};
+use larder_storage_redis::{RedisConfig, RedisStorage, TieredStorage};
+use tracing::Span;
+
+use crate::contract::{self, read_all, store};
+use crate::server::RedisServer;
+
+struct Tiers {
+    memory: &'static MemCache,
+    redis: &'static RedisStorage,
+    tiered: &'static TieredStorage,
+}
+
+async fn tiers(server: &RedisServer, tune: impl FnOnce(TieredStorage) -> TieredStorage) -> Tiers {
+    let mut config = RedisConfig::new(server.url());
+    config.timeout = Duration::from_millis(200);
+    let redis: &'static RedisStorage =
+        Box::leak(Box::new(RedisStorage::new(config).await.unwrap()));
+    let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
+    let tiered = Box::leak(Box::new(tune(TieredStorage::new(memory, redis))));
+    Tiers {
+        memory,
+        redis,
+        tiered,
+    }
+}
+
+fn meta() -> CacheMeta {
+    let now = SystemTime::now();
+    CacheMeta::new(
+        now + Duration::from_mins(1),
+        now,
+        0,
+        0,
+        ResponseHeader::new(StatusCode::OK),
+    )
+}
+
+async fn body_of(storage: &'static (dyn Storage + Sync), key: &CacheKey) -> Option<Vec<u8>> {
+    let (_, mut hit) = storage.lookup(key, &Span::none()).await.unwrap()?;
+    Some(read_all(&mut hit).await.unwrap())
+}
+
+#[tokio::test]
+async fn storage_contract_holds_on_memory_over_redis() {
+    let server = RedisServer::start();
+    let t = tiers(&server, |t| t).await;
+    contract::run_all(t.tiered, "tiered").await;
+}
+
+#[tokio::test]
+async fn hits_from_redis_are_promoted_into_memory() {
+    let server = RedisServer::start();
+    let t = tiers(&server, |t| t).await;
+    let key = CacheKey::new("", "promoted", "");
+    // Stored by another proxy: only in Redis.
+    store(t.redis, &key, &meta(), &[b"shared ", b"body"]).await;
+    assert!(t.memory.is_empty());
+
+    assert_eq!(body_of(t.tiered, &key).await.unwrap(), b"shared body");
+    assert_eq!(t.memory.len(), 1, "the hit was copied into memory");
+    assert_eq!(body_of(t.memory, &key).await.unwrap(), b"shared body");
+    assert_eq!(body_of(t.tiered, &key).await.unwrap(), b"shared body");
+    let stats = t.tiered.stats();
+    assert_eq!(
+        (stats.back_hits, stats.front_hits, stats.promotions),
+        (1, 1, 1)
+    );
+    assert_eq!(t.redis.stats().hits, 1, "the second hit stayed in memory");
+}
+
+#[tokio::test]
+async fn ranges_and_large_bodies_are_not_promoted() {
+    let server = RedisServer::start();
+    let t = tiers(&server, |t| t.with_max_promote_size(100)).await;
+    let span = Span::none();
+    let small = CacheKey::new("", "small", "");
+    let large = CacheKey::new("", "large", "");
+    store(t.redis, &small, &meta(), &[b"0123456789"]).await;
+    store(t.redis, &large, &meta(), &[&[7u8; 200][..]]).await;
+
+    let (_, mut hit) = t.tiered.lookup(&small, &span).await.unwrap().unwrap();
+    hit.seek(2, Some(4)).unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"23");
+    assert_eq!(body_of(t.tiered, &large).await.unwrap().len(), 200);
+    assert!(t.memory.is_empty());
+    assert_eq!(t.tiered.stats().promotions, 0);
+}
+
+#[tokio::test]
+async fn writes_reach_both_tiers_and_other_proxies() {
+    let server = RedisServer::start();
+    let a = tiers(&server, |t| t).await;
+    let b = tiers(&server, |t| t).await;
+    let key = CacheKey::new("", "written", "");
+    store(a.tiered, &key, &meta(), &[b"from a"]).await;
+    assert_eq!(body_of(a.memory, &key).await.unwrap(), b"from a");
+    assert_eq!(body_of(a.redis, &key).await.unwrap(), b"from a");
+    // Proxy B has its own memory tier but shares Redis.
+    assert_eq!(body_of(b.tiered, &key).await.unwrap(), b"from a");
+    assert_eq!(b.tiered.stats().back_hits, 1);
+}
+
+#[tokio::test]
+async fn invalidation_purges_both_tiers_and_eviction_only_memory() {
+    let server = RedisServer::start();
+    let t = tiers(&server, |t| t).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "purged", "");
+    store(t.tiered, &key, &meta(), &[b"x"]).await;
+
+    assert!(
+        t.tiered
+            .purge(&key.to_compact(), PurgeType::Eviction, &span)
+            .await
+            .unwrap()
+    );
+    assert!(t.memory.is_empty());
+    assert!(
+        body_of(t.redis, &key).await.is_some(),
+        "eviction leaves redis alone"
+    );
+
+    assert!(
+        t.tiered
+            .purge(&key.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    assert!(body_of(t.redis, &key).await.is_none());
+    assert!(body_of(t.tiered, &key).await.is_none());
+}
+
+#[tokio::test]
+async fn memory_tier_keeps_serving_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    let t = tiers(&server, |t| t).await;
+    let span = Span::none();
+    let cached = CacheKey::new("", "in-memory", "");
+    let other = CacheKey::new("", "only-upstream", "");
+    store(t.tiered, &cached, &meta(), &[b"local"]).await;
+
+    server.stop();
+    assert_eq!(body_of(t.tiered, &cached).await.unwrap(), b"local");
+    assert!(
+        t.tiered.lookup(&other, &span).await.is_err(),
+        "a memory miss asks redis, which fails"
+    );
+    // Writes land in memory; the redis half is dropped.
+    store(t.tiered, &other, &meta(), &[b"fetched"]).await;
+    assert_eq!(body_of(t.tiered, &other).await.unwrap(), b"fetched");
+    assert!(t.tiered.stats().back_write_errors >= 1);
+}
+
+#[tokio::test]
+async fn eviction_manager_bounds_the_memory_tier() {
+    let server = RedisServer::start();
+    let manager: &'static simple_lru::Manager =
+        Box::leak(Box::new(simple_lru::Manager::new(3_000)));
+    let t = tiers(&server, |t| t.with_eviction(manager)).await;
+    for i in 0..20 {
+        let key = CacheKey::new("", format!("object-{i}"), "");
+        store(t.redis, &key, &meta(), &[&[1u8; 500][..]]).await;
+        assert_eq!(body_of(t.tiered, &key).await.unwrap().len(), 500);
+    }
+    assert_eq!(t.tiered.stats().promotions, 20);
+    assert!(
+        t.memory.stored_bytes() <= 3_000,
+        "memory tier holds {}",
+        t.memory.stored_bytes()
+    );
+    assert!(t.memory.len() >= 2);
+    // Every object is still a hit through redis.
+    let first = CacheKey::new("", "object-0", "");
+    assert_eq!(body_of(t.tiered, &first).await.unwrap().len(), 500);
+}
