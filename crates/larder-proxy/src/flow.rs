@@ -991,6 +991,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         }
         if complete {
             finish_hit(&mut cache).await;
+            if filter.is_none() && prefix.len() <= 1 {
+                // The common case: one stored chunk, sent without a copy.
+                let whole = prefix.pop().unwrap_or_default();
+                return (header.into_response(body::full(whole)), status);
+            }
             let mut out = BytesMut::new();
             for chunk in prefix {
                 match &mut filter {

@@ -894,3 +894,59 @@ async fn memory_storage_stays_within_its_size() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waiters_give_up_after_the_wait_timeout() {
+    let origin = Origin::start(|_, n| async move {
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        respond(200, &[("cache-control", "max-age=60")], "slow")
+    })
+    .await;
+    let config =
+        cache_config().with_lock_timeouts(Duration::from_secs(5), Duration::from_millis(150));
+    let proxy = Proxy::start(&origin, config).await;
+    let writer = {
+        let url = proxy.url("/wait");
+        tokio::spawn(async move { get(&url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiter = get(&proxy.url("/wait")).await;
+    assert_eq!(waiter.text(), "slow");
+    assert!(
+        waiter.cache_status().contains("detail=CacheLockTimeout"),
+        "{}",
+        waiter.cache_status()
+    );
+    assert_eq!(writer.await.unwrap().text(), "slow");
+    assert_eq!(proxy.layer.metrics().lock_timeouts.get(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_lock_holder_does_not_leave_waiters_stuck() {
+    let origin = Origin::start(|_, n| async move {
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            respond(502, &[], "bad")
+        } else {
+            respond(200, &[("cache-control", "max-age=60")], "good")
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let writer = {
+        let url = proxy.url("/fail");
+        tokio::spawn(async move { get(&url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = std::time::Instant::now();
+    let waiter = get(&proxy.url("/fail")).await;
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "the waiter was released early"
+    );
+    assert_eq!(writer.await.unwrap().status, 502);
+    assert_eq!(waiter.text(), "good");
+    assert_eq!(origin.hits(), 2);
+}
