@@ -97,7 +97,7 @@ pub struct MemoryCache<K: ?Sized, T> {
 }
 
 impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
-    /// A cache holding up to `size` items.
+    /// A cache holding up to `size` items (a size of 0 may still keep the newest item).
     pub fn new(size: usize) -> Self {
         Self::with_weight_limit(size, size)
     }

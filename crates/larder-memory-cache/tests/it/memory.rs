@@ -228,3 +228,29 @@ fn force_put_is_stored_even_when_full() {
     cache.force_put(&20_000, 1, None);
     assert_eq!(cache.get(&20_000), (Some(1), CacheStatus::Hit));
 }
+
+#[test]
+fn tiny_caches_still_work() {
+    let empty: MemoryCache<u64, u64> = MemoryCache::new(0);
+    for k in 0..100 {
+        empty.put(&k, k, None);
+        empty.force_put(&k, k, None);
+        // A cache of size 0 keeps at most the newest item, and does not panic.
+        if let (Some(v), _) = empty.get(&k) {
+            assert_eq!(v, k);
+        }
+    }
+    for size in [1, 2] {
+        let cache: MemoryCache<u64, u64> = MemoryCache::new(size);
+        for k in 0..100 {
+            cache.put(&k, k, None);
+            cache.force_put(&k, k, None);
+            // The value just forced in is readable (until the next write evicts it).
+            assert_eq!(cache.get(&k), (Some(k), CacheStatus::Hit), "size {size}");
+        }
+    }
+    let weighted: MemoryCache<u64, u64> = MemoryCache::with_weight_limit(10, 0);
+    weighted.force_put_weighted(&1, 1, None, u16::MAX);
+    weighted.force_put_weighted(&2, 2, None, 3);
+    assert_eq!(weighted.get(&2), (Some(2), CacheStatus::Hit));
+}
