@@ -4,10 +4,23 @@
 //!
 //! This is the job of pingora-memory-cache, with the same names ([`CacheStatus`], [`Lookup`],
 //! [`MultiLookup`], `get`/`put`/`get_stale`/`multi_get`), and some deliberate differences:
-//! reads check a second, independent key hash so a 64-bit collision never serves another key's
-//! value; a failed, cancelled or panicking lookup never leaves waiters stuck and never turns into
-//! one lookup per waiter; lookups are `async fn`s in the trait (no boxing); and [`RTCache::stats`]
-//! counts hits, misses and lookups.
+//!
+//! * **Admission** adds `TinyLFU`'s doorkeeper in front of `TinyUFO`: once the cache is full, a
+//!   new key is admitted on its second put within a window. On a Zipf 0.99 workload this raises
+//!   the hit ratio slightly and makes get + put-on-miss several times faster, because keys seen
+//!   once no longer go through the admission sketch. Until the cache first evicts, every put is
+//!   stored, as in a map.
+//! * **Keys** are checked with a second, independent 64-bit hash on every read, so a collision of
+//!   the index hash is a miss, never another key's value.
+//! * **Lookups** are `async fn`s in the trait (no boxing, no `async_trait`); errors are this
+//!   crate's cloneable [`Error`].
+//! * **Stampedes**: a failed, cancelled or panicking lookup never leaves waiters stuck and never
+//!   turns into one lookup per waiter: waiters share the leader's error, or one of them takes
+//!   over from a cancelled leader. A lock older than `lock_age` is replaced (and its result
+//!   cached) rather than bypassed.
+//! * **Counters**: [`RTCache::stats`] counts hits, misses and lookups.
+//! * **Clock**: TTLs use [`tokio::time::Instant`], so tests can drive them with tokio's paused
+//!   clock; a put with a zero TTL removes the key's old value instead of leaving it.
 //!
 //! # Example
 //! ```
