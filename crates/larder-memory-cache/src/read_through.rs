@@ -218,6 +218,9 @@ where
     /// entry in the background (`tokio::spawn`, so it needs a tokio runtime). At most one lookup
     /// per key runs at a time: no refresh starts while one (or a [`get`](Self::get)'s lookup) is
     /// in flight.
+    ///
+    /// # Panics
+    /// When it needs to start a refresh outside a tokio runtime (as `tokio::spawn` does).
     pub async fn get_stale_while_update(
         &'static self,
         key: &K,
