@@ -744,6 +744,18 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             } else {
                 hooks.response_cache_filter(&self.req, &ResponseHeader::from(&parts), config, times)
             };
+            let decision = match decision {
+                RespCacheable::Cacheable(_)
+                    if phase == CachePhase::Bypass
+                        && (self.req.method != Method::GET || parts.status != StatusCode::OK) =>
+                {
+                    // A bypassed request went upstream as sent (a HEAD, conditional or ranged
+                    // request), so its answer may not be the whole representation: the next
+                    // plain GET fills the cache.
+                    RespCacheable::Uncacheable(NoCacheReason::Deferred)
+                }
+                other => other,
+            };
             match decision {
                 RespCacheable::Cacheable(meta) => {
                     let too_large = config
@@ -788,8 +800,10 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
 
         let mut status = new_status(self.shared)
             .fwd(self.fwd)
-            .fwd_status(parts.status)
-            .collapsed(self.collapsed);
+            .fwd_status(parts.status);
+        if self.collapsed {
+            status = status.collapsed(true);
+        }
         if stored {
             status = status.stored(true);
             if let Some(meta) = cache.maybe_cache_meta() {
@@ -926,8 +940,10 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     .fwd(self.fwd)
                     .fwd_status(StatusCode::NOT_MODIFIED)
                     .stored(stored)
-                    .ttl(ttl)
-                    .collapsed(self.collapsed);
+                    .ttl(ttl);
+                if self.collapsed {
+                    status = status.collapsed(true);
+                }
                 if let CachePhase::RevalidatedNoCache(reason) = cache.phase() {
                     status = status.detail(reason.as_str());
                 }

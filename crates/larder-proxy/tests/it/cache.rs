@@ -950,3 +950,40 @@ async fn a_failed_lock_holder_does_not_leave_waiters_stuck() {
     assert_eq!(waiter.text(), "good");
     assert_eq!(origin.hits(), 2);
 }
+
+#[tokio::test]
+async fn predicted_uncacheable_key_fills_only_from_a_plain_get() {
+    let origin = Origin::start(|_, n| async move {
+        if n == 0 {
+            respond(200, &[("cache-control", "no-store")], "a")
+        } else {
+            respond(
+                200,
+                &[("cache-control", "max-age=60"), ("content-length", "1")],
+                "b",
+            )
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    assert_eq!(get(&proxy.url("/pred")).await.text(), "a");
+    // Predicted uncacheable: the HEAD goes upstream as a HEAD and its empty answer is not stored.
+    let head = send(Method::HEAD, &proxy.url("/pred"), &[]).await;
+    assert!(
+        head.cache_status().contains("fwd=bypass"),
+        "{}",
+        head.cache_status()
+    );
+    assert_eq!(origin.request(1).method, Method::HEAD);
+    let fill = get(&proxy.url("/pred")).await;
+    assert_eq!(fill.text(), "b");
+    assert!(
+        fill.cache_status().contains("stored"),
+        "{}",
+        fill.cache_status()
+    );
+    let hit = get(&proxy.url("/pred")).await;
+    assert_eq!(hit.text(), "b");
+    assert!(hit.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 3);
+}
