@@ -13,6 +13,9 @@ const FACADE_FEATURES: &[&str] = &[
     "full",
 ];
 
+/// How long CI runs each fuzz target (`cargo xtask fuzz --time N` runs longer).
+const FUZZ_SECONDS: &str = "10";
+
 /// The facade's examples; each runs to completion and checks its own result.
 const EXAMPLES: &[&str] = &["memory_cache", "custom_storage", "layer"];
 
@@ -90,6 +93,8 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
             ]),
         )?;
     }
+    eprintln!("==> fuzz: every target briefly, from its committed seeds");
+    crate::fuzz::main(&["--time".to_owned(), FUZZ_SECONDS.to_owned()])?;
     deny()?;
     Ok(())
 }
