@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
+use http::{Method, Request, Response, StatusCode};
 use larder_cache::age::ResponseTimes;
 use larder_cache::cache_status::{CacheStatus, ForwardReason};
 use larder_cache::conditional::{self, Precondition};
@@ -27,19 +26,21 @@ use larder_cache::{
 };
 use tower::ServiceExt;
 
-use crate::body::{self, ChannelBody, Chunk, ProxyBody};
+use crate::body::{self, ChannelBody, ProxyBody};
 use crate::error::BoxError;
 use crate::headers;
 use crate::hooks::{CacheHooks, StaleCause};
+use crate::invalidate::{invalidate, is_unsafe, store_post};
 use crate::layer::Shared;
 use crate::metrics::Metrics;
+use crate::pump::{finish_hit, pump_hit, pump_upstream};
 use crate::purge::PurgeAuth;
 
 /// How many lookups one request may make (vary re-lookups and lock waits) before it gives up
 /// on the cache and goes upstream.
 const MAX_LOOKUPS: usize = 8;
 /// Chunks buffered between a body producer and the client: the back-pressure bound.
-const CHANNEL_CHUNKS: usize = 4;
+pub(crate) const CHANNEL_CHUNKS: usize = 4;
 /// A hit whose body fits in this many bytes is read before the response is returned, saving
 /// the task that would otherwise stream it.
 const INLINE_HIT_BYTES: usize = 64 * 1024;
@@ -74,7 +75,7 @@ where
     }
 }
 
-type Answer = (Response<ProxyBody>, CacheStatus);
+pub(crate) type Answer = (Response<ProxyBody>, CacheStatus);
 
 /// Handles one request: purge, pass-through or the cache flow. Adds `Cache-Status` and `Via`.
 pub(crate) async fn handle<H: CacheHooks, I: Inner>(
@@ -112,7 +113,7 @@ fn canned(status: StatusCode) -> Response<ProxyBody> {
     resp
 }
 
-fn enable<H>(shared: &Shared<H>, cache: &mut HttpCache, with_lock: bool) {
+pub(crate) fn enable<H>(shared: &Shared<H>, cache: &mut HttpCache, with_lock: bool) {
     let c = &shared.config;
     let Some(storage) = c.storage else {
         return;
@@ -169,14 +170,6 @@ async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Answer {
 }
 
 // ------------------------------------------------------------------------- pass-through
-
-/// Whether a method is unsafe (RFC 9110 §9.2.1), so a success invalidates (RFC 9111 §4.4).
-fn is_unsafe(method: &Method) -> bool {
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
-}
 
 /// The request head sent upstream, with `Via` added and the body fields gone when the body is
 /// not the client's.
@@ -254,145 +247,6 @@ async fn run<H: CacheHooks, I: Inner>(
         must_revalidate: false,
     };
     flow.lookup(cache, body).await
-}
-
-/// Stores a POST response for later GETs of the same URI when it says it is that URI's
-/// representation (`Content-Location` naming the request target) and has explicit freshness
-/// (RFC 9110 §9.3.3, RFC 9111 §3). Anything else passes through untouched.
-async fn store_post<H: CacheHooks>(
-    shared: &Shared<H>,
-    req: &Parts,
-    parts: http::response::Parts,
-    body: ProxyBody,
-    status: CacheStatus,
-) -> Answer {
-    let same_uri = parts
-        .headers
-        .get(header::CONTENT_LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| same_host_target(req, v))
-        .is_some_and(|uri| Some(uri.path_and_query()) == Some(req.uri.path_and_query()));
-    let explicit = {
-        let cc = larder_cache::cache_control::CacheControl::from_headers(&parts.headers);
-        cc.max_age().is_some()
-            || cc.s_maxage().is_some()
-            || parts.headers.contains_key(header::EXPIRES)
-    };
-    if !same_uri || !explicit || parts.status != StatusCode::OK || shared.config.storage.is_none() {
-        return (Response::from_parts(parts, body), status);
-    }
-    let mut target = req.clone();
-    target.method = Method::GET;
-    let Some(key) = shared.hooks.cache_key_callback(&target) else {
-        return (Response::from_parts(parts, body), status);
-    };
-    let times = ResponseTimes::at(SystemTime::now());
-    let header = ResponseHeader::from(&parts);
-    let RespCacheable::Cacheable(meta) =
-        shared
-            .hooks
-            .response_cache_filter(&target, &header, &shared.config, times)
-    else {
-        return (Response::from_parts(parts, body), status);
-    };
-    let mut cache = HttpCache::new();
-    enable(shared, &mut cache, false);
-    cache.set_cache_key(key);
-    cache.cache_miss();
-    let variance = shared.hooks.cache_vary_filter(&meta, &target);
-    cache.set_cache_meta(meta);
-    cache.update_variance(variance);
-    if let Err(e) = cache.set_miss_handler().await {
-        tracing::warn!(error = %e, "could not store a POST response");
-        return (Response::from_parts(parts, body), status);
-    }
-    let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
-    tokio::spawn(pump_upstream(
-        Some(cache),
-        body,
-        Some(tx),
-        None,
-        Arc::clone(&shared.metrics),
-    ));
-    (
-        Response::from_parts(parts, body::boxed(rx)),
-        status.stored(true),
-    )
-}
-
-/// Removes the stored responses for the request's URI and for same-host `Location` and
-/// `Content-Location` (RFC 9111 §4.4).
-async fn invalidate<H: CacheHooks>(shared: &Shared<H>, req: &Parts, resp_headers: &HeaderMap) {
-    if shared.config.storage.is_none() {
-        return;
-    }
-    let mut targets = vec![req.uri.clone()];
-    for name in [header::LOCATION, header::CONTENT_LOCATION] {
-        if let Some(uri) = resp_headers
-            .get(&name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| same_host_target(req, v))
-        {
-            targets.push(uri);
-        }
-    }
-    for uri in targets {
-        let mut target = req.clone();
-        target.method = Method::GET;
-        target.uri = uri;
-        let Some(key) = shared.hooks.cache_key_callback(&target) else {
-            continue;
-        };
-        let mut cache = HttpCache::new();
-        enable(shared, &mut cache, false);
-        cache.set_cache_key(key);
-        match cache.purge().await {
-            Ok(true) => shared.metrics.invalidations.inc(),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "invalidation failed"),
-        }
-    }
-}
-
-/// The request target a `Location` / `Content-Location` value names, if it is on the request's
-/// host (RFC 9111 §4.4 forbids invalidating other hosts' responses).
-fn same_host_target(req: &Parts, value: &str) -> Option<Uri> {
-    let value = value.trim();
-    let req_authority = req
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })?;
-    let path_and_query = if value.contains("://") {
-        let uri: Uri = value.parse().ok()?;
-        if !uri
-            .authority()
-            .is_some_and(|a| a.as_str().eq_ignore_ascii_case(&req_authority))
-        {
-            return None;
-        }
-        uri.path_and_query()?.as_str().to_owned()
-    } else if value.starts_with("//") {
-        // A network-path reference names a host; only the request's own counts.
-        return None;
-    } else if value.starts_with('/') {
-        value.to_owned()
-    } else {
-        // A relative reference: resolve it against the request path's directory.
-        let base = req.uri.path();
-        let dir = &base[..=base.rfind('/').unwrap_or(0)];
-        format!("{dir}{value}")
-    };
-    let mut builder = Uri::builder().path_and_query(path_and_query);
-    if let (Some(scheme), Some(authority)) = (req.uri.scheme(), req.uri.authority()) {
-        builder = builder.scheme(scheme.clone()).authority(authority.clone());
-    }
-    builder.build().ok()
 }
 
 // ------------------------------------------------------------------------- the cache flow
@@ -1055,237 +909,5 @@ fn ttl(meta: &larder_cache::CacheMeta, now: SystemTime) -> i64 {
     match meta.fresh_until().duration_since(now) {
         Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-async fn finish_hit(cache: &mut HttpCache) {
-    if let Err(e) = cache.finish_hit_handler().await {
-        tracing::debug!(error = %e, "finishing a hit failed");
-    }
-}
-
-/// Streams a stored body to the client.
-async fn pump_hit(
-    mut cache: HttpCache,
-    prefix: Vec<Bytes>,
-    tx: tokio::sync::mpsc::Sender<Chunk>,
-    mut filter: Option<RangeBodyFilter>,
-) {
-    let send = async |chunk: Bytes, filter: &mut Option<RangeBodyFilter>| -> bool {
-        let out = match filter {
-            Some(f) => f.filter_body(chunk),
-            None => chunk,
-        };
-        out.is_empty() || tx.send(Chunk::Data(out)).await.is_ok()
-    };
-    for chunk in prefix {
-        if !send(chunk, &mut filter).await {
-            return;
-        }
-    }
-    loop {
-        match cache.hit_handler().read_body().await {
-            Ok(Some(chunk)) => {
-                if !send(chunk, &mut filter).await {
-                    return;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                let _ = tx.send(Chunk::Error(Box::new(e))).await;
-                return;
-            }
-        }
-    }
-    finish_hit(&mut cache).await;
-    let tail = match &mut filter {
-        Some(f) => f.finish(),
-        None => Some(Bytes::new()),
-    };
-    match tail {
-        Some(tail) => {
-            if !tail.is_empty() && tx.send(Chunk::Data(tail)).await.is_err() {
-                return;
-            }
-            let _ = tx.send(Chunk::End).await;
-        }
-        None => {
-            let _ = tx
-                .send(Chunk::Error(
-                    "stored body shorter than its Content-Length".into(),
-                ))
-                .await;
-        }
-    }
-}
-
-/// Streams an upstream body to the client and, when `cache` is set, into storage at the same
-/// time. The channel to the client is bounded, so a slow client slows the upstream read.
-///
-/// If the client goes away while the response is being stored, the fill continues so the
-/// entry completes (inventory checklist 86); an uncacheable response stops being read. If the
-/// upstream fails mid-body, the unfinished write is dropped (storage discards it, no entry is
-/// left) and the client's body ends in an error, never a clean short body.
-// One loop with every outcome of the body side by side reads better than split helpers.
-#[allow(clippy::too_many_lines)]
-async fn pump_upstream(
-    mut cache: Option<HttpCache>,
-    mut body: ProxyBody,
-    mut tx: Option<tokio::sync::mpsc::Sender<Chunk>>,
-    mut filter: Option<RangeBodyFilter>,
-    metrics: Arc<Metrics>,
-) {
-    let mut written = 0u64;
-    loop {
-        match body.frame().await {
-            None => break,
-            Some(Err(e)) => {
-                metrics.upstream_errors.inc();
-                tracing::warn!(error = %e, "upstream body failed");
-                if let Some(mut c) = cache.take() {
-                    c.disable(NoCacheReason::UpstreamError);
-                    metrics.not_stored(NoCacheReason::UpstreamError.as_str());
-                }
-                if let Some(tx) = tx {
-                    let _ = tx.send(Chunk::Error(e)).await;
-                }
-                return;
-            }
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    // Trailers are not stored or forwarded.
-                    continue;
-                };
-                if let Some(c) = cache.as_mut() {
-                    let failure = if c.track_body_bytes_for_max_file_size(data.len()) {
-                        match c.miss_handler() {
-                            Some(h) => h.write_body(data.clone(), false).await.err().map(|e| {
-                                tracing::warn!(error = %e, "cache write failed");
-                                NoCacheReason::StorageError
-                            }),
-                            None => None,
-                        }
-                    } else {
-                        c.response_became_uncacheable(NoCacheReason::ResponseTooLarge);
-                        Some(NoCacheReason::ResponseTooLarge)
-                    };
-                    if let Some(reason) = failure {
-                        c.disable(reason);
-                        metrics.not_stored(reason.as_str());
-                        cache = None;
-                    } else {
-                        written += data.len() as u64;
-                    }
-                }
-                if let Some(t) = &tx {
-                    let out = match &mut filter {
-                        Some(f) => f.filter_body(data),
-                        None => data,
-                    };
-                    if !out.is_empty() && t.send(Chunk::Data(out)).await.is_err() {
-                        // The client left.
-                        tx = None;
-                    }
-                }
-                if cache.is_none() && tx.is_none() {
-                    return;
-                }
-            }
-        }
-    }
-    if let Some(mut c) = cache {
-        let finished = match c.miss_handler() {
-            Some(h) => h.write_body(Bytes::new(), true).await,
-            None => Ok(()),
-        };
-        match finished {
-            Ok(()) => match c.finish_miss_handler().await {
-                Ok(()) => {
-                    metrics.stored.inc();
-                    metrics.stored_bytes.add(written);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "finishing the cache write failed");
-                    c.disable(NoCacheReason::StorageError);
-                    metrics.not_stored(NoCacheReason::StorageError.as_str());
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cache write failed");
-                c.disable(NoCacheReason::StorageError);
-                metrics.not_stored(NoCacheReason::StorageError.as_str());
-            }
-        }
-    }
-    if let Some(tx) = tx {
-        let tail = match &mut filter {
-            Some(f) => f.finish(),
-            None => Some(Bytes::new()),
-        };
-        match tail {
-            Some(tail) => {
-                if !tail.is_empty() && tx.send(Chunk::Data(tail)).await.is_err() {
-                    return;
-                }
-                let _ = tx.send(Chunk::End).await;
-            }
-            None => {
-                let _ = tx
-                    .send(Chunk::Error(
-                        "upstream body shorter than the requested range".into(),
-                    ))
-                    .await;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parts(uri: &str, host: &str) -> Parts {
-        Request::builder()
-            .uri(uri)
-            .header("host", host)
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0
-    }
-
-    #[test]
-    fn same_host_targets() {
-        let req = parts("/a/b?x", "example.com");
-        let check = |v: &str| same_host_target(&req, v).map(|u| u.to_string());
-        assert_eq!(check("/c").as_deref(), Some("/c"));
-        assert_eq!(check("http://EXAMPLE.com/d?e").as_deref(), Some("/d?e"));
-        assert_eq!(check("http://other.com/d"), None);
-        assert_eq!(check("c").as_deref(), Some("/a/c"));
-        assert_eq!(check("bad uri with spaces"), None);
-    }
-
-    #[test]
-    fn unsafe_methods() {
-        for m in ["POST", "PUT", "DELETE", "PATCH", "FOO"] {
-            assert!(is_unsafe(&Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
-        }
-        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
-            assert!(!is_unsafe(&m), "{m}");
-        }
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
-
-        /// Any Location value: no panic, and a target is only ever on the request's host.
-        #[test]
-        fn location_targets_never_leave_the_host(v in "[ -~]{0,40}") {
-            let req = parts("/dir/page", "example.com");
-            if let Some(uri) = same_host_target(&req, &v) {
-                proptest::prop_assert!(uri.authority().is_none(), "{uri}");
-                proptest::prop_assert!(uri.path().starts_with('/'), "{uri}");
-            }
-        }
     }
 }
