@@ -1,0 +1,346 @@
+//! Scenario 5: responses never leak across clients or hosts, and hostile requests are refused.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use http::Method;
+
+use crate::harness::{Origin, Proxy, config, get, respond, send};
+
+/// An origin answering every path with `cache_control` and a body naming the request's
+/// `Authorization` and `Host`.
+async fn echo_origin(cache_control: &'static str) -> Origin {
+    Origin::start(move |parts, n| async move {
+        let field = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let body = format!(
+            "auth={} host={} xfh={} n={n}",
+            field("authorization"),
+            field("host"),
+            field("x-forwarded-host")
+        );
+        respond(200, &[("cache-control", cache_control)], body)
+    })
+    .await
+}
+
+/// Whether a response to a request with `Authorization` is served to a client without it.
+async fn shared_after_authorized(cache_control: &'static str) -> bool {
+    let origin = echo_origin(cache_control).await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let url = proxy.url("/account");
+    let with = send(Method::GET, &url, &[("authorization", "Bearer alice")]).await;
+    assert!(with.text().starts_with("auth=Bearer alice"));
+    let without = get(&url).await;
+    let shared = without.text().contains("alice");
+    assert_eq!(shared, origin.hits() == 1);
+    shared
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_responses_are_shared_only_when_the_origin_allows() {
+    // RFC 9111 §3.5.
+    assert!(!shared_after_authorized("max-age=60").await);
+    assert!(shared_after_authorized("public, max-age=60").await);
+    assert!(shared_after_authorized("s-maxage=60").await);
+    assert!(shared_after_authorized("max-age=60, must-revalidate").await);
+    assert!(!shared_after_authorized("private, max-age=60").await);
+    assert!(!shared_after_authorized("no-store, public, max-age=60").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_responses_are_never_stored() {
+    let origin = echo_origin("private, max-age=60").await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    for _ in 0..3 {
+        let r = get(&proxy.url("/me")).await;
+        assert!(!r.cache_status().contains("hit"), "{}", r.cache_status());
+    }
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_cookie_responses() {
+    let origin = Origin::start(|_, n| async move {
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("set-cookie", &format!("session={n}; HttpOnly")),
+            ],
+            format!("page {n}"),
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let first = get(&proxy.url("/login")).await;
+    assert_eq!(first.header("set-cookie"), Some("session=0; HttpOnly"));
+    let second = get(&proxy.url("/login")).await;
+    println!(
+        "set-cookie: second response {:?}, set-cookie {:?}, origin fetches {}",
+        second.cache_status(),
+        second.header("set-cookie"),
+        origin.hits()
+    );
+    // Today: a response with Set-Cookie and no `private`/`no-cache="set-cookie"` is stored
+    // and served with its Set-Cookie (RFC 9111 §7.3 leaves this to the origin, which must mark
+    // such responses). Documented in docs/reliability.md.
+    assert_eq!(second.text(), "page 0");
+    assert_eq!(second.header("set-cookie"), Some("session=0; HttpOnly"));
+    assert_eq!(origin.hits(), 1);
+
+    // `no-cache="set-cookie"` (RFC 9111 §5.2.2.4): the field must not be sent from the cache
+    // without revalidation.
+    let origin = Origin::start(|_, n| async move {
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=60, no-cache=\"set-cookie\""),
+                ("set-cookie", &format!("session={n}")),
+            ],
+            format!("page {n}"),
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let _ = get(&proxy.url("/login")).await;
+    let second = get(&proxy.url("/login")).await;
+    println!(
+        "no-cache=set-cookie: second {:?}, set-cookie {:?}, origin fetches {}",
+        second.cache_status(),
+        second.header("set-cookie"),
+        origin.hits()
+    );
+    assert_ne!(
+        (second.header("set-cookie"), origin.hits()),
+        (Some("session=0"), 1),
+        "a qualified no-cache field was served from the cache without revalidation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_is_part_of_the_key() {
+    let origin = echo_origin("public, max-age=60").await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let url = proxy.url("/same");
+    let a = send(Method::GET, &url, &[("host", "a.example")]).await;
+    let b = send(Method::GET, &url, &[("host", "b.example")]).await;
+    assert!(a.text().contains("host=a.example"), "{}", a.text());
+    assert!(b.text().contains("host=b.example"), "{}", b.text());
+    let a2 = send(Method::GET, &url, &[("host", "A.EXAMPLE")]).await;
+    assert_eq!(a2.text(), a.text(), "host names are case-insensitive");
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unkeyed_headers_cannot_change_a_cached_body() {
+    let origin = echo_origin("public, max-age=60").await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let url = proxy.url("/page");
+    let clean = send(Method::GET, &url, &[("host", "site.example")]).await;
+    for (name, value) in [
+        ("x-forwarded-host", "evil.example"),
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("x-forwarded-proto", "gopher"),
+        ("x-http-method-override", "DELETE"),
+        ("forwarded", "host=evil.example"),
+    ] {
+        let r = send(
+            Method::GET,
+            &url,
+            &[("host", "site.example"), (name, value)],
+        )
+        .await;
+        assert_eq!(r.text(), clean.text(), "{name} changed the cached body");
+        assert!(r.cache_status().contains("hit"));
+    }
+    assert_eq!(origin.hits(), 1);
+    // On a miss the proxy forwards end-to-end request fields as they are (the origin must not
+    // reflect unkeyed fields into cacheable responses).
+    let r = send(
+        Method::GET,
+        &proxy.url("/other"),
+        &[("x-forwarded-host", "evil.example")],
+    )
+    .await;
+    assert!(r.text().contains("xfh=evil.example"));
+    assert!(
+        origin
+            .last_request()
+            .headers
+            .contains_key("x-forwarded-host")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_fields_are_stripped() {
+    let origin = Origin::start(|_, _| async {
+        respond(
+            200,
+            &[
+                ("cache-control", "no-store"),
+                ("connection", "x-origin-secret"),
+                ("x-origin-secret", "1"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-authenticate", "Basic"),
+                ("x-end-to-end", "1"),
+            ],
+            "ok",
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let r = send(
+        Method::GET,
+        &proxy.url("/h"),
+        &[
+            ("connection", "x-client-secret"),
+            ("x-client-secret", "1"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("te", "trailers"),
+            ("keep-alive", "timeout=5"),
+            ("upgrade", "websocket"),
+            ("x-end-to-end", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = origin.last_request().headers;
+    for name in [
+        "x-client-secret",
+        "proxy-authorization",
+        "te",
+        "keep-alive",
+        "upgrade",
+    ] {
+        assert!(!seen.contains_key(name), "{name} was forwarded upstream");
+    }
+    assert!(seen.contains_key("x-end-to-end"));
+    for name in ["x-origin-secret", "keep-alive", "proxy-authenticate"] {
+        assert!(
+            !r.headers.contains_key(name),
+            "{name} was forwarded downstream"
+        );
+    }
+    assert!(r.headers.contains_key("x-end-to-end"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_needs_the_token() {
+    let origin = echo_origin("public, max-age=60").await;
+    let mut cfg = config(Duration::from_secs(2));
+    cfg.purge_token = Some("s3cret".to_owned());
+    let proxy = Proxy::start(&origin, cfg).await;
+    let url = proxy.url("/p");
+    let _ = get(&url).await;
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    for (auth, expect) in [
+        (None, 401),
+        (Some("Bearer wrong"), 401),
+        (Some("Basic s3cret"), 401),
+        (Some("Bearer s3cret "), 200),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let r = send(purge.clone(), &url, &headers).await;
+        assert_eq!(r.status, expect, "{auth:?}");
+        if expect == 401 {
+            assert!(
+                get(&url).await.cache_status().contains("hit"),
+                "still cached"
+            );
+        }
+    }
+    assert_eq!(origin.hits(), 1);
+    assert!(!get(&url).await.cache_status().contains("hit"));
+
+    // Without a configured token PURGE is refused outright.
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let r = send(
+        purge,
+        &proxy.url("/p"),
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(r.status, 405);
+}
+
+/// Sends raw bytes to `addr` and returns the status code of the answer (0 when the connection
+/// closed without one).
+fn raw(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server may answer and close before reading everything; a write error is fine.
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_requests_are_refused() {
+    let origin = echo_origin("public, max-age=60").await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let addr = proxy.addr;
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..200 {
+        write!(many, "X-H{i}: v\r\n").unwrap();
+    }
+    many.push_str("\r\n");
+    let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
+        ("100 KiB header", huge.into_bytes(), &[431]),
+        ("200 header fields", many.into_bytes(), &[431]),
+        (
+            "garbage request line",
+            b"\x00\x01\x02 nonsense\r\n\r\n".to_vec(),
+            &[400],
+        ),
+        (
+            "bad header name",
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n".to_vec(),
+            &[400],
+        ),
+        (
+            "bad version",
+            b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+            &[400, 505],
+        ),
+        (
+            "bare LF in value",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n".to_vec(),
+            &[200, 400],
+        ),
+        (
+            "two content-lengths",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+            &[400],
+        ),
+    ];
+    for (what, bytes, expect) in cases {
+        let code = tokio::task::spawn_blocking(move || raw(addr, &bytes))
+            .await
+            .unwrap();
+        println!("raw {what}: {code}");
+        assert!(
+            expect.contains(&code),
+            "{what}: got {code}, expected {expect:?}"
+        );
+    }
+    // The proxy still serves after all of that.
+    assert_eq!(get(&proxy.url("/")).await.status, 200);
+}
