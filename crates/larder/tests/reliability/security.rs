@@ -89,9 +89,9 @@ async fn set_cookie_responses() {
         second.header("set-cookie"),
         origin.hits()
     );
-    // Today: a response with Set-Cookie and no `private`/`no-cache="set-cookie"` is stored
-    // and served with its Set-Cookie (RFC 9111 §7.3 leaves this to the origin, which must mark
-    // such responses). Documented in docs/reliability.md.
+    // A response with Set-Cookie and no `private` or `no-cache="set-cookie"` is stored and
+    // served with its Set-Cookie: RFC 9111 §7.3 says Set-Cookie does not inhibit caching and
+    // leaves it to the origin to mark such responses. Documented in docs/reliability.md.
     assert_eq!(second.text(), "page 0");
     assert_eq!(second.header("set-cookie"), Some("session=0; HttpOnly"));
     assert_eq!(origin.hits(), 1);
@@ -118,11 +118,11 @@ async fn set_cookie_responses() {
         second.header("set-cookie"),
         origin.hits()
     );
-    assert_ne!(
-        (second.header("set-cookie"), origin.hits()),
-        (Some("session=0"), 1),
-        "a qualified no-cache field was served from the cache without revalidation"
-    );
+    // Today the entry is stored and served as a hit with the listed field removed.
+    assert!(second.cache_status().contains("hit"), "{}", second.cache_status());
+    assert_eq!(second.text(), "page 0");
+    assert_eq!(second.header("set-cookie"), None, "a no-cache field is not served");
+    assert_eq!(origin.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
