@@ -85,11 +85,14 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     body: ProxyBody,
 ) -> Response<ProxyBody> {
     headers::remove_hop_by_hop(&mut parts.headers);
+    let method = parts.method.clone();
+    let uri = parts.uri.clone();
     let (mut resp, status) = if shared.hooks.is_purge(&parts) {
         purge(shared, &parts).await
     } else {
         run(shared, inner, parts, body).await
     };
+    tracing::debug!(%method, %uri, status = resp.status().as_u16(), cache_status = %status, "request");
     status.append_to(resp.headers_mut());
     let version = resp.version();
     headers::add_via(resp.headers_mut(), version, &shared.config.via_pseudonym);

@@ -107,32 +107,39 @@ impl Args {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
+/// the returned future is first polled, so call it before serving: a SIGTERM that arrives
+/// while the server starts must not kill the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+    let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+        };
+        #[cfg(unix)]
+        let term = async {
+            match sigterm {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 async fn run(config: ProxyConfig) -> anyhow::Result<()> {
@@ -146,6 +153,7 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
 
+    let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -167,7 +175,7 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     }
     tracing::info!(upstream = %upstream_uri, "listening on {local}");
     let proxy = tokio::spawn(server::serve(listener, service, wait_stop(stop_rx)));
-    shutdown_signal().await;
+    shutdown.await;
     let _ = stop_tx.send(true);
     proxy.await?;
     if let Some(t) = admin_task {
