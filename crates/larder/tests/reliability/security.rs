@@ -119,9 +119,17 @@ async fn set_cookie_responses() {
         origin.hits()
     );
     // Today the entry is stored and served as a hit with the listed field removed.
-    assert!(second.cache_status().contains("hit"), "{}", second.cache_status());
+    assert!(
+        second.cache_status().contains("hit"),
+        "{}",
+        second.cache_status()
+    );
     assert_eq!(second.text(), "page 0");
-    assert_eq!(second.header("set-cookie"), None, "a no-cache field is not served");
+    assert_eq!(
+        second.header("set-cookie"),
+        None,
+        "a no-cache field is not served"
+    );
     assert_eq!(origin.hits(), 1);
 }
 
