@@ -164,12 +164,15 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             root().join("docs").join("benchmarks.md")
         }
     });
+    // A hand-written analysis of the profile, kept beside the benches, closes the report.
+    let analysis = std::fs::read_to_string(root().join("benches").join("analysis.md")).ok();
     let text = report::render(
         &machine,
         &benches,
         &extra,
         http_results.as_ref(),
         opts.quick,
+        analysis.as_deref(),
     );
     std::fs::write(&out, text).map_err(|e| format!("cannot write {out:?}: {e}"))?;
     eprintln!("xtask bench: wrote {out:?}");

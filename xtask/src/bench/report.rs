@@ -247,6 +247,7 @@ pub(super) fn render(
     extra: &Metrics,
     http: Option<&Results>,
     quick: bool,
+    analysis: Option<&str>,
 ) -> String {
     let pairs = pairs(benches);
     let mut out = String::new();
@@ -333,6 +334,10 @@ pub(super) fn render(
         for ((suite, row, metric), value) in extra {
             let _ = writeln!(out, "| {suite} | {row} | {metric} | {value:.4} |");
         }
+        out.push('\n');
+    }
+    if let Some(text) = analysis {
+        out.push_str(text.trim_end());
         out.push('\n');
     }
     out
