@@ -29,6 +29,58 @@ pub struct RedisStats {
     pub timeouts: u64,
 }
 
+impl RedisStats {
+    /// The counters in the Prometheus text exposition format, as `larder_redis_*_total`
+    /// counters with `HELP` and `TYPE` lines, ready to append to a `/metrics` page.
+    ///
+    /// ```
+    /// let text = larder_storage_redis::RedisStats::default().render_prometheus();
+    /// assert!(text.contains("# TYPE larder_redis_lookup_errors_total counter\n"));
+    /// assert!(text.contains("\nlarder_redis_timeouts_total 0\n"));
+    /// ```
+    pub fn render_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let rows: [(&str, &str, u64); 8] = [
+            ("hits", "Lookups that found an entry in Redis.", self.hits),
+            (
+                "misses",
+                "Lookups that found nothing in Redis.",
+                self.misses,
+            ),
+            (
+                "lookup_errors",
+                "Lookups that failed (Redis down, slow or a bad entry); served from upstream.",
+                self.lookup_errors,
+            ),
+            (
+                "read_errors",
+                "Hits whose body could not be read to the end.",
+                self.read_errors,
+            ),
+            (
+                "writes_stored",
+                "Entries published to Redis.",
+                self.writes_stored,
+            ),
+            (
+                "writes_dropped",
+                "Writes to Redis that failed or were abandoned.",
+                self.writes_dropped,
+            ),
+            ("errors", "Failed Redis calls.", self.errors),
+            ("timeouts", "Redis calls that timed out.", self.timeouts),
+        ];
+        let mut out = String::with_capacity(1024);
+        for (name, help, value) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP larder_redis_{name}_total {help}\n# TYPE larder_redis_{name}_total counter\nlarder_redis_{name}_total {value}"
+            );
+        }
+        out
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
@@ -58,5 +110,25 @@ impl Counters {
             errors: get(&self.errors),
             timeouts: get(&self.timeouts),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_one_sample_per_counter() {
+        let counters = Counters::default();
+        inc(&counters.hits);
+        inc(&counters.hits);
+        inc(&counters.timeouts);
+        let text = counters.snapshot().render_prometheus();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(samples.len(), 8);
+        assert!(samples.contains(&"larder_redis_hits_total 2"));
+        assert!(samples.contains(&"larder_redis_timeouts_total 1"));
+        assert!(samples.contains(&"larder_redis_misses_total 0"));
+        assert_eq!(text.matches("# TYPE").count(), 8);
     }
 }

@@ -517,3 +517,102 @@ impl Storage for RedisStorage {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn fields(values: [Option<&[u8]>; 6]) -> Vec<Option<Bytes>> {
+        values
+            .into_iter()
+            .map(|v| v.map(Bytes::copy_from_slice))
+            .collect()
+    }
+
+    #[test]
+    fn consistent_reply_parses() {
+        let found = Found::parse(fields([
+            Some(b"abc123"),
+            Some(b"meta"),
+            Some(b"10"),
+            Some(b"4"),
+            Some(b"3"),
+            Some(b"0123"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!((found.len, found.chunk_size), (10, 4));
+        assert_eq!(found.first.as_deref(), Some(&b"0123"[..]));
+    }
+
+    #[test]
+    fn missing_first_chunk_is_a_miss_and_bad_counts_are_errors() {
+        let reply = |len: &'static [u8], n: &'static [u8], first: Option<&'static [u8]>| {
+            Found::parse(fields([
+                Some(b"v1"),
+                Some(b"m"),
+                Some(len),
+                Some(b"4"),
+                Some(n),
+                first,
+            ]))
+        };
+        assert!(reply(b"10", b"3", None).unwrap().is_none());
+        assert!(reply(b"10", b"2", Some(b"0123")).is_err());
+        assert!(reply(b"10", b"3", Some(b"012")).is_err());
+        assert!(reply(b"3", b"1", Some(b"0123")).is_err());
+        assert!(reply(b"0", b"0", None).unwrap().is_some());
+        assert!(Found::parse(fields([None, None, None, None, None, None])).is_err());
+        assert!(Found::parse(vec![None; 2]).is_err());
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = EntryKeys::new("p:", [0xab; 16]);
+        let tag = format!("{{{}}}", "ab".repeat(16));
+        assert_eq!(keys.meta(), format!("p:{tag}:m"));
+        assert_eq!(keys.marker(), format!("p:{tag}:p"));
+        assert_eq!(keys.chunk("v9", 3), format!("p:{tag}:v9:3"));
+    }
+
+    fn number() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop_oneof![
+            Just(None),
+            (0usize..100_000).prop_map(|n| Some(n.to_string().into_bytes())),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever another writer left under the prefix, a lookup reply decodes to an entry,
+        /// a miss or an error, and never panics; an entry it accepts is self-consistent.
+        #[test]
+        fn any_reply_decodes_without_panicking(
+            version in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..6)),
+            len in number(),
+            chunk_size in number(),
+            count in number(),
+            first in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
+            extra in 0usize..2,
+        ) {
+            let mut reply: Vec<Option<Bytes>> = vec![
+                version.map(Bytes::from),
+                Some(Bytes::from_static(b"meta")),
+                len.map(Bytes::from),
+                chunk_size.map(Bytes::from),
+                count.map(Bytes::from),
+                first.map(Bytes::from),
+            ];
+            reply.extend(std::iter::repeat_n(None, extra));
+            if let Ok(Some(found)) = Found::parse(reply) {
+                prop_assert!(found.chunk_size > 0);
+                let first_len = found.first.as_ref().map_or(0, Bytes::len);
+                prop_assert_eq!(first_len, found.chunk_size.min(found.len));
+            }
+        }
+    }
+}
