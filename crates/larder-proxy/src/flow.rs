@@ -87,6 +87,7 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     headers::remove_hop_by_hop(&mut parts.headers);
     let method = parts.method.clone();
     let uri = parts.uri.clone();
+    let client_version = parts.version;
     let (mut resp, status) = if shared.hooks.is_purge(&parts) {
         purge(shared, &parts).await
     } else {
@@ -96,6 +97,10 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     status.append_to(resp.headers_mut());
     let version = resp.version();
     headers::add_via(resp.headers_mut(), version, &shared.config.via_pseudonym);
+    // The response travels on the client's connection: speak the client's HTTP version, not
+    // the upstream's (an HTTP/1.0 origin must not turn the client's HTTP/1.1 answer into 1.0,
+    // which would also end keep-alive). `Via` above keeps the version received (RFC 9110 §7.6.3).
+    *resp.version_mut() = client_version;
     resp
 }
 

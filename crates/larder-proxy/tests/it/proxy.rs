@@ -181,3 +181,55 @@ async fn malformed_request_gets_400_and_the_proxy_keeps_serving() {
     assert_eq!(get(&proxy.url("/")).await.text(), "ok");
     assert_eq!(origin.hits(), 1);
 }
+
+/// An HTTP/1.0 origin must not make the proxy answer its HTTP/1.1 client in HTTP/1.0.
+#[tokio::test]
+async fn http10_origin_is_answered_in_the_clients_version() {
+    use larder_proxy::{CacheLayer, DefaultHooks, Upstream, server};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::Layer;
+
+    // A raw origin speaking HTTP/1.0, as simple servers do.
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_addr = origin.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = origin.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let layer = CacheLayer::new(CacheConfig::default(), DefaultHooks);
+    let service = layer.layer(Upstream::new(&format!("http://{origin_addr}")).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(listener, service, std::future::pending()));
+
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.ends_with(b"ok") {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // `Via` names the version the proxy received from the origin (RFC 9110 §7.6.3).
+    assert!(
+        text.to_ascii_lowercase().contains("via: 1.0 larder"),
+        "{text}"
+    );
+}
