@@ -10,6 +10,7 @@ const FACADE_FEATURES: &[&str] = &[
     "cache",
     "memory-cache",
     "proxy",
+    "redis",
     "full",
 ];
 

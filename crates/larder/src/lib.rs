@@ -73,6 +73,7 @@
 //! - `eviction`: `larder::eviction`, the eviction core (sharded weighted LRU, `TinyUFO` policy).
 //! - `memory-cache`: `larder::memory_cache`, `MemoryCache` and the read-through `RTCache`.
 //! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks.
+//! - `redis`: `larder::storage_redis`, a `Storage` on Redis shared by a fleet of proxies.
 //! - `full`: everything.
 
 #[cfg(feature = "cache-control")]
@@ -102,3 +103,7 @@ pub use larder_memory_cache as memory_cache;
 #[cfg(feature = "proxy")]
 #[doc(inline)]
 pub use larder_proxy as proxy;
+
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use larder_storage_redis as storage_redis;
