@@ -28,6 +28,8 @@ usage: cargo xtask bench [options]
   --quick        a smoke test: each benchmark briefly, HTTP rows for 1 KiB only, 2 s each
   --only NAME    one part: a criterion suite (cache_control, eviction, memory_cache), memory
                  or http
+  --report-only  run nothing: report the results already on disk (every criterion result there,
+                 the last run's extra figures; no HTTP rows)
   --out PATH     where the report goes (default: docs/benchmarks.md for a full run, else
                  <bench target>/benchmarks-quick.md)
 
@@ -42,6 +44,7 @@ const SUITES: [&str; 3] = ["cache_control", "eviction", "memory_cache"];
 #[derive(Debug, Default)]
 struct Options {
     quick: bool,
+    report_only: bool,
     only: Option<String>,
     out: Option<PathBuf>,
 }
@@ -53,6 +56,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => opts.quick = true,
+                "--report-only" => opts.report_only = true,
                 "--only" => {
                     let name = args
                         .next()
@@ -87,6 +91,8 @@ struct Machine {
     load_after: String,
     date: String,
     command: String,
+    /// Parts that failed; the report names them instead of their figures.
+    failures: Vec<String>,
 }
 
 /// Entry point for `cargo xtask bench`.
@@ -111,6 +117,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ..Machine::default()
     };
     let ctx = Context::new();
+    if opts.report_only {
+        let (benches, extra) = collect(&ctx, 0)?;
+        machine.load_after = load_average();
+        return write_report(&ctx, &opts, &machine, &benches, &extra, None);
+    }
     let _ = std::fs::remove_file(&ctx.metrics);
 
     ensure_package("cmake", "cmake")?;
@@ -122,14 +133,16 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ctx.bench_cargo("build")
             .args(["--profile", "bench", "--bins"]),
     )?;
-    criterion(&ctx, &opts)?;
+    machine.failures = criterion(&ctx, &opts);
     if opts.wants("memory") {
         let mut cmd = Command::new(ctx.bins.join("mem_overhead"));
         cmd.env("LARDER_BENCH_METRICS", &ctx.metrics);
         if opts.quick {
             cmd.args(["--entries", "20000"]);
         }
-        run("bytes per entry", &mut cmd)?;
+        if let Err(e) = run("bytes per entry", &mut cmd) {
+            machine.failures.push(e);
+        }
     }
     let http_results = if opts.wants("http") {
         run(
@@ -150,15 +163,48 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             larder: workspace_target().join("release").join("larder"),
             work: ctx.target.join("bench-http"),
         };
-        Some(http::run(&plan)?)
+        match http::run(&plan) {
+            Ok(results) => Some(results),
+            Err(e) => {
+                eprintln!("xtask bench: the HTTP runs failed: {e}");
+                machine.failures.push(format!("HTTP runs: {e}"));
+                None
+            }
+        }
     } else {
         None
     };
     let (benches, extra) = collect(&ctx, started)?;
     machine.load_after = load_average();
+    write_report(
+        &ctx,
+        &opts,
+        &machine,
+        &benches,
+        &extra,
+        http_results.as_ref(),
+    )?;
+    if machine.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} part(s) failed; see the report",
+            machine.failures.len()
+        ))
+    }
+}
 
+/// Renders the report and writes it where `opts` says.
+fn write_report(
+    ctx: &Context,
+    opts: &Options,
+    machine: &Machine,
+    benches: &[report::Bench],
+    extra: &report::Metrics,
+    http_results: Option<&http::Results>,
+) -> Result<(), String> {
     let out = opts.out.clone().unwrap_or_else(|| {
-        if opts.quick || opts.only.is_some() {
+        if opts.quick || opts.only.is_some() || opts.report_only {
             ctx.target.join("benchmarks-quick.md")
         } else {
             root().join("docs").join("benchmarks.md")
@@ -167,10 +213,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     // A hand-written analysis of the profile, kept beside the benches, closes the report.
     let analysis = std::fs::read_to_string(root().join("benches").join("analysis.md")).ok();
     let text = report::render(
-        &machine,
-        &benches,
-        &extra,
-        http_results.as_ref(),
+        machine,
+        benches,
+        extra,
+        http_results,
         opts.quick,
         analysis.as_deref(),
     );
@@ -208,13 +254,17 @@ impl Context {
             .arg(&self.manifest)
             .arg("--target-dir")
             .arg(&self.target)
-            .env("LARDER_BENCH_METRICS", &self.metrics);
+            .env("LARDER_BENCH_METRICS", &self.metrics)
+            // Criterion finds its output directory from the environment, not from cargo's flags.
+            .env("CRITERION_HOME", self.target.join("criterion"));
         cmd
     }
 }
 
-/// Runs the criterion suites that `opts` selects, one at a time.
-fn criterion(ctx: &Context, opts: &Options) -> Result<(), String> {
+/// Runs the criterion suites that `opts` selects, one at a time; returns the failures (a suite
+/// that does not build or panics must not cost the others their figures).
+fn criterion(ctx: &Context, opts: &Options) -> Vec<String> {
+    let mut failures = Vec::new();
     for suite in SUITES.iter().filter(|s| opts.wants(s)) {
         let mut cmd = ctx.bench_cargo("bench");
         cmd.args(["--bench", suite, "--", "--noplot"]);
@@ -230,9 +280,11 @@ fn criterion(ctx: &Context, opts: &Options) -> Result<(), String> {
         } else {
             cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
         }
-        run(&format!("criterion suite {suite}"), &mut cmd)?;
+        if let Err(e) = run(&format!("criterion suite {suite}"), &mut cmd) {
+            failures.push(e);
+        }
     }
-    Ok(())
+    failures
 }
 
 /// This run's criterion results and the extra figures benches recorded.

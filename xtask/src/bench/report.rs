@@ -265,6 +265,9 @@ pub(super) fn render(
              measurements.\n"
         );
     }
+    for failure in &machine.failures {
+        let _ = writeln!(out, "**Failed in this run:** {failure}\n");
+    }
     let _ = writeln!(out, "- Machine: {} cores, {}", machine.cores, machine.cpu);
     let _ = writeln!(
         out,
