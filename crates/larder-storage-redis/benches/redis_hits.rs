@@ -76,6 +76,41 @@ fn hits(c: &mut Criterion) {
             );
         }
     }
+    // The floor: one plain GET of a value of the same size through the same client.
+    let client = redis::Client::open(server.url()).unwrap();
+    let conn = rt
+        .block_on(redis::aio::ConnectionManager::new(client))
+        .unwrap();
+    for size in [1024, 64 * 1024] {
+        let key = format!("raw-{size}");
+        let mut c = conn.clone();
+        rt.block_on(async {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(vec![7u8; size])
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .unwrap();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(
+            BenchmarkId::new("redis-plain-get", format!("{}KiB", size / 1024)),
+            &key,
+            |b, key| {
+                b.to_async(&rt).iter(|| {
+                    let mut c = conn.clone();
+                    async move {
+                        let value: Bytes = redis::cmd("GET")
+                            .arg(key)
+                            .query_async(&mut c)
+                            .await
+                            .unwrap();
+                        assert_eq!(value.len(), size);
+                    }
+                });
+            },
+        );
+    }
     group.finish();
     drop(server);
 }

@@ -24,6 +24,8 @@ pub(crate) struct RedisHit {
     pos: usize,
     /// The end (exclusive) of the range being read.
     end: usize,
+    /// The whole body, when it is stored in the meta hash.
+    inline: Option<Bytes>,
     /// Fetched chunks by index, ascending.
     fetched: VecDeque<(usize, Bytes)>,
     weight: usize,
@@ -36,7 +38,7 @@ impl RedisHit {
         version: String,
         len: usize,
         chunk_size: usize,
-        first: Option<Bytes>,
+        inline: Option<Bytes>,
         weight: usize,
     ) -> Self {
         RedisHit {
@@ -47,7 +49,8 @@ impl RedisHit {
             chunk_size,
             pos: 0,
             end: len,
-            fetched: first.map(|c| (0, c)).into_iter().collect(),
+            inline,
+            fetched: VecDeque::new(),
             weight,
         }
     }
@@ -91,6 +94,11 @@ impl RedisHit {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         if self.pos >= self.end {
             return Ok(None);
+        }
+        if let Some(body) = &self.inline {
+            let out = body.slice(self.pos..self.end);
+            self.pos = self.end;
+            return Ok(Some(out));
         }
         let index = self.pos / self.chunk_size;
         while self.fetched.front().is_some_and(|(i, _)| *i < index) {

@@ -7,8 +7,9 @@ use crate::stats::inc;
 use crate::storage::EntryKeys;
 use crate::{Error, RedisStorage, Result};
 
-/// The miss handler of a [`RedisStorage`]: full chunks go out as they fill up, the meta is
-/// published by [`finish`](HandleMiss::finish). Dropping it unfinished deletes the chunks
+/// The miss handler of a [`RedisStorage`]: full chunks go out as they fill up, the meta (and
+/// the last chunk, or the whole body when it fits in one) is published by
+/// [`finish`](HandleMiss::finish). Dropping it unfinished deletes the chunks
 /// sent so far (best effort; they expire anyway).
 pub(crate) struct RedisMiss {
     storage: &'static RedisStorage,
@@ -57,23 +58,24 @@ impl RedisMiss {
         self.storage.config().chunk_size
     }
 
-    /// Cuts `data` into full chunks (without copying where it can), keeping the rest.
+    /// Cuts `data` into full chunks (without copying where it can), keeping the rest. A full
+    /// chunk goes out only once a byte follows it, so a body of at most one chunk is still
+    /// whole in `partial` at the end and is stored in the meta hash.
     fn full_chunks(&mut self, mut data: Bytes) -> Vec<Bytes> {
         let size = self.chunk_size();
         let mut ready = Vec::new();
         if !self.partial.is_empty() {
             let take = (size - self.partial.len()).min(data.len());
             self.partial.extend_from_slice(&data.split_to(take));
-            if self.partial.len() == size {
-                ready.push(self.partial.split().freeze());
+            if data.is_empty() {
+                return ready;
             }
+            ready.push(self.partial.split().freeze());
         }
-        while data.len() >= size {
+        while data.len() > size {
             ready.push(data.split_to(size));
         }
-        if !data.is_empty() {
-            self.partial.extend_from_slice(&data);
-        }
+        self.partial.extend_from_slice(&data);
         ready
     }
 
@@ -101,13 +103,17 @@ impl RedisMiss {
             .await
     }
 
-    /// Sends the last chunk and runs the publish script; returns its status (1 published,
-    /// -1 invalidated meanwhile, -2 a chunk is missing).
+    /// Sends the last chunk (or keeps a one-chunk body for the meta hash) and runs the
+    /// publish script; returns its status (1 published, -1 invalidated meanwhile, -2 a chunk
+    /// is missing).
     async fn publish(&mut self) -> Result<i64> {
-        if !self.partial.is_empty() {
-            let last = self.partial.split().freeze();
-            self.send(vec![last]).await?;
-        }
+        let rest = self.partial.split().freeze();
+        let inline = if self.sent == 0 {
+            rest
+        } else {
+            self.send(vec![rest]).await?;
+            Bytes::new()
+        };
         let grace_ms =
             u64::try_from(self.storage.config().replace_grace.as_millis()).unwrap_or(u64::MAX);
         let mut invocation = self.storage.publish_script().prepare_invoke();
@@ -122,7 +128,8 @@ impl RedisMiss {
             .arg(self.sent)
             .arg(self.expire_at_ms)
             .arg(&self.marker)
-            .arg(grace_ms);
+            .arg(grace_ms)
+            .arg(inline.as_ref());
         let mut conn = self.storage.connection();
         self.storage
             .call(async move { invocation.invoke_async(&mut conn).await })
@@ -137,13 +144,8 @@ impl HandleMiss for RedisMiss {
             return Err(larder_storage::Error::WriteAfterEnd);
         }
         self.len += data.len();
-        let mut chunks = self.full_chunks(data);
-        if eof {
-            self.eof = true;
-            if !self.partial.is_empty() {
-                chunks.push(self.partial.split().freeze());
-            }
-        }
+        self.eof |= eof;
+        let chunks = self.full_chunks(data);
         self.send(chunks).await.map_err(|e| {
             tracing::debug!(error = %e, key = %self.keys.base, "redis cache write failed");
             e.into()

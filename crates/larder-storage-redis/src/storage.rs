@@ -23,19 +23,21 @@ use crate::{Error, RedisConfig, RedisStats, Result, scripts};
 
 /// A [`Storage`] on a Redis (or Valkey) server, shared by every proxy that points at it.
 ///
-/// **Layout.** An entry is a meta hash plus its body in chunks of
-/// [`chunk_size`](RedisConfig::chunk_size) bytes, each under its own key, all derived from
+/// **Layout.** An entry is a meta hash plus, for a body longer than one chunk, the body in
+/// chunks of [`chunk_size`](RedisConfig::chunk_size) bytes, each under its own key (a body of
+/// at most one chunk lives in the meta hash). All keys are derived from
 /// the hex [combined hash](CacheKey::combined_bin) of the cache key behind the configured
 /// [`prefix`](RedisConfig::prefix): `larder:{<hash>}:m` for the meta and
 /// `larder:{<hash>}:<version>:<i>` for the chunks. The braces are a Redis Cluster hash tag:
 /// all keys of an entry live in one slot.
 ///
-/// **Writes.** A [`MissHandler`] sends each full chunk as soon as it has one (one pipeline
+/// **Writes.** A [`MissHandler`] sends each full chunk once a byte follows it (one pipeline
 /// per [`write_body`](larder_storage::HandleMiss::write_body) call, which is the write's
 /// back-pressure), under a fresh version id and with a short expiry
 /// ([`part_ttl`](RedisConfig::part_ttl)), so it never holds more than one chunk of the body.
-/// [`finish`](larder_storage::HandleMiss::finish) publishes the meta with one Lua script
-/// that checks that every chunk is there, swaps the meta and sets the expiry of all parts:
+/// [`finish`](larder_storage::HandleMiss::finish) publishes the meta (with the last chunk, or
+/// the whole body when it fits in one) with one Lua script that checks that every chunk is
+/// there, swaps the meta and sets the expiry of all parts:
 /// an entry becomes visible only complete, and an unfinished write leaves nothing readable
 /// (its chunks are deleted when the handler is dropped, and expire anyway). A replaced
 /// version's chunks stay readable for [`replace_grace`](RedisConfig::replace_grace) so hits
@@ -51,10 +53,10 @@ use crate::{Error, RedisConfig, RedisStats, Result, scripts};
 /// still evict keys; a hit that finds a chunk gone fails with [`Error::MissingChunk`], never
 /// ends a body short.
 ///
-/// **Reads.** [`lookup`](Storage::lookup) costs one round trip (a script returns the meta and
-/// the first chunk); the hit reads further chunks lazily,
-/// [`read_ahead`](RedisConfig::read_ahead) per round trip, and seeks (ranges fetch only the
-/// chunks they cover).
+/// **Reads.** [`lookup`](Storage::lookup) is one `HMGET` of the meta hash, which also holds
+/// the body when it fits in one chunk, so a small object costs one round trip. Larger bodies
+/// are read lazily, [`read_ahead`](RedisConfig::read_ahead) chunks per round trip, and hits
+/// seek (a range fetches only the chunks it covers).
 ///
 /// **Invalidation.** [`purge`](Storage::purge) deletes every part at once. An
 /// [invalidation](PurgeType::Invalidation) also leaves a marker so a write that started before
@@ -74,7 +76,6 @@ pub struct RedisStorage {
 }
 
 struct Scripts {
-    lookup: Script,
     publish: Script,
     purge: Script,
     update_meta: Script,
@@ -178,7 +179,6 @@ impl RedisStorage {
             config,
             counters: Counters::default(),
             scripts: Scripts {
-                lookup: Script::new(scripts::LOOKUP),
                 publish: Script::new(scripts::PUBLISH),
                 purge: Script::new(scripts::PURGE),
                 update_meta: Script::new(scripts::UPDATE_META),
@@ -307,16 +307,16 @@ impl RedisStorage {
         let keys = self.keys(key.combined_bin());
         let meta_key = keys.meta();
         let mut conn = self.conn.clone();
-        let mut invocation = self.scripts.lookup.prepare_invoke();
-        invocation.key(&meta_key).arg(&keys.base);
-        let found: Option<Vec<Option<Bytes>>> = self
-            .call(async move { invocation.invoke_async(&mut conn).await })
+        let found: Vec<Option<Bytes>> = self
+            .call(async move {
+                redis::cmd("HMGET")
+                    .arg(&meta_key)
+                    .arg(&["v", "m", "l", "c", "n", "b"])
+                    .query_async(&mut conn)
+                    .await
+            })
             .await?;
-        let Some(fields) = found else {
-            return Ok(None);
-        };
-        let Some(entry) = Found::parse(fields)? else {
-            tracing::debug!(key = %keys.base, "first chunk of a cached body is missing");
+        let Some(entry) = Found::parse(found)? else {
             return Ok(None);
         };
         let meta = CacheMeta::deserialize(&entry.meta).map_err(|e| {
@@ -332,24 +332,25 @@ impl RedisStorage {
             entry.version,
             entry.len,
             entry.chunk_size,
-            entry.first,
+            entry.inline,
             weight,
         );
         Ok(Some((meta, hit)))
     }
 }
 
-/// What the lookup script returned, checked.
+/// The meta hash of an entry, checked.
 struct Found {
     version: String,
     meta: Bytes,
     len: usize,
     chunk_size: usize,
-    first: Option<Bytes>,
+    /// The body, when it is stored in the meta hash.
+    inline: Option<Bytes>,
 }
 
 impl Found {
-    /// `Ok(None)` when the entry is consistent but its first chunk is gone.
+    /// Checks the fields `v m l c n b` of a meta hash; `Ok(None)` when there is no entry.
     fn parse(fields: Vec<Option<Bytes>>) -> Result<Option<Found>> {
         let corrupt = |reason| Error::CorruptEntry { reason };
         let number = |field: &Option<Bytes>, what| -> Result<usize> {
@@ -359,12 +360,15 @@ impl Found {
                 .and_then(|s| s.parse().ok())
                 .ok_or(corrupt(what))
         };
-        let [version, meta, len, chunk_size, count, first]: [Option<Bytes>; 6] = fields
-            .try_into()
-            .map_err(|_| corrupt("lookup reply has the wrong shape"))?;
-        let version = version
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
+        let [version, meta, len, chunk_size, count, body]: [Option<Bytes>; 6] =
+            fields
+                .try_into()
+                .map_err(|_| corrupt("meta hash reply has the wrong shape"))?;
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        let version = std::str::from_utf8(&version)
+            .ok()
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric()))
             .ok_or(corrupt("version id is not alphanumeric"))?
             .to_owned();
@@ -375,23 +379,25 @@ impl Found {
         if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
             return Err(corrupt("chunk size out of range"));
         }
-        if count != len.div_ceil(chunk_size) {
-            return Err(corrupt("chunk count does not match the body length"));
-        }
-        if count > 0 {
-            let Some(first) = &first else {
-                return Ok(None);
-            };
-            if first.len() != chunk_size.min(len) {
-                return Err(corrupt("first chunk has the wrong length"));
+        let inline = if count == 0 {
+            // The body is in the meta hash (absent when empty).
+            let body = body.unwrap_or_default();
+            if body.len() != len || len > chunk_size {
+                return Err(corrupt("inline body has the wrong length"));
             }
-        }
+            Some(body)
+        } else {
+            if count != len.div_ceil(chunk_size) || len <= chunk_size {
+                return Err(corrupt("chunk count does not match the body length"));
+            }
+            None
+        };
         Ok(Some(Found {
             version,
             meta,
             len,
             chunk_size,
-            first: if count > 0 { first } else { None },
+            inline,
         }))
     }
 }
@@ -532,39 +538,82 @@ mod tests {
     }
 
     #[test]
-    fn consistent_reply_parses() {
-        let found = Found::parse(fields([
+    fn consistent_replies_parse() {
+        let inline = Found::parse(fields([
             Some(b"abc123"),
             Some(b"meta"),
-            Some(b"10"),
             Some(b"4"),
-            Some(b"3"),
+            Some(b"4"),
+            Some(b"0"),
             Some(b"0123"),
         ]))
         .unwrap()
         .unwrap();
-        assert_eq!((found.len, found.chunk_size), (10, 4));
-        assert_eq!(found.first.as_deref(), Some(&b"0123"[..]));
+        assert_eq!((inline.len, inline.chunk_size), (4, 4));
+        assert_eq!(inline.inline.as_deref(), Some(&b"0123"[..]));
+        let chunked = Found::parse(fields([
+            Some(b"v"),
+            Some(b"meta"),
+            Some(b"10"),
+            Some(b"4"),
+            Some(b"3"),
+            None,
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(chunked.inline.is_none());
+        let empty = Found::parse(fields([
+            Some(b"v"),
+            Some(b"m"),
+            Some(b"0"),
+            Some(b"4"),
+            Some(b"0"),
+            None,
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(empty.inline.as_deref(), Some(&b""[..]));
+        assert!(
+            Found::parse(fields([None, None, None, None, None, None]))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
-    fn missing_first_chunk_is_a_miss_and_bad_counts_are_errors() {
-        let reply = |len: &'static [u8], n: &'static [u8], first: Option<&'static [u8]>| {
+    fn inconsistent_replies_are_errors() {
+        let reply = |len: &'static [u8], n: &'static [u8], body: Option<&'static [u8]>| {
             Found::parse(fields([
                 Some(b"v1"),
                 Some(b"m"),
                 Some(len),
                 Some(b"4"),
                 Some(n),
-                first,
+                body,
             ]))
         };
-        assert!(reply(b"10", b"3", None).unwrap().is_none());
-        assert!(reply(b"10", b"2", Some(b"0123")).is_err());
-        assert!(reply(b"10", b"3", Some(b"012")).is_err());
-        assert!(reply(b"3", b"1", Some(b"0123")).is_err());
-        assert!(reply(b"0", b"0", None).unwrap().is_some());
-        assert!(Found::parse(fields([None, None, None, None, None, None])).is_err());
+        assert!(reply(b"10", b"2", None).is_err());
+        assert!(
+            reply(b"4", b"1", None).is_err(),
+            "one chunk is stored inline"
+        );
+        assert!(reply(b"3", b"0", Some(b"0123")).is_err());
+        assert!(
+            reply(b"5", b"0", Some(b"01234")).is_err(),
+            "inline body over a chunk"
+        );
+        assert!(reply(b"2", b"0", None).is_err());
+        assert!(
+            Found::parse(fields([
+                Some(b"v/1"),
+                Some(b"m"),
+                Some(b"0"),
+                Some(b"4"),
+                Some(b"0"),
+                None
+            ]))
+            .is_err()
+        );
         assert!(Found::parse(vec![None; 2]).is_err());
     }
 
@@ -588,15 +637,15 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// Whatever another writer left under the prefix, a lookup reply decodes to an entry,
-        /// a miss or an error, and never panics; an entry it accepts is self-consistent.
+        /// Whatever another writer left under the prefix, a meta hash decodes to an entry, a
+        /// miss or an error, and never panics; an entry it accepts is self-consistent.
         #[test]
         fn any_reply_decodes_without_panicking(
             version in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..6)),
             len in number(),
             chunk_size in number(),
             count in number(),
-            first in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
+            body in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
             extra in 0usize..2,
         ) {
             let mut reply: Vec<Option<Bytes>> = vec![
@@ -605,13 +654,15 @@ mod tests {
                 len.map(Bytes::from),
                 chunk_size.map(Bytes::from),
                 count.map(Bytes::from),
-                first.map(Bytes::from),
+                body.map(Bytes::from),
             ];
             reply.extend(std::iter::repeat_n(None, extra));
             if let Ok(Some(found)) = Found::parse(reply) {
                 prop_assert!(found.chunk_size > 0);
-                let first_len = found.first.as_ref().map_or(0, Bytes::len);
-                prop_assert_eq!(first_len, found.chunk_size.min(found.len));
+                match &found.inline {
+                    Some(body) => prop_assert!(body.len() == found.len && found.len <= found.chunk_size),
+                    None => prop_assert!(found.len > found.chunk_size),
+                }
             }
         }
     }
