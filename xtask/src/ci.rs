@@ -21,6 +21,7 @@ const FUZZ_SECONDS: &str = "10";
 const EXAMPLES: &[&str] = &["memory_cache", "custom_storage", "layer"];
 
 pub(crate) fn main(_args: &[String]) -> Result<(), String> {
+    prerequisites()?;
     run("fmt", cargo().args(["fmt", "--all", "--check"]))?;
     run(
         "clippy",
@@ -28,6 +29,7 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--locked",
             "--",
             "-D",
@@ -41,21 +43,31 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
                 "nextest",
                 "run",
                 "--workspace",
+                "--all-features",
                 "--locked",
                 "--no-fail-fast",
             ]),
         )?;
         run(
             "doctest",
-            cargo().args(["test", "--workspace", "--locked", "--doc"]),
+            cargo().args(["test", "--workspace", "--all-features", "--locked", "--doc"]),
         )?;
     } else {
-        run("test", cargo().args(["test", "--workspace", "--locked"]))?;
+        run(
+            "test",
+            cargo().args(["test", "--workspace", "--all-features", "--locked"]),
+        )?;
     }
     run(
         "doc",
         cargo()
-            .args(["doc", "--workspace", "--no-deps", "--locked"])
+            .args([
+                "doc",
+                "--workspace",
+                "--all-features",
+                "--no-deps",
+                "--locked",
+            ])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     eprintln!("==> conformance: the HTTP caching test suite against larder");
@@ -98,6 +110,27 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
     crate::fuzz::main(&["--time".to_owned(), FUZZ_SECONDS.to_owned()])?;
     deny()?;
     Ok(())
+}
+
+/// Programs the tests need that a fresh machine may lack: `redis-server` for the Redis tier's
+/// tests. Installed with Debian's apt when missing (CI runs as root).
+fn prerequisites() -> Result<(), String> {
+    if has_command("redis-server", &["--version"]) {
+        return Ok(());
+    }
+    if !has_command("apt-get", &["--version"]) {
+        return Err("redis-server is missing and apt-get is not available to install it".into());
+    }
+    run(
+        "apt-get update",
+        std::process::Command::new("apt-get").args(["update", "-qq"]),
+    )?;
+    run(
+        "install redis-server",
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "-qq", "redis-server"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 /// cargo-deny: licenses, bans and sources. Advisories need the network, so they are not checked.
