@@ -55,10 +55,12 @@ fn hits(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let redis: &'static RedisStorage = Box::leak(Box::new(
-        rt.block_on(RedisStorage::new(RedisConfig::new(server.url())))
-            .unwrap(),
-    ));
+    let redis: &'static RedisStorage = {
+        let _runtime = rt.enter();
+        Box::leak(Box::new(
+            RedisStorage::new(RedisConfig::new(server.url())).unwrap(),
+        ))
+    };
     let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
     let mut group = c.benchmark_group("hit");
     for size in [1024, 64 * 1024] {

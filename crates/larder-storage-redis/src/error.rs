@@ -20,6 +20,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// [`RedisStorage::new`](crate::RedisStorage::new) was called outside a Tokio runtime.
+    /// Caused by the caller.
+    #[error("redis storage must be created within a tokio runtime")]
+    NoRuntime,
     /// Redis answered with an error or the connection failed. Caused by the server or the
     /// network.
     #[error("redis command failed")]

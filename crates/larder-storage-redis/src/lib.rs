@@ -24,7 +24,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 //! let mut config = RedisConfig::new("redis://127.0.0.1:6379");
 //! config.timeout = Duration::from_millis(100);
-//! let storage: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config).await?));
+//! let storage: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config)?));
 //! storage.ping().await?;
 //!
 //! let span = tracing::Span::none();

@@ -154,11 +154,12 @@ impl RedisStorage {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an unusable URL or setting.
-    // Async on purpose: it can only be called where a Tokio runtime runs, which the
-    // connection manager needs for its tasks.
-    #[allow(clippy::unused_async)]
-    pub async fn new(config: RedisConfig) -> Result<Self> {
+    /// [`Error::InvalidConfig`] for an unusable URL or setting, [`Error::NoRuntime`] outside
+    /// a Tokio runtime.
+    pub fn new(config: RedisConfig) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         config.validate()?;
         let client =
             redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidConfig {

@@ -57,8 +57,7 @@ impl Origin {
 async fn proxy(origin: &Origin, redis: &RedisServer) -> (SocketAddr, &'static RedisStorage) {
     let mut config = RedisConfig::new(redis.url());
     config.timeout = Duration::from_millis(200);
-    let storage: &'static RedisStorage =
-        Box::leak(Box::new(RedisStorage::new(config).await.unwrap()));
+    let storage: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config).unwrap()));
     let mut cache =
         CacheConfig::default().with_lock_timeouts(Duration::from_secs(1), Duration::from_secs(1));
     cache.storage = Some(storage);

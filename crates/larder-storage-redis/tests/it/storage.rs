@@ -20,7 +20,7 @@ async fn storage_with(
 ) -> &'static RedisStorage {
     let mut config = RedisConfig::new(server.url());
     tune(&mut config);
-    let storage = RedisStorage::new(config).await.unwrap();
+    let storage = RedisStorage::new(config).unwrap();
     storage.ping().await.unwrap();
     Box::leak(Box::new(storage))
 }
@@ -643,10 +643,16 @@ async fn prefixes_keep_caches_apart() {
 #[tokio::test]
 async fn bad_config_is_rejected() {
     let mut config = RedisConfig::new("not a url");
-    assert!(RedisStorage::new(config.clone()).await.is_err());
+    assert!(RedisStorage::new(config.clone()).is_err());
     config.url = "redis://127.0.0.1:1".into();
     config.chunk_size = 0;
-    assert!(RedisStorage::new(config).await.is_err());
+    assert!(RedisStorage::new(config).is_err());
+}
+
+#[test]
+fn storage_outside_a_runtime_is_an_error_not_a_panic() {
+    let made = RedisStorage::new(RedisConfig::new("redis://127.0.0.1:1"));
+    assert!(matches!(made, Err(larder_storage_redis::Error::NoRuntime)));
 }
 
 #[tokio::test]

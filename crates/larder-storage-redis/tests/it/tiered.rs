@@ -17,11 +17,10 @@ struct Tiers {
     tiered: &'static TieredStorage,
 }
 
-async fn tiers(server: &RedisServer, tune: impl FnOnce(TieredStorage) -> TieredStorage) -> Tiers {
+fn tiers(server: &RedisServer, tune: impl FnOnce(TieredStorage) -> TieredStorage) -> Tiers {
     let mut config = RedisConfig::new(server.url());
     config.timeout = Duration::from_millis(200);
-    let redis: &'static RedisStorage =
-        Box::leak(Box::new(RedisStorage::new(config).await.unwrap()));
+    let redis: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config).unwrap()));
     let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
     let tiered = Box::leak(Box::new(tune(TieredStorage::new(memory, redis))));
     Tiers {
@@ -50,14 +49,14 @@ async fn body_of(storage: &'static (dyn Storage + Sync), key: &CacheKey) -> Opti
 #[tokio::test]
 async fn storage_contract_holds_on_memory_over_redis() {
     let server = RedisServer::start();
-    let t = tiers(&server, |t| t).await;
+    let t = tiers(&server, |t| t);
     contract::run_all(t.tiered, "tiered").await;
 }
 
 #[tokio::test]
 async fn hits_from_redis_are_promoted_into_memory() {
     let server = RedisServer::start();
-    let t = tiers(&server, |t| t).await;
+    let t = tiers(&server, |t| t);
     let key = CacheKey::new("", "promoted", "");
     // Stored by another proxy: only in Redis.
     store(t.redis, &key, &meta(), &[b"shared ", b"body"]).await;
@@ -78,7 +77,7 @@ async fn hits_from_redis_are_promoted_into_memory() {
 #[tokio::test]
 async fn ranges_and_large_bodies_are_not_promoted() {
     let server = RedisServer::start();
-    let t = tiers(&server, |t| t.with_max_promote_size(100)).await;
+    let t = tiers(&server, |t| t.with_max_promote_size(100));
     let span = Span::none();
     let small = CacheKey::new("", "small", "");
     let large = CacheKey::new("", "large", "");
@@ -96,8 +95,8 @@ async fn ranges_and_large_bodies_are_not_promoted() {
 #[tokio::test]
 async fn writes_reach_both_tiers_and_other_proxies() {
     let server = RedisServer::start();
-    let a = tiers(&server, |t| t).await;
-    let b = tiers(&server, |t| t).await;
+    let a = tiers(&server, |t| t);
+    let b = tiers(&server, |t| t);
     let key = CacheKey::new("", "written", "");
     store(a.tiered, &key, &meta(), &[b"from a"]).await;
     assert_eq!(body_of(a.memory, &key).await.unwrap(), b"from a");
@@ -110,7 +109,7 @@ async fn writes_reach_both_tiers_and_other_proxies() {
 #[tokio::test]
 async fn invalidation_purges_both_tiers_and_eviction_only_memory() {
     let server = RedisServer::start();
-    let t = tiers(&server, |t| t).await;
+    let t = tiers(&server, |t| t);
     let span = Span::none();
     let key = CacheKey::new("", "purged", "");
     store(t.tiered, &key, &meta(), &[b"x"]).await;
@@ -140,7 +139,7 @@ async fn invalidation_purges_both_tiers_and_eviction_only_memory() {
 #[tokio::test]
 async fn memory_tier_keeps_serving_while_redis_is_down() {
     let mut server = RedisServer::start();
-    let t = tiers(&server, |t| t).await;
+    let t = tiers(&server, |t| t);
     let span = Span::none();
     let cached = CacheKey::new("", "in-memory", "");
     let other = CacheKey::new("", "only-upstream", "");
@@ -163,7 +162,7 @@ async fn eviction_manager_bounds_the_memory_tier() {
     let server = RedisServer::start();
     let manager: &'static simple_lru::Manager =
         Box::leak(Box::new(simple_lru::Manager::new(3_000)));
-    let t = tiers(&server, |t| t.with_eviction(manager)).await;
+    let t = tiers(&server, |t| t.with_eviction(manager));
     for i in 0..20 {
         let key = CacheKey::new("", format!("object-{i}"), "");
         store(t.redis, &key, &meta(), &[&[1u8; 500][..]]).await;
