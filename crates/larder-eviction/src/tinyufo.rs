@@ -7,12 +7,13 @@ use tinyufo::TinyUfo;
 use crate::{Evicted, EvictionPolicy};
 
 /// What is stored in TinyUFO: it keeps only a hash of the key and a `u16` weight, so the original
-/// key and the full weight ride along with the data.
+/// key and the full weight ride along with the data. `data` is `None` for a tombstone (a removed
+/// entry, see [`TinyUfoPolicy`]'s "Removal" section), which counts as absent everywhere.
 #[derive(Clone)]
 struct Entry<T> {
     key: u64,
     weight: usize,
-    data: T,
+    data: Option<T>,
 }
 
 /// An [`EvictionPolicy`] backed by [`tinyufo::TinyUfo`].
@@ -37,8 +38,21 @@ struct Entry<T> {
 /// - [`EvictionPolicy::access`] and [`EvictionPolicy::peek`] both read the entry, which counts
 ///   as a use in TinyUFO (it has no side-effect-free lookup).
 /// - Re-admitting a present key reads it first (one more use) to learn its old weight.
+/// - Removal leaves a tombstone (see below).
 /// - TinyUFO is lock-free and accepts small races (two threads admitting one key at once), so
 ///   the counters here are exact only when admissions of the same key do not overlap.
+///
+/// # Removal
+/// `TinyUfo::remove` (tinyufo 0.9.1) is never called: it drops the entry and its weight but leaves
+/// the key in its FIFO queue, so a later admission of the same key queues it twice and evicting
+/// the stale copy subtracts the new entry's weight a second time (the queue weight wraps around:
+/// a panic in debug builds, a cache that evicts everything in release builds). Instead,
+/// [`EvictionPolicy::remove`] overwrites the entry in place with a tombstone of 1 unit (an update
+/// of a present key only adjusts its queue's weight and never queues the key again). A tombstone
+/// is absent for every method and is not counted by [`EvictionPolicy::len`] or
+/// [`EvictionPolicy::weight`]; it holds 1 unit of the limit until S3-FIFO evicts it (silently) or
+/// an admission of the same key overwrites it. The removal counts as one more sighting of the
+/// key for TinyLFU admission.
 ///
 /// # Example
 /// ```
@@ -135,34 +149,69 @@ impl<T: Clone + Send + Sync + 'static> TinyUfoPolicy<T> {
     fn put(&self, key: u64, data: T, weight: usize) -> Vec<Evicted<T>> {
         let Some(units) = self.units(weight) else {
             // Too heavy to hold: drop any older version and refuse the newcomer.
-            if let Some(old) = self.ufo.remove(&key) {
-                self.len.fetch_sub(1, Relaxed);
-                self.weight.fetch_sub(old.weight, Relaxed);
-            }
+            let mut out = self.remove_entry(key).1;
             self.evicted_len.fetch_add(1, Relaxed);
             self.evicted_weight.fetch_add(weight, Relaxed);
-            return vec![Evicted { key, data, weight }];
+            out.push(Evicted { key, data, weight });
+            return out;
         };
-        let entry = Entry { key, weight, data };
+        let entry = Entry {
+            key,
+            weight,
+            data: Some(data),
+        };
         let out = if self.always_admit {
             self.ufo.force_put(key, entry, units)
         } else {
             self.ufo.put(key, entry, units)
         };
+        self.victims(out)
+    }
+
+    /// Accounts TinyUFO's victims and turns them into [`Evicted`]; tombstones are dropped silently.
+    fn victims(&self, out: Vec<tinyufo::KV<Entry<T>>>) -> Vec<Evicted<T>> {
         out.into_iter()
-            .map(|kv| {
+            .filter_map(|kv| {
                 let e = kv.data;
+                let data = e.data?;
                 self.len.fetch_sub(1, Relaxed);
                 self.weight.fetch_sub(e.weight, Relaxed);
                 self.evicted_len.fetch_add(1, Relaxed);
                 self.evicted_weight.fetch_add(e.weight, Relaxed);
-                Evicted {
+                Some(Evicted {
                     key: e.key,
-                    data: e.data,
+                    data,
                     weight: e.weight,
-                }
+                })
             })
             .collect()
+    }
+
+    /// The live (non-tombstone) entry under `key`, as `(data, weight)`. Counts as a use.
+    fn live(&self, key: u64) -> Option<(T, usize)> {
+        self.ufo
+            .get(&key)
+            .and_then(|e| e.data.map(|data| (data, e.weight)))
+    }
+
+    /// Replaces the live entry under `key`, if any, with a tombstone (see the type docs for why
+    /// `TinyUfo::remove` is not used). Returns the removed entry and any victims of the rewrite.
+    fn remove_entry(&self, key: u64) -> (Option<(T, usize)>, Vec<Evicted<T>>) {
+        let Some((data, weight)) = self.live(key) else {
+            return (None, Vec::new());
+        };
+        self.len.fetch_sub(1, Relaxed);
+        self.weight.fetch_sub(weight, Relaxed);
+        let tombstone = Entry {
+            key,
+            weight: 0,
+            data: None,
+        };
+        // The key is present, so this is TinyUFO's update-in-place path: the queue weight drops
+        // to 1 unit and nothing is queued again. The weight only shrinks, so nothing is evicted
+        // unless another thread raced in; such victims are still accounted.
+        let out = self.ufo.force_put(key, tombstone, 1);
+        (Some((data, weight)), self.victims(out))
     }
 
     /// Records the totals for an entry going from `old` weight (None = absent) to `new`.
@@ -186,18 +235,18 @@ impl<T: Clone + Send + Sync + 'static> EvictionPolicy<T> for TinyUfoPolicy<T> {
     fn admit(&self, key: u64, data: T, weight: usize) -> Vec<Evicted<T>> {
         let weight = weight.max(1);
         if self.units(weight).is_some() {
-            let old = self.ufo.get(&key).map(|e| e.weight);
+            let old = self.live(key).map(|(_, w)| w);
             self.account(old, weight);
         }
         self.put(key, data, weight)
     }
 
     fn access(&self, key: u64) -> bool {
-        self.ufo.get(&key).is_some()
+        self.live(key).is_some()
     }
 
     fn access_or_admit(&self, key: u64, data: T, weight: usize) -> Option<Vec<Evicted<T>>> {
-        if self.ufo.get(&key).is_some() {
+        if self.live(key).is_some() {
             return None;
         }
         let weight = weight.max(1);
@@ -213,26 +262,24 @@ impl<T: Clone + Send + Sync + 'static> EvictionPolicy<T> for TinyUfoPolicy<T> {
         delta: usize,
         max_weight: Option<usize>,
     ) -> Vec<Evicted<T>> {
-        let Some(entry) = self.ufo.get(&key) else {
+        let Some((data, old)) = self.live(key) else {
             return Vec::new();
         };
-        let grown = entry.weight.saturating_add(delta);
-        let new = max_weight.map_or(grown, |m| grown.min(m).max(entry.weight));
+        let grown = old.saturating_add(delta);
+        let new = max_weight.map_or(grown, |m| grown.min(m).max(old));
         if self.units(new).is_some() {
-            self.account(Some(entry.weight), new);
+            self.account(Some(old), new);
         }
-        self.put(key, entry.data, new)
+        self.put(key, data, new)
     }
 
     fn remove(&self, key: u64) -> Option<(T, usize)> {
-        let e = self.ufo.remove(&key)?;
-        self.len.fetch_sub(1, Relaxed);
-        self.weight.fetch_sub(e.weight, Relaxed);
-        Some((e.data, e.weight))
+        // Victims of the tombstone rewrite (only possible under a race) are accounted as evicted.
+        self.remove_entry(key).0
     }
 
     fn peek(&self, key: u64) -> bool {
-        self.ufo.get(&key).is_some()
+        self.live(key).is_some()
     }
 
     fn weight(&self) -> usize {

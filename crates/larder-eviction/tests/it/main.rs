@@ -417,3 +417,54 @@ fn both_policies_work_behind_the_trait() {
         assert!(p.weight() <= 50);
     }
 }
+
+/// Regression: `TinyUfo::remove` leaves the key in its FIFO queue, so remove-then-readmit used to
+/// queue the key twice and underflow the queue weight once the stale copy was evicted (a panic in
+/// debug builds, an emptied cache in release builds).
+#[test]
+fn tinyufo_readmit_after_remove_keeps_queue_weights_sound() {
+    for always_admit in [false, true] {
+        let limit = 10;
+        let policy = TinyUfoPolicy::new(limit, 64);
+        let policy = if always_admit {
+            policy.always_admit()
+        } else {
+            policy
+        };
+        assert!(policy.admit(0, 0, 1).is_empty());
+        assert_eq!(policy.remove(0), Some((0, 1)));
+        assert!(!policy.access(0) && !policy.peek(0));
+        assert_eq!((policy.len(), policy.weight()), (0, 0));
+        assert!(policy.admit(0, 0, 1).is_empty());
+        // Two uses: S3-FIFO promotes the entry to the main queue when it reaches the head of the
+        // small queue, so a stale second queue entry would find it again.
+        assert!(policy.access(0) && policy.peek(0));
+        let mut held: std::collections::HashMap<u64, usize> = [(0, 1)].into();
+        // Cycle the queues many times over: the stale queue entries get popped and evicted.
+        for k in 1..=(10 * limit as u64) {
+            if k % 7 == 0 {
+                let j = k - 1;
+                assert_eq!(policy.remove(j), held.remove(&j).map(|w| (j, w)));
+                held.insert(j, 1);
+                for v in policy.admit(j, j, 1) {
+                    assert_eq!(held.remove(&v.key), Some(v.weight), "victim {}", v.key);
+                }
+                let _ = policy.access(j) && policy.access(j);
+            }
+            held.insert(k, 1);
+            for v in policy.admit(k, k, 1) {
+                assert_eq!(held.remove(&v.key), Some(v.weight), "victim {}", v.key);
+            }
+            assert!(policy.weight() <= limit);
+            assert_eq!(policy.len(), held.len());
+            assert_eq!(policy.weight(), held.values().sum::<usize>());
+        }
+        // The cache still holds entries (a wrapped queue weight would evict everything).
+        assert!(!held.is_empty());
+        let k = 10 * limit as u64 + 1;
+        assert!(
+            policy.admit(k, k, 1).len() <= 1,
+            "one admission evicts at most one unit-weight entry"
+        );
+    }
+}
