@@ -9,7 +9,9 @@
 //! size = 268435456            # bytes held in memory (bounded: least useful entries are evicted)
 //! max_object_size = 8388608   # larger responses are passed through, not stored (0 = no limit)
 //! eviction = "tinyufo"        # or "lru"
-//! storage = "memory"
+//! storage = "memory"         # or "redis://127.0.0.1:6379" to share one cache in a fleet
+//! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
+//! redis_timeout_ms = 250      # (redis) the longest one call may take; then it is a miss
 //! lock_age_ms = 5000          # a fill older than this no longer blocks other requests
 //! lock_timeout_ms = 5000      # the longest a request waits for another's fill
 //! purge_token = "secret"      # PURGE needs `Authorization: Bearer secret`; unset = PURGE gets 405
@@ -59,13 +61,16 @@ impl std::str::FromStr for EvictionPolicy {
 }
 
 /// Where responses are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(try_from = "String")]
 #[non_exhaustive]
 pub enum StorageBackend {
     /// In process memory, bounded by `cache.size`.
     #[default]
     Memory,
+    /// A Redis (or Valkey) server at this `redis://host:port[/db]` URL, shared by every proxy
+    /// pointing at it. Redis bounds its own memory (`maxmemory`); `cache.size` does not apply.
+    Redis(String),
 }
 
 impl std::str::FromStr for StorageBackend {
@@ -74,10 +79,19 @@ impl std::str::FromStr for StorageBackend {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "memory" => Ok(Self::Memory),
+            url if url.starts_with("redis://") => Ok(Self::Redis(url.to_owned())),
             _ => Err(Error::ConfigInvalid(format!(
-                "unknown storage backend {s:?} (expected memory)"
+                "unknown storage backend {s:?} (expected memory or redis://host:port)"
             ))),
         }
+    }
+}
+
+impl TryFrom<String> for StorageBackend {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
     }
 }
 
@@ -120,6 +134,11 @@ pub struct CacheSettings {
     pub eviction: EvictionPolicy,
     /// The storage backend.
     pub storage: StorageBackend,
+    /// With Redis storage: the prefix of every key.
+    pub redis_prefix: String,
+    /// With Redis storage: the longest one Redis call may take, in milliseconds. A lookup
+    /// that takes longer is a miss served from upstream; a write that takes longer is dropped.
+    pub redis_timeout_ms: u64,
     /// How long a cache fill may hold the lock before other requests stop waiting for it.
     pub lock_age_ms: u64,
     /// The longest a request waits on another request's fill.
@@ -144,6 +163,8 @@ impl Default for CacheSettings {
             max_object_size: 8 * 1024 * 1024,
             eviction: EvictionPolicy::default(),
             storage: StorageBackend::default(),
+            redis_prefix: "larder:".to_owned(),
+            redis_timeout_ms: 250,
             lock_age_ms: 5_000,
             lock_timeout_ms: 5_000,
             purge_token: None,
@@ -210,6 +231,11 @@ impl ProxyConfig {
                 "cache.cache_status_name {:?} must be a token (letters, digits, - _ .)",
                 c.cache_status_name
             )));
+        }
+        if matches!(c.storage, StorageBackend::Redis(_)) && c.redis_timeout_ms == 0 {
+            return Err(Error::ConfigInvalid(
+                "cache.redis_timeout_ms must be above 0".to_owned(),
+            ));
         }
         if c.purge_token.as_deref() == Some("") {
             return Err(Error::ConfigInvalid(
@@ -301,6 +327,38 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("cache_status_name")
+        );
+    }
+
+    #[test]
+    fn storage_is_memory_or_a_redis_url() {
+        let c = ProxyConfig::from_toml(
+            "upstream = \"http://127.0.0.1:2\"\n[cache]\nstorage = \"redis://10.0.0.5:6379/2\"\n\
+             redis_prefix = \"edge:\"\nredis_timeout_ms = 100\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.cache.storage,
+            StorageBackend::Redis("redis://10.0.0.5:6379/2".into())
+        );
+        assert_eq!(
+            (c.cache.redis_prefix.as_str(), c.cache.redis_timeout_ms),
+            ("edge:", 100)
+        );
+        c.validate().unwrap();
+        assert_eq!(
+            "memory".parse::<StorageBackend>().unwrap(),
+            StorageBackend::Memory
+        );
+        let e = ProxyConfig::from_toml("[cache]\nstorage = \"disk\"\n").unwrap_err();
+        assert!(e.to_string().contains("redis://"), "{e}");
+        let mut c = c;
+        c.cache.redis_timeout_ms = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("redis_timeout_ms")
         );
     }
 }

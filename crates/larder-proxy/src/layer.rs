@@ -186,7 +186,8 @@ impl<H: CacheHooks> CacheLayer<H> {
         &self.shared.metrics
     }
 
-    /// The `/metrics` text: the counters plus the eviction manager's size figures.
+    /// The `/metrics` text: the counters plus the eviction manager's size figures, and the
+    /// Redis tier's counters (`larder_redis_*`) when the storage is a `RedisStorage`.
     pub fn render_metrics(&self) -> String {
         let gauges = self.shared.config.eviction.map(|e| StorageGauges {
             bytes: e.total_size() as u64,
@@ -194,7 +195,14 @@ impl<H: CacheHooks> CacheLayer<H> {
             evicted_entries: e.evicted_items() as u64,
             evicted_bytes: e.evicted_size() as u64,
         });
-        self.shared.metrics.render(gauges)
+        let mut text = self.shared.metrics.render(gauges);
+        if let Some(redis) = self.shared.config.storage.and_then(|s| {
+            s.as_any()
+                .downcast_ref::<larder_storage_redis::RedisStorage>()
+        }) {
+            text.push_str(&redis.stats().render_prometheus());
+        }
+        text
     }
 }
 

@@ -41,7 +41,7 @@ struct Args {
     /// Eviction policy: lru or tinyufo.
     #[arg(long)]
     eviction: Option<EvictionPolicy>,
-    /// Storage backend: memory.
+    /// Storage backend: memory, or a redis://host:port URL shared by a fleet of proxies.
     #[arg(long)]
     storage: Option<StorageBackend>,
     /// Milliseconds a cache fill may hold the lock before others stop waiting for it.
@@ -145,7 +145,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     let upstream_uri = config.upstream.clone().context("no upstream")?;
     let upstream = Upstream::new(&upstream_uri)?;
-    let layer = larder_proxy::build_layer(&config.cache, DefaultHooks);
+    let layer = larder_proxy::build_layer(&config.cache, DefaultHooks)?;
     let service = layer.layer(upstream);
 
     let listener = TcpListener::bind(config.listen)

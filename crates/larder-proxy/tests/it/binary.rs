@@ -9,7 +9,7 @@ use crate::harness::{Origin, get, respond};
 const BIN: &str = env!("CARGO_BIN_EXE_larder");
 
 /// Kills the child when dropped, so a failed assertion leaves no process behind.
-struct Child(std::process::Child);
+pub(crate) struct Child(std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for Child {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the binary with `args` and waits for its `listening on` line.
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     let mut child = Child(
         Command::new(BIN)
             .args(args)

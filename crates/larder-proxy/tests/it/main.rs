@@ -7,3 +7,8 @@ mod binary;
 mod cache;
 mod harness;
 mod proxy;
+mod redis_fleet;
+// The redis-server harness of larder-storage-redis (installs and starts a throwaway server).
+#[path = "../../../larder-storage-redis/tests/it/server.rs"]
+#[allow(dead_code)]
+mod redis_server;

@@ -1,0 +1,143 @@
+//! Two `larder` binaries sharing one Redis (`--storage redis://…`): what one fetches the other
+//! hits, a PURGE through one reaches both, both keep answering from the origin while Redis is
+//! down, and hits resume when it is back.
+
+use std::time::Duration;
+
+use http::Method;
+
+use crate::binary::{Child, free_port, spawn};
+use crate::harness::{Got, Origin, respond, send};
+use crate::redis_server::RedisServer;
+
+/// One proxy of the fleet: its listen and admin addresses.
+struct Member {
+    listen: String,
+    admin: String,
+    _child: Child,
+}
+
+impl Member {
+    fn start(origin: &Origin, redis: &RedisServer) -> Self {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let child = spawn(&[
+            "--upstream",
+            &origin.uri(),
+            "--listen",
+            &listen,
+            "--admin",
+            &admin,
+            "--storage",
+            &redis.url(),
+            "--purge-token",
+            "t",
+        ]);
+        Member {
+            listen,
+            admin,
+            _child: child,
+        }
+    }
+
+    /// A request for `/object` as a load balancer in front of the fleet sends it: the same
+    /// `Host` whichever member gets it (the cache key includes the host).
+    async fn request(&self, method: Method) -> Got {
+        let url = format!("http://{}/object", self.listen);
+        send(
+            method,
+            &url,
+            &[("host", "fleet.test"), ("authorization", "Bearer t")],
+        )
+        .await
+    }
+
+    async fn get(&self) -> Got {
+        // No credentials on GET: a request with Authorization is not stored (RFC 9111 §3.5).
+        let url = format!("http://{}/object", self.listen);
+        send(Method::GET, &url, &[("host", "fleet.test")]).await
+    }
+
+    /// A `larder_redis_*_total` counter from `/metrics`.
+    async fn counter(&self, name: &str) -> u64 {
+        let text = crate::harness::get(&format!("http://{}/metrics", self.admin))
+            .await
+            .text();
+        let prefix = format!("larder_redis_{name}_total ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+    }
+
+    /// Waits until this member has published `n` entries to Redis (the client can have the
+    /// whole body before the proxy finishes storing it).
+    async fn wait_stored(&self, n: u64) {
+        for _ in 0..250 {
+            if self.counter("writes_stored").await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("member did not store {n} entries");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binaries_share_one_redis() {
+    let mut redis = RedisServer::start();
+    let origin =
+        Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], "shared") })
+            .await;
+    let a = Member::start(&origin, &redis);
+    let b = Member::start(&origin, &redis);
+
+    // Fetched through A, a hit on B: one origin fetch.
+    let first = a.get().await;
+    assert_eq!(
+        (first.status.as_u16(), first.text().as_str()),
+        (200, "shared")
+    );
+    a.wait_stored(1).await;
+    let on_b = b.get().await;
+    assert!(
+        on_b.cache_status().contains("hit"),
+        "{}",
+        on_b.cache_status()
+    );
+    assert_eq!(on_b.text(), "shared");
+    assert_eq!(origin.hits(), 1);
+
+    // PURGE through A removes the object for B.
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    assert_eq!(a.request(purge).await.status.as_u16(), 200);
+    assert!(!b.get().await.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), 2);
+
+    // Redis down: both keep answering from the origin, and count the failures.
+    redis.stop();
+    for member in [&a, &b] {
+        let got = member.get().await;
+        assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "shared"));
+        assert!(!got.cache_status().contains("hit"));
+        assert!(member.counter("lookup_errors").await >= 1);
+    }
+    assert_eq!(origin.hits(), 4);
+
+    // Redis back (empty): A stores again and B hits it.
+    redis.restart();
+    let stored_before = a.counter("writes_stored").await;
+    let mut stored = false;
+    for _ in 0..100 {
+        a.get().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if a.counter("writes_stored").await > stored_before {
+            stored = true;
+            break;
+        }
+    }
+    assert!(stored, "caching did not resume after redis came back");
+    let fetches = origin.hits();
+    assert!(b.get().await.cache_status().contains("hit"));
+    assert_eq!(origin.hits(), fetches);
+}
