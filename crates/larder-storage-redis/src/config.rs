@@ -53,6 +53,12 @@ pub struct RedisConfig {
     pub replace_grace: Duration,
     /// How many chunks a hit fetches per round trip. Default 4.
     pub read_ahead: usize,
+    /// After this many calls in a row that could not reach Redis or timed out, Redis is
+    /// skipped (calls fail at once) for [`breaker_cooldown`](Self::breaker_cooldown). 0 never
+    /// skips. Default 5.
+    pub breaker_threshold: u32,
+    /// How long Redis is skipped once the breaker opens; then one call probes it. Default 1 s.
+    pub breaker_cooldown: Duration,
 }
 
 impl RedisConfig {
@@ -69,6 +75,8 @@ impl RedisConfig {
             stale_retention: Duration::ZERO,
             replace_grace: Duration::from_mins(1),
             read_ahead: 4,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
         }
     }
 

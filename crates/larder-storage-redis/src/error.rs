@@ -32,6 +32,11 @@ pub enum Error {
     /// network.
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// Redis is skipped for a while after repeated failures (the circuit breaker of
+    /// [`RedisConfig::breaker_threshold`](crate::RedisConfig::breaker_threshold) is open); the
+    /// call was not sent.
+    #[error("redis is marked down after repeated failures")]
+    Unavailable,
     /// A body chunk of an entry being read is gone (the entry was purged, replaced a while
     /// ago, or evicted by Redis): the body read so far is truncated.
     #[error("chunk {index} of a cached body is missing")]
@@ -54,10 +59,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the error means Redis could not be reached or was too slow (rather than bad
-    /// data).
+    /// Whether the error means Redis could not be reached, was too slow or is being skipped
+    /// (rather than an answer about bad data).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Redis(_) | Error::Timeout(_))
+        match self {
+            Error::Timeout(_) | Error::Unavailable => true,
+            Error::Redis(e) => {
+                e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+            }
+            _ => false,
+        }
     }
 }
 

@@ -55,6 +55,7 @@
 //! so an unreachable Redis costs little per request. A purge through any proxy removes the
 //! entry for all of them.
 
+mod breaker;
 mod config;
 mod error;
 mod hit;

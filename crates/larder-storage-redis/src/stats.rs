@@ -27,6 +27,9 @@ pub struct RedisStats {
     pub errors: u64,
     /// Redis calls that did not answer within the timeout (counted in `errors` too).
     pub timeouts: u64,
+    /// Calls not sent because Redis was marked down after repeated failures (counted in
+    /// `errors` too).
+    pub skipped: u64,
 }
 
 impl RedisStats {
@@ -40,7 +43,7 @@ impl RedisStats {
     /// ```
     pub fn render_prometheus(&self) -> String {
         use std::fmt::Write;
-        let rows: [(&str, &str, u64); 8] = [
+        let rows: [(&str, &str, u64); 9] = [
             ("hits", "Lookups that found an entry in Redis.", self.hits),
             (
                 "misses",
@@ -69,6 +72,11 @@ impl RedisStats {
             ),
             ("errors", "Failed Redis calls.", self.errors),
             ("timeouts", "Redis calls that timed out.", self.timeouts),
+            (
+                "skipped",
+                "Redis calls not sent while Redis was marked down.",
+                self.skipped,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, help, value) in rows {
@@ -91,6 +99,7 @@ pub(crate) struct Counters {
     pub(crate) writes_dropped: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
+    pub(crate) skipped: AtomicU64,
 }
 
 pub(crate) fn inc(counter: &AtomicU64) {
@@ -109,6 +118,7 @@ impl Counters {
             writes_dropped: get(&self.writes_dropped),
             errors: get(&self.errors),
             timeouts: get(&self.timeouts),
+            skipped: get(&self.skipped),
         }
     }
 }
@@ -125,10 +135,10 @@ mod tests {
         inc(&counters.timeouts);
         let text = counters.snapshot().render_prometheus();
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(samples.len(), 8);
+        assert_eq!(samples.len(), 9);
         assert!(samples.contains(&"larder_redis_hits_total 2"));
         assert!(samples.contains(&"larder_redis_timeouts_total 1"));
         assert!(samples.contains(&"larder_redis_misses_total 0"));
-        assert_eq!(text.matches("# TYPE").count(), 8);
+        assert_eq!(text.matches("# TYPE").count(), 9);
     }
 }

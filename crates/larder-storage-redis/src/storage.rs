@@ -15,6 +15,7 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tracing::Span;
 
+use crate::breaker::Breaker;
 use crate::config::MAX_CHUNK_SIZE;
 use crate::hit::RedisHit;
 use crate::miss::RedisMiss;
@@ -66,13 +67,18 @@ use crate::{Error, RedisConfig, RedisStats, Result, scripts};
 /// **Failures.** Every Redis call is bounded by [`timeout`](RedisConfig::timeout). With Redis
 /// down or slow, lookups fail quickly (a proxy treats that as a miss and serves from
 /// upstream), writes fail and store nothing, and the connection manager reconnects by itself
-/// so caching resumes when Redis is back. [`stats`](Self::stats) counts all of it.
+/// so caching resumes when Redis is back. After
+/// [`breaker_threshold`](RedisConfig::breaker_threshold) unreachable or timed-out calls in a
+/// row, calls fail at once with [`Error::Unavailable`] for
+/// [`breaker_cooldown`](RedisConfig::breaker_cooldown), then one call probes the server, so a
+/// hung Redis does not cost every request a timeout. [`stats`](Self::stats) counts all of it.
 pub struct RedisStorage {
     conn: ConnectionManager,
     config: RedisConfig,
     counters: Counters,
     scripts: Scripts,
     ids: IdSource,
+    breaker: Breaker,
 }
 
 struct Scripts {
@@ -177,7 +183,6 @@ impl RedisStorage {
         let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
         Ok(RedisStorage {
             conn,
-            config,
             counters: Counters::default(),
             scripts: Scripts {
                 publish: Script::new(scripts::PUBLISH),
@@ -188,6 +193,8 @@ impl RedisStorage {
                 hasher: RandomState::new(),
                 counter: AtomicU64::new(0),
             },
+            breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            config,
         })
     }
 
@@ -255,24 +262,44 @@ impl RedisStorage {
         Ok(out)
     }
 
-    /// Runs one Redis call with the configured timeout, counting failures.
+    /// Runs one Redis call with the configured timeout, counting failures; refuses it at once
+    /// while the circuit breaker is open.
     pub(crate) async fn call<T>(
         &self,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.timeout, fut).await {
+        if !self.breaker.allow() {
+            inc(&self.counters.skipped);
+            return Err(Error::Unavailable);
+        }
+        let result = match tokio::time::timeout(self.config.timeout, fut).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if !e.is_timeout() => {
-                inc(&self.counters.errors);
-                Err(Error::Redis(e))
-            }
+            Ok(Err(e)) if !e.is_timeout() => Err(Error::Redis(e)),
             // The connection's own response timeout (the same duration) or ours.
             Ok(Err(_)) | Err(_) => {
-                inc(&self.counters.errors);
                 inc(&self.counters.timeouts);
                 Err(Error::Timeout(self.config.timeout))
             }
+        };
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(e) => {
+                inc(&self.counters.errors);
+                if e.is_unavailable() {
+                    self.breaker.failure();
+                } else {
+                    // Redis answered (with an error about the data): it is reachable.
+                    self.breaker.success();
+                }
+            }
         }
+        result
+    }
+
+    /// Whether Redis is being skipped after repeated failures (see
+    /// [`RedisConfig::breaker_threshold`]).
+    pub fn is_marked_down(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// When every part of an entry with `meta` expires, in ms since the epoch.

@@ -675,3 +675,101 @@ async fn body_of_at_most_one_chunk_lives_in_the_meta_hash() {
     }
     assert_eq!(all_keys(&mut conn).await.len(), 5);
 }
+
+fn backend_error(err: &larder_storage::Error) -> Option<&larder_storage_redis::Error> {
+    std::error::Error::source(err).and_then(|e| e.downcast_ref::<larder_storage_redis::Error>())
+}
+
+#[tokio::test]
+async fn repeated_timeouts_mark_redis_down_until_a_probe_succeeds() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| {
+        c.timeout = Duration::from_millis(100);
+        c.breaker_threshold = 2;
+        c.breaker_cooldown = Duration::from_millis(200);
+    })
+    .await;
+    let span = Span::none();
+    let key = CacheKey::new("", "breaker", "");
+    store(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &[b"body"],
+    )
+    .await;
+
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut errors = Vec::new();
+    for _ in 0..4 {
+        let Err(e) = storage.lookup(&key, &span).await else {
+            panic!("lookup of a hung redis succeeded");
+        };
+        errors.push(backend_error(&e).map(ToString::to_string));
+    }
+    let marked_down = storage.is_marked_down();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Two timeouts open the breaker; the next calls are not sent at all.
+    let timeout = larder_storage_redis::Error::Timeout(Duration::from_millis(100)).to_string();
+    let skipped = larder_storage_redis::Error::Unavailable.to_string();
+    assert_eq!(errors[..2], [Some(timeout.clone()), Some(timeout)]);
+    assert_eq!(errors[2..], [Some(skipped.clone()), Some(skipped)]);
+    assert!(marked_down);
+    let stats = storage.stats();
+    assert_eq!((stats.timeouts, stats.skipped), (2, 2));
+
+    // After the cool-down a probe finds redis answering again.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let mut found = None;
+    for _ in 0..100 {
+        if let Ok(Some(hit)) = storage.lookup(&key, &span).await {
+            found = Some(hit);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, mut hit) = found.expect("hits resume after the cool-down");
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"body");
+    assert!(!storage.is_marked_down());
+}
+
+#[tokio::test]
+async fn data_errors_do_not_mark_redis_down() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.breaker_threshold = 1).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "wrong-type", "");
+    store(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &[b"x"],
+    )
+    .await;
+    let meta_key = storage
+        .entry_keys(&key.to_compact())
+        .await
+        .unwrap()
+        .remove(0);
+    let mut conn = raw(&server).await;
+    let () = conn.del(&meta_key).await.unwrap();
+    let () = conn.set(&meta_key, "not a hash").await.unwrap();
+    for _ in 0..3 {
+        assert!(storage.lookup(&key, &span).await.is_err());
+    }
+    assert!(!storage.is_marked_down());
+    assert_eq!(storage.stats().skipped, 0);
+}
