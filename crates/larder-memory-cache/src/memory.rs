@@ -60,6 +60,14 @@ impl<T> Node<T> {
 ///   ([`tokio::time::Instant`], which is [`std::time::Instant`] unless tokio's test clock is paused).
 ///   An expired entry is reported as [`CacheStatus::Expired`] (or served by
 ///   [`get_stale`](Self::get_stale)) and stays in memory until eviction reaches it.
+/// * **Removal.** [`remove`](Self::remove) (and a put with a zero TTL) overwrites the entry in
+///   place with a *tombstone* of weight 1, which reads as a miss and stays until eviction reaches
+///   it or the key is stored again. `TinyUfo::remove` (tinyufo 0.9.1) is not used: it leaves the
+///   key in its FIFO queue, so storing the key again queues it twice and, once the entry is
+///   promoted, evicting the stale copy subtracts its weight a second time (the queue weight wraps
+///   around: a panic in debug builds, a cache that evicts everything in release builds). Updating
+///   a present key never queues it again. So a removal frees all but 1 of the entry's weight at
+///   once (nothing, in a cache counting items) and the last unit when the tombstone is evicted.
 /// * **Admission.** Once the cache is full, [`put`](Self::put) admits a new key only when it was
 ///   offered before within a recent window (`TinyLFU`'s *doorkeeper*, a small Bloom filter that
 ///   `TinyUFO` lacks) and `TinyLFU` then estimates it more popular than the entry it would evict.
@@ -87,7 +95,8 @@ impl<T> Node<T> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct MemoryCache<K: ?Sized, T> {
-    store: TinyUfo<u64, Node<T>>,
+    /// `None` is a tombstone: a removed entry (see the type docs, "Removal").
+    store: TinyUfo<u64, Option<Node<T>>>,
     doorkeeper: Doorkeeper,
     /// Whether the store has evicted since the last `remove`: admission only applies then.
     full: AtomicBool,
@@ -128,7 +137,25 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
     }
 
     fn node(&self, hash: KeyHash) -> Option<Node<T>> {
-        self.store.get(&hash.key).filter(|n| n.check == hash.check)
+        self.store
+            .get(&hash.key)
+            .flatten()
+            .filter(|n| n.check == hash.check)
+    }
+
+    /// Whether a live (non-tombstone) entry is stored under the index hash `key`, whatever its
+    /// check hash.
+    fn is_live(&self, key: u64) -> bool {
+        matches!(self.store.get(&key), Some(Some(_)))
+    }
+
+    /// Replaces the entry under the index hash `key`, if any, with a tombstone of weight 1.
+    fn tombstone(&self, key: u64) {
+        if self.is_live(key) {
+            // An update in place (the key is present): the queue weight shrinks and the key is
+            // not queued again. A shrinking weight evicts nothing.
+            self.store.force_put(key, None, 1);
+        }
     }
 
     /// Reads `key`: `(Some(value), Hit)` if present and fresh, `(None, Expired)` if its TTL ran
@@ -230,17 +257,17 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         let expire_on = match ttl {
             None => None,
             Some(ttl) if ttl.is_zero() => {
-                self.store.remove(&hash.key);
+                self.tombstone(hash.key);
                 return;
             }
             // A TTL too large for the clock never expires.
             Some(ttl) => Instant::now().checked_add(ttl),
         };
-        let node = Node {
+        let node = Some(Node {
             value,
             expire_on,
             check: hash.check,
-        };
+        });
         let weight = weight.max(1);
         let evicted = if admit == Admit::Force {
             self.store.force_put(hash.key, node, weight)
@@ -248,13 +275,14 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
             if self.full.load(Relaxed)
                 && !self.doorkeeper.check_and_record(hash.key)
                 // A key already cached is updated whatever the doorkeeper says.
-                && (admit == Admit::FilterAbsent || self.store.get(&hash.key).is_none())
+                && (admit == Admit::FilterAbsent || !self.is_live(hash.key))
             {
                 return;
             }
             self.store.put(hash.key, node, weight)
         };
-        if !evicted.is_empty() && !self.full.load(Relaxed) {
+        // Evicting only tombstones does not make the cache full.
+        if evicted.iter().any(|kv| kv.data.is_some()) && !self.full.load(Relaxed) {
             self.full.store(true, Relaxed);
         }
     }
@@ -265,7 +293,7 @@ impl<K: Hash + ?Sized, T: Clone + Send + Sync + 'static> MemoryCache<K, T> {
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        self.store.remove(&self.hash(key).key);
+        self.tombstone(self.hash(key).key);
         if self.full.load(Relaxed) {
             self.full.store(false, Relaxed);
         }

@@ -254,3 +254,48 @@ fn tiny_caches_still_work() {
     weighted.force_put_weighted(&2, 2, None, 3);
     assert_eq!(weighted.get(&2), (Some(2), CacheStatus::Hit));
 }
+
+/// Regression: `TinyUfo::remove` leaves the key in its FIFO queue, so remove-then-put used to
+/// queue the key twice and underflow the queue weight once the stale copy was evicted (a panic in
+/// debug builds, a cache that evicts everything in release builds).
+#[test]
+fn put_after_remove_keeps_queue_weights_sound() {
+    let cache: MemoryCache<u64, u64> = MemoryCache::new(10);
+    cache.force_put(&0, 0, None);
+    cache.remove(&0);
+    assert_eq!(cache.get(&0), (None, CacheStatus::Miss));
+    cache.force_put(&0, 1, None);
+    // Two uses: the entry is promoted to the main queue when it reaches the head of the small
+    // queue, so a stale second queue entry would find it again.
+    assert_eq!(cache.get(&0), (Some(1), CacheStatus::Hit));
+    assert_eq!(cache.get(&0), (Some(1), CacheStatus::Hit));
+    // A zero TTL removes too.
+    cache.force_put(&1, 1, None);
+    cache.force_put(&1, 1, Some(Duration::ZERO));
+    cache.force_put(&1, 2, None);
+    assert_eq!(cache.get(&1), (Some(2), CacheStatus::Hit));
+    assert_eq!(cache.get(&1), (Some(2), CacheStatus::Hit));
+    // Cycle the queues many times over, removing and re-putting keys along the way.
+    let last = 100;
+    for k in 2..=last {
+        if k % 7 == 0 {
+            cache.remove(&(k - 1));
+            assert_eq!(cache.get(&(k - 1)), (None, CacheStatus::Miss));
+            cache.force_put(&(k - 1), k - 1, None);
+            let _ = cache.get(&(k - 1));
+        }
+        cache.force_put(&k, k, None);
+        assert_eq!(cache.get(&k), (Some(k), CacheStatus::Hit));
+        let held = (0..=k).filter(|j| cache.get_stale(j).0.is_some()).count();
+        assert!(held <= 10, "held {held} after {k}");
+    }
+    // A wrapped queue weight would make every put evict everything else.
+    let held = (0..=last)
+        .filter(|j| cache.get_stale(j).0.is_some())
+        .count();
+    assert!(held >= 5, "held {held}");
+    for j in 0..=last {
+        cache.remove(&j);
+    }
+    assert!((0..=last).all(|j| cache.get(&j).0.is_none()));
+}

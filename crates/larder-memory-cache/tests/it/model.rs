@@ -1,4 +1,4 @@
-//! `MemoryCache` against a `HashMap` model, while under capacity.
+//! `MemoryCache` against a `HashMap` model, while under capacity; its bound over capacity.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,6 +59,38 @@ proptest! {
         }
         for k in 0..64 {
             prop_assert_eq!(cache.get(&k).0, model.get(&k).copied());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Over capacity with removals: removing then storing a key again must keep the store's
+    /// accounting sound (regression for `TinyUfo::remove` leaving the key in its FIFO queue).
+    #[test]
+    fn removals_over_capacity_keep_the_bound(
+        ops in prop::collection::vec(op(), 1..300),
+        size in 1..16usize,
+    ) {
+        let cache: MemoryCache<u16, u32> = MemoryCache::new(size);
+        for op in ops {
+            match op {
+                Op::Put(k, v) => cache.put(&k, v, None),
+                Op::ForcePut(k, v) => {
+                    cache.force_put(&k, v, None);
+                    prop_assert_eq!(cache.get(&k), (Some(v), CacheStatus::Hit));
+                }
+                Op::Remove(k) => {
+                    cache.remove(&k);
+                    prop_assert_eq!(cache.get(&k), (None, CacheStatus::Miss));
+                }
+                Op::Get(k) => {
+                    let _ = cache.get(&k);
+                }
+            }
+            let held = (0..64).filter(|k| cache.get_stale(k).0.is_some()).count();
+            prop_assert!(held <= size, "held {} of {}", held, size);
         }
     }
 }
