@@ -48,12 +48,42 @@
 //!
 //! # Running a fleet on one Redis
 //!
-//! Point every proxy at the same server and prefix. Give Redis a memory limit and an
-//! eviction policy (`maxmemory 4gb`, `maxmemory-policy volatile-lru`: every key this crate
-//! writes has an expiry), and no persistence if the cache may start empty
-//! (`--save '' --appendonly no`). Keep [`RedisConfig::timeout`] small (the default 250 ms)
-//! so an unreachable Redis costs little per request. A purge through any proxy removes the
-//! entry for all of them.
+//! Point every proxy at the same server (and prefix):
+//!
+//! ```text
+//! larder --upstream http://origin:8000 --storage redis://10.0.0.5:6379 --admin 127.0.0.1:9090
+//! ```
+//!
+//! or in the TOML file:
+//!
+//! ```toml
+//! [cache]
+//! storage = "redis://10.0.0.5:6379/0"
+//! redis_prefix = "larder:"     # several caches can share one Redis
+//! redis_timeout_ms = 250       # a slower call is a miss (lookup) or a dropped write
+//! ```
+//!
+//! - Give Redis a memory limit and an eviction policy: `maxmemory 4gb` and
+//!   `maxmemory-policy volatile-lru` (every key written here has an expiry). With Redis
+//!   storage the proxy's `cache.size` does not apply. No persistence is needed if the cache
+//!   may start empty: `--save '' --appendonly no`.
+//! - Put the proxies behind one name: the cache key includes the `Host`, so every proxy must
+//!   see the same host for an object to be shared.
+//! - A PURGE (or an unsafe method's invalidation) through any proxy removes the entry for all
+//!   of them, and stops writes of it in flight elsewhere from being published.
+//! - If Redis goes down or hangs, every proxy keeps serving from the origin: lookups fail
+//!   within `redis_timeout_ms` (at once when refused, or after five failures in a row, for a
+//!   second at a time), writes are dropped, and caching resumes by itself when Redis is back.
+//!   `/metrics` shows it as `larder_redis_lookup_errors_total`,
+//!   `larder_redis_timeouts_total`, `larder_redis_skipped_total` and
+//!   `larder_redis_writes_dropped_total`.
+//! - Each proxy has its own cache lock: concurrent misses of one object on different proxies
+//!   each fetch it once (the last fill wins), so the origin sees at most one fetch per proxy.
+//! - Not supported: Redis Cluster (the keys of an entry share a hash tag, but the client here
+//!   talks to one server) and TLS (`rediss://`).
+//!
+//! For hot objects, [`TieredStorage`] keeps a bounded [`MemCache`](larder_storage::MemCache)
+//! in front of Redis on each proxy.
 
 mod breaker;
 mod config;
