@@ -51,9 +51,9 @@ pub enum Error {
         /// What does not fit.
         reason: &'static str,
     },
-    /// The body chunks of a write expired or vanished before the write finished (the write
-    /// took longer than [`RedisConfig::part_ttl`](crate::RedisConfig::part_ttl)), so
-    /// nothing was stored.
+    /// The write took longer than [`RedisConfig::part_ttl`](crate::RedisConfig::part_ttl)
+    /// (its body chunks expire after that, and an invalidation meanwhile may be forgotten),
+    /// or its chunks vanished, so nothing was stored.
     #[error("cache write parts expired before the write finished")]
     PartsExpired,
 }

@@ -1,5 +1,7 @@
 //! [`RedisMiss`]: writes a body into Redis chunk by chunk and publishes it when finished.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use larder_storage::{HandleMiss, MissFinishType};
 
@@ -28,7 +30,11 @@ pub(crate) struct RedisMiss {
     eof: bool,
     /// Set once `finish` runs: `Drop` then leaves the parts alone.
     done: bool,
+    started: Instant,
 }
+
+/// The most chunks sent in one pipeline (1 MiB with the default chunk size).
+const PIPELINE_CHUNKS: usize = 16;
 
 impl RedisMiss {
     pub(crate) fn new(
@@ -51,6 +57,7 @@ impl RedisMiss {
             len: 0,
             eof: false,
             done: false,
+            started: Instant::now(),
         }
     }
 
@@ -79,34 +86,40 @@ impl RedisMiss {
         ready
     }
 
-    /// Sends `chunks` in one pipeline, each with the short expiry of unfinished parts.
+    /// Sends `chunks`, with the short expiry of unfinished parts, in pipelines of at most
+    /// [`PIPELINE_CHUNKS`] so each call stays small enough for the timeout.
     async fn send(&mut self, chunks: Vec<Bytes>) -> Result<()> {
-        if chunks.is_empty() {
-            return Ok(());
-        }
         let ttl_ms = u64::try_from(self.storage.config().part_ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut pipe = redis::pipe();
-        for (i, chunk) in chunks.iter().enumerate() {
-            pipe.cmd("SET")
-                .arg(self.keys.chunk(&self.version, self.sent + i))
-                .arg(chunk.as_ref())
-                .arg("PX")
-                .arg(ttl_ms)
-                .ignore();
+        for batch in chunks.chunks(PIPELINE_CHUNKS) {
+            let mut pipe = redis::pipe();
+            for (i, chunk) in batch.iter().enumerate() {
+                pipe.cmd("SET")
+                    .arg(self.keys.chunk(&self.version, self.sent + i))
+                    .arg(chunk.as_ref())
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .ignore();
+            }
+            let mut conn = self.storage.connection();
+            // Count the chunks as sent before the answer: if the call fails midway, `Drop`
+            // still deletes whatever made it.
+            self.sent += batch.len();
+            self.storage
+                .call(async move { pipe.query_async::<()>(&mut conn).await })
+                .await?;
         }
-        let mut conn = self.storage.connection();
-        // Count the chunks as sent before the answer: if the call fails midway, `Drop`
-        // still deletes whatever made it.
-        self.sent += chunks.len();
-        self.storage
-            .call(async move { pipe.query_async::<()>(&mut conn).await })
-            .await
+        Ok(())
     }
 
     /// Sends the last chunk (or keeps a one-chunk body for the meta hash) and runs the
     /// publish script; returns its status (1 published, -1 invalidated meanwhile, -2 a chunk
     /// is missing).
     async fn publish(&mut self) -> Result<i64> {
+        // An invalidation is remembered for `part_ttl`: a write older than that could miss
+        // one, so it is not published (its chunks would be expiring anyway).
+        if self.started.elapsed() >= self.storage.config().part_ttl {
+            return Err(Error::PartsExpired);
+        }
         let rest = self.partial.split().freeze();
         let inline = if self.sent == 0 {
             rest

@@ -823,3 +823,45 @@ async fn concurrent_writers_and_readers_never_see_a_mixed_body() {
     let parts = storage.entry_keys(&key.to_compact()).await.unwrap();
     assert_eq!(parts.len(), 11);
 }
+
+#[tokio::test]
+async fn a_write_older_than_part_ttl_is_not_published_even_without_chunks() {
+    // A body small enough for the meta hash has no chunk to expire; the age check still
+    // stops it, since an invalidation during it may have been forgotten.
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.part_ttl = Duration::from_millis(100)).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "slow-small", "");
+    let mut miss = storage
+        .get_miss_handler(&key, &fresh_meta(Duration::from_mins(1), 0, 0), &span)
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from_static(b"tiny"), true)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(miss.finish().await.is_err());
+    assert!(storage.lookup(&key, &span).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn one_large_write_is_sent_in_several_pipelines() {
+    let server = RedisServer::start();
+    let storage = storage_with(&server, |c| c.chunk_size = 1024).await;
+    let key = CacheKey::new("", "one-big-write", "");
+    let data = body(100 * KIB + 5);
+    store_in_pieces(
+        storage,
+        &key,
+        &fresh_meta(Duration::from_mins(1), 0, 0),
+        &data,
+        data.len(),
+    )
+    .await;
+    assert_eq!(
+        storage.entry_keys(&key.to_compact()).await.unwrap().len(),
+        1 + 101
+    );
+    let (_, mut hit) = storage.lookup(&key, &Span::none()).await.unwrap().unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), data);
+}
