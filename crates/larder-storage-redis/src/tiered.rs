@@ -2,16 +2,18 @@
 //! front of a shared one (typically [`RedisStorage`](crate::RedisStorage)).
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use larder_storage::eviction::EvictionManager;
 use larder_storage::{
-    CacheKey, CacheMeta, CompactCacheKey, HandleHit, HandleMiss, HitHandler, MissFinishType,
-    MissHandler, PurgeType, Result, Storage,
+    CacheKey, CacheMeta, CompactCacheKey, HandleHit, HandleMiss, HashBinary, HitHandler,
+    MissFinishType, MissHandler, PurgeType, Result, Storage,
 };
+use parking_lot::Mutex;
 use tracing::Span;
 
 use crate::stats::inc;
@@ -39,11 +41,18 @@ type Tier = &'static (dyn Storage + Sync);
 ///   A failing front tier is skipped on lookup.
 /// - **Streaming.** Streaming partial writes are supported if the front tier supports them:
 ///   readers then stream the front tier's copy of a write in progress.
+/// - **Fleets.** A purge through one proxy reaches Redis and its own front tier, not the
+///   front tiers of the other proxies: they keep their copy until it is evicted or, with
+///   [`with_front_ttl`](Self::with_front_ttl), until it is that old. Bound the front TTL by
+///   how long a purged object may still be served.
 pub struct TieredStorage {
     front: Tier,
     back: Tier,
     eviction: Option<&'static (dyn EvictionManager + Sync)>,
     max_promote_size: usize,
+    front_ttl: Option<Duration>,
+    /// When each front-tier entry entered it, kept only with a front TTL.
+    entered: Mutex<HashMap<HashBinary, Instant>>,
     counters: TieredCounters,
 }
 
@@ -86,8 +95,46 @@ impl TieredStorage {
             back,
             eviction: None,
             max_promote_size: 1024 * 1024,
+            front_ttl: None,
+            entered: Mutex::new(HashMap::new()),
             counters: TieredCounters::default(),
         }
+    }
+
+    /// Serves a front-tier entry only while it is younger than `ttl` (since it was written or
+    /// promoted); an older one is dropped from the front tier and looked up in the back tier
+    /// again. Bounds how long a proxy serves an object purged through another proxy.
+    #[must_use]
+    pub fn with_front_ttl(mut self, ttl: Duration) -> Self {
+        self.front_ttl = Some(ttl);
+        self
+    }
+
+    /// Notes that the entry for `key` entered the front tier now.
+    fn entered(&self, key: &CompactCacheKey) {
+        if self.front_ttl.is_some() {
+            self.entered
+                .lock()
+                .insert(key.combined_bin(), Instant::now());
+        }
+    }
+
+    /// Forgets the front-tier entry for `key`.
+    fn left(&self, key: &CompactCacheKey) {
+        if self.front_ttl.is_some() {
+            self.entered.lock().remove(&key.combined_bin());
+        }
+    }
+
+    /// Whether the front-tier entry for `key` is too old to serve.
+    fn is_front_expired(&self, key: &CompactCacheKey) -> bool {
+        let Some(ttl) = self.front_ttl else {
+            return false;
+        };
+        self.entered
+            .lock()
+            .get(&key.combined_bin())
+            .is_none_or(|at| at.elapsed() >= ttl)
     }
 
     /// Limits the front tier with `manager`: entries entering it are admitted there, and the
@@ -120,10 +167,12 @@ impl TieredStorage {
     /// Admits a new front-tier entry into the eviction manager and purges its victims from
     /// the front tier.
     async fn admit(&self, key: CompactCacheKey, size: usize, fresh_until: SystemTime) {
+        self.entered(&key);
         let Some(manager) = self.eviction else {
             return;
         };
         for victim in manager.admit(key, size, fresh_until) {
+            self.left(&victim);
             if let Err(e) = self
                 .front
                 .purge(&victim, PurgeType::Eviction, &Span::none())
@@ -151,7 +200,10 @@ impl TieredStorage {
                 inc(&self.counters.promotions);
                 self.admit(key.to_compact(), size, meta.fresh_until()).await;
             }
-            Ok(MissFinishType::Appended(..)) => inc(&self.counters.promotions),
+            Ok(MissFinishType::Appended(..)) => {
+                inc(&self.counters.promotions);
+                self.entered(&key.to_compact());
+            }
             Err(e) => tracing::debug!(error = %e, "promotion into the front tier failed"),
         }
     }
@@ -165,6 +217,16 @@ impl Storage for TieredStorage {
         trace: &Span,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         match self.front.lookup(key, trace).await {
+            Ok(Some(_)) if self.is_front_expired(&key.to_compact()) => {
+                let compact = key.to_compact();
+                self.left(&compact);
+                if let Some(manager) = self.eviction {
+                    manager.remove(&compact);
+                }
+                if let Err(e) = self.front.purge(&compact, PurgeType::Eviction, trace).await {
+                    tracing::debug!(error = %e, "dropping an old front tier entry failed");
+                }
+            }
             Ok(Some((meta, hit))) => {
                 inc(&self.counters.front_hits);
                 if let Some(manager) = self.eviction {
@@ -243,6 +305,7 @@ impl Storage for TieredStorage {
         trace: &Span,
     ) -> Result<bool> {
         let front = self.front.purge(key, purge_type, trace).await;
+        self.left(key);
         if let Some(manager) = self.eviction
             && purge_type == PurgeType::Invalidation
         {
@@ -404,8 +467,9 @@ impl HandleMiss for TieredMiss {
             ..
         } = *self;
         let finished = front.finish().await?;
-        if let MissFinishType::Created(size) = finished {
-            storage.admit(key, size, fresh_until).await;
+        match finished {
+            MissFinishType::Created(size) => storage.admit(key, size, fresh_until).await,
+            MissFinishType::Appended(..) => storage.entered(&key),
         }
         Ok(finished)
     }

@@ -179,3 +179,32 @@ async fn eviction_manager_bounds_the_memory_tier() {
     let first = CacheKey::new("", "object-0", "");
     assert_eq!(body_of(t.tiered, &first).await.unwrap().len(), 500);
 }
+
+#[tokio::test]
+async fn front_ttl_bounds_serving_an_object_purged_elsewhere() {
+    let server = RedisServer::start();
+    let t = tiers(&server, |t| t.with_front_ttl(Duration::from_millis(150)));
+    let span = Span::none();
+    let key = CacheKey::new("", "purged-elsewhere", "");
+    store(t.tiered, &key, &meta(), &[b"copy"]).await;
+    // Another proxy purges it: only Redis and that proxy's own memory lose it.
+    assert!(
+        t.redis
+            .purge(&key.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    assert_eq!(body_of(t.tiered, &key).await.unwrap(), b"copy");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        body_of(t.tiered, &key).await.is_none(),
+        "the old copy is no longer served"
+    );
+    assert!(t.memory.is_empty());
+
+    // A fresh write is served from memory again until it is that old.
+    store(t.tiered, &key, &meta(), &[b"new"]).await;
+    assert_eq!(body_of(t.tiered, &key).await.unwrap(), b"new");
+    assert_eq!(t.tiered.stats().front_hits, 2);
+}
