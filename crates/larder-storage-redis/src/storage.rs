@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -79,6 +79,8 @@ pub struct RedisStorage {
     scripts: Scripts,
     ids: IdSource,
     breaker: Breaker,
+    /// Whether the last call found Redis unreachable (for logging outages once).
+    down: AtomicBool,
 }
 
 struct Scripts {
@@ -194,6 +196,7 @@ impl RedisStorage {
                 counter: AtomicU64::new(0),
             },
             breaker: Breaker::new(config.breaker_threshold, config.breaker_cooldown),
+            down: AtomicBool::new(false),
             config,
         })
     }
@@ -282,14 +285,26 @@ impl RedisStorage {
             }
         };
         match &result {
-            Ok(_) => self.breaker.success(),
-            Err(e) => {
+            Err(e) if e.is_unavailable() => {
                 inc(&self.counters.errors);
-                if e.is_unavailable() {
-                    self.breaker.failure();
-                } else {
-                    // Redis answered (with an error about the data): it is reachable.
-                    self.breaker.success();
+                self.breaker.failure();
+                // One line per outage, not one per request.
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %e,
+                        url = %self.config.url,
+                        "redis cache tier unreachable: lookups are misses and writes are dropped until it returns"
+                    );
+                }
+            }
+            // Redis answered (perhaps with an error about the data): it is reachable.
+            _ => {
+                if result.is_err() {
+                    inc(&self.counters.errors);
+                }
+                self.breaker.success();
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(url = %self.config.url, "redis cache tier reachable again");
                 }
             }
         }
