@@ -111,5 +111,9 @@ impl RedisConfig {
     }
 }
 
+/// The most chunks one body may have. Scripts loop over the chunks of an entry, so a corrupt
+/// chunk count must not make them run for long; the Lua scripts use the same number.
+pub(crate) const MAX_CHUNKS: usize = 100_000;
+
 /// Redis' limit on the size of one string value.
 pub(crate) const MAX_CHUNK_SIZE: usize = 512 * 1024 * 1024;

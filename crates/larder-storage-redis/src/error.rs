@@ -51,6 +51,13 @@ pub enum Error {
         /// What does not fit.
         reason: &'static str,
     },
+    /// A body too large to store: more than 100 000 chunks (6.25 GiB with 64 KiB chunks). Raise
+    /// [`RedisConfig::chunk_size`](crate::RedisConfig::chunk_size) to store larger bodies.
+    #[error("body larger than {max} bytes cannot be stored")]
+    BodyTooLarge {
+        /// The largest body that can be stored with the configured chunk size.
+        max: usize,
+    },
     /// The write took longer than [`RedisConfig::part_ttl`](crate::RedisConfig::part_ttl)
     /// (its body chunks expire after that, and an invalidation meanwhile may be forgotten),
     /// or its chunks vanished, so nothing was stored.

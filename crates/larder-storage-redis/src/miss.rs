@@ -5,6 +5,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use larder_storage::{HandleMiss, MissFinishType};
 
+use crate::config::MAX_CHUNKS;
 use crate::stats::inc;
 use crate::storage::EntryKeys;
 use crate::{Error, RedisStorage, Result};
@@ -157,6 +158,12 @@ impl HandleMiss for RedisMiss {
             return Err(larder_storage::Error::WriteAfterEnd);
         }
         self.len += data.len();
+        if self.len.div_ceil(self.chunk_size()) > MAX_CHUNKS {
+            return Err(Error::BodyTooLarge {
+                max: MAX_CHUNKS * self.chunk_size(),
+            }
+            .into());
+        }
         self.eof |= eof;
         let chunks = self.full_chunks(data);
         self.send(chunks).await.map_err(|e| {

@@ -11,6 +11,9 @@
 //! The `{H}` hash tag keeps all keys of an entry in one Redis Cluster slot, so the scripts
 //! that compute chunk keys from the meta touch one slot only.
 //!
+//! Loops over the chunks of an entry read from Redis stop at 100 000 chunks
+//! (`MAX_CHUNKS`), so a corrupt count cannot keep the server busy.
+//!
 //! Lookups do not use a script: a plain `HMGET` of the meta hash returns the meta and a
 //! small body in one round trip. (Returning a body through Lua costs several times a plain
 //! read for 64 KiB values, as measured by the `redis_hits` bench.)
@@ -41,7 +44,7 @@ local old = redis.call('HMGET', KEYS[1], 'v', 'n')
 if old[1] and old[1] ~= ARGV[2] then
   local oldprefix = ARGV[1] .. old[1] .. ':'
   local grace = tonumber(ARGV[9])
-  for i = 0, (tonumber(old[2]) or 0) - 1 do
+  for i = 0, math.min(tonumber(old[2]) or 0, 100000) - 1 do
     local k = oldprefix .. i
     if grace <= 0 then
       redis.call('DEL', k)
@@ -70,7 +73,7 @@ if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
 local h = redis.call('HMGET', KEYS[1], 'v', 'n')
 if not h[1] then return 0 end
 local prefix = ARGV[1] .. h[1] .. ':'
-for i = 0, (tonumber(h[2]) or 0) - 1 do redis.call('DEL', prefix .. i) end
+for i = 0, math.min(tonumber(h[2]) or 0, 100000) - 1 do redis.call('DEL', prefix .. i) end
 redis.call('DEL', KEYS[1])
 return 1
 ";
@@ -86,6 +89,6 @@ if not h[1] then return 0 end
 redis.call('HSET', KEYS[1], 'm', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 local prefix = ARGV[1] .. h[1] .. ':'
-for i = 0, (tonumber(h[2]) or 0) - 1 do redis.call('PEXPIREAT', prefix .. i, ARGV[3]) end
+for i = 0, math.min(tonumber(h[2]) or 0, 100000) - 1 do redis.call('PEXPIREAT', prefix .. i, ARGV[3]) end
 return 1
 ";

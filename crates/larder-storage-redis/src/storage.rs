@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tracing::Span;
 
 use crate::breaker::Breaker;
-use crate::config::MAX_CHUNK_SIZE;
+use crate::config::{MAX_CHUNK_SIZE, MAX_CHUNKS};
 use crate::hit::RedisHit;
 use crate::miss::RedisMiss;
 use crate::stats::{Counters, inc};
@@ -257,9 +257,14 @@ impl RedisStorage {
         let (Some(Some(version)), Some(Some(count))) = (fields.first(), fields.get(1)) else {
             return Ok(Vec::new());
         };
-        let count: usize = count.parse().map_err(|_| Error::CorruptEntry {
-            reason: "chunk count is not a number",
-        })?;
+        let count: usize =
+            count
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_CHUNKS)
+                .ok_or(Error::CorruptEntry {
+                    reason: "chunk count is not a number of chunks",
+                })?;
         let mut out = vec![keys.meta()];
         out.extend((0..count).map(|i| keys.chunk(version, i)));
         Ok(out)
@@ -421,6 +426,9 @@ impl Found {
         let count = number(&count, "chunk count is not a number")?;
         if chunk_size == 0 || chunk_size > MAX_CHUNK_SIZE {
             return Err(corrupt("chunk size out of range"));
+        }
+        if count > MAX_CHUNKS {
+            return Err(corrupt("too many chunks"));
         }
         let inline = if count == 0 {
             // The body is in the meta hash (absent when empty).

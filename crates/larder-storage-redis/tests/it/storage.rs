@@ -865,3 +865,32 @@ async fn one_large_write_is_sent_in_several_pipelines() {
     let (_, mut hit) = storage.lookup(&key, &Span::none()).await.unwrap().unwrap();
     assert_eq!(read_all(&mut hit).await.unwrap(), data);
 }
+
+#[tokio::test]
+async fn a_corrupt_chunk_count_does_not_keep_redis_busy() {
+    let server = RedisServer::start();
+    // Generous: the scripts still touch 100 000 (absent) keys.
+    let storage = storage_with(&server, |c| c.timeout = Duration::from_secs(5)).await;
+    let span = Span::none();
+    let key = CacheKey::new("", "huge-count", "");
+    let meta = fresh_meta(Duration::from_mins(1), 0, 0);
+    store(storage, &key, &meta, &[b"x"]).await;
+    let meta_key = storage
+        .entry_keys(&key.to_compact())
+        .await
+        .unwrap()
+        .remove(0);
+    let mut conn = raw(&server).await;
+    let () = conn.hset(&meta_key, "n", "999999999999").await.unwrap();
+    assert!(storage.lookup(&key, &span).await.is_err());
+    assert!(storage.entry_keys(&key.to_compact()).await.is_err());
+    // The scripts stop at 100 000 chunks instead of looping 10^12 times.
+    assert!(storage.update_meta(&key, &meta, &span).await.unwrap());
+    assert!(
+        storage
+            .purge(&key.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .unwrap()
+    );
+    assert!(all_keys(&mut conn).await.iter().all(|k| k.ends_with(":p")));
+}
