@@ -22,7 +22,6 @@ use tracing::Span;
 type Backend = &'static (dyn Storage + Sync);
 
 const TASKS: usize = 16;
-const RUN: Duration = Duration::from_secs(1);
 
 async fn fill(storage: Backend, key: &CacheKey, size: usize) {
     let span = Span::none();
@@ -51,15 +50,20 @@ async fn hit(storage: Backend, key: &CacheKey) -> usize {
     read
 }
 
-/// Runs the load and returns (requests per second, p50, p99).
-async fn load(storage: Backend, key: &CacheKey, size: usize) -> (f64, Duration, Duration) {
+/// Runs the load for `run` and returns (requests per second, p50, p99).
+async fn load(
+    storage: Backend,
+    key: &CacheKey,
+    size: usize,
+    run: Duration,
+) -> (f64, Duration, Duration) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             let key = key.clone();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
-                while start.elapsed() < RUN {
+                while start.elapsed() < run {
                     let t = Instant::now();
                     assert_eq!(hit(storage, &key).await, size);
                     samples.push(t.elapsed());
@@ -90,6 +94,12 @@ async fn load(storage: Backend, key: &CacheKey, size: usize) -> (f64, Duration, 
 }
 
 fn main() {
+    // `cargo bench` passes --bench; anything else (a test run of all targets) is a smoke test.
+    let run = if std::env::args().any(|a| a == "--bench") {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(20)
+    };
     let server = server::RedisServer::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,12 +111,12 @@ fn main() {
             RedisStorage::new(RedisConfig::new(server.url())).unwrap(),
         ));
         let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
-        println!("{TASKS} concurrent hits for {RUN:?} each (lookup + whole body)");
+        println!("{TASKS} concurrent hits for {run:?} each (lookup + whole body)");
         for size in [1024, 64 * 1024] {
             let key = CacheKey::new("", format!("object-{size}"), "");
             for (name, storage) in [("memory", memory as Backend), ("redis", redis as Backend)] {
                 fill(storage, &key, size).await;
-                let (rps, p50, p99) = load(storage, &key, size).await;
+                let (rps, p50, p99) = load(storage, &key, size, run).await;
                 println!(
                     "{name:>6} {:>3} KiB: {rps:>10.0} req/s  p50 {p50:>10.1?}  p99 {p99:>10.1?}",
                     size / 1024
