@@ -85,8 +85,15 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if ping(self.port) {
-                self.child = Some(child);
-                return Ok(());
+                // Another test may have been given the same free port: make sure the server
+                // answering is this one.
+                if serves_pid(self.port, child.id()) {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("port {} is taken by another server", self.port));
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("redis-server exited early with {status}"));
@@ -122,6 +129,27 @@ fn ping(port: u16) -> bool {
     }
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// Whether the server on `port` is the process `pid` (from `INFO server`).
+fn serves_pid(port: u16, pid: u32) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let want = format!("process_id:{pid}\r\n");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&reply).contains(&want) {
+            return true;
+        }
+    }
+    false
 }
 
 fn has_redis_server() -> bool {
