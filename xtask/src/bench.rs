@@ -117,10 +117,21 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ..Machine::default()
     };
     let ctx = Context::new();
+    let http_file = ctx.target.join("bench-http").join("results.tsv");
     if opts.report_only {
         let (benches, extra) = collect(&ctx, 0)?;
         machine.load_after = load_average();
-        return write_report(&ctx, &opts, &machine, &benches, &extra, None);
+        let http_results = std::fs::read_to_string(&http_file)
+            .ok()
+            .and_then(|t| http::Results::from_tsv(&t));
+        return write_report(
+            &ctx,
+            &opts,
+            &machine,
+            &benches,
+            &extra,
+            http_results.as_ref(),
+        );
     }
     let _ = std::fs::remove_file(&ctx.metrics);
 
@@ -145,32 +156,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         }
     }
     let http_results = if opts.wants("http") {
-        run(
-            "build larder (release)",
-            cargo().args([
-                "build",
-                "--release",
-                "-p",
-                "larder-proxy",
-                "--bin",
-                "larder",
-            ]),
-        )?;
-        let plan = http::Plan {
-            quick: opts.quick,
-            cores: machine.cores,
-            bare: ctx.bins.join("bare_server"),
-            larder: workspace_target().join("release").join("larder"),
-            work: ctx.target.join("bench-http"),
-        };
-        match http::run(&plan) {
-            Ok(results) => Some(results),
-            Err(e) => {
-                eprintln!("xtask bench: the HTTP runs failed: {e}");
-                machine.failures.push(format!("HTTP runs: {e}"));
-                None
-            }
-        }
+        http_part(&ctx, &opts, &mut machine, &http_file)
     } else {
         None
     };
@@ -191,6 +177,48 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "{} part(s) failed; see the report",
             machine.failures.len()
         ))
+    }
+}
+
+/// Builds the proxy and runs the HTTP rows; a failure is noted in `machine`, not returned, so
+/// the report still gets the other parts' figures.
+fn http_part(
+    ctx: &Context,
+    opts: &Options,
+    machine: &mut Machine,
+    http_file: &Path,
+) -> Option<http::Results> {
+    run(
+        "build larder (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "larder-proxy",
+            "--bin",
+            "larder",
+        ]),
+    )
+    .map_err(|e| machine.failures.push(e))
+    .ok()?;
+    let plan = http::Plan {
+        quick: opts.quick,
+        cores: machine.cores,
+        bare: ctx.bins.join("bare_server"),
+        larder: workspace_target().join("release").join("larder"),
+        work: ctx.target.join("bench-http"),
+    };
+    match http::run(&plan) {
+        Ok(results) => {
+            // Kept for --report-only.
+            let _ = std::fs::write(http_file, results.to_tsv());
+            Some(results)
+        }
+        Err(e) => {
+            eprintln!("xtask bench: the HTTP runs failed: {e}");
+            machine.failures.push(format!("HTTP runs: {e}"));
+            None
+        }
     }
 }
 

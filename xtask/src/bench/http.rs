@@ -56,6 +56,104 @@ pub(super) struct Results {
     pub(super) duration: Duration,
 }
 
+impl Load {
+    fn fields(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}",
+            self.rps, self.p50_us, self.p99_us, self.errors, self.bad_status
+        )
+    }
+
+    fn from_fields(f: &[&str]) -> Option<Self> {
+        Some(Self {
+            rps: f.first()?.parse().ok()?,
+            p50_us: f.get(1)?.parse().ok()?,
+            p99_us: f.get(2)?.parse().ok()?,
+            errors: f.get(3)?.parse().ok()?,
+            bad_status: f.get(4)?.parse().ok()?,
+        })
+    }
+}
+
+impl Results {
+    /// Tab-separated lines that [`Results::from_tsv`] reads back, so `--report-only` can render
+    /// the last run's HTTP figures.
+    pub(super) fn to_tsv(&self) -> String {
+        let mut out = format!(
+            "setup\t{}\t{}\t{}\n",
+            self.pinned,
+            self.connections,
+            self.duration.as_secs()
+        );
+        for r in &self.rows {
+            let hit = r.hit_ratio.map_or_else(String::new, |h| h.to_string());
+            let _ = writeln!(
+                out,
+                "row\t{}\t{}\t{}\t{hit}\t{}",
+                r.name,
+                r.bare.fields(),
+                r.larder.fields(),
+                r.note.replace(['\t', '\n'], " ")
+            );
+        }
+        if let Some(m) = &self.memory {
+            let opt = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
+            let _ = writeln!(
+                out,
+                "memory\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                m.cache_size,
+                m.body,
+                m.urls,
+                opt(m.rss),
+                opt(m.rss_empty),
+                opt(m.cache_bytes),
+                opt(m.entries)
+            );
+        }
+        out
+    }
+
+    /// Reads [`Results::to_tsv`]'s lines; `None` when there is no `setup` line.
+    pub(super) fn from_tsv(text: &str) -> Option<Self> {
+        let mut results: Option<Results> = None;
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            match f.first().copied() {
+                Some("setup") if f.len() >= 4 => {
+                    results = Some(Results {
+                        pinned: f[1] == "true",
+                        connections: f[2].parse().ok()?,
+                        duration: Duration::from_secs(f[3].parse().ok()?),
+                        ..Results::default()
+                    });
+                }
+                Some("row") if f.len() >= 14 => {
+                    results.as_mut()?.rows.push(Row {
+                        name: f[1].to_owned(),
+                        bare: Load::from_fields(&f[2..7])?,
+                        larder: Load::from_fields(&f[7..12])?,
+                        hit_ratio: f[12].parse().ok(),
+                        note: f[13].to_owned(),
+                    });
+                }
+                Some("memory") if f.len() >= 8 => {
+                    results.as_mut()?.memory = Some(Memory {
+                        cache_size: f[1].parse().ok()?,
+                        body: f[2].parse().ok()?,
+                        urls: f[3].parse().ok()?,
+                        rss: f[4].parse().ok(),
+                        rss_empty: f[5].parse().ok(),
+                        cache_bytes: f[6].parse().ok(),
+                        entries: f[7].parse().ok(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        results
+    }
+}
+
 /// What to run.
 pub(super) struct Plan {
     pub(super) quick: bool,
@@ -527,6 +625,40 @@ mod tests {
         assert!((load.p99_us - 900.0).abs() < 1e-6);
         assert_eq!((load.errors, load.bad_status), (1, 2));
         assert!(parse_wrk("no summary").is_none());
+    }
+
+    #[test]
+    fn results_round_trip_through_tsv() {
+        let load = Load {
+            rps: 1234.5,
+            p50_us: 100.0,
+            p99_us: 900.0,
+            errors: 1,
+            bad_status: 0,
+        };
+        let results = Results {
+            rows: vec![Row {
+                name: "hit 1 KiB".into(),
+                bare: load,
+                larder: load,
+                hit_ratio: Some(0.5),
+                note: String::new(),
+            }],
+            memory: Some(Memory {
+                cache_size: 8,
+                body: 2,
+                urls: 3,
+                rss: Some(5),
+                ..Memory::default()
+            }),
+            pinned: true,
+            connections: 64,
+            duration: Duration::from_secs(10),
+        };
+        let back = Results::from_tsv(&results.to_tsv()).expect("readable");
+        assert_eq!(back.to_tsv(), results.to_tsv());
+        assert_eq!(back.rows[0].hit_ratio, Some(0.5));
+        assert!(Results::from_tsv("").is_none());
     }
 
     #[test]
