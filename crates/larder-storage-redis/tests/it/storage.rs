@@ -894,3 +894,76 @@ async fn a_corrupt_chunk_count_does_not_keep_redis_busy() {
     );
     assert!(all_keys(&mut conn).await.iter().all(|k| k.ends_with(":p")));
 }
+
+/// Any body written in any pieces reads back whole and in any range, with one key per chunk
+/// beyond the first (a body of at most one chunk lives in the meta hash).
+#[test]
+fn chunked_bodies_round_trip_whatever_the_pieces() {
+    use proptest::prelude::*;
+
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let storages: Vec<&'static RedisStorage> = [1, 7, 64, 1000]
+        .into_iter()
+        .map(|chunk_size| {
+            rt.block_on(storage_with(&server, |c| {
+                c.chunk_size = chunk_size;
+                c.read_ahead = 3;
+                c.prefix = format!("cs{chunk_size}:");
+            }))
+        })
+        .collect();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
+    let strategy = (
+        0usize..4,
+        proptest::collection::vec(1usize..900, 0..8),
+        proptest::collection::vec((0usize..4000, 0usize..4000), 0..4),
+    );
+    runner
+        .run(&strategy, |(which, pieces, ranges)| {
+            let storage = storages[which];
+            let chunk_size = storage.config().chunk_size;
+            let len: usize = pieces.iter().sum();
+            let data = body(len);
+            rt.block_on(async {
+                let span = Span::none();
+                let key = CacheKey::new("", format!("prop-{which}-{len}"), "");
+                let mut miss = storage
+                    .get_miss_handler(&key, &fresh_meta(Duration::from_mins(1), 0, 0), &span)
+                    .await
+                    .unwrap();
+                let mut at = 0;
+                for piece in &pieces {
+                    miss.write_body(Bytes::copy_from_slice(&data[at..at + piece]), false)
+                        .await
+                        .unwrap();
+                    at += piece;
+                }
+                miss.finish().await.unwrap();
+                let chunks = if len <= chunk_size {
+                    0
+                } else {
+                    len.div_ceil(chunk_size)
+                };
+                let parts = storage.entry_keys(&key.to_compact()).await.unwrap();
+                prop_assert_eq!(parts.len(), 1 + chunks);
+                let (_, mut hit) = storage.lookup(&key, &span).await.unwrap().unwrap();
+                prop_assert_eq!(read_all(&mut hit).await.unwrap(), data.clone());
+                for (start, end) in ranges {
+                    let end = start + end % 1000 + 1;
+                    if start >= len {
+                        prop_assert!(hit.seek(start, Some(end)).is_err());
+                        continue;
+                    }
+                    hit.seek(start, Some(end)).unwrap();
+                    let got = read_all(&mut hit).await.unwrap();
+                    prop_assert_eq!(&got[..], &data[start..end.min(len)]);
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+}
