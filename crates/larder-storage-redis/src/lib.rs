@@ -9,9 +9,13 @@
 //! - [`TieredStorage`]: a local tier (a [`MemCache`](larder_storage::MemCache)) in front of
 //!   the shared one; hits from Redis are promoted into memory.
 //!
-//! Redis being down or slow never stalls a request for longer than
-//! [`RedisConfig::timeout`]: lookups fail (a proxy serves from upstream), writes are
-//! dropped, and caching resumes by itself when the server is back.
+//! Redis being down or slow does not stall requests: every call is bounded by
+//! [`RedisConfig::timeout`] and, after a few failures in a row, Redis is skipped for a
+//! moment; lookups fail (a proxy serves from upstream), writes are dropped, and caching
+//! resumes by itself when the server is back.
+//!
+//! The example needs a Redis server on 127.0.0.1:6379, so it is only compiled here; the
+//! integration tests run the same steps against a server they start.
 //!
 //! # Example
 //!
