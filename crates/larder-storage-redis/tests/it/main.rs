@@ -7,7 +7,6 @@
 // The Storage contract checks, written once in larder-storage and run here on Redis.
 #[path = "../../../larder-storage/tests/it/contract.rs"]
 mod contract;
-mod fleet;
 mod server;
 mod storage;
 mod tiered;
