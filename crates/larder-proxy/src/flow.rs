@@ -850,10 +850,13 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         {
             filter = None;
         }
-        // Read a small body at once; stream a large one from a task.
+        // Read a small body at once; stream a large one from a task. A body already read up to
+        // its Content-Length (a complete stored entry arrives as one chunk) is finished by one
+        // more read, which returns at once: no task or channel for a large complete hit.
         if !complete {
+            let expected = content_length(&header.headers);
             let mut len = prefix.iter().map(Bytes::len).sum::<usize>();
-            while len < INLINE_HIT_BYTES {
+            while len < INLINE_HIT_BYTES || expected == u64::try_from(len).ok() {
                 match cache.hit_handler().read_body().await {
                     Ok(Some(chunk)) => {
                         len += chunk.len();
