@@ -1,8 +1,9 @@
 //! Small helpers shared by the subcommands: running commands and finding the workspace.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of this crate's directory).
 pub(crate) fn root() -> PathBuf {
@@ -46,4 +47,30 @@ pub(crate) fn has_command(program: &str, args: &[&str]) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Stops a child process: SIGTERM first (so a server shuts down gracefully and a `timeout`
+/// wrapper passes the signal on), up to 5 s to exit, then SIGKILL. Always reaps the child.
+pub(crate) fn stop_child(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let pid = child.id().to_string();
+    let termed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if termed {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+    // The process may have exited in between; a failed kill is then expected.
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -140,27 +140,7 @@ impl Server {
 
     /// SIGTERM (so `timeout` passes it on and the proxy shuts down), then SIGKILL.
     fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let termed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if termed {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                sleep(POLL);
-            }
-        }
-        // The process may have exited in between; a failed kill is then expected.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::util::stop_child(&mut self.child);
     }
 }
 
