@@ -647,7 +647,12 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     }
                 }
                 RespCacheable::Uncacheable(r) => {
-                    if phase != CachePhase::Bypass {
+                    if parts.status.is_server_error() && r == NoCacheReason::OriginNotCache {
+                        // A server error is a failure that may not repeat: a waiting request
+                        // takes the lock and tries again (instead of the whole herd going
+                        // upstream at once), and the key is not remembered as uncacheable.
+                        cache.release_write_lock(NoCacheReason::UpstreamError);
+                    } else if phase != CachePhase::Bypass {
                         cache.response_became_uncacheable(r);
                     }
                     reason = Some(r);
