@@ -60,6 +60,9 @@
 //! - **Unsafe methods** are forwarded; a non-error answer invalidates the target URI and
 //!   same-host `Location` / `Content-Location` (RFC 9111 §4.4). `PURGE` with the configured
 //!   bearer token removes an entry.
+//! - **Interim responses** (`103 Early Hints`, `102`) the origin sends before its answer are
+//!   forwarded to HTTP/1.1 clients of [`server::serve`] as they arrive, and never stored: a
+//!   later hit carries none.
 //! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways and `Via` is added.
 //! - No freshness is invented: without explicit freshness or `Last-Modified`, nothing is stored
 //!   unless [`CacheConfig::defaults`] says so.
@@ -70,6 +73,7 @@ mod error;
 mod flow;
 pub mod headers;
 mod hooks;
+mod interim;
 mod invalidate;
 mod layer;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! Serving a tower service with hyper: HTTP/1.1 and cleartext HTTP/2 on one port, request header
-//! limits, and graceful shutdown.
+//! limits, graceful shutdown, and interim (1xx) responses from the origin forwarded to HTTP/1.1
+//! clients.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::body::{self, ProxyBody};
 use crate::error::BoxError;
+use crate::interim::InterimIo;
 
 /// The largest request head accepted on HTTP/1.1; a larger one gets `431` from hyper.
 pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -41,6 +43,11 @@ fn builder() -> auto::Builder<TokioExecutor> {
 
 /// Serves `service` on `listener` until `shutdown` completes, then waits (at most
 /// [`SHUTDOWN_GRACE`]) for open connections to finish their requests.
+///
+/// An HTTP/1.1 request reaches `service` with a handle in its extensions through which an
+/// [`Upstream`](crate::Upstream) behind it forwards the origin's interim responses (`102`,
+/// `103 Early Hints`, …) to the client ahead of the final response. HTTP/1.0 clients
+/// (RFC 9110 §15.2) and HTTP/2 clients get none: hyper's HTTP/2 server cannot send them.
 pub async fn serve<S, B>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
 where
     S: tower_service::Service<Request<Incoming>, Response = Response<B>>
@@ -69,9 +76,9 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()))
-                    .into_owned();
+                let (io, service) =
+                    InterimIo::new(stream, TowerToHyperService::new(service.clone()));
+                let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

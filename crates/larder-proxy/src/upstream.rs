@@ -14,11 +14,17 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::body::ProxyBody;
 use crate::error::{BoxError, Error};
+use crate::interim::Interim;
 
 /// A tower service forwarding requests to one `http://` origin over a connection pool.
 ///
 /// The request's path and query are kept; the scheme and authority become the origin's. The
 /// `Host` field the client sent is kept, so the origin sees the name the client asked for.
+///
+/// Interim responses (`102`, `103 Early Hints`, …) the origin sends before the final one are
+/// forwarded to the client when the request came through [`crate::server::serve`] over
+/// HTTP/1.1; `100 Continue` is not (the client's `Expect` is answered by the server itself).
+/// They are never stored.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: Client<HttpConnector, ProxyBody>,
@@ -83,6 +89,11 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
             *req.uri_mut() = target?;
             // The origin is spoken to over HTTP/1.1 whatever the client used.
             *req.version_mut() = Version::HTTP_11;
+            if let Some(interim) = req.extensions_mut().remove::<Interim>() {
+                hyper::ext::on_informational(&mut req, move |res| {
+                    interim.push(res.status(), res.headers());
+                });
+            }
             let resp = client.request(req).await?;
             Ok(resp)
         })

@@ -6,6 +6,7 @@
 mod binary;
 mod cache;
 mod harness;
+mod interim;
 mod proxy;
 mod redis_fleet;
 // The redis-server harness of larder-storage-redis (installs and starts a throwaway server).
