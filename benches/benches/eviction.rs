@@ -1,6 +1,6 @@
 //! Eviction throughput and hit ratio: larder-eviction against pingora-lru, TinyUFO and a
-//! `lru::LruCache` behind a mutex, on one Zipf 0.99 key stream over 1M keys with a cache of 1%
-//! (10 000 entries of weight 1).
+//! `lru::LruCache` behind a mutex, on Zipf key streams over 1M keys (exponents 0.9, 1.0 and 1.2)
+//! with caches of 1 % and 10 % of the keys (entries of weight 1): see `larder_benches::CASES`.
 //!
 //! Subjects: `larder_lru` (`promote`, then `admit_and_evict` on a miss), `larder_lru_one_call`
 //! (`promote_or_admit_and_evict`, one lock per operation), `larder_lru_split` (`promote`, then
@@ -8,13 +8,19 @@
 //! (`TinyUfoPolicy::access_or_admit`), `tinyufo` and `lru_mutex`; all LRUs have 16 shards.
 //!
 //! Rows, each at 1 and 2 threads sharing one cache:
-//! - `get_or_admit`: promote (or get) the key; on a miss admit it and evict to the limit;
-//! - `admit_only`: admit every key and evict to the limit;
-//! - `promote_only`: promote (or get) every key in a cache warmed by one `get_or_admit` pass.
+//! - `get_or_admit`: promote (or get) the key; on a miss admit it and evict to the limit; every
+//!   workload;
+//! - `admit_only`: admit every key and evict to the limit; the headline workload (Zipf 1.0, 1 %);
+//! - `promote_only`: promote (or get) every key in a cache warmed by one `get_or_admit` pass; the
+//!   headline workload.
 //!
 //! Throughput is printed by criterion (elements = operations). Each subject is first warmed
-//! with one pass over half the stream; the hit ratio of a second pass over the other half is
-//! printed for the `get_or_admit` rows as `hit_ratio <threads>t <subject>: <percent>`.
+//! with one pass over half the stream; the hit ratio of a second pass over the other half, outside
+//! the timed loop, is recorded for the `get_or_admit` rows with `larder_benches::record_metric`
+//! (row `<group>/<subject>/<workload>`, metric `hit_ratio`) and printed.
+//!
+//! With `LARDER_BENCH_QUICK=1` (`cargo xtask bench --quick`) streams and batches are a tenth as
+//! long and only `larder_benches::QUICK_CASES` run: a smoke test.
 //!
 //! Run: `cargo bench --bench eviction -- --warm-up-time 1 --measurement-time 3`. With
 //! `LARDER_BENCH_CPU_TIME=1` the single-threaded rows are timed by the thread's CPU time instead
@@ -23,16 +29,15 @@
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use larder_benches::zipf_keys;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use larder_benches::{HEADLINE, N_KEYS, ZipfCase, cases, record_metric, scaled, zipf_keys};
 use larder_eviction::{EvictionPolicy, TinyUfoPolicy};
 use parking_lot::Mutex;
 
-const N_KEYS: u64 = 1_000_000;
-const CACHE_ITEMS: usize = 10_000;
 const SHARDS: usize = 16;
+/// Keys in each thread's stream (a tenth in a quick run).
 const STREAM_LEN: usize = 2_000_000;
-/// Keys each thread handles per timed iteration.
+/// Keys each thread handles per timed iteration (a tenth in a quick run).
 const CHUNK: usize = 50_000;
 
 /// A cache under test, shared by reference between threads.
@@ -48,10 +53,10 @@ trait Subject: Sync {
 struct LarderLru(larder_eviction::Lru<(), SHARDS>);
 
 impl LarderLru {
-    fn new() -> Self {
+    fn new(items: usize) -> Self {
         Self(larder_eviction::Lru::with_capacity(
-            CACHE_ITEMS,
-            CACHE_ITEMS / SHARDS + 64,
+            items,
+            items / SHARDS + 64,
         ))
     }
 }
@@ -179,31 +184,32 @@ impl Subject for MutexLru {
     }
 }
 
-type Factory = fn() -> Box<dyn Subject>;
+/// Builds a subject holding `items` entries.
+type Factory = fn(usize) -> Box<dyn Subject>;
 
 fn subjects() -> Vec<(&'static str, Factory)> {
     vec![
-        ("larder_lru", || Box::new(LarderLru::new())),
-        ("larder_lru_one_call", || {
-            Box::new(LarderLruOneCall(LarderLru::new()))
+        ("larder_lru", |items| Box::new(LarderLru::new(items))),
+        ("larder_lru_one_call", |items| {
+            Box::new(LarderLruOneCall(LarderLru::new(items)))
         }),
-        ("larder_lru_split", || {
-            Box::new(LarderLruSplit(LarderLru::new()))
+        ("larder_lru_split", |items| {
+            Box::new(LarderLruSplit(LarderLru::new(items)))
         }),
-        ("pingora_lru", || {
+        ("pingora_lru", |items| {
             Box::new(PingoraLru(pingora_lru::Lru::with_capacity(
-                CACHE_ITEMS,
-                CACHE_ITEMS / SHARDS + 64,
+                items,
+                items / SHARDS + 64,
             )))
         }),
-        ("larder_tinyufo", || {
-            Box::new(LarderTinyUfo(TinyUfoPolicy::new(CACHE_ITEMS, CACHE_ITEMS)))
+        ("larder_tinyufo", |items| {
+            Box::new(LarderTinyUfo(TinyUfoPolicy::new(items, items)))
         }),
-        ("tinyufo", || {
-            Box::new(TinyUfo(tinyufo::TinyUfo::new(CACHE_ITEMS, CACHE_ITEMS)))
+        ("tinyufo", |items| {
+            Box::new(TinyUfo(tinyufo::TinyUfo::new(items, items)))
         }),
-        ("lru_mutex", || {
-            let cap = NonZeroUsize::new(CACHE_ITEMS).expect("non-zero capacity");
+        ("lru_mutex", |items| {
+            let cap = NonZeroUsize::new(items).expect("non-zero capacity");
             Box::new(MutexLru(Mutex::new(lru::LruCache::new(cap))))
         }),
     ]
@@ -243,10 +249,10 @@ impl Workload {
     }
 }
 
-/// One key stream per thread (different seeds, same distribution).
-fn streams(threads: usize) -> Vec<Vec<u64>> {
+/// One key stream of `len` keys per thread (different seeds, same distribution).
+fn streams(case: ZipfCase, threads: usize, len: usize) -> Vec<Vec<u64>> {
     (0..threads)
-        .map(|t| zipf_keys(N_KEYS, 0.99, STREAM_LEN, 0x5EED + t as u64))
+        .map(|t| zipf_keys(N_KEYS, case.s, len, 0x5EED + t as u64))
         .collect()
 }
 
@@ -317,55 +323,65 @@ fn run_threads(
     (time, hits)
 }
 
-/// Builds a subject and brings it to steady state: one `get_or_admit` pass over the first half
-/// of each stream, then one over the second half whose hits give the hit ratio, printed for the
-/// `get_or_admit` rows.
-fn warmed(make: Factory, keys: &[Vec<u64>], workload: Workload, name: &str) -> Box<dyn Subject> {
-    let half = STREAM_LEN / 2;
-    let subject = make();
+/// Builds a subject for `case` and brings it to steady state: one `get_or_admit` pass over the
+/// first half of each stream, then one over the second half. Returns the subject and the hit
+/// ratio of the second pass.
+fn warmed(make: Factory, case: ZipfCase, keys: &[Vec<u64>]) -> (Box<dyn Subject>, f64) {
+    let half = keys[0].len() / 2;
+    let subject = make(case.items());
     let _ = run_threads(Workload::GetOrAdmit, subject.as_ref(), keys, 0, half);
     let (_, hits) = run_threads(Workload::GetOrAdmit, subject.as_ref(), keys, half, half);
-    if matches!(workload, Workload::GetOrAdmit) {
-        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        let ratio = hits as f64 / (half * keys.len()) as f64 * 100.0;
-        println!("hit_ratio {}t {name}: {ratio:.2}%", keys.len());
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let ratio = hits as f64 / (half * keys.len()) as f64;
+    (subject, ratio)
+}
+
+/// One criterion group: `workload` at `threads` threads over each of `cases`, every subject.
+fn bench_group(c: &mut Criterion, workload: Workload, threads: usize, cases: &[ZipfCase]) {
+    let chunk = scaled(CHUNK);
+    let group_name = format!("eviction/{}/{threads}t", workload.name());
+    let mut group = c.benchmark_group(&group_name);
+    group.throughput(Throughput::Elements((chunk * threads) as u64));
+    for &case in cases {
+        let keys = streams(case, threads, scaled(STREAM_LEN));
+        let len = keys[0].len();
+        for (name, make) in subjects() {
+            let id = BenchmarkId::new(name, case.label());
+            // Built on first use, so that a filtered run only sets up what it measures.
+            let mut subject: Option<Box<dyn Subject>> = None;
+            let mut offset = 0;
+            group.bench_function(id, |b| {
+                let subject = subject.get_or_insert_with(|| {
+                    let (subject, ratio) = warmed(make, case, &keys);
+                    if matches!(workload, Workload::GetOrAdmit) {
+                        let row = format!("{group_name}/{name}/{}", case.label());
+                        println!("hit ratio {row}: {:.2}%", ratio * 100.0);
+                        record_metric("eviction", &row, "hit_ratio", ratio);
+                    }
+                    subject
+                });
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        if offset + chunk > len {
+                            offset = 0;
+                        }
+                        total += run_threads(workload, subject.as_ref(), &keys, offset, chunk).0;
+                        offset += chunk;
+                    }
+                    total
+                });
+            });
+        }
     }
-    subject
+    group.finish();
 }
 
 fn bench_eviction(c: &mut Criterion) {
     for threads in [1usize, 2] {
-        let keys = streams(threads);
-        for workload in [
-            Workload::GetOrAdmit,
-            Workload::AdmitOnly,
-            Workload::PromoteOnly,
-        ] {
-            let mut group = c.benchmark_group(format!("eviction/{}/{threads}t", workload.name()));
-            group.throughput(Throughput::Elements((CHUNK * threads) as u64));
-            for (name, make) in subjects() {
-                // Built on first use, so that a filtered run only sets up what it measures.
-                let mut subject: Option<Box<dyn Subject>> = None;
-                let mut offset = 0;
-                group.bench_function(name, |b| {
-                    let subject =
-                        subject.get_or_insert_with(|| warmed(make, &keys, workload, name));
-                    b.iter_custom(|iters| {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            if offset + CHUNK > STREAM_LEN {
-                                offset = 0;
-                            }
-                            total +=
-                                run_threads(workload, subject.as_ref(), &keys, offset, CHUNK).0;
-                            offset += CHUNK;
-                        }
-                        total
-                    });
-                });
-            }
-            group.finish();
-        }
+        bench_group(c, Workload::GetOrAdmit, threads, cases());
+        bench_group(c, Workload::AdmitOnly, threads, &[HEADLINE]);
+        bench_group(c, Workload::PromoteOnly, threads, &[HEADLINE]);
     }
 }
 

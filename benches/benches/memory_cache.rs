@@ -1,21 +1,30 @@
-//! larder-memory-cache against its peers on one workload: Zipf 0.99 over 1 M keys, a cache of
-//! 1 % of them (10 k items), each op a `get` followed by a `put` on a miss (or a read-through
-//! `get` whose lookup returns at once). 1 and 2 threads. Hit ratios are printed before the
-//! timings.
+//! larder-memory-cache against its peers on the Zipf workloads of `larder_benches::CASES`
+//! (exponents 0.9, 1.0 and 1.2 over 1 M keys, caches of 1 % and 10 % of them), each op a `get`
+//! followed by a `put` on a miss (or a read-through `get` whose lookup returns at once). 1 and 2
+//! threads sharing one cache. `moka-future` and the read-through rows run the headline workload
+//! (Zipf 1.0, 1 %) only.
 //!
-//! `cargo bench --bench memory_cache -- --warm-up-time 1 --measurement-time 3`
+//! Each row's cache is warmed by half the trace; the hit ratio of the other half, outside the
+//! timed loop and split over the row's threads, is recorded with `larder_benches::record_metric`
+//! (row `<group>/<subject>/<workload>`, metric `hit_ratio`) and printed.
+//!
+//! `cargo bench --bench memory_cache -- --warm-up-time 1 --measurement-time 3`. With
+//! `LARDER_BENCH_QUICK=1` (`cargo xtask bench --quick`) the trace and batches are a tenth as long
+//! and only `larder_benches::QUICK_CASES` run: a smoke test.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
+use larder_benches::{HEADLINE, N_KEYS, ZipfCase, cases, record_metric, scaled, zipf_keys};
 
-const N_KEYS: u64 = 1_000_000;
-const ZIPF_S: f64 = 0.99;
-const CACHE_ITEMS: usize = 10_000;
+/// The trace's length (a tenth in a quick run).
 const TRACE_LEN: usize = 1 << 21;
-/// Ops per criterion iteration.
+/// Ops per criterion iteration (a tenth in a quick run).
 const BATCH: usize = 10_000;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -152,38 +161,26 @@ async fn run_async(cache: &impl AsyncCache, trace: &[u64], start: usize, ops: us
     hits
 }
 
-/// Runs `ops` ops split over `threads` threads, each on its own part of the trace; returns the
-/// wall time.
-fn timed<F: Fn(usize, usize) -> usize + Sync>(
+/// Runs `ops` ops from `start` split over `threads` threads, each on its own part of the trace;
+/// returns the hits.
+fn split<F: Fn(usize, usize) -> usize + Sync>(
     threads: usize,
+    start: usize,
     ops: usize,
-    pos: &AtomicUsize,
-    run: F,
-) -> Duration {
+    run: &F,
+) -> usize {
+    if threads == 1 {
+        return run(start, ops);
+    }
     let per_thread = ops / threads;
-    let base = pos.fetch_add(ops, Ordering::Relaxed);
-    let start = Instant::now();
     std::thread::scope(|s| {
-        for t in 0..threads {
-            let run = &run;
-            s.spawn(move || black_box(run(base + t * per_thread, per_thread)));
-        }
-    });
-    start.elapsed()
-}
-
-/// Warms `cache` on the first half of the trace and returns the hit ratio over the second half.
-fn hit_ratio_sync(cache: &impl SyncCache, trace: &[u64]) -> f64 {
-    let half = trace.len() / 2;
-    run_sync(cache, trace, 0, half);
-    ratio(run_sync(cache, trace, half, half), half)
-}
-
-fn hit_ratio_async(cache: &impl AsyncCache, trace: &[u64]) -> f64 {
-    let half = trace.len() / 2;
-    runtime().block_on(async {
-        run_async(cache, trace, 0, half).await;
-        ratio(run_async(cache, trace, half, half).await, half)
+        let handles: Vec<_> = (0..threads)
+            .map(|t| s.spawn(move || run(start + t * per_thread, per_thread)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .sum()
     })
 }
 
@@ -192,120 +189,150 @@ fn ratio(hits: usize, ops: usize) -> f64 {
     hits as f64 / ops as f64
 }
 
-/// A named constructor of a fresh cache.
-type Peer = (&'static str, Box<dyn Fn() -> Box<dyn SyncCacheDyn>>);
-
-fn sync_peers() -> Vec<Peer> {
-    vec![
-        (
-            "larder",
-            Box::new(|| Box::new(Larder(larder_memory_cache::MemoryCache::new(CACHE_ITEMS)))),
-        ),
-        (
-            "pingora-memory-cache",
-            Box::new(|| Box::new(Pingora(pingora_memory_cache::MemoryCache::new(CACHE_ITEMS)))),
-        ),
-        (
-            "tinyufo",
-            Box::new(|| Box::new(TinyUfo(tinyufo::TinyUfo::new(CACHE_ITEMS, CACHE_ITEMS)))),
-        ),
-        (
-            "moka-sync",
-            Box::new(|| Box::new(MokaSync(moka::sync::Cache::new(CACHE_ITEMS as u64)))),
-        ),
-        (
-            "quick_cache",
-            Box::new(|| Box::new(QuickCache(quick_cache::sync::Cache::new(CACHE_ITEMS)))),
-        ),
-    ]
-}
-
-/// Object-safe wrapper so that the peers can sit in one list.
+/// Object-safe form of [`SyncCache`], so that the peers can sit in one list.
 trait SyncCacheDyn: Sync {
     fn run(&self, trace: &[u64], start: usize, ops: usize) -> usize;
-    fn hit_ratio(&self, trace: &[u64]) -> f64;
 }
 impl<C: SyncCache> SyncCacheDyn for C {
     fn run(&self, trace: &[u64], start: usize, ops: usize) -> usize {
         run_sync(self, trace, start, ops)
     }
-    fn hit_ratio(&self, trace: &[u64]) -> f64 {
-        hit_ratio_sync(self, trace)
-    }
 }
 
-fn bench_async<C: AsyncCache>(
-    c: &mut Criterion,
-    group: &str,
-    name: &str,
-    make: impl Fn() -> C,
-    trace: &[u64],
-) {
-    let cache = make();
-    let hr = hit_ratio_async(&cache, trace);
-    println!("hit ratio {group}/{name}: {:.2}%", hr * 100.0);
-    let mut g = c.benchmark_group(group);
-    g.throughput(Throughput::Elements(BATCH as u64));
-    for threads in [1, 2] {
+/// A named constructor of a fresh cache of the given size.
+type Peer = (&'static str, fn(usize) -> Box<dyn SyncCacheDyn>);
+
+fn sync_peers() -> Vec<Peer> {
+    vec![
+        ("larder", |items| {
+            Box::new(Larder(larder_memory_cache::MemoryCache::new(items)))
+        }),
+        ("pingora-memory-cache", |items| {
+            Box::new(Pingora(pingora_memory_cache::MemoryCache::new(items)))
+        }),
+        ("tinyufo", |items| {
+            Box::new(TinyUfo(tinyufo::TinyUfo::new(items, items)))
+        }),
+        ("moka-sync", |items| {
+            Box::new(MokaSync(moka::sync::Cache::new(items as u64)))
+        }),
+        ("quick_cache", |items| {
+            Box::new(QuickCache(quick_cache::sync::Cache::new(items)))
+        }),
+    ]
+}
+
+/// One row: a cache from `make` for `case`, driven by `run(cache, start, ops)` (which returns
+/// the hits) on `threads` threads. The cache is built and warmed on first use, so that a
+/// filtered run only sets up what it measures, and the hit ratio is recorded then.
+struct Row<'a> {
+    group: &'a str,
+    name: &'a str,
+    case: ZipfCase,
+    threads: usize,
+    trace_len: usize,
+}
+
+impl Row<'_> {
+    fn bench<C: Sync>(
+        &self,
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        make: impl Fn() -> C,
+        run: impl Fn(&C, usize, usize) -> usize + Sync,
+    ) {
+        let threads = self.threads;
+        let batch = scaled(BATCH);
+        let mut cache: Option<C> = None;
         let pos = AtomicUsize::new(0);
-        g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+        g.bench_function(BenchmarkId::new(self.name, self.case.label()), |b| {
+            let cache = &*cache.get_or_insert_with(|| {
+                let cache = make();
+                let half = self.trace_len / 2;
+                let run = |start, ops| run(&cache, start, ops);
+                split(threads, 0, half, &run);
+                let hits = split(threads, half, half, &run);
+                let hit_ratio = ratio(hits, half / threads * threads);
+                let row = format!("{}/{}/{}", self.group, self.name, self.case.label());
+                println!("hit ratio {row}: {:.2}%", hit_ratio * 100.0);
+                record_metric("memory_cache", &row, "hit_ratio", hit_ratio);
+                cache
+            });
             b.iter_custom(|iters| {
-                let ops = usize::try_from(iters).expect("iters fit") * BATCH;
-                timed(threads, ops, &pos, |start, ops| {
-                    runtime().block_on(run_async(&cache, trace, start, ops))
-                })
+                let ops = usize::try_from(iters).expect("iters fit") * batch;
+                let start = pos.fetch_add(ops, Ordering::Relaxed);
+                let began = Instant::now();
+                black_box(split(threads, start, ops, &|s, n| run(cache, s, n)));
+                began.elapsed()
             });
         });
     }
-    g.finish();
 }
 
 fn memory_cache(c: &mut Criterion) {
-    let trace = larder_benches::zipf_keys(N_KEYS, ZIPF_S, TRACE_LEN, 7);
-
-    for (name, make) in sync_peers() {
-        let hr = make().hit_ratio(&trace);
-        println!("hit ratio get_put/{name}: {:.2}%", hr * 100.0);
-        // A warm cache for the timings.
-        let cache = make();
-        cache.run(&trace, 0, trace.len() / 2);
-        let mut g = c.benchmark_group("get_put");
-        g.throughput(Throughput::Elements(BATCH as u64));
-        for threads in [1, 2] {
-            let pos = AtomicUsize::new(trace.len() / 2);
-            g.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
-                b.iter_custom(|iters| {
-                    let ops = usize::try_from(iters).expect("iters fit") * BATCH;
-                    timed(threads, ops, &pos, |start, ops| {
-                        cache.run(&trace, start, ops)
-                    })
-                });
-            });
+    let throughput = Throughput::Elements(scaled(BATCH) as u64);
+    for threads in [1, 2] {
+        let group = format!("get_put/{threads}t");
+        let mut g = c.benchmark_group(&group);
+        g.throughput(throughput.clone());
+        for &case in cases() {
+            let trace = zipf_keys(N_KEYS, case.s, scaled(TRACE_LEN), 7);
+            let trace = trace.as_slice();
+            for (name, make) in sync_peers() {
+                let row = Row {
+                    group: &group,
+                    name,
+                    case,
+                    threads,
+                    trace_len: trace.len(),
+                };
+                row.bench(
+                    &mut g,
+                    || make(case.items()),
+                    |cache, start, ops| cache.run(trace, start, ops),
+                );
+            }
+            if case == HEADLINE {
+                let row = Row {
+                    group: &group,
+                    name: "moka-future",
+                    case,
+                    threads,
+                    trace_len: trace.len(),
+                };
+                row.bench(
+                    &mut g,
+                    || MokaFuture(moka::future::Cache::new(case.items() as u64)),
+                    |cache, start, ops| runtime().block_on(run_async(cache, trace, start, ops)),
+                );
+            }
         }
         g.finish();
-    }
 
-    bench_async(
-        c,
-        "get_put",
-        "moka-future",
-        || MokaFuture(moka::future::Cache::new(CACHE_ITEMS as u64)),
-        &trace,
-    );
-    bench_async(
-        c,
-        "read_through",
-        "larder",
-        || LarderRt(larder_memory_cache::RTCache::new(CACHE_ITEMS, None, None)),
-        &trace,
-    );
-    bench_async(
-        c,
-        "read_through",
-        "pingora-memory-cache",
-        || PingoraRt(pingora_memory_cache::RTCache::new(CACHE_ITEMS, None, None)),
-        &trace,
-    );
+        let group = format!("read_through/{threads}t");
+        let mut g = c.benchmark_group(&group);
+        g.throughput(throughput.clone());
+        let case = HEADLINE;
+        let trace = zipf_keys(N_KEYS, case.s, scaled(TRACE_LEN), 7);
+        let trace = trace.as_slice();
+        let row = |name| Row {
+            group: &group,
+            name,
+            case,
+            threads,
+            trace_len: trace.len(),
+        };
+        row("larder").bench(
+            &mut g,
+            || LarderRt(larder_memory_cache::RTCache::new(case.items(), None, None)),
+            |cache, start, ops| runtime().block_on(run_async(cache, trace, start, ops)),
+        );
+        row("pingora-memory-cache").bench(
+            &mut g,
+            || PingoraRt(pingora_memory_cache::RTCache::new(case.items(), None, None)),
+            |cache, start, ops| runtime().block_on(run_async(cache, trace, start, ops)),
+        );
+        g.finish();
+    }
 }
 
 criterion_group!(benches, memory_cache);

@@ -37,6 +37,88 @@ use rand_distr::{Distribution, Zipf};
 /// The environment variable naming the file [`record_metric`] appends to.
 pub const METRICS_ENV: &str = "LARDER_BENCH_METRICS";
 
+/// The environment variable that makes a run a smoke test (`cargo xtask bench --quick` sets it
+/// to `1`): see [`quick`].
+pub const QUICK_ENV: &str = "LARDER_BENCH_QUICK";
+
+/// Whether this run is a smoke test ([`QUICK_ENV`] is `1`): benches then use shorter key streams
+/// and only the [`QUICK_CASES`], so that every code path runs once in little time. Its figures
+/// are not measurements.
+#[must_use]
+pub fn quick() -> bool {
+    std::env::var_os(QUICK_ENV).is_some_and(|v| v == "1")
+}
+
+/// Keys in the Zipf workloads of the eviction and memory cache suites.
+pub const N_KEYS: u64 = 1_000_000;
+
+/// One Zipf workload: the exponent and the cache's size as a percentage of [`N_KEYS`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZipfCase {
+    /// The Zipf exponent `s`.
+    pub s: f64,
+    /// The cache holds this percentage of the keys.
+    pub percent: u32,
+}
+
+impl ZipfCase {
+    /// The cache's size in entries.
+    #[must_use]
+    pub fn items(self) -> usize {
+        usize::try_from(N_KEYS).unwrap_or(usize::MAX) / 100 * self.percent as usize
+    }
+
+    /// The case as a criterion parameter and report label: `s=0.9 1%`.
+    #[must_use]
+    pub fn label(self) -> String {
+        format!("s={:.1} {}%", self.s, self.percent)
+    }
+}
+
+/// The headline workload, which the goals are judged on and which the rows that do not vary
+/// the workload use: Zipf 1.0, a cache of 1 % of the keys.
+pub const HEADLINE: ZipfCase = ZipfCase { s: 1.0, percent: 1 };
+
+/// Every Zipf workload of a full run: exponents 0.9, 1.0 and 1.2, caches of 1 % and 10 %.
+pub const CASES: [ZipfCase; 6] = [
+    ZipfCase { s: 0.9, percent: 1 },
+    HEADLINE,
+    ZipfCase { s: 1.2, percent: 1 },
+    ZipfCase {
+        s: 0.9,
+        percent: 10,
+    },
+    ZipfCase {
+        s: 1.0,
+        percent: 10,
+    },
+    ZipfCase {
+        s: 1.2,
+        percent: 10,
+    },
+];
+
+/// The workloads of a smoke test: the headline and one large cache.
+pub const QUICK_CASES: [ZipfCase; 2] = [
+    HEADLINE,
+    ZipfCase {
+        s: 1.2,
+        percent: 10,
+    },
+];
+
+/// The workloads this run measures: [`CASES`], or [`QUICK_CASES`] when [`quick`].
+#[must_use]
+pub fn cases() -> &'static [ZipfCase] {
+    if quick() { &QUICK_CASES } else { &CASES }
+}
+
+/// `full`, or a tenth of it (at least 1) when [`quick`]: stream lengths and batch sizes.
+#[must_use]
+pub fn scaled(full: usize) -> usize {
+    if quick() { (full / 10).max(1) } else { full }
+}
+
 /// Appends `suite<TAB>row<TAB>metric<TAB>value` to the file named by [`METRICS_ENV`], if set.
 ///
 /// A failure to write is reported on stderr and otherwise ignored: a missing extra figure must
@@ -98,5 +180,14 @@ mod tests {
     fn metric_line_has_four_tab_separated_fields() {
         let line = metric_line("eviction", "a\tb\nc", "hit_ratio", 0.25);
         assert_eq!(line, "eviction\ta b c\thit_ratio\t0.25\n");
+    }
+
+    #[test]
+    fn cases_label_and_size() {
+        assert_eq!(HEADLINE.label(), "s=1.0 1%");
+        assert_eq!(HEADLINE.items(), 10_000);
+        assert_eq!(CASES[5].label(), "s=1.2 10%");
+        assert_eq!(CASES[5].items(), 100_000);
+        assert!(QUICK_CASES.iter().all(|c| CASES.contains(c)));
     }
 }
