@@ -2,12 +2,18 @@
 //! figures, written side by side with their peers into `docs/benchmarks.md`.
 //!
 //! Steps: install `wrk` and `cmake` from Debian's packages when missing (the pingora peers need
-//! cmake to build); build the benches crate's binaries; run each criterion suite with
+//! cmake to build); build the benches crate's binaries and benches; run each criterion suite with
 //! `LARDER_BENCH_METRICS` pointing at a file that benches append extra figures to (see
 //! `benches/src/lib.rs`); measure bytes per entry with a counting allocator; run wrk against the
 //! bare hyper server and the `larder` proxy (see [`http`]); read criterion's JSON results; write
 //! the report. A full run writes `docs/benchmarks.md`; `--quick` and `--only` are smoke tests and
 //! write their report beside the benches' build instead, so CI never rewrites the figures.
+//!
+//! `--quick` is what `cargo xtask ci` runs, so it is built to be cheap on a fresh machine: the
+//! benches crate builds with its `quick-bench` profile (see `benches/Cargo.toml`), the suites get
+//! `LARDER_BENCH_QUICK=1` (shorter streams, two workloads) and criterion's shortest settings,
+//! and the HTTP rows use the debug `larder` that the conformance step has already built. It fails
+//! when something does not build, panics or answers wrongly, never on a figure.
 
 // Paths in messages are quoted on purpose: a path with spaces stays unambiguous.
 #![allow(clippy::unnecessary_debug_formatting)]
@@ -25,7 +31,8 @@ use crate::util::{cargo, has_command, root, run};
 const USAGE: &str = "\
 usage: cargo xtask bench [options]
 
-  --quick        a smoke test: each benchmark briefly, HTTP rows for 1 KiB only, 2 s each
+  --quick        a smoke test (what CI runs): a quickly built, briefly run benchmark of each
+                 kind, HTTP rows for 1 KiB only, 2 s each, against a debug build of larder
   --only NAME    one part: a criterion suite (cache_control, eviction, memory_cache), memory
                  or http
   --report-only  run nothing: report the results already on disk (every criterion result there,
@@ -39,6 +46,13 @@ environment:
 
 /// The criterion suites, in the order they run.
 const SUITES: [&str; 3] = ["cache_control", "eviction", "memory_cache"];
+
+/// The benches crate's cargo profile for a full run, and the directory it builds into.
+const FULL_PROFILE: (&str, &str) = ("bench", "release");
+
+/// The benches crate's cargo profile for `--quick` (defined in `benches/Cargo.toml`): quick to
+/// build, and its figures are not measurements anyway.
+const QUICK_PROFILE: (&str, &str) = ("quick-bench", "quick-bench");
 
 /// Parsed command-line options.
 #[derive(Debug, Default)]
@@ -116,7 +130,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             .join(" "),
         ..Machine::default()
     };
-    let ctx = Context::new();
+    let ctx = Context::new(if opts.quick {
+        QUICK_PROFILE
+    } else {
+        FULL_PROFILE
+    });
     let http_file = ctx.target.join("bench-http").join("results.tsv");
     if opts.report_only {
         let (benches, extra) = collect(&ctx, 0)?;
@@ -141,9 +159,20 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     }
     run(
         "build the benches' binaries",
-        ctx.bench_cargo("build")
-            .args(["--profile", "bench", "--bins"]),
+        ctx.bench_cargo("build").arg("--bins"),
     )?;
+    // All suites in one build, so that the build's time shows apart from the runs'. A suite that
+    // does not build fails again below, on its own, and the others still run.
+    if opts.only.as_deref().is_none_or(|o| SUITES.contains(&o)) {
+        let mut cmd = ctx.bench_cargo("build");
+        match &opts.only {
+            Some(suite) => cmd.args(["--bench", suite]),
+            None => cmd.arg("--benches"),
+        };
+        if let Err(e) = run("build the criterion suites", &mut cmd) {
+            eprintln!("xtask bench: {e}; running the suites that build");
+        }
+    }
     machine.failures = criterion(&ctx, &opts);
     if opts.wants("memory") {
         let mut cmd = Command::new(ctx.bins.join("mem_overhead"));
@@ -188,24 +217,26 @@ fn http_part(
     machine: &mut Machine,
     http_file: &Path,
 ) -> Option<http::Results> {
-    run(
-        "build larder (release)",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "larder-proxy",
-            "--bin",
-            "larder",
-        ]),
-    )
-    .map_err(|e| machine.failures.push(e))
-    .ok()?;
+    // A quick run takes the debug build: CI's conformance step has built it already, with
+    // these very arguments, and a smoke test needs no optimised figures.
+    let (step, profile_dir) = if opts.quick {
+        ("build larder (debug)", "debug")
+    } else {
+        ("build larder (release)", "release")
+    };
+    let mut build = cargo();
+    build.args(["build", "-p", "larder-proxy", "--bin", "larder"]);
+    if !opts.quick {
+        build.arg("--release");
+    }
+    run(step, &mut build)
+        .map_err(|e| machine.failures.push(e))
+        .ok()?;
     let plan = http::Plan {
         quick: opts.quick,
         cores: machine.cores,
         bare: ctx.bins.join("bare_server"),
-        larder: workspace_target().join("release").join("larder"),
+        larder: workspace_target().join(profile_dir).join("larder"),
         work: ctx.target.join("bench-http"),
     };
     match http::run(&plan) {
@@ -257,6 +288,8 @@ fn write_report(
 struct Context {
     target: PathBuf,
     manifest: PathBuf,
+    /// The cargo profile the benches crate builds with.
+    profile: &'static str,
     /// The metrics protocol's file (`LARDER_BENCH_METRICS`).
     metrics: PathBuf,
     /// The benches crate's binaries.
@@ -264,24 +297,32 @@ struct Context {
 }
 
 impl Context {
-    fn new() -> Self {
+    /// `profile`: the cargo profile and the directory of the target dir it builds into.
+    fn new((profile, dir): (&'static str, &str)) -> Self {
         let target = bench_target();
         Self {
             manifest: root().join("benches").join("Cargo.toml"),
+            profile,
             metrics: target.join("bench-metrics.tsv"),
-            bins: target.join("release"),
+            bins: target.join(dir),
             target,
         }
     }
 
-    /// `cargo <sub>` on the benches crate.
+    /// `cargo <sub>` on the benches crate with its profile; a quick run (CI) also with its
+    /// lockfile as committed.
     fn bench_cargo(&self, sub: &str) -> Command {
         let mut cmd = cargo();
-        cmd.arg(sub)
-            .arg("--manifest-path")
+        if self.profile == QUICK_PROFILE.0 {
+            cmd.arg(sub).arg("--locked");
+        } else {
+            cmd.arg(sub);
+        }
+        cmd.arg("--manifest-path")
             .arg(&self.manifest)
             .arg("--target-dir")
             .arg(&self.target)
+            .args(["--profile", self.profile])
             .env("LARDER_BENCH_METRICS", &self.metrics)
             // Criterion finds its output directory from the environment, not from cargo's flags.
             .env("CRITERION_HOME", self.target.join("criterion"));
@@ -297,13 +338,16 @@ fn criterion(ctx: &Context, opts: &Options) -> Vec<String> {
         let mut cmd = ctx.bench_cargo("bench");
         cmd.args(["--bench", suite, "--", "--noplot"]);
         if opts.quick {
-            cmd.args([
+            // Criterion's least: a smoke test, whose figures nobody reads as measurements.
+            cmd.env("LARDER_BENCH_QUICK", "1").args([
                 "--warm-up-time",
-                "0.1",
+                "0.05",
                 "--measurement-time",
-                "0.2",
+                "0.1",
                 "--sample-size",
                 "10",
+                "--nresamples",
+                "1000",
             ]);
         } else {
             cmd.args(["--warm-up-time", "1", "--measurement-time", "3"]);
@@ -328,8 +372,10 @@ fn collect(ctx: &Context, started: u64) -> Result<(Vec<report::Bench>, report::M
             String::from_utf8_lossy(&summary.stderr)
         ));
     }
-    let benches = report::parse_summary(&String::from_utf8_lossy(&summary.stdout));
+    let mut benches = report::parse_summary(&String::from_utf8_lossy(&summary.stdout));
     let extra = report::parse_metrics(&std::fs::read_to_string(&ctx.metrics).unwrap_or_default());
+    // Hit ratios go beside their rows' speeds; the other figures get a table of their own.
+    let extra = report::attach_hit_ratios(&mut benches, &extra);
     Ok((benches, extra))
 }
 

@@ -1,5 +1,7 @@
 //! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
 
+use std::time::Instant;
+
 use crate::util::{cargo, has_command, run};
 
 /// Facade features that must each compile alone.
@@ -106,10 +108,27 @@ pub(crate) fn main(_args: &[String]) -> Result<(), String> {
             ]),
         )?;
     }
+    bench_smoke()?;
     eprintln!("==> fuzz: every target briefly, from its committed seeds");
     crate::fuzz::main(&["--time".to_owned(), FUZZ_SECONDS.to_owned()])?;
     deny()?;
     Ok(())
+}
+
+/// `cargo xtask bench --quick`: every benchmark builds and runs once, briefly (a smoke test;
+/// its figures gate nothing and its report goes beside the benches' build, never to
+/// `docs/benchmarks.md`). Fails when a bench does not build, panics or a server misbehaves.
+fn bench_smoke() -> Result<(), String> {
+    let step = "bench --quick";
+    let started = Instant::now();
+    eprintln!("==> {step}: the benchmarks as a smoke test");
+    let result = crate::bench::main(&["--quick".to_owned()]);
+    eprintln!(
+        "<== {step}: {} in {:.1}s",
+        if result.is_ok() { "ok" } else { "failed" },
+        started.elapsed().as_secs_f64()
+    );
+    result.map_err(|e| format!("{step}: {e}"))
 }
 
 /// Programs the tests need that a fresh machine may lack: `redis-server` for the Redis tier's

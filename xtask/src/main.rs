@@ -15,7 +15,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   bench         criterion suites and HTTP load runs beside their peers; writes docs/benchmarks.md
-  ci            formatting, lints, tests (with doc tests), docs, cargo-deny, feature checks
+  ci            formatting, lints, tests (with doc tests), docs, conformance, feature checks,
+                examples, benchmarks as a smoke test (bench --quick), fuzzing, cargo-deny
   conformance   the HTTP caching test suite against the larder proxy (see docs/conformance.md)
   fuzz          every cargo-fuzz target for a bounded time (--time SECS, default 60)
   help          this text

@@ -138,9 +138,22 @@ impl Server {
         }
     }
 
-    /// SIGTERM (so `timeout` passes it on and the proxy shuts down), then SIGKILL.
+    /// SIGTERM (so `timeout` passes it on and the proxy shuts down), then SIGKILL; and if the
+    /// server outlived its `timeout` wrapper (killed before it could pass a signal on), SIGKILL
+    /// for the server too, so that no run leaves a process behind.
     fn stop(&mut self) {
+        let worker = worker_pid(self.child.id());
         crate::util::stop_child(&mut self.child);
+        if worker != self.child.id() && is_running(worker) {
+            eprintln!(
+                "xtask bench: {} outlived its wrapper; killing {worker}",
+                self.name
+            );
+            let _ = Command::new("kill")
+                .args(["-KILL", &worker.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -259,6 +272,16 @@ pub(super) fn worker_pid(mut pid: u32) -> u32 {
         }
     }
     pid
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie awaiting its parent).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 /// The resident set size of `pid` in bytes (`VmRSS` of `/proc/<pid>/status`).

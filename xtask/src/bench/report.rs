@@ -7,6 +7,10 @@ use std::fmt::Write as _;
 use super::Machine;
 use super::http::{Load, Results};
 
+/// The workload the goals are judged on, as the benches label it (`larder_benches::HEADLINE`:
+/// Zipf 1.0, a cache of 1 % of the keys).
+const HEADLINE: &str = "s=1.0 1%";
+
 /// One criterion benchmark, from `criterion_summary`.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Bench {
@@ -16,6 +20,8 @@ pub(super) struct Bench {
     pub(super) median_ns: f64,
     /// Elements (or bytes) per iteration, when the group declared a throughput.
     pub(super) per_iter: Option<(String, u64)>,
+    /// The hit ratio the bench recorded for this row (see [`attach_hit_ratios`]).
+    pub(super) hit_ratio: Option<f64>,
 }
 
 impl Bench {
@@ -27,6 +33,31 @@ impl Bench {
     /// What of the group's workload this is: the function name after its first `/`.
     fn variant(&self) -> &str {
         self.function.split_once('/').map_or("", |(_, v)| v)
+    }
+
+    /// The row in the metrics protocol's spelling: `group/function/value`, empty parts left out.
+    fn metric_row(&self) -> String {
+        [
+            self.group.as_str(),
+            self.function.as_str(),
+            self.value.as_str(),
+        ]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+    }
+
+    /// The suite the row comes from, by its group's name.
+    fn suite(&self) -> Suite {
+        if self.group.starts_with("cache_control") {
+            Suite::CacheControl
+        } else if self.group.starts_with("eviction") {
+            Suite::Eviction
+        } else {
+            Suite::MemoryCache
+        }
     }
 
     fn is_larder(&self) -> bool {
@@ -69,9 +100,52 @@ pub(super) fn parse_summary(text: &str) -> Vec<Bench> {
                 value: f[2].to_owned(),
                 median_ns,
                 per_iter,
+                hit_ratio: None,
             })
         })
         .collect()
+}
+
+/// Gives each bench the `hit_ratio` the benches recorded for its row (under any suite) and
+/// returns the metrics that no bench took, for the table of other figures.
+pub(super) fn attach_hit_ratios(benches: &mut [Bench], extra: &Metrics) -> Metrics {
+    let mut rest = extra.clone();
+    for b in benches.iter_mut() {
+        let row = b.metric_row();
+        let key = extra
+            .keys()
+            .find(|(_, r, metric)| *r == row && metric == "hit_ratio")
+            .cloned();
+        if let Some(key) = key {
+            b.hit_ratio = rest.remove(&key).or_else(|| extra.get(&key).copied());
+        }
+    }
+    rest
+}
+
+/// The criterion suites, for the report's sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suite {
+    CacheControl,
+    Eviction,
+    MemoryCache,
+}
+
+impl Suite {
+    const ALL: [Suite; 3] = [Suite::CacheControl, Suite::Eviction, Suite::MemoryCache];
+
+    fn title(self) -> &'static str {
+        match self {
+            Suite::CacheControl => "Cache-Control parsing (`cache_control`)",
+            Suite::Eviction => "Eviction core (`eviction`)",
+            Suite::MemoryCache => "Memory cache (`memory_cache`)",
+        }
+    }
+
+    /// Whether the suite's rows carry hit ratios.
+    fn has_hit_ratios(self) -> bool {
+        !matches!(self, Suite::CacheControl)
+    }
 }
 
 /// Extra figures by `(suite, row, metric)`.
@@ -229,6 +303,7 @@ fn find<'a>(
     larder: &str,
     peer: &str,
 ) -> Option<f64> {
+    // `value` is matched whole: `HEADLINE` against `s=1.0 1%`.
     pairs
         .iter()
         .find(|p| {
@@ -240,21 +315,23 @@ fn find<'a>(
         .and_then(Pair::ratio)
 }
 
-/// The fastest larder subject of `group` whose name starts with `prefix`, over `peer`.
+/// The fastest larder subject of `group` and `value` whose name starts with `prefix`, over
+/// `peer`.
 fn best_ratio<'a>(
     pairs: &'a [Pair<'a>],
     group: &str,
+    value: &str,
     prefix: &str,
     peer: &str,
 ) -> Option<(&'a str, f64)> {
     let peer = pairs
         .iter()
         .filter_map(|p| p.peer)
-        .find(|q| q.group == group && q.function == peer)?;
+        .find(|q| q.group == group && q.value == value && q.function == peer)?;
     let best = pairs
         .iter()
         .map(|p| p.larder)
-        .filter(|b| b.group == group && b.function.starts_with(prefix))
+        .filter(|b| b.group == group && b.value == value && b.function.starts_with(prefix))
         .max_by(|a, b| a.speed().total_cmp(&b.speed()))?;
     Some((best.function.as_str(), best.speed() / peer.speed()))
 }
@@ -313,34 +390,7 @@ pub(super) fn render(
     }
 
     if !pairs.is_empty() {
-        let _ = writeln!(out, "## In-process benchmarks (criterion)\n");
-        let _ = writeln!(
-            out,
-            "`cargo bench --manifest-path benches/Cargo.toml --bench <suite>`; each row pairs a \
-             larder subject with a peer on the same workload.\n"
-        );
-        let _ = writeln!(
-            out,
-            "| Row | larder | figure | peer | figure | ratio |\n|---|---|---|---|---|---|"
-        );
-        for p in &pairs {
-            let (peer, peer_figure, ratio) = match p.peer {
-                Some(q) => (
-                    q.subject().to_owned(),
-                    q.figure(),
-                    p.ratio().map_or_else(String::new, |r| format!("{r:.2}×")),
-                ),
-                None => ("—".to_owned(), String::new(), String::new()),
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {peer} | {peer_figure} | {ratio} |",
-                row_name(p.larder),
-                p.larder.subject(),
-                p.larder.figure()
-            );
-        }
-        out.push('\n');
+        render_criterion(&mut out, &pairs);
     }
 
     if !extra.is_empty() {
@@ -350,7 +400,8 @@ pub(super) fn render(
             "Recorded by the benches through `larder_benches::record_metric` (hit ratios are \
              fractions of lookups) and by `mem_overhead` (heap bytes per entry beyond the payload, \
              from a counting allocator; the payload is the 1 KiB body for MemCache and the 16 \
-             bytes of key and value for `MemoryCache<u64, u64>`).\n"
+             bytes of key and value for `MemoryCache<u64, u64>`). Hit ratios of criterion rows \
+             stand in their tables above.\n"
         );
         let _ = writeln!(out, "| Suite | Row | Metric | Value |\n|---|---|---|---|");
         for ((suite, row, metric), value) in extra {
@@ -363,6 +414,80 @@ pub(super) fn render(
         out.push('\n');
     }
     out
+}
+
+/// The criterion rows, one table per suite; the eviction and memory cache tables carry each
+/// subject's hit ratio beside its speed.
+fn render_criterion(out: &mut String, pairs: &[Pair<'_>]) {
+    let _ = writeln!(out, "## In-process benchmarks (criterion)\n");
+    let _ = writeln!(
+        out,
+        "`cargo bench --manifest-path benches/Cargo.toml --bench <suite>`; each row pairs a \
+         larder subject with a peer on the same workload. Workloads `s=<exponent> <size>%` are \
+         Zipf streams over 1 M keys through a cache holding that share of them; a hit ratio is \
+         the fraction of lookups that hit, measured outside the timed loop on a warmed cache \
+         with the row's threads.\n"
+    );
+    for suite in Suite::ALL {
+        let rows: Vec<&Pair<'_>> = pairs.iter().filter(|p| p.larder.suite() == suite).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "### {}\n", suite.title());
+        if suite.has_hit_ratios() {
+            let _ = writeln!(
+                out,
+                "| Row | larder | figure | hit ratio | peer | figure | hit ratio | ratio |\n\
+                 |---|---|---|---|---|---|---|---|"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "| Row | larder | figure | peer | figure | ratio |\n|---|---|---|---|---|---|"
+            );
+        }
+        for p in rows {
+            let hits = |b: &Bench| {
+                if suite.has_hit_ratios() {
+                    format!(" {} |", percent(b.hit_ratio))
+                } else {
+                    String::new()
+                }
+            };
+            let (peer, peer_figure, peer_hits, ratio) = match p.peer {
+                Some(q) => (
+                    q.subject().to_owned(),
+                    q.figure(),
+                    hits(q),
+                    p.ratio().map_or_else(String::new, |r| format!("{r:.2}×")),
+                ),
+                None => (
+                    "—".to_owned(),
+                    String::new(),
+                    if suite.has_hit_ratios() {
+                        " |".to_owned()
+                    } else {
+                        String::new()
+                    },
+                    String::new(),
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |{} {peer} | {peer_figure} |{peer_hits} {ratio} |",
+                row_name(p.larder),
+                p.larder.subject(),
+                p.larder.figure(),
+                hits(p.larder),
+            );
+        }
+        out.push('\n');
+    }
+}
+
+/// A fraction as a percentage, or a dash when not recorded.
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".to_owned(), |x| format!("{:.1} %", x * 100.0))
 }
 
 /// The goals of the project's performance note and where each stands.
@@ -395,13 +520,14 @@ fn render_goals(out: &mut String, pairs: &[Pair<'_>], extra: &Metrics, http: Opt
     let eviction = best_ratio(
         pairs,
         "eviction/get_or_admit/1t",
+        HEADLINE,
         "larder_lru",
         "pingora_lru",
     );
     goal(
         out,
         &format!(
-            "eviction core ({}) over pingora_lru, get_or_admit, 1 thread",
+            "eviction core ({}) over pingora_lru, get_or_admit, 1 thread, {HEADLINE}",
             eviction.map_or("larder_lru", |(name, _)| name)
         ),
         eviction.map(|(_, r)| r),
@@ -410,15 +536,21 @@ fn render_goals(out: &mut String, pairs: &[Pair<'_>], extra: &Metrics, http: Opt
     );
     goal(
         out,
-        "MemoryCache over pingora-memory-cache, get_put, 1 thread",
-        find(pairs, "get_put", "1t", "larder", "pingora-memory-cache"),
+        &format!("MemoryCache over pingora-memory-cache, get_put, 1 thread, {HEADLINE}"),
+        find(
+            pairs,
+            "get_put/1t",
+            HEADLINE,
+            "larder",
+            "pingora-memory-cache",
+        ),
         1.5,
         true,
     );
     goal(
         out,
-        "MemoryCache over moka (sync), get_put, 1 thread",
-        find(pairs, "get_put", "1t", "larder", "moka-sync"),
+        &format!("MemoryCache over moka (sync), get_put, 1 thread, {HEADLINE}"),
+        find(pairs, "get_put/1t", HEADLINE, "larder", "moka-sync"),
         3.0,
         true,
     );
@@ -539,6 +671,7 @@ mod tests {
             value: value.into(),
             median_ns,
             per_iter: Some(("elements".into(), 1000)),
+            hit_ratio: None,
         }
     }
 
@@ -580,6 +713,7 @@ mod tests {
             best_ratio(
                 &pairs,
                 "eviction/get_or_admit/1t",
+                "",
                 "larder_lru",
                 "pingora_lru"
             ),
@@ -608,6 +742,71 @@ mod tests {
         let ratios: Vec<f64> = pairs(&benches).iter().filter_map(Pair::ratio).collect();
         assert_eq!(ratios.len(), 2);
         assert!((ratios[0] - 5.0).abs() < 1e-9 && (ratios[1] - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn hit_ratios_join_their_rows_and_show_beside_the_speeds() {
+        let mut benches = vec![
+            bench("eviction/get_or_admit/1t", "larder_lru", HEADLINE, 100.0),
+            bench("eviction/get_or_admit/1t", "pingora_lru", HEADLINE, 300.0),
+            bench("eviction/get_or_admit/1t", "larder_lru", "s=1.2 10%", 50.0),
+            bench(
+                "eviction/get_or_admit/1t",
+                "pingora_lru",
+                "s=1.2 10%",
+                200.0,
+            ),
+            bench("cache_control/typical", "larder", "", 10.0),
+            bench("cache_control/typical", "pingora-cache", "", 50.0),
+        ];
+        let extra = parse_metrics(
+            "eviction\teviction/get_or_admit/1t/larder_lru/s=1.0 1%\thit_ratio\t0.25\n\
+             eviction\teviction/get_or_admit/1t/pingora_lru/s=1.0 1%\thit_ratio\t0.5\n\
+             eviction\teviction/get_or_admit/1t/larder_lru/s=1.2 10%\thit_ratio\t0.75\n\
+             memory\tMemCache/larder\tbytes_per_entry\t120\n",
+        );
+        let rest = attach_hit_ratios(&mut benches, &extra);
+        let ratios: Vec<Option<f64>> = benches.iter().map(|b| b.hit_ratio).collect();
+        assert_eq!(
+            ratios,
+            [Some(0.25), Some(0.5), Some(0.75), None, None, None]
+        );
+        // Only the figures no row took are left for the table of other figures.
+        assert_eq!(rest.len(), 1);
+        assert!(rest.contains_key(&(
+            "memory".to_owned(),
+            "MemCache/larder".to_owned(),
+            "bytes_per_entry".to_owned()
+        )));
+
+        let text = render(&Machine::default(), &benches, &rest, None, true, None);
+        assert!(text.contains("### Eviction core"), "{text}");
+        assert!(
+            text.contains(
+                "| eviction/get_or_admit/1t · s=1.0 1% | larder_lru | 10.000 G ops/s | 25.0 % \
+                 | pingora_lru | 3.333 G ops/s | 50.0 % | 3.00× |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| larder_lru | 20.000 G ops/s | 75.0 % | pingora_lru | 5.000 G ops/s | — | 4.00× |"
+            ),
+            "{text}"
+        );
+        // Parsing rows have no hit ratio columns.
+        assert!(
+            text.contains(
+                "| cache_control/typical | larder | 100.000 G ops/s | pingora-cache | 20.000 G ops/s \
+                 | 5.00× |"
+            ),
+            "{text}"
+        );
+        // The goal is judged on the headline workload, not the other one.
+        assert!(
+            text.contains("over pingora_lru, get_or_admit, 1 thread, s=1.0 1% | 2 | 3.00 | met |"),
+            "{text}"
+        );
     }
 
     #[test]
