@@ -2,8 +2,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -64,9 +64,16 @@ struct Shard {
 
 /// A complete entry: the serialized meta and the body in one buffer, `data[..meta_len]` and
 /// `data[meta_len..]`, so an entry costs one allocation besides its map slot.
+///
+/// An entry read a second time keeps its meta decoded, so later hits clone it (a reference
+/// count) instead of decoding it: hot entries skip the decoding, while the many entries read
+/// once or never do not pay the decoded meta's memory (several hundred bytes).
 struct Entry {
     data: Bytes,
     meta_len: usize,
+    /// Whether the entry was read before.
+    read: AtomicBool,
+    decoded: OnceLock<CacheMeta>,
 }
 
 impl Entry {
@@ -80,17 +87,37 @@ impl Entry {
         Entry {
             data: Bytes::from(data),
             meta_len: meta.len(),
+            read: AtomicBool::new(false),
+            decoded: OnceLock::new(),
         }
     }
 
     fn body(&self) -> Bytes {
         self.data.slice(self.meta_len..)
     }
+
+    /// The meta: a clone of the decoded one if kept, otherwise decoded now (and kept from the
+    /// second read on).
+    fn meta(&self) -> Result<CacheMeta> {
+        if let Some(meta) = self.decoded.get() {
+            return Ok(meta.clone());
+        }
+        // Copying the few header bytes is cheaper than sharing the buffer (measured in
+        // benches/storage.rs) and keeps hot entries' reference counts out of the header values.
+        let meta = CacheMeta::deserialize(&self.data[..self.meta_len])?;
+        if self.read.swap(true, Ordering::Relaxed) {
+            // A race with another reader keeps whichever came first: both are the same.
+            let _ = self.decoded.set(meta.clone());
+        }
+        Ok(meta)
+    }
 }
 
 struct TempObject {
     id: u64,
     meta: Bytes,
+    /// `meta` decoded, as readers of the write get it.
+    decoded: CacheMeta,
     chunks: RwLock<Chunks>,
     progress: watch::Receiver<Progress>,
 }
@@ -195,9 +222,7 @@ fn remove_temp_locked(shard: &mut Shard, key: u128, id: u64) -> bool {
 }
 
 fn complete_hit(entry: &Entry) -> Result<(CacheMeta, HitHandler)> {
-    // Copying the few header bytes is cheaper than sharing the buffer (measured in
-    // benches/storage.rs) and keeps hot entries' reference counts out of the header values.
-    let meta = CacheMeta::deserialize(&entry.data[..entry.meta_len])?;
+    let meta = entry.meta()?;
     let body = entry.body();
     let hit = CompleteHit {
         start: 0,
@@ -209,8 +234,8 @@ fn complete_hit(entry: &Entry) -> Result<(CacheMeta, HitHandler)> {
     Ok((meta, Box::new(hit)))
 }
 
-fn partial_hit(temp: Arc<TempObject>) -> Result<(CacheMeta, HitHandler)> {
-    let meta = CacheMeta::deserialize(&temp.meta)?;
+fn partial_hit(temp: Arc<TempObject>) -> (CacheMeta, HitHandler) {
+    let meta = temp.decoded.clone();
     let hit = PartialHit {
         progress: temp.progress.clone(),
         temp,
@@ -219,7 +244,16 @@ fn partial_hit(temp: Arc<TempObject>) -> Result<(CacheMeta, HitHandler)> {
         seek_start: None,
         chunk_hint: 0,
     };
-    Ok((meta, Box::new(hit)))
+    (meta, Box::new(hit))
+}
+
+/// Serializes `meta` for storage and decodes it back: the decoded copy is what every reader
+/// of a write in progress gets, exactly as if it decoded the stored bytes itself (no
+/// extensions, say).
+fn encode_meta(meta: &CacheMeta) -> Result<(Bytes, CacheMeta)> {
+    let bytes = Bytes::from(meta.serialize()?.into_boxed_slice());
+    let decoded = CacheMeta::deserialize(&bytes)?;
+    Ok((bytes, decoded))
 }
 
 #[async_trait]
@@ -246,7 +280,7 @@ impl Storage for MemCache {
             }
         };
         match found {
-            Found::Partial(temp) => partial_hit(temp).map(Some),
+            Found::Partial(temp) => Ok(Some(partial_hit(temp))),
             Found::Complete(entry) => complete_hit(&entry).map(Some),
         }
     }
@@ -272,7 +306,7 @@ impl Storage for MemCache {
                 .and_then(|writes| writes.iter().find(|t| t.id == id))
                 .cloned()
         };
-        temp.map(partial_hit).transpose()
+        Ok(temp.map(partial_hit))
     }
 
     async fn get_miss_handler(
@@ -281,13 +315,14 @@ impl Storage for MemCache {
         meta: &CacheMeta,
         _trace: &Span,
     ) -> Result<MissHandler> {
-        let meta = Bytes::from(meta.serialize()?.into_boxed_slice());
+        let (meta, decoded) = encode_meta(meta)?;
         let k = map_key(key.combined_bin());
         let id = self.next_write_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(Progress::default());
         let temp = Arc::new(TempObject {
             id,
             meta,
+            decoded,
             chunks: RwLock::new(Chunks::default()),
             progress: rx,
         });

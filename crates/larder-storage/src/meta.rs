@@ -3,6 +3,7 @@
 //! The meta is stored next to the body in a versioned binary encoding, described in
 //! [`CacheMeta::serialize`].
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -17,6 +18,9 @@ mod format;
 ///
 /// All times are [`SystemTime`]s and every time-dependent method takes `now` as a parameter,
 /// so callers decide the clock.
+///
+/// Clones share one copy of the fields (a reference count), so a storage can keep a decoded
+/// meta and hand out clones on every hit; the first change to a shared clone copies it.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -37,7 +41,7 @@ mod format;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct CacheMeta(Box<CacheMetaInner>);
+pub struct CacheMeta(Arc<CacheMetaInner>);
 
 #[derive(Clone, Debug)]
 struct CacheMetaInner {
@@ -61,7 +65,7 @@ impl CacheMeta {
         stale_if_error_sec: u32,
         header: ResponseHeader,
     ) -> Self {
-        CacheMeta(Box::new(CacheMetaInner {
+        CacheMeta(Arc::new(CacheMetaInner {
             fresh_until,
             created,
             updated: created,
@@ -74,6 +78,11 @@ impl CacheMeta {
         }))
     }
 
+    /// The fields for writing; copies them first if another clone shares them.
+    fn inner_mut(&mut self) -> &mut CacheMetaInner {
+        Arc::make_mut(&mut self.0)
+    }
+
     /// When the response was first stored (its age counts from here unless revalidated).
     pub fn created(&self) -> SystemTime {
         self.0.created
@@ -81,7 +90,7 @@ impl CacheMeta {
 
     /// Sets the creation time. Revalidation keeps the old entry's `created` in the new meta.
     pub fn set_created(&mut self, created: SystemTime) {
-        self.0.created = created;
+        self.inner_mut().created = created;
     }
 
     /// When the response was last revalidated; equals [`created`](Self::created) if never.
@@ -91,7 +100,7 @@ impl CacheMeta {
 
     /// Sets the last revalidation time.
     pub fn set_updated(&mut self, updated: SystemTime) {
-        self.0.updated = updated;
+        self.inner_mut().updated = updated;
     }
 
     /// The reference point for [`age`](Self::age) and [`fresh_sec`](Self::fresh_sec): the
@@ -108,12 +117,12 @@ impl CacheMeta {
     /// Makes `epoch` the reference point for age, e.g. to account for the age a response
     /// already had upstream (RFC 9111 §4.2.3).
     pub fn set_epoch_override(&mut self, epoch: SystemTime) {
-        self.0.epoch_override = Some(epoch);
+        self.inner_mut().epoch_override = Some(epoch);
     }
 
     /// Removes the epoch override.
     pub fn remove_epoch_override(&mut self) {
-        self.0.epoch_override = None;
+        self.inner_mut().epoch_override = None;
     }
 
     /// Until when the response is fresh (inclusive).
@@ -123,7 +132,7 @@ impl CacheMeta {
 
     /// Sets until when the response is fresh.
     pub fn set_fresh_until(&mut self, fresh_until: SystemTime) {
-        self.0.fresh_until = fresh_until;
+        self.inner_mut().fresh_until = fresh_until;
     }
 
     /// Whether the response is fresh at `now` (`fresh_until >= now`).
@@ -181,8 +190,8 @@ impl CacheMeta {
 
     /// Sets both stale windows to zero.
     pub fn disable_serve_stale(&mut self) {
-        self.0.stale_while_revalidate_sec = 0;
-        self.0.stale_if_error_sec = 0;
+        self.inner_mut().stale_while_revalidate_sec = 0;
+        self.inner_mut().stale_if_error_sec = 0;
     }
 
     /// The variance hash the response was stored under, if any.
@@ -192,7 +201,7 @@ impl CacheMeta {
 
     /// Sets the variance hash.
     pub fn set_variance(&mut self, variance: HashBinary) {
-        self.0.variance = Some(variance);
+        self.inner_mut().variance = Some(variance);
     }
 
     /// Sets the variance hash (the same as [`set_variance`](Self::set_variance)).
@@ -202,7 +211,7 @@ impl CacheMeta {
 
     /// Removes the variance hash.
     pub fn remove_variance(&mut self) {
-        self.0.variance = None;
+        self.inner_mut().variance = None;
     }
 
     /// The stored response header.
@@ -212,7 +221,7 @@ impl CacheMeta {
 
     /// The stored response header, mutably.
     pub fn response_header_mut(&mut self) -> &mut ResponseHeader {
-        &mut self.0.header
+        &mut self.inner_mut().header
     }
 
     /// A copy of the stored response header.
@@ -233,7 +242,7 @@ impl CacheMeta {
 
     /// The extensions, mutably.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
-        &mut self.0.extensions
+        &mut self.inner_mut().extensions
     }
 
     /// Encodes the meta (everything but the extensions) in the versioned binary format.
@@ -284,7 +293,7 @@ impl CacheMeta {
     /// and [`Error::UnsupportedMetaVersion`](crate::Error::UnsupportedMetaVersion) for an
     /// unknown version. Never panics, and allocates at most in proportion to the input.
     pub fn deserialize(bytes: &[u8]) -> Result<Self> {
-        format::decode(bytes, None).map(|inner| CacheMeta(Box::new(inner)))
+        format::decode(bytes, None).map(|inner| CacheMeta(Arc::new(inner)))
     }
 
     /// Like [`deserialize`](Self::deserialize), but the header values share `bytes`' buffer
@@ -294,7 +303,7 @@ impl CacheMeta {
     ///
     /// As [`deserialize`](Self::deserialize).
     pub fn deserialize_shared(bytes: &Bytes) -> Result<Self> {
-        format::decode(bytes, Some(bytes)).map(|inner| CacheMeta(Box::new(inner)))
+        format::decode(bytes, Some(bytes)).map(|inner| CacheMeta(Arc::new(inner)))
     }
 }
 

@@ -59,6 +59,9 @@ pub(super) fn encode(meta: &CacheMetaInner) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Header fields a decoded meta has room for beyond its own.
+const SPARE_FIELDS: usize = 4;
+
 pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaInner> {
     let mut r = Reader::new(bytes);
     if r.take(MAGIC.len())? != MAGIC {
@@ -87,7 +90,9 @@ pub(super) fn decode(bytes: &[u8], shared: Option<&Bytes>) -> Result<CacheMetaIn
     }
     let count =
         usize::try_from(count).map_err(|_| Error::invalid_meta("bad header field count"))?;
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the few fields a cache adds when it answers from the entry (`Age`,
+    // `Cache-Status`, `Via`): a clone keeps the index's size, so they fit without regrowing it.
+    let mut headers = HeaderMap::with_capacity(count + SPARE_FIELDS);
     for _ in 0..count {
         let name = r.len_prefixed()?;
         let name = HeaderName::from_bytes(r.slice(name))

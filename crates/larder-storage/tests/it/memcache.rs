@@ -441,3 +441,32 @@ async fn eviction_purge_spares_writes_in_progress() {
     assert_eq!(got, meta("new"));
     assert_eq!(read_all(&mut hit).await.unwrap(), b"new");
 }
+
+#[tokio::test]
+async fn repeated_hits_share_one_decoded_meta_without_its_changes() {
+    let cache = leak();
+    let span = Span::none();
+    let key = CacheKey::new("", "hot", "");
+    let mut stored = meta("hot");
+    stored.extensions_mut().insert(7u32);
+    store(cache, &key, &stored, &[b"body"]).await;
+    // Read once (decoded), twice (decoded and kept), then from the kept copy.
+    for _ in 0..4 {
+        let (mut got, _) = cache.lookup(&key, &span).await.unwrap().expect("hit");
+        assert_eq!(got, meta("hot"));
+        assert!(got.extensions().get::<u32>().is_none(), "never persisted");
+        // A reader's change stays its own.
+        got.disable_serve_stale();
+        got.response_header_mut()
+            .insert_header("x-changed", "1")
+            .unwrap();
+    }
+    let mut updated = meta("updated");
+    updated.set_variance([1; 16]);
+    assert!(cache.update_meta(&key, &updated, &span).await.unwrap());
+    for _ in 0..3 {
+        let (got, mut hit) = cache.lookup(&key, &span).await.unwrap().expect("hit");
+        assert_eq!(got, updated);
+        assert_eq!(read_all(&mut hit).await.unwrap(), b"body");
+    }
+}
