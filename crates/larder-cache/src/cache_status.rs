@@ -31,7 +31,8 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
@@ -91,7 +92,7 @@ const SF_INTEGER_MAX: i64 = 999_999_999_999_999;
 /// with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheStatus {
-    name: Cow<'static, str>,
+    name: Name,
     hit: bool,
     fwd: Option<ForwardReason>,
     fwd_status: Option<u16>,
@@ -102,11 +103,47 @@ pub struct CacheStatus {
     detail: Option<String>,
 }
 
+/// The cache's name, borrowed, owned or shared by every request of one cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    Cow(Cow<'static, str>),
+    Shared(Arc<str>),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Cow(name) => name,
+            Name::Shared(name) => name,
+        }
+    }
+}
+
 impl CacheStatus {
     /// A member for the cache called `name` (a product name, host name, ...), with no parameters.
     pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_name(Name::Cow(name.into()))
+    }
+
+    /// Like [`new`](Self::new), with a name shared by every request of one cache (a reference
+    /// count per request instead of a copy of the name).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use larder_cache::cache_status::CacheStatus;
+    ///
+    /// let name: Arc<str> = Arc::from("larder");
+    /// let hit = CacheStatus::with_shared_name(Arc::clone(&name)).hit();
+    /// assert_eq!(hit, CacheStatus::new("larder").hit());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_shared_name(name: Arc<str>) -> Self {
+        Self::with_name(Name::Shared(name))
+    }
+
+    fn with_name(name: Name) -> Self {
         Self {
-            name: name.into(),
+            name,
             hit: false,
             fwd: None,
             fwd_status: None,
@@ -186,7 +223,7 @@ impl CacheStatus {
     ///
     /// Never: the rendering escapes everything outside printable ASCII.
     pub fn to_header_value(&self) -> HeaderValue {
-        HeaderValue::try_from(self.to_string())
+        HeaderValue::from_bytes(&self.render())
             .expect("the member is rendered in printable ASCII only")
     }
 
@@ -203,56 +240,97 @@ impl CacheStatus {
     ///
     /// Never: both parts are valid header values and `", "` is too.
     pub fn append_to_value(&self, existing: Option<&HeaderValue>) -> HeaderValue {
-        let ours = self.to_string();
+        let ours = self.render();
         let Some(existing) = existing.filter(|v| !v.as_bytes().trim_ascii().is_empty()) else {
             return self.to_header_value();
         };
         let mut combined = Vec::with_capacity(existing.len() + 2 + ours.len());
         combined.extend_from_slice(existing.as_bytes().trim_ascii_end());
         combined.extend_from_slice(b", ");
-        combined.extend_from_slice(ours.as_bytes());
+        combined.extend_from_slice(&ours);
         HeaderValue::from_bytes(&combined).expect("made of two valid header values and \", \"")
+    }
+}
+
+impl CacheStatus {
+    /// The list member in printable ASCII, written straight into one buffer (this runs on
+    /// every response, so it avoids the formatting machinery).
+    fn render(&self) -> Buf {
+        let mut out = Buf::new();
+        write_token_or_string(&mut out, self.name.as_str());
+        if self.hit {
+            out.extend_from_slice(b"; hit");
+        }
+        if let Some(fwd) = self.fwd {
+            out.extend_from_slice(b"; fwd=");
+            out.extend_from_slice(fwd.as_str().as_bytes());
+            if let Some(status) = self.fwd_status {
+                out.extend_from_slice(b"; fwd-status=");
+                write_int(&mut out, i64::from(status));
+            }
+        }
+        if let Some(ttl) = self.ttl {
+            out.extend_from_slice(b"; ttl=");
+            write_int(&mut out, ttl.clamp(-SF_INTEGER_MAX, SF_INTEGER_MAX));
+        }
+        if self.fwd.is_some() {
+            write_bool(&mut out, b"stored", self.stored);
+            write_bool(&mut out, b"collapsed", self.collapsed);
+        }
+        if let Some(key) = &self.key {
+            out.extend_from_slice(b"; key=");
+            write_string(&mut out, key);
+        }
+        if let Some(detail) = &self.detail {
+            out.extend_from_slice(b"; detail=");
+            write_token_or_string(&mut out, detail);
+        }
+        out
     }
 }
 
 impl fmt::Display for CacheStatus {
     /// The list member, e.g. `larder; fwd=uri-miss; stored`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_token_or_string(f, &self.name)?;
-        if self.hit {
-            f.write_str("; hit")?;
-        }
-        if let Some(fwd) = self.fwd {
-            write!(f, "; fwd={fwd}")?;
-            if let Some(status) = self.fwd_status {
-                write!(f, "; fwd-status={status}")?;
-            }
-        }
-        if let Some(ttl) = self.ttl {
-            write!(f, "; ttl={}", ttl.clamp(-SF_INTEGER_MAX, SF_INTEGER_MAX))?;
-        }
-        if self.fwd.is_some() {
-            write_bool(f, "stored", self.stored)?;
-            write_bool(f, "collapsed", self.collapsed)?;
-        }
-        if let Some(key) = &self.key {
-            f.write_str("; key=")?;
-            write_string(f, key)?;
-        }
-        if let Some(detail) = &self.detail {
-            f.write_str("; detail=")?;
-            write_token_or_string(f, detail)?;
-        }
-        Ok(())
+        // The rendering is ASCII, so nothing is lost.
+        f.write_str(&String::from_utf8_lossy(&self.render()))
     }
 }
 
+/// A rendering buffer: a typical member fits on the stack, so making the header value takes
+/// one allocation.
+type Buf = smallvec::SmallVec<[u8; 96]>;
+
+/// A Structured Fields Integer in decimal.
+fn write_int(out: &mut Buf, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        // A single decimal digit: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (rest % 10) as u8;
+        digits[i] = b'0' + digit;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// A Boolean parameter: bare key for true, `key=?0` for false (RFC 8941 §4.1.1.2).
-fn write_bool(f: &mut fmt::Formatter<'_>, key: &str, value: Option<bool>) -> fmt::Result {
-    match value {
-        Some(true) => write!(f, "; {key}"),
-        Some(false) => write!(f, "; {key}=?0"),
-        None => Ok(()),
+fn write_bool(out: &mut Buf, key: &[u8], value: Option<bool>) {
+    if let Some(value) = value {
+        out.extend_from_slice(b"; ");
+        out.extend_from_slice(key);
+        if !value {
+            out.extend_from_slice(b"=?0");
+        }
     }
 }
 
@@ -270,30 +348,35 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn write_token_or_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+fn write_token_or_string(out: &mut Buf, s: &str) {
     if is_sf_token(s) {
-        f.write_str(s)
+        out.extend_from_slice(s.as_bytes());
     } else {
-        write_string(f, s)
+        write_string(out, s);
     }
 }
 
 /// An RFC 8941 §3.3.3 String: printable ASCII, with `"` and `\` escaped. Other characters cannot be
 /// represented, so their UTF-8 bytes are written as `%XX` (this is lossy: a literal `%` is kept as
 /// is).
-fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    f.write_char('"')?;
+fn write_string(out: &mut Buf, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push(b'"');
     for b in s.bytes() {
         match b {
             b'"' | b'\\' => {
-                f.write_char('\\')?;
-                f.write_char(char::from(b))?;
+                out.push(b'\\');
+                out.push(b);
             }
-            0x20..=0x7e => f.write_char(char::from(b))?,
-            _ => write!(f, "%{b:02X}")?,
+            0x20..=0x7e => out.push(b),
+            _ => {
+                out.push(b'%');
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
         }
     }
-    f.write_char('"')
+    out.push(b'"');
 }
 
 #[cfg(test)]
