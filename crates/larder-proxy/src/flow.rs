@@ -54,7 +54,7 @@ pub(crate) trait Inner: Clone + Send + Sync + 'static {
     fn send(&self, req: Request<ProxyBody>) -> BoxFuture<Result<Response<ProxyBody>, BoxError>>;
 }
 
-impl<S, ResB> Inner for S
+impl<S, ResB> Inner for Arc<S>
 where
     S: tower_service::Service<Request<ProxyBody>, Response = Response<ResB>>
         + Clone
@@ -67,7 +67,7 @@ where
     ResB::Error: Into<BoxError>,
 {
     fn send(&self, req: Request<ProxyBody>) -> BoxFuture<Result<Response<ProxyBody>, BoxError>> {
-        let svc = self.clone();
+        let svc = S::clone(self);
         Box::pin(async move {
             let resp = svc.oneshot(req).await.map_err(Into::into)?;
             Ok(resp.map(body::boxed))
@@ -78,34 +78,38 @@ where
 pub(crate) type Answer = (Response<ProxyBody>, CacheStatus);
 
 /// Handles one request: purge, pass-through or the cache flow. Adds `Cache-Status` and `Via`.
+/// Handles one request: purge, pass-through or the cache flow. Adds `Cache-Status` and `Via`.
+/// The caller has removed the request's hop-by-hop fields
+/// ([`headers::remove_hop_by_hop`]).
+///
+/// The request and the inner service are borrowed: the request's future is boxed for every
+/// request, and each by-value argument of an `async fn` takes its size twice in that future.
 pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     shared: &Arc<Shared<H>>,
-    inner: I,
-    mut parts: Parts,
+    inner: &I,
+    parts: &Parts,
     body: ProxyBody,
 ) -> Response<ProxyBody> {
-    headers::remove_hop_by_hop(&mut parts.headers);
-    let method = parts.method.clone();
-    let uri = parts.uri.clone();
-    let client_version = parts.version;
-    let (mut resp, status) = if shared.hooks.is_purge(&parts) {
-        purge(shared, &parts).await
+    let (mut resp, status) = if shared.hooks.is_purge(parts) {
+        // The cold arms are boxed so that the request's future stays small: only the hit path
+        // lives in it.
+        Box::pin(purge(shared, parts)).await
     } else {
         run(shared, inner, parts, body).await
     };
-    tracing::debug!(%method, %uri, status = resp.status().as_u16(), cache_status = %status, "request");
+    tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), cache_status = %status, "request");
     status.append_to(resp.headers_mut());
     let version = resp.version();
-    headers::add_via(resp.headers_mut(), version, &shared.config.via_pseudonym);
+    shared.via.append(resp.headers_mut(), version);
     // The response travels on the client's connection: speak the client's HTTP version, not
     // the upstream's (an HTTP/1.0 origin must not turn the client's HTTP/1.1 answer into 1.0,
     // which would also end keep-alive). `Via` above keeps the version received (RFC 9110 §7.6.3).
-    *resp.version_mut() = client_version;
+    *resp.version_mut() = parts.version;
     resp
 }
 
 fn new_status<H>(shared: &Shared<H>) -> CacheStatus {
-    CacheStatus::new(shared.config.cache_status_name.clone())
+    CacheStatus::with_shared_name(Arc::clone(&shared.status_name))
 }
 
 /// A bodiless response the proxy makes itself; never stored by anyone.
@@ -189,63 +193,30 @@ fn upstream_head<H: CacheHooks>(
     let mut up = req.clone();
     mutate(&mut up);
     shared.hooks.upstream_request_filter(req, &mut up);
-    headers::add_via(&mut up.headers, req.version, &shared.config.via_pseudonym);
+    shared.via.append(&mut up.headers, req.version);
     up
 }
 
 async fn run<H: CacheHooks, I: Inner>(
     shared: &Arc<Shared<H>>,
-    inner: I,
-    req: Parts,
+    inner: &I,
+    req: &Parts,
     body: ProxyBody,
 ) -> Answer {
-    let metrics = &shared.metrics;
-    let cacheable_method = shared.hooks.request_cache_filter(&req);
+    let cacheable_method = shared.hooks.request_cache_filter(req);
     let key = if cacheable_method && shared.config.storage.is_some() {
-        shared.hooks.cache_key_callback(&req)
+        shared.hooks.cache_key_callback(req)
     } else {
         None
     };
     let Some(key) = key else {
-        // Not cached: forward as is.
-        metrics.bypass.inc();
-        let (fwd, reason) = if !cacheable_method {
-            (ForwardReason::Method, NoCacheReason::NeverEnabled)
-        } else if shared.config.storage.is_none() {
-            (ForwardReason::Bypass, NoCacheReason::NeverEnabled)
-        } else {
-            (ForwardReason::Bypass, NoCacheReason::Custom("NoCacheKey"))
-        };
-        metrics.not_stored(reason.as_str());
-        let status = new_status(shared).fwd(fwd).detail(reason.as_str());
-        let up = upstream_head(shared, &req, |_| {});
-        return match inner.send(Request::from_parts(up, body)).await {
-            Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
-                headers::remove_hop_by_hop(&mut parts.headers);
-                if is_unsafe(&req.method)
-                    && (parts.status.is_success() || parts.status.is_redirection())
-                {
-                    invalidate(shared, &req, &parts.headers).await;
-                }
-                let status = status.fwd_status(parts.status);
-                if req.method == Method::POST {
-                    return store_post(shared, &req, parts, body, status).await;
-                }
-                (Response::from_parts(parts, body), status)
-            }
-            Err(e) => {
-                metrics.upstream_errors.inc();
-                tracing::warn!(error = %e, "upstream failed");
-                (canned(StatusCode::BAD_GATEWAY), status)
-            }
-        };
+        return Box::pin(pass_through(shared, inner, req, body, cacheable_method)).await;
     };
 
     let mut cache = HttpCache::new();
     enable(shared, &mut cache, true);
     cache.set_cache_key(key);
-    let flow = Flow {
+    let mut flow = Flow {
         shared,
         inner,
         directives: RequestDirectives::from_headers(&req.headers),
@@ -255,6 +226,51 @@ async fn run<H: CacheHooks, I: Inner>(
         must_revalidate: false,
     };
     flow.lookup(cache, body).await
+}
+
+/// Forwards a request the cache does not handle (no cacheable method, caching off or no key),
+/// invalidating on unsafe methods and storing a cacheable POST answer.
+async fn pass_through<H: CacheHooks, I: Inner>(
+    shared: &Arc<Shared<H>>,
+    inner: &I,
+    req: &Parts,
+    body: ProxyBody,
+    cacheable_method: bool,
+) -> Answer {
+    let metrics = &shared.metrics;
+    // Not cached: forward as is.
+    metrics.bypass.inc();
+    let (fwd, reason) = if !cacheable_method {
+        (ForwardReason::Method, NoCacheReason::NeverEnabled)
+    } else if shared.config.storage.is_none() {
+        (ForwardReason::Bypass, NoCacheReason::NeverEnabled)
+    } else {
+        (ForwardReason::Bypass, NoCacheReason::Custom("NoCacheKey"))
+    };
+    metrics.not_stored(reason.as_str());
+    let status = new_status(shared).fwd(fwd).detail(reason.as_str());
+    let up = upstream_head(shared, req, |_| {});
+    match inner.send(Request::from_parts(up, body)).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            headers::remove_hop_by_hop(&mut parts.headers);
+            if is_unsafe(&req.method)
+                && (parts.status.is_success() || parts.status.is_redirection())
+            {
+                invalidate(shared, req, &parts.headers).await;
+            }
+            let status = status.fwd_status(parts.status);
+            if req.method == Method::POST {
+                return store_post(shared, req, parts, body, status).await;
+            }
+            (Response::from_parts(parts, body), status)
+        }
+        Err(e) => {
+            metrics.upstream_errors.inc();
+            tracing::warn!(error = %e, "upstream failed");
+            (canned(StatusCode::BAD_GATEWAY), status)
+        }
+    }
 }
 
 // ------------------------------------------------------------------------- the cache flow
@@ -276,8 +292,8 @@ enum HitKind {
 
 struct Flow<'a, H, I> {
     shared: &'a Arc<Shared<H>>,
-    inner: I,
-    req: Parts,
+    inner: &'a I,
+    req: &'a Parts,
     directives: RequestDirectives,
     fwd: ForwardReason,
     collapsed: bool,
@@ -292,11 +308,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
     /// The lookup loop (inventory §3.1).
     // One step of the flow kept in one place, in the order pingora's proxy runs it.
     #[allow(clippy::too_many_lines)]
-    async fn lookup(mut self, mut cache: HttpCache, body: ProxyBody) -> Answer {
+    async fn lookup(&mut self, mut cache: HttpCache, body: ProxyBody) -> Answer {
         if !cache.cacheable_prediction() {
             cache.bypass();
             self.fwd = ForwardReason::Bypass;
-            return self.fetch(cache, body).await;
+            return self.fetch_boxed(cache, body).await;
         }
         for _ in 0..MAX_LOOKUPS {
             let found = match cache.cache_lookup().await {
@@ -305,26 +321,26 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     // A failed lookup is a miss, so a bad entry can be overwritten.
                     tracing::warn!(error = %e, "cache lookup failed");
                     cache.cache_miss();
-                    return self.fetch(cache, body).await;
+                    return self.fetch_boxed(cache, body).await;
                 }
             };
             let Some((mut meta, hit)) = found else {
                 if cache.is_cache_locked() {
-                    match self.wait_lock(&mut cache).await {
+                    match Box::pin(self.wait_lock(&mut cache)).await {
                         AfterWait::LookAgain => continue,
-                        AfterWait::GoUpstream => return self.fetch(cache, body).await,
+                        AfterWait::GoUpstream => return self.fetch_boxed(cache, body).await,
                     }
                 }
                 cache.cache_miss();
-                return self.fetch(cache, body).await;
+                return self.fetch_boxed(cache, body).await;
             };
             // Vary (RFC 9111 §4.1).
             if let Some(variance) = cache.cache_key().get_variance_key().copied() {
                 if meta.variance() != Some(variance) {
                     cache.disable(NoCacheReason::InternalError);
-                    return self.fetch(cache, body).await;
+                    return self.fetch_boxed(cache, body).await;
                 }
-            } else if let Some(variance) = self.shared.hooks.cache_vary_filter(&meta, &self.req)
+            } else if let Some(variance) = self.shared.hooks.cache_vary_filter(&meta, self.req)
                 && !cache.cache_vary_lookup(variance, &meta)
             {
                 self.fwd = ForwardReason::VaryMiss;
@@ -345,7 +361,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             if let Some(forced) =
                 self.shared
                     .hooks
-                    .cache_hit_filter(&self.req, &meta, meta.is_fresh(now))
+                    .cache_hit_filter(self.req, &meta, meta.is_fresh(now))
             {
                 hit_status = forced.into();
                 if hit_status == HitStatus::ForceExpired {
@@ -364,16 +380,16 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     };
                     let swr = !self.must_revalidate
                         && cache.can_serve_stale_updating()
-                        && self.shared.hooks.should_serve_stale(&self.req, None);
+                        && self.shared.hooks.should_serve_stale(self.req, None);
                     if cache.is_cache_locked() {
                         // Another request revalidates.
                         if swr {
                             cache.set_stale_updating();
                             return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
                         }
-                        match self.wait_lock(&mut cache).await {
+                        match Box::pin(self.wait_lock(&mut cache)).await {
                             AfterWait::LookAgain => continue,
-                            AfterWait::GoUpstream => return self.fetch(cache, body).await,
+                            AfterWait::GoUpstream => return self.fetch_boxed(cache, body).await,
                         }
                     }
                     if swr {
@@ -384,24 +400,24 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                         cache.set_stale_updating();
                         return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
                     }
-                    return self.fetch(cache, body).await;
+                    return self.fetch_boxed(cache, body).await;
                 }
                 _ => {
                     // Treated as a miss by the hit filter.
                     self.fwd = ForwardReason::Request;
                     if cache.is_cache_locked() {
-                        match self.wait_lock(&mut cache).await {
+                        match Box::pin(self.wait_lock(&mut cache)).await {
                             AfterWait::LookAgain => continue,
-                            AfterWait::GoUpstream => return self.fetch(cache, body).await,
+                            AfterWait::GoUpstream => return self.fetch_boxed(cache, body).await,
                         }
                     }
                     cache.cache_miss();
-                    return self.fetch(cache, body).await;
+                    return self.fetch_boxed(cache, body).await;
                 }
             }
         }
         cache.disable(NoCacheReason::InternalError);
-        self.fetch(cache, body).await
+        self.fetch_boxed(cache, body).await
     }
 
     /// Waits for the request filling this key (inventory §3.9).
@@ -453,8 +469,8 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
     fn spawn_refresh(&self, key: CacheKey, permit: Option<WritePermit>) {
         self.metrics().background_refreshes.inc();
         let shared = Arc::clone(self.shared);
-        let inner = self.inner.clone();
-        let mut req = self.req.clone();
+        let inner = I::clone(self.inner);
+        let mut req = Parts::clone(self.req);
         req.method = Method::GET;
         for name in [
             header::CONTENT_LENGTH,
@@ -478,9 +494,9 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             }
             let flow = Flow {
                 shared: &shared,
-                inner,
+                inner: &inner,
                 directives: RequestDirectives::default(),
-                req,
+                req: &req,
                 fwd: ForwardReason::Stale,
                 collapsed: false,
                 must_revalidate: true,
@@ -491,15 +507,25 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         });
     }
 
+    /// [`fetch`](Self::fetch) in a box of its own, so that the lookup's future (which every
+    /// hit pays to create and move) holds only a pointer for it.
+    fn fetch_boxed(
+        &self,
+        cache: HttpCache,
+        body: ProxyBody,
+    ) -> Pin<Box<impl Future<Output = Answer>>> {
+        Box::pin(self.fetch(cache, body))
+    }
+
     /// Goes upstream (miss, revalidation, bypass or uncached) and answers.
-    async fn fetch(self, mut cache: HttpCache, body: ProxyBody) -> Answer {
+    async fn fetch(&self, mut cache: HttpCache, body: ProxyBody) -> Answer {
         let phase = cache.phase();
         if self.directives.only_if_cached() {
             return self.gateway_timeout(cache);
         }
         let for_cache = matches!(phase, CachePhase::Miss | CachePhase::Stale);
         let stored = (phase == CachePhase::Stale).then(|| cache.cache_meta().headers().clone());
-        let up = upstream_head(self.shared, &self.req, |up| {
+        let up = upstream_head(self.shared, self.req, |up| {
             if for_cache {
                 revalidate::request_filter(&mut up.method, &mut up.headers, stored.as_ref());
             }
@@ -520,7 +546,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     && self
                         .shared
                         .hooks
-                        .should_serve_stale(&self.req, Some(&StaleCause::UpstreamError(&e)))
+                        .should_serve_stale(self.req, Some(&StaleCause::UpstreamError(&e)))
                 {
                     cache.release_write_lock(NoCacheReason::UpstreamError);
                     return self.serve_hit(cache, HitKind::StaleIfError(None)).await;
@@ -542,7 +568,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
     // One step of the flow kept in one place, in the order pingora's proxy runs it.
     #[allow(clippy::too_many_lines)]
     async fn upstream_response(
-        self,
+        &self,
         mut cache: HttpCache,
         resp: Response<ProxyBody>,
         times: ResponseTimes,
@@ -555,9 +581,9 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         let phase = cache.phase();
         if phase == CachePhase::Stale {
             if parts.status == StatusCode::NOT_MODIFIED {
-                hooks.upstream_response_filter(&self.req, &mut parts);
+                hooks.upstream_response_filter(self.req, &mut parts);
                 let merged = cache.revalidate_merge_header(&ResponseHeader::from(&parts));
-                let stored = match hooks.response_cache_filter(&self.req, &merged, config, times) {
+                let stored = match hooks.response_cache_filter(self.req, &merged, config, times) {
                     RespCacheable::Cacheable(meta) => {
                         if let Err(e) = cache.revalidate_cache_meta(meta).await {
                             tracing::warn!(error = %e, "could not update the revalidated entry");
@@ -576,7 +602,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             if parts.status.is_server_error()
                 && cache.can_serve_stale_error()
                 && hooks
-                    .should_serve_stale(&self.req, Some(&StaleCause::UpstreamStatus(parts.status)))
+                    .should_serve_stale(self.req, Some(&StaleCause::UpstreamStatus(parts.status)))
             {
                 cache.release_write_lock(NoCacheReason::UpstreamError);
                 return self
@@ -589,7 +615,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         } else {
             self.metrics().bypass.inc();
         }
-        hooks.upstream_response_filter(&self.req, &mut parts);
+        hooks.upstream_response_filter(self.req, &mut parts);
 
         // Store it?
         let mut reason = None;
@@ -604,7 +630,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             } else if self.directives.no_store() {
                 RespCacheable::Uncacheable(NoCacheReason::Custom("RequestNoStore"))
             } else {
-                hooks.response_cache_filter(&self.req, &ResponseHeader::from(&parts), config, times)
+                hooks.response_cache_filter(self.req, &ResponseHeader::from(&parts), config, times)
             };
             let decision = match decision {
                 RespCacheable::Cacheable(_)
@@ -631,7 +657,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                             cache.response_became_cacheable();
                             cache.cache_miss();
                         }
-                        let variance = hooks.cache_vary_filter(&meta, &self.req);
+                        let variance = hooks.cache_vary_filter(&meta, self.req);
                         cache.set_cache_meta(meta);
                         cache.update_variance(variance);
                         match cache.set_miss_handler().await {
@@ -730,7 +756,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         match self
             .shared
             .hooks
-            .cache_not_modified_filter(&self.req, header)
+            .cache_not_modified_filter(self.req, header)
         {
             Precondition::NotModified => {
                 header.status = StatusCode::NOT_MODIFIED;
@@ -756,8 +782,10 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             &header.headers,
             self.shared.config.max_ranges,
         );
-        if let (RangeSpec::Single(_) | RangeSpec::Multi(_) | RangeSpec::Invalid, Some(len)) =
-            (&spec, content_length(&header.headers))
+        if matches!(
+            spec,
+            RangeSpec::Single(_) | RangeSpec::Multi(_) | RangeSpec::Invalid
+        ) && let Some(len) = content_length(&header.headers)
         {
             let chosen = range::range_response_headers(&mut header.headers, &spec, len);
             header.status = chosen.status;
@@ -774,7 +802,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
     /// and ranges.
     // One step of the flow kept in one place, in the order pingora's proxy runs it.
     #[allow(clippy::too_many_lines)]
-    async fn serve_hit(self, mut cache: HttpCache, kind: HitKind) -> Answer {
+    async fn serve_hit(&self, mut cache: HttpCache, kind: HitKind) -> Answer {
         let now = SystemTime::now();
         let meta = cache.cache_meta();
         let ttl = ttl(meta, now);

@@ -20,7 +20,13 @@ pub const HOP_BY_HOP: [&str; 9] = [
 
 /// Removes the hop-by-hop fields, including every field named in `Connection`
 /// (RFC 9110 §7.6.1). Unparseable names in `Connection` are ignored.
+///
+/// Most messages carry none of these, so the fields present are scanned once and nothing is
+/// removed (or hashed) unless one of them is hop-by-hop.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -34,6 +40,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
+}
+
+/// Whether `name` is one of [`HOP_BY_HOP`].
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// The `Via` received-protocol for a message of `version` (RFC 9110 §7.6.3).
@@ -52,6 +63,50 @@ pub fn add_via(headers: &mut HeaderMap, version: Version, pseudonym: &str) {
     let value = format!("{} {pseudonym}", protocol(version));
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.append(header::VIA, value);
+    }
+}
+
+/// The `Via` values of one proxy, made once: appending one is a reference count bump instead
+/// of formatting and validating the same text on every message.
+#[derive(Debug, Clone)]
+pub struct Via {
+    /// Indexed by [`version_index`]; `None` when the pseudonym makes an invalid field value.
+    values: [Option<HeaderValue>; 5],
+}
+
+/// The slot of `version` in [`Via::values`].
+fn version_index(version: Version) -> usize {
+    match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        _ => 2,
+    }
+}
+
+impl Via {
+    /// The values `<protocol> <pseudonym>` for every HTTP version.
+    pub fn new(pseudonym: &str) -> Self {
+        let value =
+            |version| HeaderValue::from_str(&format!("{} {pseudonym}", protocol(version))).ok();
+        Self {
+            values: [
+                value(Version::HTTP_09),
+                value(Version::HTTP_10),
+                value(Version::HTTP_11),
+                value(Version::HTTP_2),
+                value(Version::HTTP_3),
+            ],
+        }
+    }
+
+    /// Appends `Via: <protocol> <pseudonym>` for a message received as `version`, as
+    /// [`add_via`] does.
+    pub fn append(&self, headers: &mut HeaderMap, version: Version) {
+        if let Some(value) = &self.values[version_index(version)] {
+            headers.append(header::VIA, value.clone());
+        }
     }
 }
 
@@ -83,6 +138,37 @@ mod tests {
         add_via(&mut h, Version::HTTP_11, "larder");
         let all: Vec<_> = h.get_all(header::VIA).iter().collect();
         assert_eq!(all, ["2 larder", "1.1 larder"]);
+    }
+
+    #[test]
+    fn each_listed_field_alone_is_removed() {
+        for name in HOP_BY_HOP {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static("x"));
+            h.insert("x-keep", HeaderValue::from_static("1"));
+            remove_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{name}");
+            assert!(h.contains_key("x-keep"));
+        }
+    }
+
+    #[test]
+    fn prepared_via_matches_add_via() {
+        for pseudonym in ["larder", "edge-1", "bad\nname", ""] {
+            let via = Via::new(pseudonym);
+            for version in [
+                Version::HTTP_09,
+                Version::HTTP_10,
+                Version::HTTP_11,
+                Version::HTTP_2,
+                Version::HTTP_3,
+            ] {
+                let (mut a, mut b) = (HeaderMap::new(), HeaderMap::new());
+                add_via(&mut a, version, pseudonym);
+                via.append(&mut b, version);
+                assert_eq!(a, b, "{pseudonym:?} {version:?}");
+            }
+        }
     }
 
     proptest::proptest! {

@@ -127,17 +127,25 @@ impl CacheHooks for DefaultHooks {}
 /// the `Host` field's, lowercased. A request with neither has no key (it is not cached).
 pub fn default_cache_key(req: &Parts) -> Option<CacheKey> {
     let authority = if let Some(a) = req.uri.authority() {
-        a.as_str().to_ascii_lowercase()
+        a.as_str()
     } else {
         let host = req.headers.get(http::header::HOST)?.to_str().ok()?.trim();
         if host.is_empty() {
             return None;
         }
-        host.to_ascii_lowercase()
+        host
     };
     let scheme = req.uri.scheme_str().unwrap_or("http");
     let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    Some(CacheKey::new("", format!("{scheme}://{authority}{pq}"), ""))
+    // One allocation of the exact size: this runs on every request.
+    let mut primary = Vec::with_capacity(scheme.len() + 3 + authority.len() + pq.len());
+    primary.extend_from_slice(scheme.as_bytes());
+    primary.extend_from_slice(b"://");
+    let start = primary.len();
+    primary.extend_from_slice(authority.as_bytes());
+    primary[start..].make_ascii_lowercase();
+    primary.extend_from_slice(pq.as_bytes());
+    Some(CacheKey::new("", primary, ""))
 }
 
 /// The variance of a request for a response with `resp_headers` (RFC 9111 §4.1): a hash of the

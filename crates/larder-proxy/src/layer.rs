@@ -19,6 +19,7 @@ use larder_cache::{CacheMetaDefaults, MemCache, Storage};
 use crate::body::{self, ProxyBody};
 use crate::config::EvictionPolicy;
 use crate::error::BoxError;
+use crate::headers::{self, Via};
 use crate::hooks::{CacheHooks, DefaultHooks};
 use crate::metrics::{Metrics, StorageGauges};
 
@@ -143,6 +144,10 @@ impl CacheConfig {
 }
 
 pub(crate) struct Shared<H> {
+    /// `Via` for every HTTP version, from `config.via_pseudonym`.
+    pub(crate) via: Via,
+    /// `config.cache_status_name`, shared by every request's `Cache-Status`.
+    pub(crate) status_name: Arc<str>,
     pub(crate) config: CacheConfig,
     pub(crate) hooks: H,
     pub(crate) metrics: Arc<Metrics>,
@@ -174,6 +179,8 @@ impl<H: CacheHooks> CacheLayer<H> {
     pub fn new(config: CacheConfig, hooks: H) -> Self {
         Self {
             shared: Arc::new(Shared {
+                via: Via::new(&config.via_pseudonym),
+                status_name: Arc::from(config.cache_status_name.as_str()),
                 config,
                 hooks,
                 metrics: Arc::new(Metrics::default()),
@@ -211,7 +218,7 @@ impl<S, H> tower_layer::Layer<S> for CacheLayer<H> {
 
     fn layer(&self, inner: S) -> Self::Service {
         CacheService {
-            inner,
+            inner: Arc::new(inner),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -223,14 +230,16 @@ impl<S, H> tower_layer::Layer<S> for CacheLayer<H> {
 /// [`Bytes`]. Its errors become `502 Bad Gateway` (or a stale response, RFC 5861), so this
 /// service never fails.
 pub struct CacheService<S, H = DefaultHooks> {
-    inner: S,
+    /// Shared by the requests' futures: one reference count per request instead of a copy
+    /// (a client with its pool is a few hundred bytes) moved through the request's future.
+    inner: Arc<S>,
     shared: Arc<Shared<H>>,
 }
 
 impl<S: Clone, H> Clone for CacheService<S, H> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            inner: Arc::clone(&self.inner),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -269,11 +278,14 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner = self.inner.clone();
+        let inner = Arc::clone(&self.inner);
         let shared = Arc::clone(&self.shared);
+        let (mut parts, body) = req.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        let body = body::boxed(body);
+        // The future owns the request head once and lends it to the flow (see `flow::handle`).
         Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            let resp = crate::flow::handle(&shared, inner, parts, body::boxed(body)).await;
+            let resp = crate::flow::handle(&shared, &inner, &parts, body).await;
             shared.metrics.requests.inc();
             Ok(resp)
         })
