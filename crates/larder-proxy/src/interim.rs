@@ -2,12 +2,15 @@
 //!
 //! hyper's server has no API to send a 1xx response (it writes only its own `100 Continue`), so
 //! the proxy writes them beside it. [`InterimIo`] wraps a client connection's socket;
-//! [`InterimService`] gives every HTTP/1.1 request an [`Interim`] handle in its extensions and
-//! closes it when the service's future for that request completes; the upstream client
-//! registers `hyper::ext::on_informational` for a request carrying a handle and
-//! [`Interim::push`]es each 1xx the origin sends. The socket then writes the serialized heads
-//! ahead of hyper's own bytes, and the push wakes the connection's task so an early hint goes
-//! out while the final response is still being fetched.
+//! [`InterimService`] opens an [`Interim`] handle for every HTTP/1.1 request, makes it the
+//! [`current`] one (a task-local) while the service's future for that request is polled, and
+//! closes it when that future completes. The upstream client, called from that future, finds
+//! the handle, registers `hyper::ext::on_informational` and [`Interim::push`]es each 1xx the
+//! origin sends. The socket then writes the serialized heads ahead of hyper's own bytes, and
+//! the push wakes the connection's task so an early hint goes out while the final response is
+//! still being fetched. A task the service spawns (a stale-while-revalidate refresh) does not
+//! inherit the task-local, so a background fetch never sends hints to a client already
+//! answered; a handle kept beyond its request is inert anyway.
 //!
 //! # Why the bytes never land inside another message
 //!
@@ -46,12 +49,24 @@ use http::header::HeaderMap;
 use http::{Request, StatusCode, Version};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::headers;
 
 /// The most interim bytes queued for one connection; a push beyond it is dropped, so an origin
 /// sending 1xx responses faster than the client reads them cannot grow memory.
 const MAX_QUEUED: usize = 64 * 1024;
+
+tokio::task_local! {
+    /// The handle of the request whose service future is being polled, if it has one.
+    static CURRENT: Option<Interim>;
+}
+
+/// The handle of the request being served on this task: set while [`InterimService`]'s
+/// future for an HTTP/1.1 request is polled, `None` elsewhere.
+pub(crate) fn current() -> Option<Interim> {
+    CURRENT.try_with(Clone::clone).ok().flatten()
+}
 
 /// State shared by a connection's socket, its service and the handles of its requests.
 #[derive(Debug, Default)]
@@ -77,11 +92,11 @@ struct State {
     queue: Vec<u8>,
 }
 
-/// A request's handle for sending interim responses to its client, found in the extensions of
-/// HTTP/1.1 requests served by [`crate::server::serve`].
+/// A request's handle for sending interim responses to its client ([`current`] while an
+/// HTTP/1.1 request served by [`crate::server::serve`] is being answered).
 ///
 /// Pushes are accepted only until the service's future for that request completes; a clone
-/// kept by a background task (such as a stale-while-revalidate refresh) is inert after that.
+/// kept longer (by the upstream client's callback, say) is inert after that.
 #[derive(Clone, Debug)]
 pub(crate) struct Interim {
     shared: Arc<Shared>,
@@ -288,8 +303,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for InterimIo<T> {
     }
 }
 
-/// A connection's hyper service: gives each HTTP/1.1 request an [`Interim`] handle and closes
-/// it when the inner service's future for that request completes or is dropped.
+/// A connection's hyper service: opens an [`Interim`] handle for each HTTP/1.1 request, makes
+/// it [`current`] while the inner service's future for that request is polled, and closes it
+/// when that future completes or is dropped.
 #[derive(Debug)]
 pub(crate) struct InterimService<S> {
     inner: S,
@@ -318,19 +334,16 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Closing<S::Future>;
+    type Future = TaskLocalFuture<Option<Interim>, Closing<S::Future>>;
 
-    fn call(&self, mut req: Request<B>) -> Self::Future {
+    fn call(&self, req: Request<B>) -> Self::Future {
         // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client. HTTP/2 has no way to send one here.
-        let guard = (req.version() == Version::HTTP_11).then(|| {
-            let handle = self.open();
-            req.extensions_mut().insert(handle.clone());
-            CloseOnDrop(handle)
-        });
-        Closing {
+        let handle = (req.version() == Version::HTTP_11).then(|| self.open());
+        let closing = Closing {
             inner: self.inner.call(req),
-            guard,
-        }
+            guard: handle.clone().map(CloseOnDrop),
+        };
+        CURRENT.scope(handle, closing)
     }
 }
 
@@ -375,22 +388,48 @@ mod tests {
 
     use super::*;
 
-    /// A service that keeps the handle its last request carried and answers at once.
+    /// A service whose future notes the current handle, and whether a task it spawns sees
+    /// one, then says it got there and waits for `finish` before answering.
     #[derive(Clone, Debug, Default)]
-    struct Recorder(Arc<Mutex<Option<Interim>>>);
+    struct Recorder {
+        seen: Arc<Mutex<Option<Interim>>>,
+        spawned_saw_one: Arc<AtomicBool>,
+        reached: Arc<tokio::sync::Notify>,
+        finish: Arc<tokio::sync::Notify>,
+    }
 
     impl hyper::service::Service<Request<()>> for Recorder {
         type Response = ();
         type Error = Infallible;
-        type Future = std::future::Ready<Result<(), Infallible>>;
+        type Future = Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>;
 
-        fn call(&self, req: Request<()>) -> Self::Future {
-            *self.0.lock() = req.extensions().get::<Interim>().cloned();
-            std::future::ready(Ok(()))
+        fn call(&self, _req: Request<()>) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move {
+                *this.seen.lock() = current();
+                let background = tokio::spawn(async { current().is_some() });
+                this.spawned_saw_one
+                    .store(background.await.unwrap(), Ordering::SeqCst);
+                this.reached.notify_one();
+                this.finish.notified().await;
+                Ok(())
+            })
         }
     }
 
-    type Call = Closing<std::future::Ready<Result<(), Infallible>>>;
+    /// A request being answered: its future waits for [`Running::finish`].
+    struct Running {
+        task: tokio::task::JoinHandle<Result<(), Infallible>>,
+        finish: Arc<tokio::sync::Notify>,
+    }
+
+    impl Running {
+        /// Lets the service answer and waits for its future to complete.
+        async fn finish(self) {
+            self.finish.notify_one();
+            self.task.await.unwrap().unwrap();
+        }
+    }
 
     fn hint() -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -408,24 +447,36 @@ mod tests {
         req
     }
 
-    /// Calls `service` for one request: the handle it got (if any) and the future whose
-    /// completion closes it.
-    fn open(service: &InterimService<Recorder>, version: Version) -> (Option<Interim>, Call) {
+    /// Calls `service` for one request as hyper does and runs its future until the service
+    /// waits: the handle the future saw as current (if any) and the running request.
+    async fn open(
+        service: &InterimService<Recorder>,
+        version: Version,
+    ) -> (Option<Interim>, Running) {
         use hyper::service::Service as _;
-        let fut = service.call(request(version));
-        (service.inner.0.lock().take(), fut)
+        let task = tokio::spawn(service.call(request(version)));
+        service.inner.reached.notified().await;
+        assert!(
+            !service.inner.spawned_saw_one.load(Ordering::SeqCst),
+            "a spawned task never inherits the handle"
+        );
+        let running = Running {
+            task,
+            finish: Arc::clone(&service.inner.finish),
+        };
+        (service.inner.seen.lock().take(), running)
     }
 
     #[tokio::test]
     async fn hint_flushed_while_open_and_final_head_follows() {
         let (mut io, service) = InterimIo::new(Vec::new(), Recorder::default());
-        let (handle, fut) = open(&service, Version::HTTP_11);
+        let (handle, fut) = open(&service, Version::HTTP_11).await;
         let handle = handle.expect("an HTTP/1.1 request gets a handle");
         assert!(handle.push(StatusCode::EARLY_HINTS, &hint()));
         io.flush().await.unwrap();
         assert_eq!(io.inner, HINT, "hop-by-hop fields are gone");
         // The future completes: the handle closes before the final head is written.
-        fut.await.unwrap();
+        fut.finish().await;
         assert!(!handle.push(StatusCode::EARLY_HINTS, &hint()));
         io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
         io.flush().await.unwrap();
@@ -435,14 +486,14 @@ mod tests {
     #[tokio::test]
     async fn queued_hint_goes_before_the_final_head() {
         let (mut io, service) = InterimIo::new(Vec::new(), Recorder::default());
-        let (handle, fut) = open(&service, Version::HTTP_11);
+        let (handle, fut) = open(&service, Version::HTTP_11).await;
         io.flush().await.unwrap(); // hyper's turn after calling the service: armed.
         assert!(
             handle
                 .unwrap()
                 .push(StatusCode::PROCESSING, &HeaderMap::new())
         );
-        fut.await.unwrap();
+        fut.finish().await;
         io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
         assert_eq!(
             io.inner,
@@ -459,23 +510,23 @@ mod tests {
             .await
             .unwrap();
         io.flush().await.unwrap();
-        let (handle, fut) = open(&service, Version::HTTP_11);
+        let (handle, fut) = open(&service, Version::HTTP_11).await;
         assert!(handle.unwrap().push(StatusCode::EARLY_HINTS, &hint()));
         // Not armed yet: the body goes out untouched, the hint waits for the next flush.
         io.write_all(b"body").await.unwrap();
         assert!(io.inner.ends_with(b"\r\n\r\nbody"));
         io.flush().await.unwrap();
         assert!(io.inner.ends_with(HINT));
-        fut.await.unwrap();
+        fut.finish().await;
     }
 
     #[tokio::test]
     async fn hint_too_late_for_the_final_head_is_dropped() {
         let (mut io, service) = InterimIo::new(Vec::new(), Recorder::default());
-        let (handle, fut) = open(&service, Version::HTTP_11);
+        let (handle, fut) = open(&service, Version::HTTP_11).await;
         // Not armed (no flush since the request opened) when the final head is written.
         assert!(handle.unwrap().push(StatusCode::EARLY_HINTS, &hint()));
-        fut.await.unwrap();
+        fut.finish().await;
         io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
         io.flush().await.unwrap();
         assert_eq!(io.inner, b"HTTP/1.1 200 OK\r\n\r\n");
@@ -485,16 +536,16 @@ mod tests {
     async fn http_10_and_http_2_requests_get_no_handle() {
         let (_io, service) = InterimIo::new(Vec::<u8>::new(), Recorder::default());
         for version in [Version::HTTP_10, Version::HTTP_2] {
-            let (handle, fut) = open(&service, version);
+            let (handle, fut) = open(&service, version).await;
             assert!(handle.is_none());
-            fut.await.unwrap();
+            fut.finish().await;
         }
     }
 
     #[tokio::test]
     async fn only_informational_statuses_other_than_100_and_101_are_queued() {
         let (_io, service) = InterimIo::new(Vec::<u8>::new(), Recorder::default());
-        let (handle, _fut) = open(&service, Version::HTTP_11);
+        let (handle, _fut) = open(&service, Version::HTTP_11).await;
         let handle = handle.unwrap();
         for status in [100, 101, 200, 304] {
             let status = StatusCode::from_u16(status).unwrap();
@@ -507,9 +558,9 @@ mod tests {
     #[tokio::test]
     async fn a_stale_handle_cannot_push_for_the_next_request() {
         let (_io, service) = InterimIo::new(Vec::<u8>::new(), Recorder::default());
-        let (first, fut) = open(&service, Version::HTTP_11);
-        fut.await.unwrap();
-        let (_second, _fut) = open(&service, Version::HTTP_11);
+        let (first, fut) = open(&service, Version::HTTP_11).await;
+        fut.finish().await;
+        let (_second, _fut) = open(&service, Version::HTTP_11).await;
         assert!(!first.unwrap().push(StatusCode::EARLY_HINTS, &hint()));
         assert!(service.shared.state.lock().queue.is_empty());
     }
@@ -517,7 +568,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded() {
         let (_io, service) = InterimIo::new(Vec::<u8>::new(), Recorder::default());
-        let (handle, _fut) = open(&service, Version::HTTP_11);
+        let (handle, _fut) = open(&service, Version::HTTP_11).await;
         let handle = handle.unwrap();
         let mut big = HeaderMap::new();
         let value = HeaderValue::from_str(&"x".repeat(1000)).unwrap();

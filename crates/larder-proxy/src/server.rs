@@ -44,10 +44,11 @@ fn builder() -> auto::Builder<TokioExecutor> {
 /// Serves `service` on `listener` until `shutdown` completes, then waits (at most
 /// [`SHUTDOWN_GRACE`]) for open connections to finish their requests.
 ///
-/// An HTTP/1.1 request reaches `service` with a handle in its extensions through which an
-/// [`Upstream`](crate::Upstream) behind it forwards the origin's interim responses (`102`,
-/// `103 Early Hints`, …) to the client ahead of the final response. HTTP/1.0 clients
-/// (RFC 9110 §15.2) and HTTP/2 clients get none: hyper's HTTP/2 server cannot send them.
+/// While `service` answers an HTTP/1.1 request, an [`Upstream`](crate::Upstream) it calls
+/// (from the request's own future, not a task it spawns) forwards the origin's interim
+/// responses (`102`, `103 Early Hints`, …) to the client ahead of the final response.
+/// HTTP/1.0 clients (RFC 9110 §15.2) and HTTP/2 clients get none: hyper's HTTP/2 server cannot
+/// send them.
 pub async fn serve<S, B>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
 where
     S: tower_service::Service<Request<Incoming>, Response = Response<B>>

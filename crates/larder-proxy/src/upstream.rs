@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::body::ProxyBody;
 use crate::error::{BoxError, Error};
-use crate::interim::Interim;
+use crate::interim;
 
 /// A tower service forwarding requests to one `http://` origin over a connection pool.
 ///
@@ -84,16 +84,18 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
 
     fn call(&mut self, mut req: Request<ProxyBody>) -> Self::Future {
         let target = self.target(req.uri());
+        // Called from the service future of the client's request (see `interim`), so the
+        // handle is current here; a background refresh runs in a task of its own and has none.
+        if let Some(interim) = interim::current() {
+            hyper::ext::on_informational(&mut req, move |res| {
+                interim.push(res.status(), res.headers());
+            });
+        }
         let client = self.client.clone();
         Box::pin(async move {
             *req.uri_mut() = target?;
             // The origin is spoken to over HTTP/1.1 whatever the client used.
             *req.version_mut() = Version::HTTP_11;
-            if let Some(interim) = req.extensions_mut().remove::<Interim>() {
-                hyper::ext::on_informational(&mut req, move |res| {
-                    interim.push(res.status(), res.headers());
-                });
-            }
             let resp = client.request(req).await?;
             Ok(resp)
         })

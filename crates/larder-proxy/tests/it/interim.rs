@@ -22,6 +22,8 @@ const HINT: &str = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload;
 
 /// An origin speaking raw HTTP/1.1, so it can send interim responses. Per path:
 /// - `/held`: a 103, then waits for [`RawOrigin::release`], then a cacheable 200 `hello`;
+/// - `/swr`: a 103, then (from the second request on, after [`RawOrigin::release`]) a 200
+///   `swr` that is stale on arrival but inside its stale-while-revalidate window;
 /// - `/quick`: a 103 and a cacheable 200 `quick` at once;
 /// - `/fresh/*`: a 102 and a 103, then an uncacheable 200 whose body is the path;
 /// - anything else (a POST): `100 Continue`, then 200 `got <n>` for an n-byte body.
@@ -67,13 +69,22 @@ async fn origin_connection(mut stream: TcpStream, hits: Arc<AtomicUsize>, releas
                 .unwrap();
         }
         let body = read_body(&mut stream, &mut buf, content_length(&head)).await;
-        hits.fetch_add(1, Ordering::SeqCst);
+        let n = hits.fetch_add(1, Ordering::SeqCst);
         let cacheable = "cache-control: max-age=3600\r\n";
         let answer = match path.as_str() {
             "/held" => {
                 stream.write_all(HINT.as_bytes()).await.unwrap();
                 release.notified().await;
                 final_response(cacheable, "hello")
+            }
+            "/swr" => {
+                // Stale on arrival, inside its stale-while-revalidate window.
+                let stale = "cache-control: max-age=1, stale-while-revalidate=1000\r\nage: 100\r\n";
+                stream.write_all(HINT.as_bytes()).await.unwrap();
+                if n > 0 {
+                    release.notified().await;
+                }
+                final_response(stale, "swr")
             }
             "/quick" => format!("{HINT}{}", final_response(cacheable, "quick")),
             p if p.starts_with("/fresh/") => format!(
@@ -238,6 +249,46 @@ async fn early_hint_reaches_the_client_before_the_answer_and_is_not_cached() {
     );
     assert_eq!(field(&head, "x-hint"), None, "{head}");
     assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_background_refresh_sends_no_interim_response() {
+    let origin = RawOrigin::start().await;
+    let addr = proxy(&origin).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    client.write_all(get("/swr").as_bytes()).await.unwrap();
+    let (hint, _) = read_message(&mut client, &mut buf).await;
+    assert_is_the_hint(&hint);
+    let (head, body) = read_message(&mut client, &mut buf).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"swr");
+
+    // Served stale at once; the refresh goes upstream in the background, where the origin
+    // sends its hint and holds the answer.
+    client.write_all(get("/swr").as_bytes()).await.unwrap();
+    let (head, body) = read_message(&mut client, &mut buf).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        field(&head, "cache-status")
+            .unwrap()
+            .contains("stale-while-revalidate"),
+        "{head}"
+    );
+    assert_eq!(body, b"swr");
+    while origin.hits() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Give the refresh's hint time to reach the proxy, so a wrong forward would show below.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The next request on the connection gets its own answer first, not the refresh's hint.
+    client.write_all(get("/swr").as_bytes()).await.unwrap();
+    let (head, body) = read_message(&mut client, &mut buf).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"swr");
+    origin.release.notify_one();
+    assert!(buf.is_empty());
 }
 
 #[tokio::test]
