@@ -2,12 +2,14 @@
 //! it gets, driven through `CacheService` over an in-memory cache, in-process.
 //!
 //! Each step is a request (method, a path from a small set so cache keys collide, `Host` and
-//! other fields from small dictionaries or raw bytes, how much of the body the client reads)
-//! and the answer the upstream gives to every upstream call made while the step runs (status,
-//! fields such as `Cache-Control`, `Vary`, `ETag`, `Content-Length`, a body, and optionally a
-//! truncation: the body stream ends in an error part way, or the call fails outright).
+//! other fields from small dictionaries or raw bytes, how much of the body the client reads
+//! before it disconnects) and the answer the upstream gives to every upstream call the request
+//! causes, background refreshes included (status, fields such as `Cache-Control`, `Vary`,
+//! `ETag`, `Content-Length`, a body, and optionally a truncation: the body stream ends in an
+//! error part way, or the call fails outright). A step may go together with the next one: the
+//! requests of a round are in flight at once (cache lock, reads of a write in progress).
 //!
-//! Invariants checked after every step (the key is the method-independent
+//! Invariants checked after every round (the key is the method-independent
 //! `scheme://authority/path?query` of `default_cache_key`):
 //!
 //! - no panic, and no request waits on a timer (the clock is paused and only moves when every
@@ -22,22 +24,24 @@
 //!   where the proxy legitimately answers without a body: `304`, `412`, `416`, `1xx`,
 //!   `204`, and the proxy's own bodiless answers (`Content-Length: 0` with
 //!   `Cache-Control: private, no-store`: 401/404/405 for PURGE, 502, 504).
-//! - a body not sent by the upstream during this very step came from storage, so some upstream
+//! - a body not sent by the upstream during this very round came from storage, so some upstream
 //!   response for the key with that body was storable: no bare `private`, no `no-store`
 //!   (unless `must-understand`), not `no-store` requested, and not answering a request with
 //!   `Authorization` unless `public`, `s-maxage` or `must-revalidate` (RFC 9111 §3, §3.5);
 //!   and, while no `304` has been answered for the key (a `304` may merge a new `Vary` into the
 //!   stored response), its variance under that response's `Vary` equals the client's.
 //! - a truncated upstream body is only ever a source of `206` slices, so a later complete
-//!   answer carrying only its bytes fails the check above; and while no upstream body has been truncated or
-//!   failed, no client body ends in an error.
+//!   answer carrying only its bytes fails the check above; and while no upstream body has been
+//!   truncated or failed, no client body ends in an error.
 //! - a complete body has the length its `Content-Length` declares (except `HEAD`, `204`, `304`).
 //!
 //! Not asserted: which of several legitimate bodies is served (freshness decisions, stale
 //! serving, revalidation outcomes, invalidation and PURGE effects), header contents other than
 //! `Content-Length`/`Content-Range`/`Content-Type` boundary, `Age`, `Cache-Status`, `Via`,
-//! hop-by-hop stripping (the proxy's integration tests cover these), and eviction (no eviction
-//! manager: it would carry state from one input to the next).
+//! hop-by-hop stripping (the proxy's integration tests cover these), eviction and the
+//! predictor (left out: they would carry state from one input to the next; the storage is
+//! emptied after each input), a body the client stopped reading, and time-dependent freshness
+//! (lifetimes are 0 or 100000 s, so the wall clock never decides).
 #![no_main]
 
 use std::sync::{Mutex, OnceLock};
@@ -70,6 +74,8 @@ struct Script {
 
 #[derive(Arbitrary, Debug)]
 struct Step {
+    /// Sent at the same time as the next step's request (both in flight together).
+    with_next: bool,
     method: MethodChoice,
     host: HostChoice,
     path: u8,
@@ -469,6 +475,7 @@ impl Scripted {
 struct Sent {
     key: String,
     step: usize,
+    round: usize,
     /// The bytes sent: the whole body, or the part before the stream failed.
     body: Bytes,
     /// The stream ended without an error.
@@ -485,15 +492,22 @@ struct Sent {
 
 #[derive(Default)]
 struct State {
-    script: Option<Scripted>,
+    /// The upstream's answer per step.
+    scripts: Vec<Scripted>,
+    /// The first step of the round running (for requests that lost their step field).
     step: usize,
+    /// Requests sent together form a round.
+    round: usize,
     sent: Vec<Sent>,
     /// Keys a `304` was answered for.
     not_modified: Vec<String>,
     /// An upstream body was truncated or a call failed during this input.
     any_failure: bool,
-    upstream_calls: usize,
 }
+
+/// The request field that tells the upstream which step a request (or a background refresh
+/// started by it) belongs to. Unkeyed and forwarded as is.
+const STEP_FIELD: &str = "x-fuzz-step";
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
@@ -526,9 +540,13 @@ fn storable(req: &HeaderMap, resp: &HeaderMap) -> bool {
 async fn upstream(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, BoxError> {
     let (parts, _body) = req.into_parts();
     let key = key_of(&parts);
+    let step = parts
+        .headers
+        .get(STEP_FIELD)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     with_state(|s| {
-        s.upstream_calls += 1;
-        let script = s.script.as_ref().expect("a step is running");
+        let step = step.filter(|&i| i < s.scripts.len()).unwrap_or(s.step);
+        let script = &s.scripts[step];
         let resp = script.response(&parts.method);
         if script.fail || script.truncate.is_some() {
             s.any_failure = true;
@@ -545,7 +563,8 @@ async fn upstream(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, BoxErr
             let complete = script.truncate.is_none();
             let sent = Sent {
                 key,
-                step: s.step,
+                step,
+                round: s.round,
                 body: script
                     .truncate
                     .map_or(script.body.clone(), |t| script.body.slice(..t)),
@@ -693,7 +712,7 @@ enum Received {
     Dropped,
 }
 
-fn build_request(step: &Step) -> Option<Request<Full<Bytes>>> {
+fn build_request(i: usize, step: &Step) -> Option<Request<Full<Bytes>>> {
     let method = step.method.method();
     let path = PATHS[usize::from(step.path) % PATHS.len()];
     let mut req = Request::builder().method(method.clone()).uri(path);
@@ -712,6 +731,7 @@ fn build_request(step: &Step) -> Option<Request<Full<Bytes>>> {
             req = req.header(req_name(*field), v);
         }
     }
+    req = req.header(STEP_FIELD, i);
     let body = if method == Method::POST || method == Method::PUT {
         Bytes::from_static(b"request body")
     } else {
@@ -720,58 +740,99 @@ fn build_request(step: &Step) -> Option<Request<Full<Bytes>>> {
     req.body(Full::new(body)).ok()
 }
 
-fn run_step(h: &Harness, i: usize, step: &Step) {
-    let Some(req) = build_request(step) else {
-        return;
-    };
-    let method = req.method().clone();
-    let (parts, body) = req.into_parts();
-    let key = key_of(&parts);
-    let mut client_headers = parts.headers.clone();
-    larder_proxy::headers::remove_hop_by_hop(&mut client_headers);
-    let req = Request::from_parts(parts, body);
-    let range = client_headers.get(header::RANGE).cloned();
+/// One request of a round, and what the client got.
+struct Exchange {
+    step: usize,
+    method: Method,
+    key: String,
+    client_headers: HeaderMap,
+    resp: http::response::Parts,
+    received: Received,
+    waited: Duration,
+}
 
-    with_state(|s| {
-        s.script = Some(Scripted::new(&step.upstream));
-        s.step = i;
-    });
-    let read = step.read;
-    let service = h.service.clone();
-    let (resp_parts, received, waited) = h.rt.block_on(async move {
-        let t0 = tokio::time::Instant::now();
-        let resp = match service.oneshot(req).await {
-            Ok(r) => r,
-            Err(e) => match e {},
+/// Sends the requests of `steps` together and reads their answers.
+fn run_round(h: &Harness, round: usize, steps: &[(usize, &Step)]) {
+    let mut requests = Vec::new();
+    let mut futures = Vec::new();
+    for &(i, step) in steps {
+        let Some(req) = build_request(i, step) else {
+            continue;
         };
-        let (parts, mut body) = resp.into_parts();
-        let mut data = Vec::new();
-        let mut frames = 0usize;
-        let received = loop {
-            if let ClientRead::Frames(n) = read
-                && frames >= usize::from(n % 4)
-            {
-                break Received::Dropped;
-            }
-            match body.frame().await {
-                None => break Received::Complete(Bytes::from(data)),
-                Some(Err(_)) => break Received::Error,
-                Some(Ok(frame)) => {
-                    frames += 1;
-                    if let Ok(chunk) = frame.into_data() {
-                        data.extend_from_slice(&chunk);
-                    }
+        let (parts, body) = req.into_parts();
+        let key = key_of(&parts);
+        let mut client_headers = parts.headers.clone();
+        larder_proxy::headers::remove_hop_by_hop(&mut client_headers);
+        requests.push((i, parts.method.clone(), key, client_headers));
+        futures.push(exchange(
+            h.service.clone(),
+            Request::from_parts(parts, body),
+            step.read,
+        ));
+    }
+    with_state(|s| {
+        s.round = round;
+        s.step = steps[0].0;
+    });
+    let results = h.rt.block_on(futures_util::future::join_all(futures));
+    for ((step, method, key, client_headers), (resp, received, waited)) in
+        requests.into_iter().zip(results)
+    {
+        check(&Exchange {
+            step,
+            method,
+            key,
+            client_headers,
+            resp,
+            received,
+            waited,
+        });
+    }
+}
+
+/// One request: sends it, then reads the body as the step says.
+async fn exchange(
+    service: CacheService<Upstreamfn, DefaultHooks>,
+    req: Request<Full<Bytes>>,
+    read: ClientRead,
+) -> (http::response::Parts, Received, Duration) {
+    let t0 = tokio::time::Instant::now();
+    let resp = match service.oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let (parts, mut body) = resp.into_parts();
+    let mut data = Vec::new();
+    let mut frames = 0usize;
+    let received = loop {
+        if let ClientRead::Frames(n) = read
+            && frames >= usize::from(n % 4)
+        {
+            break Received::Dropped;
+        }
+        match body.frame().await {
+            None => break Received::Complete(Bytes::from(data)),
+            Some(Err(_)) => break Received::Error,
+            Some(Ok(frame)) => {
+                frames += 1;
+                if let Ok(chunk) = frame.into_data() {
+                    data.extend_from_slice(&chunk);
                 }
             }
-        };
-        drop(body);
-        (parts, received, t0.elapsed())
-    });
+        }
+    };
+    drop(body);
+    (parts, received, t0.elapsed())
+}
+
+fn check(x: &Exchange) {
+    let i = x.step;
     assert!(
-        waited < Duration::from_secs(1),
-        "step {i}: the request waited {waited:?} on a timer (a cache lock left held?)"
+        x.waited < Duration::from_secs(1),
+        "step {i}: the request waited {:?} on a timer (a cache lock left held?)",
+        x.waited
     );
-    let body = match received {
+    let body = match &x.received {
         Received::Complete(b) => b,
         Received::Dropped => return,
         Received::Error => {
@@ -782,15 +843,7 @@ fn run_step(h: &Harness, i: usize, step: &Step) {
             return;
         }
     };
-    check_body(
-        i,
-        &method,
-        &key,
-        &client_headers,
-        range.as_ref(),
-        &resp_parts,
-        &body,
-    );
+    check_body(x, body);
 }
 
 fn is_canned(headers: &HeaderMap) -> bool {
@@ -802,15 +855,9 @@ fn is_canned(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v == "private, no-store")
 }
 
-fn check_body(
-    i: usize,
-    method: &Method,
-    key: &str,
-    client_headers: &HeaderMap,
-    range: Option<&HeaderValue>,
-    resp: &http::response::Parts,
-    body: &Bytes,
-) {
+fn check_body(x: &Exchange, body: &Bytes) {
+    let (i, method, key, resp) = (x.step, &x.method, x.key.as_str(), &x.resp);
+    let range = x.client_headers.get(header::RANGE);
     let status = resp.status;
     if method == Method::HEAD {
         assert!(body.is_empty(), "step {i}: HEAD answered with a body");
@@ -845,10 +892,10 @@ fn check_body(
                     && r.len
                         .is_some_and(|len| is_part_of(len, &r.body, body, resp)))
         };
-        // Sent by the upstream during this step: passed through (or stored and served).
+        // Sent by the upstream during this round: passed through (or stored and served).
         if s.sent
             .iter()
-            .any(|r| r.key == key && r.step == i && matches(r))
+            .any(|r| r.key == key && r.round == s.round && matches(r))
         {
             return Ok(());
         }
@@ -872,7 +919,7 @@ fn check_body(
         let allowed = candidates.iter().any(|r| {
             r.storable
                 && (!vary_checked
-                    || larder_proxy::default_variance(&r.headers, client_headers) == r.variance)
+                    || larder_proxy::default_variance(&r.headers, &x.client_headers) == r.variance)
         });
         if allowed {
             Ok(())
@@ -1017,9 +1064,27 @@ fuzz_target!(|script: Script| {
         eprintln!("{script:#?}");
     }
     let h = harness();
-    with_state(|s| *s = State::default());
-    for (i, step) in script.steps.iter().take(MAX_STEPS).enumerate() {
-        run_step(h, i, step);
+    let steps: Vec<(usize, &Step)> = script.steps.iter().take(MAX_STEPS).enumerate().collect();
+    with_state(|s| {
+        *s = State {
+            scripts: steps
+                .iter()
+                .map(|(_, st)| Scripted::new(&st.upstream))
+                .collect(),
+            ..State::default()
+        };
+    });
+    let mut round = 0;
+    let mut at = 0;
+    while at < steps.len() {
+        // A round: this step, and the next ones while each asks to go with its successor.
+        let mut end = at + 1;
+        while end < steps.len() && steps[end - 1].1.with_next {
+            end += 1;
+        }
+        run_round(h, round, &steps[at..end]);
+        round += 1;
+        at = end;
     }
     finish(h);
 });
