@@ -242,6 +242,103 @@ impl CacheHashKey for CacheKey {
     }
 }
 
+/// Remembers the primary hashes of recently seen keys, so that a server seeing the same keys
+/// again and again computes each key's Blake2b once (a Blake2b costs a couple of thousand
+/// instructions; finding a remembered hash, a few hundred).
+///
+/// [`fill`](Self::fill) gives a key the hash it would compute itself, so nothing changes but
+/// the cost. The memo is bounded: a shard that reaches its share of the capacity starts over.
+///
+/// ```
+/// use larder_storage::key::PrimaryHashMemo;
+/// use larder_storage::CacheKey;
+///
+/// let memo = PrimaryHashMemo::new(1024);
+/// for _ in 0..3 {
+///     let mut key = CacheKey::new("", "aa", "");
+///     memo.fill(&mut key);
+///     assert_eq!(key.primary(), "ac10f2aef117729f8dad056b3059eb7e");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PrimaryHashMemo {
+    shards: Box<[parking_lot::RwLock<MemoShard>]>,
+    /// Picks the shard and the slot of `namespace ‖ primary`.
+    state: ahash::RandomState,
+    per_shard: usize,
+}
+
+/// Slots by the 64-bit hash of `namespace ‖ primary`: the bytes (to rule out collisions) and
+/// their primary hash.
+type MemoShard = std::collections::HashMap<u64, (Box<[u8]>, HashBinary), ahash::RandomState>;
+
+const MEMO_SHARDS: usize = 16;
+
+impl PrimaryHashMemo {
+    /// A memo of about `capacity` keys.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..MEMO_SHARDS)
+                .map(|_| parking_lot::RwLock::new(MemoShard::default()))
+                .collect(),
+            state: ahash::RandomState::new(),
+            per_shard: capacity.div_ceil(MEMO_SHARDS).max(1),
+        }
+    }
+
+    /// Gives `key` its primary hash from the memo, or computes it and remembers it. A key
+    /// with a [primary override](CacheKey::set_primary_bin_override) or a hash already
+    /// computed is left alone.
+    pub fn fill(&self, key: &mut CacheKey) {
+        if key.primary_bin_override.is_some() || key.primary_bin_cache.get().is_some() {
+            return;
+        }
+        let (namespace, primary) = (&key.namespace[..], &key.primary[..]);
+        let tag = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = self.state.build_hasher();
+            // The primary hash covers the two parts concatenated, so the memo does too.
+            h.write(namespace);
+            h.write(primary);
+            h.finish()
+        };
+        #[allow(clippy::cast_possible_truncation)] // any bits pick a shard
+        let shard = &self.shards[(tag as usize) % MEMO_SHARDS];
+        let same = |bytes: &[u8]| {
+            bytes.len() == namespace.len() + primary.len()
+                && bytes[..namespace.len()] == *namespace
+                && bytes[namespace.len()..] == *primary
+        };
+        let known = shard
+            .read()
+            .get(&tag)
+            .filter(|(bytes, _)| same(bytes))
+            .map(|(_, hash)| *hash);
+        if let Some(hash) = known {
+            let _ = key.primary_bin_cache.set(hash);
+            return;
+        }
+        let hash = key.primary_bin();
+        let bytes: Box<[u8]> = [&key.namespace[..], &key.primary[..]].concat().into();
+        let mut shard = shard.write();
+        if shard.len() >= self.per_shard {
+            shard.clear();
+        }
+        shard.insert(tag, (bytes, hash));
+    }
+}
+
+impl fmt::Debug for PrimaryHashMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrimaryHashMemo")
+            .field(
+                "keys",
+                &self.shards.iter().map(|s| s.read().len()).sum::<usize>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// A small, hashable, serialisable form of a [`CacheKey`]: the primary hash, the optional
 /// variance hash and the user tag.
 ///
@@ -354,6 +451,35 @@ mod tests {
             CacheKey::new("a", "b", "").primary_bin(),
             CacheKey::new("", "a", "").primary_bin()
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn memo_gives_the_hash_the_key_computes(
+            keys in proptest::collection::vec(("[a-c]{0,2}", "[a-c]{0,3}"), 1..40),
+        ) {
+            // A tiny memo, so shards start over and the parts' boundaries collide.
+            let memo = PrimaryHashMemo::new(4);
+            for (ns, primary) in keys {
+                let mut key = CacheKey::new(ns.as_str(), primary.as_str(), "");
+                memo.fill(&mut key);
+                let fresh = CacheKey::new(ns.as_str(), primary.as_str(), "");
+                proptest::prop_assert_eq!(key.primary_bin(), fresh.primary_bin());
+            }
+        }
+    }
+
+    #[test]
+    fn memo_leaves_an_override_alone() {
+        let memo = PrimaryHashMemo::new(16);
+        let mut plain = CacheKey::new("", "aa", "");
+        memo.fill(&mut plain);
+        let mut key = CacheKey::new("", "aa", "");
+        key.set_primary_bin_override([7u8; 16]);
+        memo.fill(&mut key);
+        assert_eq!(key.primary_bin(), [7u8; 16]);
     }
 
     #[test]
