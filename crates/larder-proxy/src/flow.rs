@@ -209,9 +209,11 @@ async fn run<H: CacheHooks, I: Inner>(
     } else {
         None
     };
-    let Some(key) = key else {
+    let Some(mut key) = key else {
         return Box::pin(pass_through(shared, inner, req, body, cacheable_method)).await;
     };
+    // Hot keys come back again and again: their Blake2b is remembered, not recomputed.
+    shared.key_hashes.fill(&mut key);
 
     let mut cache = HttpCache::new();
     enable(shared, &mut cache, true);

@@ -100,6 +100,10 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// The client's preconditions evaluated against a response the cache answers with
     /// (RFC 9110 §13.2.2). Default: [`conditional::evaluate`].
     fn cache_not_modified_filter(&self, req: &Parts, resp: &ResponseHeader) -> Precondition {
+        if !has_preconditions(&req.headers) {
+            // Nothing to evaluate: skip parsing the stored validators.
+            return Precondition::Proceed;
+        }
         conditional::evaluate(&req.method, &req.headers, resp.status, &resp.headers)
     }
 
@@ -114,6 +118,18 @@ pub trait CacheHooks: Send + Sync + 'static {
     fn purge_authorization(&self, req: &Parts, token: Option<&str>) -> PurgeAuth {
         purge::check_bearer(&req.headers, token)
     }
+}
+
+/// Whether the request carries a precondition [`conditional::evaluate`] looks at, in one pass
+/// over its fields (requests seldom carry any).
+fn has_preconditions(headers: &http::HeaderMap) -> bool {
+    use http::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
+    headers.keys().any(|name| {
+        name == IF_MATCH
+            || name == IF_NONE_MATCH
+            || name == IF_MODIFIED_SINCE
+            || name == IF_UNMODIFIED_SINCE
+    })
 }
 
 /// The default hooks: every callback keeps its default.

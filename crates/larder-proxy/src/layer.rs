@@ -15,6 +15,7 @@ use larder_cache::lock::{CacheKeyLockImpl, CacheLock};
 use larder_cache::predictor::{CacheablePredictor, Predictor};
 use larder_cache::range::DEFAULT_MAX_RANGES;
 use larder_cache::{CacheMetaDefaults, MemCache, Storage};
+use larder_storage::key::PrimaryHashMemo;
 
 use crate::body::{self, ProxyBody};
 use crate::config::EvictionPolicy;
@@ -100,6 +101,9 @@ impl std::fmt::Debug for CacheConfig {
     }
 }
 
+/// How many keys' primary hashes a layer remembers.
+const KEY_HASH_MEMO: usize = 4096;
+
 /// How long a fill may hold the cache lock before waiting requests stop waiting for it.
 const DEFAULT_LOCK_AGE: Duration = Duration::from_secs(5);
 
@@ -148,6 +152,8 @@ pub(crate) struct Shared<H> {
     pub(crate) via: Via,
     /// `config.cache_status_name`, shared by every request's `Cache-Status`.
     pub(crate) status_name: Arc<str>,
+    /// The primary hashes of recently requested keys (see `flow::run`).
+    pub(crate) key_hashes: PrimaryHashMemo,
     pub(crate) config: CacheConfig,
     pub(crate) hooks: H,
     pub(crate) metrics: Arc<Metrics>,
@@ -181,6 +187,7 @@ impl<H: CacheHooks> CacheLayer<H> {
             shared: Arc::new(Shared {
                 via: Via::new(&config.via_pseudonym),
                 status_name: Arc::from(config.cache_status_name.as_str()),
+                key_hashes: PrimaryHashMemo::new(KEY_HASH_MEMO),
                 config,
                 hooks,
                 metrics: Arc::new(Metrics::default()),
