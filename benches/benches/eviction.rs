@@ -1,4 +1,4 @@
-//! Eviction throughput and hit ratio: larder-eviction against pingora-lru, TinyUFO and a
+//! Eviction throughput and hit ratio: larder-eviction against pingora-lru, `TinyUFO` and a
 //! `lru::LruCache` behind a mutex, on Zipf key streams over 1M keys (exponents 0.9, 1.0 and 1.2)
 //! with caches of 1 % and 10 % of the keys (entries of weight 1): see `larder_benches::CASES`.
 //!
