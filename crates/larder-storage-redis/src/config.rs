@@ -80,18 +80,25 @@ impl RedisConfig {
         }
     }
 
-    /// Checks the settings (the URL is checked when connecting).
+    /// Checks the settings, the URL's syntax included (whether a server answers there is
+    /// only known when connecting).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for a zero chunk size, read-ahead, timeout or part TTL, or a
-    /// chunk size above Redis' 512 MiB string limit.
+    /// [`Error::InvalidConfig`] for a URL that does not parse (or asks for TLS, which this
+    /// build lacks), a zero chunk size, read-ahead, timeout or part TTL, or a chunk size above
+    /// Redis' 512 MiB string limit.
     pub fn validate(&self) -> Result<()> {
         let fail = |reason: &str| {
             Err(Error::InvalidConfig {
                 reason: reason.to_owned(),
             })
         };
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            return Err(Error::InvalidConfig {
+                reason: format!("redis url {:?}: {e}", self.url),
+            });
+        }
         if self.chunk_size == 0 {
             return fail("chunk_size must not be zero");
         }
@@ -117,3 +124,27 @@ pub(crate) const MAX_CHUNKS: usize = 100_000;
 
 /// Redis' limit on the size of one string value.
 pub(crate) const MAX_CHUNK_SIZE: usize = 512 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, ok: bool) {
+        let result = RedisConfig::new(url).validate();
+        assert_eq!(result.is_ok(), ok, "{url}: {result:?}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("redis url"), "{e}");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_without_connecting() {
+        check("redis://127.0.0.1:6379", true);
+        check("redis://10.0.0.5:6379/2", true);
+        check("redis://:secret@cache.internal", true);
+        check("redis://", false);
+        check("127.0.0.1:6379", false);
+        check("redis://host:notaport", false);
+        check("rediss://127.0.0.1:6379", false);
+    }
+}

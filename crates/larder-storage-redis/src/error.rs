@@ -79,6 +79,34 @@ impl Error {
     }
 }
 
+/// Whether `error` or one of its [sources](std::error::Error::source) is an [`Error`] saying
+/// that Redis could not be reached, was too slow or is being skipped
+/// ([`Error::is_unavailable`]).
+///
+/// Errors reach callers wrapped (in [`larder_storage::Error::Backend`], and that again in the
+/// error of whatever called the storage); this finds the cause anywhere in the chain, so a
+/// caller can log an outage, which the storage already reports once, more quietly than an
+/// error about one request.
+///
+/// ```
+/// use larder_storage_redis::{Error, is_unavailable};
+///
+/// let wrapped = larder_storage::Error::from(Error::Unavailable);
+/// assert!(is_unavailable(&wrapped));
+/// let corrupt = larder_storage::Error::from(Error::CorruptEntry { reason: "bad" });
+/// assert!(!is_unavailable(&corrupt));
+/// ```
+pub fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(ours) = e.downcast_ref::<Error>() {
+            return ours.is_unavailable();
+        }
+        next = e.source();
+    }
+    false
+}
+
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         Error::Redis(e)

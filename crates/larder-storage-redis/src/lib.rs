@@ -100,7 +100,7 @@ mod storage;
 mod tiered;
 
 pub use config::RedisConfig;
-pub use error::{Error, Result};
+pub use error::{Error, Result, is_unavailable};
 pub use stats::RedisStats;
 pub use storage::RedisStorage;
 pub use tiered::{TieredStats, TieredStorage};

@@ -27,8 +27,8 @@ pub struct RedisStats {
     pub errors: u64,
     /// Redis calls that did not answer within the timeout (counted in `errors` too).
     pub timeouts: u64,
-    /// Calls not sent because Redis was marked down after repeated failures (counted in
-    /// `errors` too).
+    /// Calls not sent because Redis was marked down after repeated failures (not counted in
+    /// `errors`: nothing was sent).
     pub skipped: u64,
 }
 

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use tracing::Span;
 
 use crate::stats::inc;
+use crate::{RedisStorage, is_unavailable};
 
 type Tier = &'static (dyn Storage + Sync);
 
@@ -36,9 +37,17 @@ type Tier = &'static (dyn Storage + Sync);
 /// - **Purges.** An [invalidation](PurgeType::Invalidation) removes the entry from both tiers
 ///   (and so from every proxy sharing the back tier); an [eviction](PurgeType::Eviction) only
 ///   from the front tier, since the back tier manages its own space.
-/// - **Failures.** A failing back tier makes lookups that miss the front tier fail (a proxy
-///   treats that as a miss) and its writes are dropped while the front tier keeps working.
-///   A failing front tier is skipped on lookup.
+/// - **Failures.** While the back tier cannot be reached (it is down, too slow, or skipped
+///   while [`RedisStorage`]'s circuit breaker is open; see [`is_unavailable`]), a lookup that
+///   misses the front tier is a plain miss (`Ok(None)`, counted in
+///   [`TieredStats::back_unavailable`]) and writes go to the front tier only (counted in
+///   [`TieredStats::back_write_errors`]), so a proxy keeps collapsing misses and serving
+///   hits from memory without an error per request; the back tier reports the outage
+///   itself ([`RedisStorage`] logs once when Redis becomes unreachable and once when it is
+///   back). Other back-tier errors (a corrupt entry) still fail the lookup. A purge or an
+///   invalidation fails when it cannot reach the back tier, after removing the front tier's
+///   copy: the caller learns that the other proxies still have the object. A failing front
+///   tier is skipped on lookup.
 /// - **Streaming.** Streaming partial writes are supported if the front tier supports them:
 ///   readers then stream the front tier's copy of a write in progress.
 /// - **Fleets.** A purge through one proxy reaches Redis and its own front tier, not the
@@ -62,6 +71,7 @@ struct TieredCounters {
     back_hits: AtomicU64,
     promotions: AtomicU64,
     back_write_errors: AtomicU64,
+    back_unavailable: AtomicU64,
 }
 
 /// A snapshot of a [`TieredStorage`]'s counters, from [`TieredStorage::stats`].
@@ -76,6 +86,58 @@ pub struct TieredStats {
     pub promotions: u64,
     /// Writes the back tier failed or refused (stored in the front tier only).
     pub back_write_errors: u64,
+    /// Lookups that missed the front tier while the back tier could not be reached, answered
+    /// as misses.
+    pub back_unavailable: u64,
+}
+
+impl TieredStats {
+    /// The counters in the Prometheus text exposition format, as `larder_tiered_*_total`
+    /// counters with `HELP` and `TYPE` lines.
+    ///
+    /// ```
+    /// let text = larder_storage_redis::TieredStats::default().render_prometheus();
+    /// assert!(text.contains("# TYPE larder_tiered_front_hits_total counter\n"));
+    /// assert!(text.contains("\nlarder_tiered_back_unavailable_total 0\n"));
+    /// ```
+    pub fn render_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let rows: [(&str, &str, u64); 5] = [
+            (
+                "front_hits",
+                "Lookups answered by the local memory tier.",
+                self.front_hits,
+            ),
+            (
+                "back_hits",
+                "Lookups answered by the shared tier (Redis).",
+                self.back_hits,
+            ),
+            (
+                "promotions",
+                "Shared-tier hits copied into the local tier.",
+                self.promotions,
+            ),
+            (
+                "back_write_errors",
+                "Writes stored in the local tier only because the shared tier failed.",
+                self.back_write_errors,
+            ),
+            (
+                "back_unavailable",
+                "Lookups answered as misses because the shared tier was unreachable.",
+                self.back_unavailable,
+            ),
+        ];
+        let mut out = String::with_capacity(1024);
+        for (name, help, value) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP larder_tiered_{name}_total {help}\n# TYPE larder_tiered_{name}_total counter\nlarder_tiered_{name}_total {value}"
+            );
+        }
+        out
+    }
 }
 
 impl std::fmt::Debug for TieredStorage {
@@ -153,6 +215,78 @@ impl TieredStorage {
         self
     }
 
+    /// The front (local) tier.
+    pub fn front(&self) -> &'static (dyn Storage + Sync) {
+        self.front
+    }
+
+    /// The back (shared) tier.
+    pub fn back(&self) -> &'static (dyn Storage + Sync) {
+        self.back
+    }
+
+    /// The back tier as a [`RedisStorage`], if it is one (for its
+    /// [`stats`](RedisStorage::stats) and [state](RedisStorage::is_marked_down)).
+    pub fn back_redis(&self) -> Option<&'static RedisStorage> {
+        let back: &'static (dyn Storage + Sync) = self.back;
+        back.as_any().downcast_ref::<RedisStorage>()
+    }
+
+    /// The eviction manager bounding the front tier, if one was given with
+    /// [`with_eviction`](Self::with_eviction).
+    pub fn eviction(&self) -> Option<&'static (dyn EvictionManager + Sync)> {
+        self.eviction
+    }
+
+    /// Everything worth exporting about this storage in the Prometheus text format: the
+    /// front tier's size (`larder_tiered_front_bytes`, `larder_tiered_front_entries` and its
+    /// evictions, with an eviction manager), the [`TieredStats`] counters
+    /// (`larder_tiered_*_total`) and, when the back tier is a [`RedisStorage`], its
+    /// [`RedisStats`](crate::RedisStats) (`larder_redis_*_total`).
+    pub fn render_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(4096);
+        if let Some(manager) = self.eviction {
+            let rows: [(&str, &str, &str, usize); 4] = [
+                (
+                    "front_bytes",
+                    "gauge",
+                    "Bytes held in the local memory tier.",
+                    manager.total_size(),
+                ),
+                (
+                    "front_entries",
+                    "gauge",
+                    "Entries held in the local memory tier.",
+                    manager.total_items(),
+                ),
+                (
+                    "front_evictions_total",
+                    "counter",
+                    "Entries evicted from the local memory tier.",
+                    manager.evicted_items(),
+                ),
+                (
+                    "front_evicted_bytes_total",
+                    "counter",
+                    "Bytes evicted from the local memory tier.",
+                    manager.evicted_size(),
+                ),
+            ];
+            for (name, kind, help, value) in rows {
+                let _ = writeln!(
+                    out,
+                    "# HELP larder_tiered_{name} {help}\n# TYPE larder_tiered_{name} {kind}\nlarder_tiered_{name} {value}"
+                );
+            }
+        }
+        out.push_str(&self.stats().render_prometheus());
+        if let Some(redis) = self.back_redis() {
+            out.push_str(&redis.stats().render_prometheus());
+        }
+        out
+    }
+
     /// The counters since the storage was created.
     pub fn stats(&self) -> TieredStats {
         let get = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -161,6 +295,7 @@ impl TieredStorage {
             back_hits: get(&self.counters.back_hits),
             promotions: get(&self.counters.promotions),
             back_write_errors: get(&self.counters.back_write_errors),
+            back_unavailable: get(&self.counters.back_unavailable),
         }
     }
 
@@ -241,7 +376,19 @@ impl Storage for TieredStorage {
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "front tier lookup failed"),
         }
-        let Some((meta, hit)) = self.back.lookup(key, trace).await? else {
+        let found = match self.back.lookup(key, trace).await {
+            Ok(found) => found,
+            // The back tier cannot be reached (Redis down, slow, or skipped while its circuit
+            // breaker is open): a plain miss. The write that follows fills the front tier, and
+            // the back tier logs the outage once, not once per request.
+            Err(e) if is_unavailable(&e) => {
+                tracing::debug!(error = %e, "back tier unavailable: lookup is a miss");
+                inc(&self.counters.back_unavailable);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let Some((meta, hit)) = found else {
             return Ok(None);
         };
         inc(&self.counters.back_hits);

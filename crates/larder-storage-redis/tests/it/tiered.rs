@@ -148,13 +148,63 @@ async fn memory_tier_keeps_serving_while_redis_is_down() {
     server.stop();
     assert_eq!(body_of(t.tiered, &cached).await.unwrap(), b"local");
     assert!(
-        t.tiered.lookup(&other, &span).await.is_err(),
-        "a memory miss asks redis, which fails"
+        t.tiered.lookup(&other, &span).await.unwrap().is_none(),
+        "a memory miss asks redis, which cannot answer: a plain miss"
     );
+    assert_eq!(t.tiered.stats().back_unavailable, 1);
     // Writes land in memory; the redis half is dropped.
     store(t.tiered, &other, &meta(), &[b"fetched"]).await;
     assert_eq!(body_of(t.tiered, &other).await.unwrap(), b"fetched");
     assert!(t.tiered.stats().back_write_errors >= 1);
+    // A purge cannot reach redis: it fails (after dropping the local copy), so the caller
+    // knows the other proxies may still have the object.
+    assert!(
+        t.tiered
+            .purge(&cached.to_compact(), PurgeType::Invalidation, &span)
+            .await
+            .is_err()
+    );
+    assert!(t.memory.lookup(&cached, &span).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn open_breaker_turns_lookups_into_plain_misses_without_calls() {
+    let mut server = RedisServer::start();
+    let mut config = RedisConfig::new(server.url());
+    config.timeout = Duration::from_millis(200);
+    config.breaker_threshold = 2;
+    config.breaker_cooldown = Duration::from_mins(1);
+    let redis: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config).unwrap()));
+    let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
+    let tiered: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(memory, redis)));
+    let span = Span::none();
+    server.stop();
+
+    for i in 0..20 {
+        let key = CacheKey::new("", format!("down-{i}"), "");
+        assert!(tiered.lookup(&key, &span).await.unwrap().is_none());
+        store(tiered, &key, &meta(), &[b"origin"]).await;
+        assert_eq!(body_of(tiered, &key).await.unwrap(), b"origin");
+    }
+    assert!(redis.is_marked_down());
+    assert_eq!(
+        tiered.back_redis().map(RedisStorage::is_marked_down),
+        Some(true)
+    );
+    let stats = redis.stats();
+    // Two calls failed and opened the breaker; every later one was skipped unsent.
+    assert_eq!(stats.errors, 2, "{stats:?}");
+    assert!(stats.skipped >= 38, "{stats:?}");
+    let tiered_stats = tiered.stats();
+    assert_eq!(tiered_stats.back_unavailable, 20);
+    assert_eq!(tiered_stats.back_write_errors, 20);
+    assert_eq!(tiered_stats.front_hits, 20);
+    let text = tiered.render_prometheus();
+    assert!(
+        text.contains("\nlarder_tiered_back_unavailable_total 20\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nlarder_redis_errors_total 2\n"), "{text}");
 }
 
 #[tokio::test]
