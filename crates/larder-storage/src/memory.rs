@@ -201,6 +201,30 @@ impl MemCache {
             .sum()
     }
 
+    /// [`Storage::lookup`]: it never waits.
+    fn lookup_sync(&self, key: &CacheKey) -> Result<Option<(CacheMeta, HitHandler)>> {
+        enum Found {
+            Partial(Arc<TempObject>),
+            Complete(Arc<Entry>),
+        }
+        let k = map_key(key.combined_bin());
+        let found = {
+            let shard = self.shard(k).read();
+            // A write in progress holds newer data than the complete entry: prefer it.
+            if let Some(temp) = shard.temp.get(&k).and_then(|w| w.last()) {
+                Found::Partial(temp.clone())
+            } else if let Some(entry) = shard.cached.get(&k) {
+                Found::Complete(entry.clone())
+            } else {
+                return Ok(None);
+            }
+        };
+        match found {
+            Found::Partial(temp) => Ok(Some(partial_hit(temp))),
+            Found::Complete(entry) => complete_hit(&entry).map(Some),
+        }
+    }
+
     fn remove_temp(&self, key: u128, id: u64) -> bool {
         let mut shard = self.shard(key).write();
         remove_temp_locked(&mut shard, key, id)
@@ -263,26 +287,15 @@ impl Storage for MemCache {
         key: &CacheKey,
         _trace: &Span,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        enum Found {
-            Partial(Arc<TempObject>),
-            Complete(Arc<Entry>),
-        }
-        let k = map_key(key.combined_bin());
-        let found = {
-            let shard = self.shard(k).read();
-            // A write in progress holds newer data than the complete entry: prefer it.
-            if let Some(temp) = shard.temp.get(&k).and_then(|w| w.last()) {
-                Found::Partial(temp.clone())
-            } else if let Some(entry) = shard.cached.get(&k) {
-                Found::Complete(entry.clone())
-            } else {
-                return Ok(None);
-            }
-        };
-        match found {
-            Found::Partial(temp) => Ok(Some(partial_hit(temp))),
-            Found::Complete(entry) => complete_hit(&entry).map(Some),
-        }
+        self.lookup_sync(key)
+    }
+
+    fn lookup_now(
+        &'static self,
+        key: &CacheKey,
+        _trace: &Span,
+    ) -> Option<Result<Option<(CacheMeta, HitHandler)>>> {
+        Some(self.lookup_sync(key))
     }
 
     async fn lookup_streaming_write(
@@ -493,14 +506,21 @@ struct CompleteHit {
     weight: usize,
 }
 
+impl CompleteHit {
+    /// The rest of the body, once.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done || self.start >= self.end {
+            return None;
+        }
+        self.done = true;
+        Some(self.body.slice(self.start..self.end))
+    }
+}
+
 #[async_trait]
 impl HandleHit for CompleteHit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        if self.done || self.start >= self.end {
-            return Ok(None);
-        }
-        self.done = true;
-        Ok(Some(self.body.slice(self.start..self.end)))
+        Ok(self.next_chunk())
     }
 
     async fn finish(
@@ -510,6 +530,14 @@ impl HandleHit for CompleteHit {
         _trace: &Span,
     ) -> Result<()> {
         Ok(())
+    }
+
+    fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
+        Some(Ok(self.next_chunk()))
+    }
+
+    fn finish_now(&mut self) -> Option<Result<()>> {
+        Some(Ok(()))
     }
 
     fn can_seek(&self) -> bool {

@@ -65,6 +65,18 @@ pub trait Storage: Send + Sync {
         trace: &Span,
     ) -> Result<Option<(CacheMeta, HitHandler)>>;
 
+    /// [`lookup`](Self::lookup) without waiting, for a storage that can answer at once (an
+    /// in-memory one): the caller skips the boxed future of `lookup`. `None`, the default,
+    /// means "call `lookup`". When it returns `Some`, it is the answer `lookup` would give.
+    fn lookup_now(
+        &'static self,
+        key: &CacheKey,
+        trace: &Span,
+    ) -> Option<Result<Option<(CacheMeta, HitHandler)>>> {
+        let _ = (key, trace);
+        None
+    }
+
     /// Looks up the entry being written by the miss handler whose
     /// [`streaming_write_tag`](HandleMiss::streaming_write_tag) is `streaming_write_tag`, so
     /// the writing request can read back its own write. The default calls
@@ -140,6 +152,20 @@ pub trait HandleHit: Send + Sync {
     /// A backend failure, or (for a body still being written)
     /// [`Error::WriteAbandoned`] when the writer gave up: the body is truncated.
     async fn read_body(&mut self) -> Result<Option<Bytes>>;
+
+    /// [`read_body`](Self::read_body) without waiting, when the handler can answer at once
+    /// (a body in memory): the caller skips the boxed future of `read_body`. `None`, the
+    /// default, means "call `read_body`"; `Some` is what `read_body` would return.
+    fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
+        None
+    }
+
+    /// [`finish`](Self::finish) without waiting, when finishing needs no storage call (a body
+    /// in memory): `Some` is the result, and the caller then drops the handler instead of
+    /// calling `finish`. `None`, the default, means "call `finish`".
+    fn finish_now(&mut self) -> Option<Result<()>> {
+        None
+    }
 
     /// Ends the hit, releasing whatever the handler holds.
     ///
