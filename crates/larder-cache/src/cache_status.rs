@@ -99,8 +99,9 @@ pub struct CacheStatus {
     ttl: Option<i64>,
     stored: Option<bool>,
     collapsed: Option<bool>,
-    key: Option<String>,
-    detail: Option<String>,
+    // Boxed strings: a member lives in every request's future, so it is kept small.
+    key: Option<Box<str>>,
+    detail: Option<Box<str>>,
 }
 
 /// The cache's name, borrowed, owned or shared by every request of one cache.
@@ -206,14 +207,14 @@ impl CacheStatus {
     /// A representation of the cache key (RFC 9211 §2.7).
     #[must_use]
     pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
+        self.key = Some(key.into().into_boxed_str());
         self
     }
 
     /// Implementation-specific detail (RFC 9211 §2.8), e.g. a [`crate::NoCacheReason`] name.
     #[must_use]
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 

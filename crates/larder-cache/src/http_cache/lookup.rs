@@ -29,7 +29,11 @@ impl HttpCache {
         }
         let (key, ctx) = self.key_and_ctx("cache_lookup");
         let start = Instant::now();
-        let result = ctx.storage.lookup(key, &ctx.span).await;
+        // An in-memory storage answers at once, without the boxed future of `lookup`.
+        let result = match ctx.storage.lookup_now(key, &ctx.span) {
+            Some(result) => result,
+            None => ctx.storage.lookup(key, &ctx.span).await,
+        };
         add_duration(&mut self.digest.lookup_duration, start.elapsed());
         let (key, ctx) = self.key_and_ctx("cache_lookup");
         let found = match result {
@@ -194,9 +198,12 @@ impl HttpCache {
         let Some(found) = self.state.found_mut() else {
             wrong_phase("finish_hit_handler", phase);
         };
-        let Some(handler) = found.hit_handler.take() else {
+        let Some(mut handler) = found.hit_handler.take() else {
             return Ok(());
         };
+        if let Some(result) = handler.finish_now() {
+            return Ok(result?);
+        }
         let inner = self.inner.as_deref();
         let (Some(key), Some(ctx)) = (
             inner.and_then(|i| i.key.as_ref()),
