@@ -6,15 +6,23 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
 use tokio::sync::mpsc;
 
 use crate::error::BoxError;
 
 /// The body type of every request the layer sends to its inner service and every response it
 /// returns: any body of [`Bytes`], boxed, with boxed errors.
-pub struct ProxyBody(UnsyncBoxBody<Bytes, BoxError>);
+pub struct ProxyBody(Kind);
+
+/// A whole body in memory (every small hit) is kept without a box: no allocation, no dynamic
+/// calls.
+enum Kind {
+    /// The bytes, until sent; never `Some` of empty bytes.
+    Full(Option<Bytes>),
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
 
 impl std::fmt::Debug for ProxyBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,15 +44,24 @@ impl Body for ProxyBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.0).poll_frame(cx)
+        match &mut self.0 {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        match &self.0 {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Boxed(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
+        match &self.0 {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Boxed(body) => body.size_hint(),
+        }
     }
 }
 
@@ -54,21 +71,18 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    ProxyBody(body.map_err(Into::into).boxed_unsync())
+    ProxyBody(Kind::Boxed(body.map_err(Into::into).boxed_unsync()))
 }
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    ProxyBody(
-        Full::new(bytes.into())
-            .map_err(|e| match e {})
-            .boxed_unsync(),
-    )
+    let bytes = bytes.into();
+    ProxyBody(Kind::Full((!bytes.is_empty()).then_some(bytes)))
 }
 
 /// An empty body.
 pub fn empty() -> ProxyBody {
-    ProxyBody(Empty::new().map_err(|e| match e {}).boxed_unsync())
+    ProxyBody(Kind::Full(None))
 }
 
 /// One message from a body producer to a [`ChannelBody`].
@@ -170,5 +184,28 @@ mod tests {
             .unwrap();
         drop(tx);
         assert!(body.collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn full_and_empty_bodies_frame_like_http_body_util() {
+        let whole = full(Bytes::from_static(b"abc"));
+        assert!(!whole.is_end_stream());
+        assert_eq!(whole.size_hint().exact(), Some(3));
+        let frames: Vec<_> =
+            futures_util::StreamExt::collect(http_body_util::BodyStream::new(whole)).await;
+        assert_eq!(frames.len(), 1);
+        for body in [full(Bytes::new()), empty(), ProxyBody::default()] {
+            assert!(body.is_end_stream());
+            assert_eq!(body.size_hint().exact(), Some(0));
+            assert!(body.collect().await.unwrap().to_bytes().is_empty());
+        }
+        let boxed_empty = boxed(http_body_util::Empty::<Bytes>::new());
+        assert!(boxed_empty.is_end_stream());
+        let got = boxed(http_body_util::Full::new(Bytes::from_static(b"xy")))
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(got, "xy");
     }
 }

@@ -33,7 +33,7 @@ use crate::hooks::{CacheHooks, StaleCause};
 use crate::invalidate::{invalidate, is_unsafe, store_post};
 use crate::layer::Shared;
 use crate::metrics::Metrics;
-use crate::pump::{finish_hit, pump_hit, pump_upstream};
+use crate::pump::{finish_hit, pump_hit, pump_upstream, read_hit};
 use crate::purge::PurgeAuth;
 
 /// How many lookups one request may make (vary re-lookups and lock waits) before it gives up
@@ -203,21 +203,12 @@ async fn run<H: CacheHooks, I: Inner>(
     req: &Parts,
     body: ProxyBody,
 ) -> Answer {
-    let cacheable_method = shared.hooks.request_cache_filter(req);
-    let key = if cacheable_method && shared.config.storage.is_some() {
-        shared.hooks.cache_key_callback(req)
-    } else {
-        None
+    let mut cache = match cache_for(shared, req) {
+        Ok(cache) => cache,
+        Err(cacheable_method) => {
+            return Box::pin(pass_through(shared, inner, req, body, cacheable_method)).await;
+        }
     };
-    let Some(mut key) = key else {
-        return Box::pin(pass_through(shared, inner, req, body, cacheable_method)).await;
-    };
-    // Hot keys come back again and again: their Blake2b is remembered, not recomputed.
-    shared.key_hashes.fill(&mut key);
-
-    let mut cache = HttpCache::new();
-    enable(shared, &mut cache, true);
-    cache.set_cache_key(key);
     let mut flow = Flow {
         shared,
         inner,
@@ -227,7 +218,27 @@ async fn run<H: CacheHooks, I: Inner>(
         collapsed: false,
         must_revalidate: false,
     };
-    flow.lookup(cache, body).await
+    flow.lookup(&mut cache, body).await
+}
+
+/// The request's cache, with its key set; `Err(cacheable_method)` when the cache does not
+/// handle the request. Not `async`, so the key never takes room in the request's future.
+fn cache_for<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Result<HttpCache, bool> {
+    let cacheable_method = shared.hooks.request_cache_filter(req);
+    let key = if cacheable_method && shared.config.storage.is_some() {
+        shared.hooks.cache_key_callback(req)
+    } else {
+        None
+    };
+    let Some(mut key) = key else {
+        return Err(cacheable_method);
+    };
+    // Hot keys come back again and again: their Blake2b is remembered, not recomputed.
+    shared.key_hashes.fill(&mut key);
+    let mut cache = HttpCache::new();
+    enable(shared, &mut cache, true);
+    cache.set_cache_key(key);
+    Ok(cache)
 }
 
 /// Forwards a request the cache does not handle (no cacheable method, caching off or no key),
@@ -310,11 +321,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
     /// The lookup loop (inventory §3.1).
     // One step of the flow kept in one place, in the order pingora's proxy runs it.
     #[allow(clippy::too_many_lines)]
-    async fn lookup(&mut self, mut cache: HttpCache, body: ProxyBody) -> Answer {
+    async fn lookup(&mut self, cache: &mut HttpCache, body: ProxyBody) -> Answer {
         if !cache.cacheable_prediction() {
             cache.bypass();
             self.fwd = ForwardReason::Bypass;
-            return self.fetch_boxed(cache, body).await;
+            return self.fetch_boxed(std::mem::take(cache), body).await;
         }
         for _ in 0..MAX_LOOKUPS {
             let found = match cache.cache_lookup().await {
@@ -323,24 +334,26 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     // A failed lookup is a miss, so a bad entry can be overwritten.
                     tracing::warn!(error = %e, "cache lookup failed");
                     cache.cache_miss();
-                    return self.fetch_boxed(cache, body).await;
+                    return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             };
             let Some((mut meta, hit)) = found else {
                 if cache.is_cache_locked() {
-                    match Box::pin(self.wait_lock(&mut cache)).await {
+                    match Box::pin(self.wait_lock(cache)).await {
                         AfterWait::LookAgain => continue,
-                        AfterWait::GoUpstream => return self.fetch_boxed(cache, body).await,
+                        AfterWait::GoUpstream => {
+                            return self.fetch_boxed(std::mem::take(cache), body).await;
+                        }
                     }
                 }
                 cache.cache_miss();
-                return self.fetch_boxed(cache, body).await;
+                return self.fetch_boxed(std::mem::take(cache), body).await;
             };
             // Vary (RFC 9111 §4.1).
             if let Some(variance) = cache.cache_key().get_variance_key().copied() {
                 if meta.variance() != Some(variance) {
                     cache.disable(NoCacheReason::InternalError);
-                    return self.fetch_boxed(cache, body).await;
+                    return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             } else if let Some(variance) = self.shared.hooks.cache_vary_filter(&meta, self.req)
                 && !cache.cache_vary_lookup(variance, &meta)
@@ -354,7 +367,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     .reuse(&meta, &self.shared.config.targeted_cache_control, now);
             let Some(mut hit_status) = reuse.hit_status() else {
                 // only-if-cached and the entry needs the origin (RFC 9111 §5.2.1.7).
-                return self.gateway_timeout(cache);
+                return self.gateway_timeout(std::mem::take(cache));
             };
             if reuse == Reuse::MustRevalidate {
                 self.must_revalidate = true;
@@ -389,9 +402,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                             cache.set_stale_updating();
                             return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
                         }
-                        match Box::pin(self.wait_lock(&mut cache)).await {
+                        match Box::pin(self.wait_lock(cache)).await {
                             AfterWait::LookAgain => continue,
-                            AfterWait::GoUpstream => return self.fetch_boxed(cache, body).await,
+                            AfterWait::GoUpstream => {
+                                return self.fetch_boxed(std::mem::take(cache), body).await;
+                            }
                         }
                     }
                     if swr {
@@ -402,24 +417,26 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                         cache.set_stale_updating();
                         return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
                     }
-                    return self.fetch_boxed(cache, body).await;
+                    return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
                 _ => {
                     // Treated as a miss by the hit filter.
                     self.fwd = ForwardReason::Request;
                     if cache.is_cache_locked() {
-                        match Box::pin(self.wait_lock(&mut cache)).await {
+                        match Box::pin(self.wait_lock(cache)).await {
                             AfterWait::LookAgain => continue,
-                            AfterWait::GoUpstream => return self.fetch_boxed(cache, body).await,
+                            AfterWait::GoUpstream => {
+                                return self.fetch_boxed(std::mem::take(cache), body).await;
+                            }
                         }
                     }
                     cache.cache_miss();
-                    return self.fetch_boxed(cache, body).await;
+                    return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             }
         }
         cache.disable(NoCacheReason::InternalError);
-        self.fetch_boxed(cache, body).await
+        self.fetch_boxed(std::mem::take(cache), body).await
     }
 
     /// Waits for the request filling this key (inventory §3.9).
@@ -551,7 +568,9 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                         .should_serve_stale(self.req, Some(&StaleCause::UpstreamError(&e)))
                 {
                     cache.release_write_lock(NoCacheReason::UpstreamError);
-                    return self.serve_hit(cache, HitKind::StaleIfError(None)).await;
+                    return self
+                        .serve_hit(&mut cache, HitKind::StaleIfError(None))
+                        .await;
                 }
                 if !matches!(phase, CachePhase::Disabled(_)) {
                     cache.disable(NoCacheReason::UpstreamError);
@@ -599,7 +618,9 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     }
                 };
                 self.metrics().revalidated.inc();
-                return self.serve_hit(cache, HitKind::Revalidated { stored }).await;
+                return self
+                    .serve_hit(&mut cache, HitKind::Revalidated { stored })
+                    .await;
             }
             if parts.status.is_server_error()
                 && cache.can_serve_stale_error()
@@ -608,7 +629,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             {
                 cache.release_write_lock(NoCacheReason::UpstreamError);
                 return self
-                    .serve_hit(cache, HitKind::StaleIfError(Some(parts.status)))
+                    .serve_hit(&mut cache, HitKind::StaleIfError(Some(parts.status)))
                     .await;
             }
             self.metrics().expired.inc();
@@ -737,7 +758,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
             (Some(tx), body::boxed(rx))
         };
-        let filter = downstream.range.as_ref().map(RangeBodyFilter::new);
+        let filter = downstream.range.as_deref().map(RangeBodyFilter::new);
         tokio::spawn(pump_upstream(
             cache,
             upstream_body,
@@ -794,7 +815,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             if chosen.body == RangeBody::Empty {
                 out.header_only = true;
             } else {
-                out.range = Some(chosen.body);
+                out.range = Some(Box::new(chosen.body));
             }
         }
         out
@@ -804,7 +825,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
     /// and ranges.
     // One step of the flow kept in one place, in the order pingora's proxy runs it.
     #[allow(clippy::too_many_lines)]
-    async fn serve_hit(&self, mut cache: HttpCache, kind: HitKind) -> Answer {
+    async fn serve_hit(&self, cache: &mut HttpCache, kind: HitKind) -> Answer {
         let now = SystemTime::now();
         let meta = cache.cache_meta();
         let ttl = ttl(meta, now);
@@ -857,7 +878,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         {
             let mut len = 0usize;
             loop {
-                match cache.hit_handler().read_body().await {
+                match read_hit(cache).await {
                     Ok(Some(chunk)) => {
                         len += chunk.len();
                         prefix.push(chunk);
@@ -873,11 +894,16 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         }
         let downstream = self.downstream_filter(&mut header);
         if downstream.header_only {
-            finish_hit(&mut cache).await;
+            finish_hit(cache).await;
             return (header.into_response(body::empty()), status);
         }
-        let mut filter = downstream.range.as_ref().map(RangeBodyFilter::new);
-        if let Some(RangeBody::Single(r)) = &downstream.range
+        // Boxed, as the range: both are rare and would otherwise take room in every hit's
+        // future.
+        let mut filter = downstream
+            .range
+            .as_deref()
+            .map(|r| Box::new(RangeBodyFilter::new(r)));
+        if let Some(RangeBody::Single(r)) = downstream.range.as_deref()
             && prefix.is_empty()
             && cache.hit_handler().can_seek()
             && let (Ok(start), Ok(end)) = (usize::try_from(r.start), usize::try_from(r.end))
@@ -892,7 +918,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             let expected = content_length(&header.headers);
             let mut len = prefix.iter().map(Bytes::len).sum::<usize>();
             while len < INLINE_HIT_BYTES || expected == u64::try_from(len).ok() {
-                match cache.hit_handler().read_body().await {
+                match read_hit(cache).await {
                     Ok(Some(chunk)) => {
                         len += chunk.len();
                         prefix.push(chunk);
@@ -906,7 +932,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             }
         }
         if complete {
-            finish_hit(&mut cache).await;
+            finish_hit(cache).await;
             if filter.is_none() && prefix.len() <= 1 {
                 // The common case: one stored chunk, sent without a copy.
                 let whole = prefix.pop().unwrap_or_default();
@@ -930,7 +956,12 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             return (header.into_response(body::full(out.freeze())), status);
         }
         let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
-        tokio::spawn(pump_hit(cache, prefix, tx, filter));
+        tokio::spawn(pump_hit(
+            std::mem::take(cache),
+            prefix,
+            tx,
+            filter.map(|f| *f),
+        ));
         (header.into_response(body::boxed(rx)), status)
     }
 
@@ -947,7 +978,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
 #[derive(Default)]
 struct Downstream {
     header_only: bool,
-    range: Option<RangeBody>,
+    range: Option<Box<RangeBody>>,
 }
 
 /// The freshness left, in seconds, negative when stale (RFC 9211 §2.4 `ttl`).

@@ -289,7 +289,12 @@ where
         let shared = Arc::clone(&self.shared);
         let (mut parts, body) = req.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        let body = body::boxed(body);
+        // A request without a body (most of them) needs no boxed body.
+        let body = if body.is_end_stream() {
+            body::empty()
+        } else {
+            body::boxed(body)
+        };
         // The future owns the request head once and lends it to the flow (see `flow::handle`).
         Box::pin(async move {
             let resp = crate::flow::handle(&shared, &inner, &parts, body).await;

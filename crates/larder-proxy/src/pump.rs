@@ -11,6 +11,15 @@ use larder_cache::{HttpCache, NoCacheReason};
 use crate::body::{Chunk, ProxyBody};
 use crate::metrics::Metrics;
 
+/// The next chunk of the hit's body, without a boxed future when the storage has it at once.
+pub(crate) async fn read_hit(cache: &mut HttpCache) -> larder_storage::Result<Option<Bytes>> {
+    let handler = cache.hit_handler();
+    match handler.read_body_now() {
+        Some(chunk) => chunk,
+        None => handler.read_body().await,
+    }
+}
+
 pub(crate) async fn finish_hit(cache: &mut HttpCache) {
     if let Err(e) = cache.finish_hit_handler().await {
         tracing::debug!(error = %e, "finishing a hit failed");
@@ -37,7 +46,7 @@ pub(crate) async fn pump_hit(
         }
     }
     loop {
-        match cache.hit_handler().read_body().await {
+        match read_hit(&mut cache).await {
             Ok(Some(chunk)) => {
                 if !send(chunk, &mut filter).await {
                     return;
