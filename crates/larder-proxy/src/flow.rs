@@ -729,7 +729,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 // RFC 9111 §4.2.3) replaces the upstream's Age, as it would on a hit.
                 let age = meta.age(now).as_secs();
                 if age > 0 {
-                    parts.headers.insert(header::AGE, HeaderValue::from(age));
+                    parts.headers.insert(header::AGE, age_value(age));
                 }
             }
         } else {
@@ -832,7 +832,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         let mut header = meta.response_header_copy();
         header
             .headers
-            .insert(header::AGE, HeaderValue::from(meta.age(now).as_secs()));
+            .insert(header::AGE, age_value(meta.age(now).as_secs()));
         let mut status = new_status(self.shared);
         match kind {
             HitKind::Fresh => {
@@ -915,9 +915,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         // its Content-Length (a complete stored entry arrives as one chunk) is finished by one
         // more read, which returns at once: no task or channel for a large complete hit.
         if !complete {
-            let expected = content_length(&header.headers);
             let mut len = prefix.iter().map(Bytes::len).sum::<usize>();
-            while len < INLINE_HIT_BYTES || expected == u64::try_from(len).ok() {
+            // `Content-Length` is parsed only for a body past the inline size (rare).
+            while len < INLINE_HIT_BYTES
+                || content_length(&header.headers) == u64::try_from(len).ok()
+            {
                 match read_hit(cache).await {
                     Ok(Some(chunk)) => {
                         len += chunk.len();
@@ -981,10 +983,57 @@ struct Downstream {
     range: Option<Box<RangeBody>>,
 }
 
+/// `000` to `999`, three digits each: the text of small `Age` values.
+static AGE_DIGITS: [u8; 3000] = {
+    let mut digits = [0u8; 3000];
+    let mut n = 0;
+    while n < 1000 {
+        // Each is a single decimal digit: the casts cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            digits[3 * n] = b'0' + (n / 100) as u8;
+            digits[3 * n + 1] = b'0' + (n / 10 % 10) as u8;
+            digits[3 * n + 2] = b'0' + (n % 10) as u8;
+        }
+        n += 1;
+    }
+    digits
+};
+
+/// The `Age` value for `secs`: below 1000 a slice of [`AGE_DIGITS`] (no allocation, as a hit of
+/// a young entry sends one on every response), otherwise formatted.
+fn age_value(secs: u64) -> HeaderValue {
+    let Ok(n) = usize::try_from(secs) else {
+        return HeaderValue::from(secs);
+    };
+    let skip = match n {
+        0..=9 => 2,
+        10..=99 => 1,
+        100..=999 => 0,
+        _ => return HeaderValue::from(secs),
+    };
+    match std::str::from_utf8(&AGE_DIGITS[3 * n + skip..3 * n + 3]) {
+        Ok(text) => HeaderValue::from_static(text),
+        Err(_) => HeaderValue::from(secs),
+    }
+}
+
 /// The freshness left, in seconds, negative when stale (RFC 9211 §2.4 `ttl`).
 fn ttl(meta: &larder_cache::CacheMeta, now: SystemTime) -> i64 {
     match meta.fresh_until().duration_since(now) {
         Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_values_match_formatting() {
+        for secs in (0..1100).chain([u64::from(u32::MAX), u64::MAX]) {
+            assert_eq!(age_value(secs), HeaderValue::from(secs), "{secs}");
+        }
     }
 }
