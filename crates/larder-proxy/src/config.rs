@@ -6,12 +6,18 @@
 //! admin = "127.0.0.1:9090"
 //!
 //! [cache]
-//! size = 268435456            # bytes held in memory (bounded: least useful entries are evicted)
+//! size = 268435456            # bytes held in memory (bounded: least useful entries are evicted);
+//!                             # with memory+redis, the size of each proxy's local tier
 //! max_object_size = 8388608   # larger responses are passed through, not stored (0 = no limit)
 //! eviction = "tinyufo"        # or "lru"
-//! storage = "memory"         # or "redis://127.0.0.1:6379" to share one cache in a fleet
+//! storage = "memory"          # where responses are stored, one of:
+//!                             #   "memory"                        this process only
+//!                             #   "redis://127.0.0.1:6379"        one Redis shared by a fleet
+//!                             #   "memory+redis://127.0.0.1:6379" local memory in front of it
 //! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
 //! redis_timeout_ms = 250      # (redis) the longest one call may take; then it is a miss
+//! local_ttl_secs = 0          # (memory+redis) serve a local copy at most this long, then ask
+//!                             # Redis again (0 = until evicted or stale)
 //! lock_age_ms = 5000          # a fill older than this no longer blocks other requests
 //! lock_timeout_ms = 5000      # the longest a request waits for another's fill
 //! purge_token = "secret"      # PURGE needs `Authorization: Bearer secret`; unset = PURGE gets 405
@@ -22,6 +28,21 @@
 //! stale_while_revalidate_secs = 0
 //! stale_if_error_secs = 0
 //! ```
+//!
+//! # Storage
+//!
+//! - `memory`: a `MemCache` of `cache.size` bytes with the `cache.eviction` policy.
+//! - `redis://host:port[/db]`: every proxy pointing at the same Redis (and `redis_prefix`)
+//!   shares one cache; Redis bounds its own memory (`maxmemory`) and `cache.size` does not
+//!   apply. See `larder_storage_redis::RedisStorage`.
+//! - `memory+redis://host:port[/db]`: a `TieredStorage`, each proxy's own memory tier of
+//!   `cache.size` bytes (evicting with `cache.eviction`) in front of the shared Redis.
+//!   Lookups try memory, then Redis; a Redis hit is copied into memory; new responses are
+//!   written to both. Responses larger than `cache.size` (or `max_object_size`) are stored in
+//!   neither. A PURGE (or an unsafe method's invalidation) removes the object from Redis and
+//!   from this proxy's memory; the other proxies keep their local copy until it is evicted,
+//!   goes stale, or is older than `local_ttl_secs`. While Redis is unreachable, lookups that
+//!   miss memory are plain misses and writes fill memory only.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,8 +51,10 @@ use std::time::Duration;
 
 use http::StatusCode;
 use larder_cache::CacheMetaDefaults;
+use larder_storage_redis::{RedisConfig, RedisStorage, TieredStorage};
 use serde::Deserialize;
 
+use crate::CacheConfig;
 use crate::error::Error;
 
 /// The eviction policy of the in-memory storage.
@@ -60,29 +83,75 @@ impl std::str::FromStr for EvictionPolicy {
     }
 }
 
-/// Where responses are stored.
+/// Where responses are stored: `memory`, `redis://host:port[/db]` or
+/// `memory+redis://host:port[/db]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(try_from = "String")]
 #[non_exhaustive]
 pub enum StorageBackend {
-    /// In process memory, bounded by `cache.size`.
+    /// `memory`: in process memory, bounded by `cache.size`.
     #[default]
     Memory,
-    /// A Redis (or Valkey) server at this `redis://host:port[/db]` URL, shared by every proxy
+    /// `redis://host:port[/db]`: a Redis (or Valkey) server at this URL, shared by every proxy
     /// pointing at it. Redis bounds its own memory (`maxmemory`); `cache.size` does not apply.
     Redis(String),
+    /// `memory+redis://host:port[/db]`: each proxy's own memory tier of `cache.size` bytes in
+    /// front of the Redis server at this URL (held without the `memory+`), shared by the
+    /// fleet. Hot objects are served from memory, misses are filled from Redis before going
+    /// upstream.
+    Tiered(String),
+}
+
+impl StorageBackend {
+    /// The Redis URL of the `redis://` and `memory+redis://` backends.
+    pub fn redis_url(&self) -> Option<&str> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(url) | Self::Tiered(url) => Some(url),
+        }
+    }
+}
+
+impl std::fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Redis(url) => f.write_str(url),
+            Self::Tiered(url) => write!(f, "memory+{url}"),
+        }
+    }
+}
+
+/// Checks the syntax of a Redis URL (nothing is contacted).
+fn check_redis_url(url: &str) -> Result<String, Error> {
+    larder_storage_redis::RedisConfig::new(url)
+        .validate()
+        .map_err(|e| Error::ConfigInvalid(format!("storage: {e}")))?;
+    Ok(url.to_owned())
 }
 
 impl std::str::FromStr for StorageBackend {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "memory" => Ok(Self::Memory),
-            url if url.starts_with("redis://") => Ok(Self::Redis(url.to_owned())),
-            _ => Err(Error::ConfigInvalid(format!(
-                "unknown storage backend {s:?} (expected memory or redis://host:port)"
-            ))),
+        if s == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(url) = s.strip_prefix("memory+") {
+            if url.starts_with("redis://") {
+                check_redis_url(url).map(Self::Tiered)
+            } else {
+                Err(Error::ConfigInvalid(format!(
+                    "unknown storage backend {s:?}: only redis:// can follow memory+ \
+                     (memory+redis://host:port)"
+                )))
+            }
+        } else if s.starts_with("redis://") {
+            check_redis_url(s).map(Self::Redis)
+        } else {
+            Err(Error::ConfigInvalid(format!(
+                "unknown storage backend {s:?} (expected memory, redis://host:port or \
+                 memory+redis://host:port)"
+            )))
         }
     }
 }
@@ -139,6 +208,11 @@ pub struct CacheSettings {
     /// With Redis storage: the longest one Redis call may take, in milliseconds. A lookup
     /// that takes longer is a miss served from upstream; a write that takes longer is dropped.
     pub redis_timeout_ms: u64,
+    /// With `memory+redis` storage: how long, in seconds, a proxy serves an object from its
+    /// memory tier after it entered it (written or copied from Redis) before looking it up in
+    /// Redis again. Bounds how long an object purged through another proxy is still served
+    /// here. 0 (the default) keeps local copies until they are evicted or go stale.
+    pub local_ttl_secs: u64,
     /// How long a cache fill may hold the lock before other requests stop waiting for it.
     pub lock_age_ms: u64,
     /// The longest a request waits on another request's fill.
@@ -165,6 +239,7 @@ impl Default for CacheSettings {
             storage: StorageBackend::default(),
             redis_prefix: "larder:".to_owned(),
             redis_timeout_ms: 250,
+            local_ttl_secs: 0,
             lock_age_ms: 5_000,
             lock_timeout_ms: 5_000,
             purge_token: None,
@@ -232,10 +307,17 @@ impl ProxyConfig {
                 c.cache_status_name
             )));
         }
-        if matches!(c.storage, StorageBackend::Redis(_)) && c.redis_timeout_ms == 0 {
+        if c.storage.redis_url().is_some() && c.redis_timeout_ms == 0 {
             return Err(Error::ConfigInvalid(
                 "cache.redis_timeout_ms must be above 0".to_owned(),
             ));
+        }
+        if c.local_ttl_secs != 0 && !matches!(c.storage, StorageBackend::Tiered(_)) {
+            return Err(Error::ConfigInvalid(format!(
+                "cache.local_ttl_secs applies only to storage = \"memory+redis://...\" \
+                 (storage is {:?})",
+                c.storage.to_string()
+            )));
         }
         if c.purge_token.as_deref() == Some("") {
             return Err(Error::ConfigInvalid(
@@ -247,6 +329,68 @@ impl ProxyConfig {
 }
 
 impl CacheSettings {
+    /// The [`CacheConfig`] these settings describe: the storage (see the module docs), its
+    /// eviction manager, lock timeouts, object size limit, freshness defaults, purge token
+    /// and `Cache-Status` name. [`crate::build_layer`] wraps it in a layer.
+    ///
+    /// The storage and its parts are leaked so they are `'static`; call this once per
+    /// process (or per test).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConfigInvalid`] for an unusable Redis URL or setting, or when called outside
+    /// a Tokio runtime with Redis storage.
+    pub fn cache_config(&self) -> Result<CacheConfig, Error> {
+        let size = usize::try_from(self.size).unwrap_or(usize::MAX);
+        let mut config = CacheConfig::in_memory(size, self.eviction)
+            .with_lock_timeouts(self.lock_age(), self.lock_timeout());
+        let max = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
+        // Memory holds a response whole while it is written: never more than its size.
+        let max_in_memory = if max == 0 { size } else { max.min(size) };
+        config.max_file_size = Some(max_in_memory);
+        match &self.storage {
+            StorageBackend::Memory => {}
+            StorageBackend::Redis(url) => {
+                config.storage = Some(self.redis_storage(url)?);
+                // Redis bounds itself.
+                config.eviction = None;
+                config.max_file_size = (max != 0).then_some(max);
+            }
+            StorageBackend::Tiered(url) => {
+                let redis = self.redis_storage(url)?;
+                let (Some(memory), Some(eviction)) = (config.storage, config.eviction) else {
+                    return Err(Error::ConfigInvalid(
+                        "memory+redis storage: no memory tier to put in front".to_owned(),
+                    ));
+                };
+                // The tiered storage keeps the memory tier within `size` itself (promotions
+                // from Redis included), so the layer gets no eviction manager of its own.
+                let mut tiered = TieredStorage::new(memory, redis)
+                    .with_eviction(eviction)
+                    .with_max_promote_size(max_in_memory);
+                if self.local_ttl_secs != 0 {
+                    tiered = tiered.with_front_ttl(Duration::from_secs(self.local_ttl_secs));
+                }
+                config.storage = Some(Box::leak(Box::new(tiered)));
+                config.eviction = None;
+            }
+        }
+        config.defaults = self.meta_defaults();
+        config.cache_status_name.clone_from(&self.cache_status_name);
+        config.purge_token.clone_from(&self.purge_token);
+        Ok(config)
+    }
+
+    /// A leaked [`RedisStorage`] for `url` with the `redis_*` settings.
+    fn redis_storage(&self, url: &str) -> Result<&'static RedisStorage, Error> {
+        let mut redis = RedisConfig::new(url);
+        redis.prefix.clone_from(&self.redis_prefix);
+        redis.timeout = Duration::from_millis(self.redis_timeout_ms);
+        let storage = RedisStorage::new(redis)
+            .map_err(|e| Error::ConfigInvalid(format!("redis storage: {e}")))?;
+        Ok(Box::leak(Box::new(storage)))
+    }
+
     /// The lock age timeout.
     pub fn lock_age(&self) -> Duration {
         Duration::from_millis(self.lock_age_ms)
@@ -360,5 +504,156 @@ mod tests {
                 .to_string()
                 .contains("redis_timeout_ms")
         );
+    }
+
+    /// Parses `[cache] storage = <value>` (after an unrelated first line, so errors name line 3).
+    fn storage(value: &str) -> Result<StorageBackend, String> {
+        ProxyConfig::from_toml(&format!(
+            "listen = \"127.0.0.1:1\"\n[cache]\nstorage = {value:?}\n"
+        ))
+        .map(|c| c.cache.storage)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn storage_values_parse_or_name_the_line() {
+        let good = [
+            ("memory", StorageBackend::Memory),
+            (
+                "redis://10.0.0.5:6379",
+                StorageBackend::Redis("redis://10.0.0.5:6379".into()),
+            ),
+            (
+                "memory+redis://10.0.0.5:6379/1",
+                StorageBackend::Tiered("redis://10.0.0.5:6379/1".into()),
+            ),
+            (
+                "memory+redis://:pw@cache.internal",
+                StorageBackend::Tiered("redis://:pw@cache.internal".into()),
+            ),
+        ];
+        for (value, want) in good {
+            let got = storage(value).unwrap();
+            assert_eq!(got, want, "{value}");
+            assert_eq!(got.to_string(), value, "displays as written");
+            assert_eq!(value.parse::<StorageBackend>().unwrap(), want, "as a flag");
+        }
+        let bad = [
+            ("disk", "memory+redis://"),
+            ("Memory", "expected memory"),
+            ("", "unknown storage backend"),
+            ("memory+", "only redis:// can follow memory+"),
+            ("memory+disk", "only redis:// can follow memory+"),
+            ("memory+memory", "only redis:// can follow memory+"),
+            ("redis+memory://h:1", "unknown storage backend"),
+            ("memory+rediss://h:6379", "only redis://"),
+            ("redis://", "redis url"),
+            ("memory+redis://", "redis url"),
+            ("redis://h:port", "redis url"),
+            ("memory+redis://h:99999", "redis url"),
+        ];
+        for (value, says) in bad {
+            let e = storage(value).unwrap_err();
+            assert!(e.contains("line 3") && e.contains(says), "{value}: {e}");
+            let flag = value.parse::<StorageBackend>().unwrap_err().to_string();
+            assert!(flag.contains(says), "{value}: {flag}");
+        }
+    }
+
+    #[test]
+    fn local_ttl_needs_tiered_storage() {
+        let text = "upstream = \"http://127.0.0.1:2\"\n[cache]\nstorage = \"memory+redis://127.0.0.1:1\"\n\
+                    local_ttl_secs = 30\n";
+        let mut c = ProxyConfig::from_toml(text).unwrap();
+        assert_eq!(c.cache.local_ttl_secs, 30);
+        c.validate().unwrap();
+        for other in [
+            StorageBackend::Memory,
+            StorageBackend::Redis("redis://127.0.0.1:1".into()),
+        ] {
+            c.cache.storage = other;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("cache.local_ttl_secs") && e.contains("memory+redis"),
+                "{e}"
+            );
+        }
+        c.cache.storage = StorageBackend::Tiered("redis://127.0.0.1:1".into());
+        c.cache.local_ttl_secs = 0;
+        c.cache.redis_timeout_ms = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("redis_timeout_ms")
+        );
+        let e = ProxyConfig::from_toml("[cache]\nlocal_ttl_secs = -1\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn tiered_storage_puts_the_sized_memory_tier_in_front_of_redis() {
+        let mut settings = CacheSettings {
+            size: 1 << 20,
+            max_object_size: 0,
+            storage: "memory+redis://127.0.0.1:1".parse().unwrap(),
+            local_ttl_secs: 5,
+            ..CacheSettings::default()
+        };
+        // Nothing listens on port 1: the storage connects lazily, so building works.
+        let config = settings.cache_config().unwrap();
+        let tiered = config
+            .storage
+            .unwrap()
+            .as_any()
+            .downcast_ref::<TieredStorage>()
+            .expect("a tiered storage");
+        assert!(
+            config.eviction.is_none(),
+            "the tiered storage evicts itself"
+        );
+        let front = tiered.eviction().expect("the memory tier is bounded");
+        for i in 0..4 {
+            let key = larder_storage::CacheKey::new("", format!("object-{i}"), "");
+            front.admit(key.to_compact(), 600 << 10, std::time::SystemTime::now());
+        }
+        assert!(front.total_size() <= 1 << 20, "{}", front.total_size());
+        assert_eq!(
+            config.max_file_size,
+            Some(1 << 20),
+            "no object larger than memory"
+        );
+        let redis = tiered.back_redis().expect("redis behind");
+        assert_eq!(redis.config().url, "redis://127.0.0.1:1");
+        assert_eq!(redis.config().timeout, Duration::from_millis(250));
+
+        settings.max_object_size = 1000;
+        settings.redis_prefix = "edge:".into();
+        let config = settings.cache_config().unwrap();
+        assert_eq!(config.max_file_size, Some(1000));
+        let tiered = config
+            .storage
+            .unwrap()
+            .as_any()
+            .downcast_ref::<TieredStorage>()
+            .unwrap();
+        assert_eq!(tiered.back_redis().unwrap().config().prefix, "edge:");
+
+        settings.storage = "redis://127.0.0.1:1".parse().unwrap();
+        settings.local_ttl_secs = 0;
+        let config = settings.cache_config().unwrap();
+        assert!(config.storage.unwrap().as_any().is::<RedisStorage>());
+        assert!(config.eviction.is_none());
+        assert_eq!(config.max_file_size, Some(1000));
+    }
+
+    #[test]
+    fn redis_storage_outside_a_runtime_is_an_error() {
+        let settings = CacheSettings {
+            storage: "memory+redis://127.0.0.1:1".parse().unwrap(),
+            ..CacheSettings::default()
+        };
+        let e = settings.cache_config().map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("tokio runtime"), "{e}");
     }
 }

@@ -88,10 +88,10 @@ pub use hooks::{CacheHooks, DefaultHooks, StaleCause, default_cache_key, default
 pub use layer::{CacheConfig, CacheLayer, CacheService};
 pub use upstream::Upstream;
 
-/// A layer configured from the binary's `[cache]` settings: bounded in-memory storage of
-/// `settings.size` bytes with the chosen eviction policy, or a Redis server shared by a fleet
-/// (`storage = "redis://…"`, no eviction manager: Redis bounds itself), plus lock timeouts,
-/// object size limit, freshness defaults, purge token and `Cache-Status` name.
+/// A layer configured from the binary's `[cache]` settings: the storage they name (bounded
+/// memory, a Redis server shared by a fleet, or memory in front of Redis), lock timeouts,
+/// object size limit, freshness defaults, purge token and `Cache-Status` name; see
+/// [`config::CacheSettings::cache_config`].
 ///
 /// # Errors
 ///
@@ -101,25 +101,5 @@ pub fn build_layer<H: CacheHooks>(
     settings: &config::CacheSettings,
     hooks: H,
 ) -> Result<CacheLayer<H>, Error> {
-    let size = usize::try_from(settings.size).unwrap_or(usize::MAX);
-    let mut config = CacheConfig::in_memory(size, settings.eviction)
-        .with_lock_timeouts(settings.lock_age(), settings.lock_timeout());
-    let max = usize::try_from(settings.max_object_size).unwrap_or(usize::MAX);
-    config.max_file_size = Some(if max == 0 { size } else { max.min(size) });
-    if let config::StorageBackend::Redis(url) = &settings.storage {
-        let mut redis = larder_storage_redis::RedisConfig::new(url.as_str());
-        redis.prefix.clone_from(&settings.redis_prefix);
-        redis.timeout = std::time::Duration::from_millis(settings.redis_timeout_ms);
-        let storage = larder_storage_redis::RedisStorage::new(redis)
-            .map_err(|e| Error::ConfigInvalid(format!("redis storage: {e}")))?;
-        config.storage = Some(Box::leak(Box::new(storage)));
-        config.eviction = None;
-        config.max_file_size = (max != 0).then_some(max);
-    }
-    config.defaults = settings.meta_defaults();
-    config
-        .cache_status_name
-        .clone_from(&settings.cache_status_name);
-    config.purge_token.clone_from(&settings.purge_token);
-    Ok(CacheLayer::new(config, hooks))
+    Ok(CacheLayer::new(settings.cache_config()?, hooks))
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use larder_proxy::config::{EvictionPolicy, ProxyConfig, StorageBackend};
-use larder_proxy::{DefaultHooks, Upstream, server};
+use larder_proxy::{CacheLayer, DefaultHooks, Upstream, server};
+use larder_storage_redis::TieredStorage;
 use tokio::net::TcpListener;
 use tower::Layer;
 
@@ -41,9 +42,20 @@ struct Args {
     /// Eviction policy: lru or tinyufo.
     #[arg(long)]
     eviction: Option<EvictionPolicy>,
-    /// Storage backend: memory, or a redis://host:port URL shared by a fleet of proxies.
+    /// Storage backend: memory; redis://host:port, one Redis shared by a fleet of proxies; or
+    /// memory+redis://host:port, this proxy's memory (--cache-size bytes) in front of it.
     #[arg(long)]
     storage: Option<StorageBackend>,
+    /// (redis) The prefix of every Redis key (default larder:).
+    #[arg(long)]
+    redis_prefix: Option<String>,
+    /// (redis) The longest one Redis call may take, in milliseconds (default 250).
+    #[arg(long)]
+    redis_timeout_ms: Option<u64>,
+    /// (memory+redis) Seconds a local copy is served before Redis is asked again (0 = until
+    /// evicted or stale).
+    #[arg(long)]
+    local_ttl_secs: Option<u64>,
     /// Milliseconds a cache fill may hold the lock before others stop waiting for it.
     #[arg(long)]
     lock_age_ms: Option<u64>,
@@ -84,6 +96,9 @@ impl Args {
             max_object_size => cache.max_object_size,
             eviction => cache.eviction,
             storage => cache.storage,
+            redis_prefix => cache.redis_prefix,
+            redis_timeout_ms => cache.redis_timeout_ms,
+            local_ttl_secs => cache.local_ttl_secs,
             lock_age_ms => cache.lock_age_ms,
             lock_timeout_ms => cache.lock_timeout_ms,
             cache_status_name => cache.cache_status_name,
@@ -145,7 +160,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     let upstream_uri = config.upstream.clone().context("no upstream")?;
     let upstream = Upstream::new(&upstream_uri)?;
-    let layer = larder_proxy::build_layer(&config.cache, DefaultHooks)?;
+    let cache_config = config.cache.cache_config()?;
+    let storage = cache_config.storage;
+    let layer = CacheLayer::new(cache_config, DefaultHooks);
     let service = layer.layer(upstream);
 
     let listener = TcpListener::bind(config.listen)
@@ -165,8 +182,16 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {admin} (admin)"))?;
         tracing::info!("admin listening on {}", admin_listener.local_addr()?);
         let layer = layer.clone();
-        let metrics: Arc<dyn Fn() -> String + Send + Sync> =
-            Arc::new(move || layer.render_metrics());
+        // The layer renders a RedisStorage's counters itself; a tiered storage's (its memory
+        // tier, its own counters and its Redis tier's) are added here.
+        let tiered = storage.and_then(|s| s.as_any().downcast_ref::<TieredStorage>());
+        let metrics: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
+            let mut text = layer.render_metrics();
+            if let Some(tiered) = tiered {
+                text.push_str(&tiered.render_prometheus());
+            }
+            text
+        });
         admin_task = Some(tokio::spawn(server::serve_admin(
             admin_listener,
             metrics,
@@ -236,5 +261,76 @@ mod tests {
         let args = Args::parse_from(["larder", "--config", path.to_str().unwrap()]);
         let e = format!("{:#}", args.into_config().unwrap_err());
         assert!(e.contains("bad.toml") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn storage_flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("larder.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://127.0.0.1:1\"\n[cache]\nstorage = \"redis://10.0.0.5:6379\"\n\
+             redis_prefix = \"file:\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "larder",
+            "--config",
+            path.to_str().unwrap(),
+            "--storage",
+            "memory+redis://10.0.0.6:6379/2",
+            "--redis-timeout-ms",
+            "100",
+            "--local-ttl-secs",
+            "30",
+        ]);
+        let c = args.into_config().unwrap();
+        assert_eq!(
+            c.cache.storage,
+            StorageBackend::Tiered("redis://10.0.0.6:6379/2".into())
+        );
+        assert_eq!(
+            (
+                c.cache.redis_prefix.as_str(),
+                c.cache.redis_timeout_ms,
+                c.cache.local_ttl_secs
+            ),
+            ("file:", 100, 30)
+        );
+    }
+
+    #[test]
+    fn bad_storage_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://127.0.0.1:1\"\n[cache]\nstorage = \"memory+redis://\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from(["larder", "--config", path.to_str().unwrap()]);
+        let e = format!("{:#}", args.into_config().unwrap_err());
+        assert!(
+            e.contains("fleet.toml") && e.contains("line 3") && e.contains("redis url"),
+            "{e}"
+        );
+
+        let e = Args::try_parse_from(["larder", "--storage", "memory+disk"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--storage") && e.contains("memory+redis://"),
+            "{e}"
+        );
+
+        let args = Args::parse_from([
+            "larder",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--local-ttl-secs",
+            "5",
+        ]);
+        let e = format!("{:#}", args.into_config().unwrap_err());
+        assert!(e.contains("local_ttl_secs"), "{e}");
     }
 }
