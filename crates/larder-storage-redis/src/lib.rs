@@ -8,11 +8,15 @@
 //! - [`RedisStats`]: counters of hits, misses, failures and writes, for metrics.
 //! - [`TieredStorage`]: a local tier (a [`MemCache`](larder_storage::MemCache)) in front of
 //!   the shared one; hits from Redis are promoted into memory.
+//! - [`is_unavailable`]: whether an error (however wrapped) means Redis could not be
+//!   reached, so callers can log an outage quietly.
 //!
 //! Redis being down or slow does not stall requests: every call is bounded by
 //! [`RedisConfig::timeout`] and, after a few failures in a row, Redis is skipped for a
-//! moment; lookups fail (a proxy serves from upstream), writes are dropped, and caching
-//! resumes by itself when the server is back.
+//! moment; lookups fail (a proxy serves from upstream; behind a [`TieredStorage`] they are
+//! plain misses), writes are dropped, and caching resumes by itself when the server is back.
+//! The storage logs one warning when Redis becomes unreachable and one line when it answers
+//! again, not one per call.
 //!
 //! The example needs a Redis server on 127.0.0.1:6379, so it is only compiled here; the
 //! integration tests run the same steps against a server they start.
@@ -67,6 +71,14 @@
 //! redis_timeout_ms = 250       # a slower call is a miss (lookup) or a dropped write
 //! ```
 //!
+//! To keep hot objects in each proxy's memory as well, name both tiers: `--storage
+//! memory+redis://10.0.0.5:6379` (`storage = "memory+redis://10.0.0.5:6379/0"`). Each proxy
+//! then runs a [`TieredStorage`] whose memory tier holds `cache.size` bytes (evicting with
+//! `cache.eviction`); lookups try memory first, then Redis (a hit there is copied into
+//! memory), and new responses are written to both. Objects larger than `cache.size` (or
+//! `max_object_size`) are stored in neither. `local_ttl_secs` (`--local-ttl-secs`) bounds how
+//! long a proxy serves its local copy before asking Redis again.
+//!
 //! - Give Redis a memory limit and an eviction policy: `maxmemory 4gb` and
 //!   `maxmemory-policy volatile-lru` (every key written here has an expiry). With Redis
 //!   storage the proxy's `cache.size` does not apply. No persistence is needed if the cache
@@ -74,20 +86,25 @@
 //! - Put the proxies behind one name: the cache key includes the `Host`, so every proxy must
 //!   see the same host for an object to be shared.
 //! - A PURGE (or an unsafe method's invalidation) through any proxy removes the entry for all
-//!   of them, and stops writes of it in flight elsewhere from being published.
+//!   of them, and stops writes of it in flight elsewhere from being published. With
+//!   `memory+redis`, it removes the entry from Redis and from that proxy's memory; the other
+//!   proxies keep their local copy until it is evicted, goes stale, or is older than
+//!   `local_ttl_secs` (set it to bound how long a purged object is still served).
 //! - If Redis goes down or hangs, every proxy keeps serving from the origin: lookups fail
 //!   within `redis_timeout_ms` (at once when refused, or after five failures in a row, for a
 //!   second at a time), writes are dropped, and caching resumes by itself when Redis is back.
 //!   `/metrics` shows it as `larder_redis_lookup_errors_total`,
 //!   `larder_redis_timeouts_total`, `larder_redis_skipped_total` and
-//!   `larder_redis_writes_dropped_total`.
+//!   `larder_redis_writes_dropped_total`. With `memory+redis`, memory keeps serving what it
+//!   holds, misses are plain misses (`larder_tiered_back_unavailable_total`) filled into
+//!   memory only, and a PURGE that cannot reach Redis answers 500.
 //! - Each proxy has its own cache lock: concurrent misses of one object on different proxies
 //!   each fetch it once (the last fill wins), so the origin sees at most one fetch per proxy.
 //! - Not supported: Redis Cluster (the keys of an entry share a hash tag, but the client here
 //!   talks to one server) and TLS (`rediss://`).
 //!
-//! For hot objects, [`TieredStorage`] keeps a bounded [`MemCache`](larder_storage::MemCache)
-//! in front of Redis on each proxy.
+//! Library users build the same tiers with [`TieredStorage::new`]`(memory, redis)` and
+//! bound the memory tier with [`TieredStorage::with_eviction`].
 
 mod breaker;
 mod config;
