@@ -258,3 +258,38 @@ async fn front_ttl_bounds_serving_an_object_purged_elsewhere() {
     assert_eq!(body_of(t.tiered, &key).await.unwrap(), b"new");
     assert_eq!(t.tiered.stats().front_hits, 2);
 }
+
+#[tokio::test]
+async fn redis_dying_mid_body_is_an_error_and_promotes_nothing() {
+    let mut server = RedisServer::start();
+    let mut config = RedisConfig::new(server.url());
+    config.timeout = Duration::from_millis(200);
+    config.chunk_size = 4;
+    config.read_ahead = 1;
+    let redis: &'static RedisStorage = Box::leak(Box::new(RedisStorage::new(config).unwrap()));
+    let memory: &'static MemCache = Box::leak(Box::new(MemCache::new()));
+    let tiered: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(memory, redis)));
+    let span = Span::none();
+    let key = CacheKey::new("", "chunked", "");
+    store(redis, &key, &meta(), &[b"0123", b"4567", b"89ab"]).await;
+
+    let (_, mut hit) = tiered.lookup(&key, &span).await.unwrap().unwrap();
+    let first = hit.read_body().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"0123");
+    server.stop();
+    // The rest of the body cannot be read: an error, never a clean end after 4 bytes.
+    let mut rest = Vec::new();
+    let ended = loop {
+        match hit.read_body().await {
+            Ok(Some(chunk)) => rest.extend_from_slice(&chunk),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(ended.is_err(), "read {rest:?} and ended cleanly");
+    assert!(rest.len() < 8);
+    assert!(memory.is_empty(), "a body read in part is not promoted");
+    assert_eq!(tiered.stats().promotions, 0);
+    // Later lookups are plain misses: nothing partial is served.
+    assert!(tiered.lookup(&key, &span).await.unwrap().is_none());
+}
