@@ -147,6 +147,21 @@ impl EntryKeys {
     }
 }
 
+/// `url` without the password of its user info (`redis://user:***@host`), for logs.
+fn redacted(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.into();
+    };
+    let user = rest[..at]
+        .split_once(':')
+        .map_or(&rest[..at], |(user, _)| user);
+    format!("{scheme}://{user}:***{}", &rest[at..]).into()
+}
+
 /// The latest expiry Redis is given (the end of year 9999), so far-future freshness does not
 /// overflow anything.
 const MAX_EXPIRE_MS: u64 = 253_402_300_799_000;
@@ -297,7 +312,7 @@ impl RedisStorage {
                 if !self.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         error = %e,
-                        url = %self.config.url,
+                        url = %redacted(&self.config.url),
                         "redis cache tier unreachable: lookups are misses and writes are dropped until it returns"
                     );
                 }
@@ -309,7 +324,7 @@ impl RedisStorage {
                 }
                 self.breaker.success();
                 if self.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!(url = %self.config.url, "redis cache tier reachable again");
+                    tracing::info!(url = %redacted(&self.config.url), "redis cache tier reachable again");
                 }
             }
         }
@@ -666,6 +681,20 @@ mod tests {
             .is_err()
         );
         assert!(Found::parse(vec![None; 2]).is_err());
+    }
+
+    #[test]
+    fn logged_urls_hide_the_password() {
+        for (url, logged) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:secret@h:1/2", "redis://:***@h:1/2"),
+            ("redis://user:secret@h:1", "redis://user:***@h:1"),
+            ("redis://user@h", "redis://user:***@h"),
+            ("redis://h/0?x=a@b", "redis://h/0?x=a@b"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redacted(url), logged, "{url}");
+        }
     }
 
     #[test]
