@@ -332,7 +332,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 Ok(found) => found,
                 Err(e) => {
                     // A failed lookup is a miss, so a bad entry can be overwritten.
-                    tracing::warn!(error = %e, "cache lookup failed");
+                    storage_failed(&e, "cache lookup failed");
                     cache.cache_miss();
                     return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
@@ -689,7 +689,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                                 stored = true;
                             }
                             Err(e) => {
-                                tracing::warn!(error = %e, "could not start the cache write");
+                                storage_failed(&e, "could not start the cache write");
                                 reason = Some(NoCacheReason::StorageError);
                             }
                         }
@@ -1015,6 +1015,17 @@ fn age_value(secs: u64) -> HeaderValue {
     match std::str::from_utf8(&AGE_DIGITS[3 * n + skip..3 * n + 3]) {
         Ok(text) => HeaderValue::from_static(text),
         Err(_) => HeaderValue::from(secs),
+    }
+}
+
+/// Logs a failed storage call: a warning, or only a debug line when the storage says its
+/// backend (Redis) is unreachable, which it reports once per outage itself, so an outage does
+/// not log one warning per request.
+pub(crate) fn storage_failed(e: &(dyn std::error::Error + 'static), what: &'static str) {
+    if larder_storage_redis::is_unavailable(e) {
+        tracing::debug!(error = %e, "{what}");
+    } else {
+        tracing::warn!(error = %e, "{what}");
     }
 }
 

@@ -122,7 +122,7 @@ pub(crate) async fn pump_upstream(
                     let failure = if c.track_body_bytes_for_max_file_size(data.len()) {
                         match c.miss_handler() {
                             Some(h) => h.write_body(data.clone(), false).await.err().map(|e| {
-                                tracing::warn!(error = %e, "cache write failed");
+                                crate::flow::storage_failed(&e, "cache write failed");
                                 NoCacheReason::StorageError
                             }),
                             None => None,
@@ -167,13 +167,13 @@ pub(crate) async fn pump_upstream(
                     metrics.stored_bytes.add(written);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "finishing the cache write failed");
+                    crate::flow::storage_failed(&e, "finishing the cache write failed");
                     c.disable(NoCacheReason::StorageError);
                     metrics.not_stored(NoCacheReason::StorageError.as_str());
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %e, "cache write failed");
+                crate::flow::storage_failed(&e, "cache write failed");
                 c.disable(NoCacheReason::StorageError);
                 metrics.not_stored(NoCacheReason::StorageError.as_str());
             }
