@@ -142,7 +142,10 @@ async fn herd_after_a_server_error_takes_turns() {
     assert_eq!(failed, 1, "only the lock holder sees the origin's 503");
     // The 503 releases the lock as a transient error: one waiter takes it and fetches again,
     // and the rest of the herd is served from what that second fetch stored.
-    assert_eq!(fetches, 2, "the herd reaches the origin twice, not once per waiter");
+    assert_eq!(
+        fetches, 2,
+        "the herd reaches the origin twice, not once per waiter"
+    );
 }
 
 /// An inner service whose first call fails once `gate` opens (a transport error before any
