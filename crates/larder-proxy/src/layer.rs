@@ -201,7 +201,8 @@ impl<H: CacheHooks> CacheLayer<H> {
     }
 
     /// The `/metrics` text: the counters plus the eviction manager's size figures, and the
-    /// Redis tier's counters (`larder_redis_*`) when the storage is a `RedisStorage`.
+    /// Redis tier's counters (`larder_redis_*`) when the storage is a `RedisStorage`, or the
+    /// tiers' (`larder_tiered_*` and `larder_redis_*`) when it is a `TieredStorage`.
     pub fn render_metrics(&self) -> String {
         let gauges = self.shared.config.eviction.map(|e| StorageGauges {
             bytes: e.total_size() as u64,
@@ -210,11 +211,13 @@ impl<H: CacheHooks> CacheLayer<H> {
             evicted_bytes: e.evicted_size() as u64,
         });
         let mut text = self.shared.metrics.render(gauges);
-        if let Some(redis) = self.shared.config.storage.and_then(|s| {
-            s.as_any()
-                .downcast_ref::<larder_storage_redis::RedisStorage>()
-        }) {
-            text.push_str(&redis.stats().render_prometheus());
+        if let Some(storage) = self.shared.config.storage {
+            let any = storage.as_any();
+            if let Some(redis) = any.downcast_ref::<larder_storage_redis::RedisStorage>() {
+                text.push_str(&redis.stats().render_prometheus());
+            } else if let Some(tiered) = any.downcast_ref::<larder_storage_redis::TieredStorage>() {
+                text.push_str(&tiered.render_prometheus());
+            }
         }
         text
     }

@@ -13,7 +13,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use larder_proxy::config::{EvictionPolicy, ProxyConfig, StorageBackend};
 use larder_proxy::{CacheLayer, DefaultHooks, Upstream, server};
-use larder_storage_redis::TieredStorage;
 use tokio::net::TcpListener;
 use tower::Layer;
 
@@ -161,7 +160,6 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     let upstream_uri = config.upstream.clone().context("no upstream")?;
     let upstream = Upstream::new(&upstream_uri)?;
     let cache_config = config.cache.cache_config()?;
-    let storage = cache_config.storage;
     let layer = CacheLayer::new(cache_config, DefaultHooks);
     let service = layer.layer(upstream);
 
@@ -182,16 +180,9 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {admin} (admin)"))?;
         tracing::info!("admin listening on {}", admin_listener.local_addr()?);
         let layer = layer.clone();
-        // The layer renders a RedisStorage's counters itself; a tiered storage's (its memory
-        // tier, its own counters and its Redis tier's) are added here.
-        let tiered = storage.and_then(|s| s.as_any().downcast_ref::<TieredStorage>());
-        let metrics: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
-            let mut text = layer.render_metrics();
-            if let Some(tiered) = tiered {
-                text.push_str(&tiered.render_prometheus());
-            }
-            text
-        });
+        // The layer renders the storage's own counters (Redis or tiered) too.
+        let metrics: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || layer.render_metrics());
         admin_task = Some(tokio::spawn(server::serve_admin(
             admin_listener,
             metrics,
