@@ -73,7 +73,8 @@
 //! - `eviction`: `larder::eviction`, the eviction core (sharded weighted LRU, `TinyUFO` policy).
 //! - `memory-cache`: `larder::memory_cache`, `MemoryCache` and the read-through `RTCache`.
 //! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks.
-//! - `redis`: `larder::storage_redis`, a `Storage` on Redis shared by a fleet of proxies.
+//! - `redis`: `larder::storage_redis`: `RedisStorage`, a `Storage` on Redis shared by a fleet of
+//!   proxies, and `TieredStorage`, local memory in front of it.
 //! - `full`: everything.
 
 #[cfg(feature = "cache-control")]
