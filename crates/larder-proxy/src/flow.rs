@@ -300,7 +300,12 @@ enum HitKind {
     Fresh,
     StaleWhileRevalidate,
     StaleIfError(Option<StatusCode>),
-    Revalidated { stored: bool },
+    /// Stale past any stale-if-error window because the upstream cannot be reached
+    /// (RFC 9111 §4.2.4, `CacheConfig::serve_stale_on_disconnect`).
+    StaleOnDisconnect,
+    Revalidated {
+        stored: bool,
+    },
 }
 
 struct Flow<'a, H, I> {
@@ -568,9 +573,12 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                         .should_serve_stale(self.req, Some(&StaleCause::UpstreamError(&e)))
                 {
                     cache.release_write_lock(NoCacheReason::UpstreamError);
-                    return self
-                        .serve_hit(&mut cache, HitKind::StaleIfError(None))
-                        .await;
+                    let kind = if cache.can_serve_stale_error() {
+                        HitKind::StaleIfError(None)
+                    } else {
+                        HitKind::StaleOnDisconnect
+                    };
+                    return self.serve_hit(&mut cache, kind).await;
                 }
                 if !matches!(phase, CachePhase::Disabled(_)) {
                     cache.disable(NoCacheReason::UpstreamError);
@@ -852,6 +860,13 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 if let Some(s) = upstream {
                     status = status.fwd_status(s);
                 }
+            }
+            HitKind::StaleOnDisconnect => {
+                self.metrics().stale.inc();
+                status = status
+                    .fwd(ForwardReason::Stale)
+                    .ttl(ttl)
+                    .detail("stale-on-disconnect");
             }
             HitKind::Revalidated { stored } => {
                 status = status

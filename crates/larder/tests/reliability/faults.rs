@@ -182,6 +182,11 @@ async fn stale_if_error_covers_refused_connections_and_5xx_then_expires() {
     );
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "good"));
     assert!(r.cache_status().contains("fwd=stale"));
+    assert!(
+        r.cache_status().contains("detail=stale-on-disconnect"),
+        "{}",
+        r.cache_status()
+    );
 
     // A 5xx after the window passes through on both.
     *switch.0.lock() = Upstream::new(&origin.uri()).unwrap();
