@@ -104,12 +104,21 @@ pub struct CacheStatus {
     detail: Option<Box<str>>,
 }
 
-/// The cache's name, borrowed, owned or shared by every request of one cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The cache's name, borrowed, owned or shared by every request of one cache. Two names are
+/// equal when their text is, however they are held.
+#[derive(Debug, Clone)]
 enum Name {
     Cow(Cow<'static, str>),
     Shared(Arc<str>),
 }
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Name {}
 
 impl Name {
     fn as_str(&self) -> &str {
