@@ -665,23 +665,23 @@ impl Storage for Tracked {
     }
 }
 
-type Upstreamfn = tower::util::ServiceFn<
-    fn(
-        Request<ProxyBody>,
-    )
-        -> std::pin::Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>,
->;
+/// The upstream's future, boxed so the service has a nameable type.
+type UpstreamFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
 
+/// The upstream as a tower service.
+type UpstreamFn = tower::util::ServiceFn<fn(Request<ProxyBody>) -> UpstreamFuture>;
+
+/// What every input shares: the runtime, the storage and lock (emptied after each input) and
+/// the service.
 struct Harness {
     rt: tokio::runtime::Runtime,
     storage: &'static Tracked,
     lock: &'static CacheLock,
-    service: CacheService<Upstreamfn, DefaultHooks>,
+    service: CacheService<UpstreamFn, DefaultHooks>,
 }
 
-fn boxed_upstream(
-    req: Request<ProxyBody>,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>> {
+fn boxed_upstream(req: Request<ProxyBody>) -> UpstreamFuture {
     Box::pin(upstream(req))
 }
 
@@ -707,7 +707,7 @@ fn harness() -> &'static Harness {
         config.purge_token = Some(PURGE_TOKEN.to_owned());
         // No eviction manager and no predictor: both would carry state between inputs.
         let layer = CacheLayer::new(config, DefaultHooks);
-        let inner: Upstreamfn = tower::service_fn(boxed_upstream as _);
+        let inner: UpstreamFn = tower::service_fn(boxed_upstream as _);
         Harness {
             rt,
             storage,
@@ -804,7 +804,7 @@ fn run_round(h: &Harness, round: usize, steps: &[(usize, &Step)]) {
 
 /// One request: sends it, then reads the body as the step says.
 async fn exchange(
-    service: CacheService<Upstreamfn, DefaultHooks>,
+    service: CacheService<UpstreamFn, DefaultHooks>,
     req: Request<Full<Bytes>>,
     read: ClientRead,
 ) -> (http::response::Parts, Received, Duration) {
