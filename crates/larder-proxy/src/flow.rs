@@ -415,10 +415,17 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                         }
                     }
                     if swr {
-                        let permit = cache
-                            .is_cache_lock_writer()
-                            .then(|| cache.take_write_lock().0);
-                        self.spawn_refresh(cache.cache_key().clone(), permit);
+                        if self.directives.no_store() {
+                            // Nothing fetched for a no-store request may be stored (RFC 9111
+                            // §5.2.1.5), so it starts no refresh: it is answered stale and the
+                            // next request without no-store refreshes.
+                            cache.release_write_lock(NoCacheReason::Deferred);
+                        } else {
+                            let permit = cache
+                                .is_cache_lock_writer()
+                                .then(|| cache.take_write_lock().0);
+                            self.spawn_refresh(cache.cache_key().clone(), permit);
+                        }
                         cache.set_stale_updating();
                         return self.serve_hit(cache, HitKind::StaleWhileRevalidate).await;
                     }
@@ -612,7 +619,14 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             if parts.status == StatusCode::NOT_MODIFIED {
                 hooks.upstream_response_filter(self.req, &mut parts);
                 let merged = cache.revalidate_merge_header(&ResponseHeader::from(&parts));
-                let stored = match hooks.response_cache_filter(self.req, &merged, config, times) {
+                let decision = if self.directives.no_store() {
+                    // The 304 answers a no-store request: it refreshes nothing (RFC 9111
+                    // §5.2.1.5); the client still gets the stored body.
+                    RespCacheable::Uncacheable(NoCacheReason::Custom("RequestNoStore"))
+                } else {
+                    hooks.response_cache_filter(self.req, &merged, config, times)
+                };
+                let stored = match decision {
                     RespCacheable::Cacheable(meta) => {
                         if let Err(e) = cache.revalidate_cache_meta(meta).await {
                             tracing::warn!(error = %e, "could not update the revalidated entry");

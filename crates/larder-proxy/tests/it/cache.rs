@@ -485,6 +485,66 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_store_request_refreshes_nothing() {
+    // RFC 9111 §5.2.1.5: nothing fetched for a request with no-store is stored, not even by
+    // the stale-while-revalidate refresh or the 304 merge it causes.
+    let origin = Origin::start(|req, n| async move {
+        let path = req.uri.path().to_owned();
+        if n < 2 {
+            // Stale on arrival: /swr inside its stale-while-revalidate window, /etag not.
+            let cc = if path == "/swr" {
+                "max-age=1, stale-while-revalidate=1000"
+            } else {
+                "max-age=1"
+            };
+            respond(
+                200,
+                &[("cache-control", cc), ("age", "100"), ("etag", "\"v1\"")],
+                "old",
+            )
+        } else if req.headers.contains_key("if-none-match") {
+            respond(
+                304,
+                &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+                "",
+            )
+        } else {
+            respond(200, &[("cache-control", "max-age=60")], "new")
+        }
+    })
+    .await;
+    let proxy = Proxy::cached(&origin).await;
+    let no_store = [("cache-control", "no-store")];
+    assert_eq!(get(&proxy.url("/swr")).await.text(), "old");
+    assert_eq!(get(&proxy.url("/etag")).await.text(), "old");
+    assert_eq!(origin.hits(), 2);
+
+    // Stale within the window: answered stale, and no refresh starts for it.
+    let stale = send(Method::GET, &proxy.url("/swr"), &no_store).await;
+    assert_eq!(stale.text(), "old");
+    assert!(stale.cache_status().contains("stale-while-revalidate"));
+    assert_eq!(proxy.layer.metrics().background_refreshes.get(), 0);
+    assert_eq!(origin.hits(), 2);
+
+    // Stale without a window: revalidated upstream, the 304 refreshes nothing.
+    let revalidated = send(Method::GET, &proxy.url("/etag"), &no_store).await;
+    assert_eq!(revalidated.text(), "old");
+    assert!(revalidated.cache_status().contains("fwd-status=304"));
+    assert_eq!(origin.hits(), 3);
+    let again = get(&proxy.url("/etag")).await;
+    assert!(
+        again.cache_status().contains("fwd=stale"),
+        "{}",
+        again.cache_status()
+    );
+    assert_eq!(origin.hits(), 4, "the entry was still stale");
+
+    // A request without no-store starts the refresh as usual.
+    assert_eq!(get(&proxy.url("/swr")).await.text(), "old");
+    assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1);
+}
+
 async fn stale_if_error_case(age: &'static str) -> (crate::harness::Got, Origin) {
     let origin = Origin::start(move |_, n| async move {
         if n == 0 {
