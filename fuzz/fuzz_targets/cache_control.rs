@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let mut headers = HeaderMap::new();
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         if let Ok(value) = HeaderValue::from_bytes(line) {
-            let name = if i % 3 == 2 { cdn.clone() } else { CACHE_CONTROL };
+            let name = if i % 3 == 2 {
+                cdn.clone()
+            } else {
+                CACHE_CONTROL
+            };
             headers.append(name, value);
         }
     }
@@ -27,10 +31,25 @@ fuzz_target!(|data: &[u8]| {
 
 /// Calls every accessor and checks the round trip.
 fn check(cc: &CacheControl<'_>, first_wins: bool) {
-    let _ = (cc.max_age(), cc.s_maxage(), cc.stale_while_revalidate(), cc.stale_if_error());
+    let _ = (
+        cc.max_age(),
+        cc.s_maxage(),
+        cc.stale_while_revalidate(),
+        cc.stale_if_error(),
+    );
     let _ = (cc.min_fresh(), cc.max_stale(), cc.is_empty());
-    let _ = (cc.no_store(), cc.public(), cc.must_revalidate(), cc.proxy_revalidate());
-    let _ = (cc.must_understand(), cc.no_transform(), cc.immutable(), cc.only_if_cached());
+    let _ = (
+        cc.no_store(),
+        cc.public(),
+        cc.must_revalidate(),
+        cc.proxy_revalidate(),
+    );
+    let _ = (
+        cc.must_understand(),
+        cc.no_transform(),
+        cc.immutable(),
+        cc.only_if_cached(),
+    );
     assert!(cc.no_cache_field_names().is_none() || cc.no_cache());
     assert!(cc.private_field_names().is_none() || cc.private());
     let _ = cc.no_cache_field_names().map(Iterator::count);

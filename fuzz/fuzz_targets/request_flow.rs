@@ -527,25 +527,16 @@ fn key_of(parts: &http::request::Parts) -> String {
 }
 
 /// Whether a shared cache may store `resp`, the answer to `req` (RFC 9111 §3, §3.5, §5.2.1.5).
-///
-/// `background`: the request is the proxy's own stale-while-revalidate refresh (a copy of the
-/// client's request that started it). Such a refresh forwards the client's
-/// `Cache-Control: no-store` but is stored anyway (the refresh uses default request directives):
-/// reported as a finding in docs/reliability.md and not asserted here, so the long run can
-/// look for other failures. Every other rule applies to refreshes too.
-fn storable(req: &HeaderMap, resp: &HeaderMap, background: bool) -> bool {
+/// Applies to the proxy's own stale-while-revalidate refreshes too: a refresh is a copy of the
+/// request that started it, and a `no-store` request starts none.
+fn storable(req: &HeaderMap, resp: &HeaderMap) -> bool {
     let cc = larder_cache::cache_control::targeted(resp, &[cdn_name()]);
     let req_cc = larder_cache::cache_control::CacheControl::from_headers(req);
     let authorized = req.contains_key(header::AUTHORIZATION);
     !(cc.no_store() && !cc.must_understand())
         && !(cc.private() && cc.private_field_names().is_none())
         && !(authorized && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate()))
-        && (background || !req_cc.no_store())
-}
-
-tokio::task_local! {
-    /// Set while a client request runs; absent in tasks the proxy spawns (background refreshes).
-    static CLIENT: ();
+        && !req_cc.no_store()
 }
 
 /// The upstream: answers with the current step's script and records what it sent.
@@ -588,7 +579,7 @@ async fn upstream(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, BoxErr
                         .get(header::CONTENT_LENGTH)
                         .map(|_| script.body.len())
                 },
-                storable: storable(&parts.headers, &headers, CLIENT.try_with(|()| ()).is_err()),
+                storable: storable(&parts.headers, &headers),
                 headers,
                 variance,
             };
@@ -809,7 +800,7 @@ async fn exchange(
     read: ClientRead,
 ) -> (http::response::Parts, Received, Duration) {
     let t0 = tokio::time::Instant::now();
-    let resp = match CLIENT.scope((), service.oneshot(req)).await {
+    let resp = match service.oneshot(req).await {
         Ok(r) => r,
         Err(e) => match e {},
     };
