@@ -155,6 +155,17 @@ pub(crate) async fn get(url: &str) -> Got {
     send(Method::GET, url, &[]).await
 }
 
+/// The sample `name` from the Prometheus text an admin listener at `admin` serves on
+/// `/metrics`; panics (with the text) when it is missing.
+pub(crate) async fn metric(admin: impl std::fmt::Display, name: &str) -> u64 {
+    let text = get(&format!("http://{admin}/metrics")).await.text();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
 /// A response with `status`, `headers` and `body`.
 pub(crate) fn respond(
     status: u16,

@@ -60,14 +60,7 @@ impl Member {
 
     /// A `larder_redis_*_total` counter from `/metrics`.
     async fn counter(&self, name: &str) -> u64 {
-        let text = crate::harness::get(&format!("http://{}/metrics", self.admin))
-            .await
-            .text();
-        let prefix = format!("larder_redis_{name}_total ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+        crate::harness::metric(&self.admin, &format!("larder_redis_{name}_total")).await
     }
 
     /// Waits until this member has published `n` entries to Redis (the client can have the

@@ -98,14 +98,7 @@ impl Member {
 
     /// A sample from `/metrics` (`larder_tiered_*` and `larder_redis_*` included).
     async fn metric(&self, name: &str) -> u64 {
-        let text = crate::harness::get(&format!("http://{}/metrics", self.admin))
-            .await
-            .text();
-        let prefix = format!("{name} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        crate::harness::metric(&self.admin, name).await
     }
 
     /// Waits until the sample `name` reaches `value` (a member can send the whole body before
