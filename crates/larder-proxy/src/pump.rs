@@ -60,11 +60,22 @@ pub(crate) async fn pump_hit(
         }
     }
     finish_hit(&mut cache).await;
-    let tail = match &mut filter {
-        Some(f) => f.finish(),
-        None => Some(Bytes::new()),
-    };
-    match tail {
+    end_client_body(
+        &tx,
+        filter.as_mut(),
+        "stored body shorter than its Content-Length",
+    )
+    .await;
+}
+
+/// Ends the client's body: the range filter's last bytes and the end, or an error saying
+/// `short` when the body ended before the range (or declared length) did.
+async fn end_client_body(
+    tx: &tokio::sync::mpsc::Sender<Chunk>,
+    filter: Option<&mut RangeBodyFilter>,
+    short: &'static str,
+) {
+    match filter.map_or_else(|| Some(Bytes::new()), RangeBodyFilter::finish) {
         Some(tail) => {
             if !tail.is_empty() && tx.send(Chunk::Data(tail)).await.is_err() {
                 return;
@@ -72,11 +83,7 @@ pub(crate) async fn pump_hit(
             let _ = tx.send(Chunk::End).await;
         }
         None => {
-            let _ = tx
-                .send(Chunk::Error(
-                    "stored body shorter than its Content-Length".into(),
-                ))
-                .await;
+            let _ = tx.send(Chunk::Error(short.into())).await;
         }
     }
 }
@@ -180,24 +187,11 @@ pub(crate) async fn pump_upstream(
         }
     }
     if let Some(tx) = tx {
-        let tail = match &mut filter {
-            Some(f) => f.finish(),
-            None => Some(Bytes::new()),
-        };
-        match tail {
-            Some(tail) => {
-                if !tail.is_empty() && tx.send(Chunk::Data(tail)).await.is_err() {
-                    return;
-                }
-                let _ = tx.send(Chunk::End).await;
-            }
-            None => {
-                let _ = tx
-                    .send(Chunk::Error(
-                        "upstream body shorter than the requested range".into(),
-                    ))
-                    .await;
-            }
-        }
+        end_client_body(
+            &tx,
+            filter.as_mut(),
+            "upstream body shorter than the requested range",
+        )
+        .await;
     }
 }
