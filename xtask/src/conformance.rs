@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::util::free_port;
 use crate::util::{cargo, has_command, root, run};
-use process::{Guard, free_port};
+use process::Guard;
 use report::RunInfo;
 use score::Scores;
 
@@ -619,7 +620,7 @@ impl Session {
         if !status.success() {
             return Err(format!(
                 "the suite's client failed ({status}); {log:?} ends:\n{}",
-                process::tail(&log)
+                crate::util::tail(&log)
             ));
         }
         if !read(out)?.trim_start().starts_with('{') {

@@ -1,6 +1,9 @@
 //! Small helpers shared by the subcommands: running commands and finding the workspace.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -73,4 +76,23 @@ pub(crate) fn stop_child(child: &mut Child) {
     // The process may have exited in between; a failed kill is then expected.
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub(crate) fn free_port() -> Result<u16, String> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
+/// The last lines of a log file (or a note that it cannot be read).
+pub(crate) fn tail(path: &Path) -> String {
+    let mut bytes = Vec::new();
+    if let Err(e) = File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)) {
+        return format!("(cannot read {}: {e})", path.display());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }

@@ -389,7 +389,7 @@ struct Runner<'a> {
 impl Runner<'_> {
     /// Starts a bare server pinned to `core`; returns it with its port.
     fn bare(&self, name: &str, core: usize) -> Result<(Server, u16), String> {
-        let port = process::free_port()?;
+        let port = crate::util::free_port()?;
         let cmd = self.launcher.command(
             &self.plan.bare,
             &["--listen".into(), format!("127.0.0.1:{port}")],
@@ -403,8 +403,8 @@ impl Runner<'_> {
 
     /// Starts the proxy on core 0 in front of the origin on `origin`.
     fn larder(&self, name: &str, origin: u16, extra: &[String]) -> Result<Proxy, String> {
-        let port = process::free_port()?;
-        let admin = process::free_port()?;
+        let port = crate::util::free_port()?;
+        let admin = crate::util::free_port()?;
         let mut args = vec![
             "--upstream".into(),
             format!("http://127.0.0.1:{origin}"),

@@ -7,14 +7,13 @@
 //! directly, as it reaches xtask.
 
 use std::fs::File;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::util::has_command;
+use crate::util::{has_command, tail};
 
 /// How often a wait loop looks again.
 const POLL: Duration = Duration::from_millis(100);
@@ -164,23 +163,4 @@ fn bounded(cmd: &Command, limit: Duration) -> Command {
         out.current_dir(dir);
     }
     out
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-pub(super) fn free_port() -> Result<u16, String> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
-}
-
-/// The last lines of a log file (or a note that it cannot be read).
-pub(super) fn tail(path: &Path) -> String {
-    let mut bytes = Vec::new();
-    if let Err(e) = File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)) {
-        return format!("(cannot read {path:?}: {e})");
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
