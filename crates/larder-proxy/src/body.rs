@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 
 use crate::error::BoxError;
 
+/// Chunks buffered between a body producer and the client: the back-pressure bound.
+pub(crate) const CHANNEL_CHUNKS: usize = 4;
+
 /// The body type of every request the layer sends to its inner service and every response it
 /// returns: any body of [`Bytes`], boxed, with boxed errors.
 pub struct ProxyBody(Kind);

@@ -26,21 +26,19 @@ use larder_cache::{
 };
 use tower::ServiceExt;
 
-use crate::body::{self, ChannelBody, ProxyBody};
+use crate::body::{self, CHANNEL_CHUNKS, ChannelBody, ProxyBody};
 use crate::error::BoxError;
 use crate::headers;
 use crate::hooks::{CacheHooks, StaleCause};
 use crate::invalidate::{invalidate, is_unsafe, store_post};
 use crate::layer::Shared;
 use crate::metrics::Metrics;
-use crate::pump::{finish_hit, pump_hit, pump_upstream, read_hit};
+use crate::pump::{finish_hit, pump_hit, read_hit, serve_upstream};
 use crate::purge::PurgeAuth;
 
 /// How many lookups one request may make (vary re-lookups and lock waits) before it gives up
 /// on the cache and goes upstream.
 const MAX_LOOKUPS: usize = 8;
-/// Chunks buffered between a body producer and the client: the back-pressure bound.
-pub(crate) const CHANNEL_CHUNKS: usize = 4;
 /// A hit whose body fits in this many bytes is read before the response is returned, saving
 /// the task that would otherwise stream it.
 const INLINE_HIT_BYTES: usize = 64 * 1024;
@@ -770,24 +768,14 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         };
         parts.status = header.status;
         parts.headers = header.headers;
-        let cache = stored.then_some(cache);
-        if cache.is_none() && !downstream.header_only && downstream.range.is_none() {
-            return (Response::from_parts(parts, upstream_body), status);
-        }
-        let (tx, client_body) = if downstream.header_only {
-            (None, body::empty())
-        } else {
-            let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
-            (Some(tx), body::boxed(rx))
-        };
         let filter = downstream.range.as_deref().map(RangeBodyFilter::new);
-        tokio::spawn(pump_upstream(
-            cache,
+        let client_body = serve_upstream(
+            stored.then_some(cache),
             upstream_body,
-            tx,
+            downstream.header_only,
             filter,
-            Arc::clone(&self.shared.metrics),
-        ));
+            &self.shared.metrics,
+        );
         (Response::from_parts(parts, client_body), status)
     }
 

@@ -1,7 +1,6 @@
 //! Invalidation after unsafe methods (RFC 9111 §4.4) and storing POST responses that name
 //! their own URI (RFC 9110 §9.3.3).
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderMap};
@@ -12,11 +11,11 @@ use larder_cache::cache_status::CacheStatus;
 use larder_cache::filters::RespCacheable;
 use larder_cache::{HttpCache, ResponseHeader};
 
-use crate::body::{self, ChannelBody, ProxyBody};
-use crate::flow::{Answer, CHANNEL_CHUNKS, enable};
+use crate::body::ProxyBody;
+use crate::flow::{Answer, enable};
 use crate::hooks::CacheHooks;
 use crate::layer::Shared;
-use crate::pump::pump_upstream;
+use crate::pump::serve_upstream;
 
 /// Whether a method is unsafe (RFC 9110 §9.2.1), so a success invalidates (RFC 9111 §4.4).
 pub(crate) fn is_unsafe(method: &Method) -> bool {
@@ -76,18 +75,8 @@ pub(crate) async fn store_post<H: CacheHooks>(
         tracing::warn!(error = %e, "could not store a POST response");
         return (Response::from_parts(parts, body), status);
     }
-    let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
-    tokio::spawn(pump_upstream(
-        Some(cache),
-        body,
-        Some(tx),
-        None,
-        Arc::clone(&shared.metrics),
-    ));
-    (
-        Response::from_parts(parts, body::boxed(rx)),
-        status.stored(true),
-    )
+    let body = serve_upstream(Some(cache), body, false, None, &shared.metrics);
+    (Response::from_parts(parts, body), status.stored(true))
 }
 
 /// Removes the stored responses for the request's URI and for same-host `Location` and

@@ -70,6 +70,7 @@
 pub mod body;
 pub mod config;
 mod error;
+mod fill;
 mod flow;
 pub mod headers;
 mod hooks;

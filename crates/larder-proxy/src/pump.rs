@@ -1,5 +1,5 @@
 //! The tasks that stream bodies: a stored body to the client, and an upstream body to the
-//! client and into storage at once.
+//! client (and, with a storage that cannot stream partial writes, into storage at once).
 
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use http_body_util::BodyExt;
 use larder_cache::range::RangeBodyFilter;
 use larder_cache::{HttpCache, NoCacheReason};
 
-use crate::body::{Chunk, ProxyBody};
+use crate::body::{CHANNEL_CHUNKS, ChannelBody, Chunk, ProxyBody};
+use crate::fill::{self, Filling};
 use crate::metrics::Metrics;
 
 /// The next chunk of the hit's body, without a boxed future when the storage has it at once.
@@ -88,32 +89,76 @@ async fn end_client_body(
     }
 }
 
-/// Streams an upstream body to the client and, when `cache` is set, into storage at the same
-/// time. The channel to the client is bounded, so a slow client slows the upstream read.
+/// The client's body for an upstream response, stored into `cache` when it is set (its miss
+/// handler set): with a storage that streams partial writes, a fill task writes it at the
+/// origin's pace and the client reads the write back at its own ([`fill`](crate::fill));
+/// otherwise a task streams it to the client and into the storage at once
+/// ([`pump_upstream`]). A response that is not stored goes through as it is, or through a task
+/// when only a range of it, or only its header, is sent.
+pub(crate) fn serve_upstream(
+    mut cache: Option<HttpCache>,
+    upstream: ProxyBody,
+    header_only: bool,
+    filter: Option<RangeBodyFilter>,
+    metrics: &Arc<Metrics>,
+) -> ProxyBody {
+    let reader = cache.as_mut().and_then(HttpCache::take_miss_body_reader);
+    if let Some(reader) = reader
+        && let Some(cache) = cache.take()
+    {
+        let filling = Filling::new(cache, Arc::clone(metrics));
+        if header_only {
+            tokio::spawn(fill::fill(filling, upstream, None));
+            return crate::body::empty();
+        }
+        let (handoff, handoff_rx) = fill::handoff_channel();
+        tokio::spawn(fill::fill(filling, upstream, Some(handoff)));
+        return fill::client_body(reader, handoff_rx, filter);
+    }
+    if cache.is_none() && !header_only && filter.is_none() {
+        return upstream;
+    }
+    let (tx, client_body) = if header_only {
+        (None, crate::body::empty())
+    } else {
+        let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
+        (Some(tx), crate::body::boxed(rx))
+    };
+    let filling = cache.map(|c| Filling::new(c, Arc::clone(metrics)));
+    tokio::spawn(pump_upstream(
+        filling,
+        upstream,
+        tx,
+        filter,
+        Arc::clone(metrics),
+    ));
+    client_body
+}
+
+/// Streams an upstream body to the client and, when `filling` is set, into storage at the same
+/// time. The channel to the client is bounded, so a slow client slows the upstream read: this
+/// serves responses that are not stored, and stored ones only when the storage cannot stream
+/// partial writes (otherwise [`fill`](crate::fill::fill) decouples the two).
 ///
 /// If the client goes away while the response is being stored, the fill continues so the
 /// entry completes (inventory checklist 86); an uncacheable response stops being read. If the
 /// upstream fails mid-body, the unfinished write is dropped (storage discards it, no entry is
 /// left) and the client's body ends in an error, never a clean short body.
-// One loop with every outcome of the body side by side reads better than split helpers.
-#[allow(clippy::too_many_lines)]
-pub(crate) async fn pump_upstream(
-    mut cache: Option<HttpCache>,
+async fn pump_upstream(
+    mut filling: Option<Filling>,
     mut body: ProxyBody,
     mut tx: Option<tokio::sync::mpsc::Sender<Chunk>>,
     mut filter: Option<RangeBodyFilter>,
     metrics: Arc<Metrics>,
 ) {
-    let mut written = 0u64;
     loop {
         match body.frame().await {
             None => break,
             Some(Err(e)) => {
                 metrics.upstream_errors.inc();
                 tracing::warn!(error = %e, "upstream body failed");
-                if let Some(mut c) = cache.take() {
-                    c.disable(NoCacheReason::UpstreamError);
-                    metrics.not_stored(NoCacheReason::UpstreamError.as_str());
+                if let Some(f) = filling.take() {
+                    f.abandon(NoCacheReason::UpstreamError);
                 }
                 if let Some(tx) = tx {
                     let _ = tx.send(Chunk::Error(e)).await;
@@ -125,26 +170,11 @@ pub(crate) async fn pump_upstream(
                     // Trailers are not stored or forwarded.
                     continue;
                 };
-                if let Some(c) = cache.as_mut() {
-                    let failure = if c.track_body_bytes_for_max_file_size(data.len()) {
-                        match c.miss_handler() {
-                            Some(h) => h.write_body(data.clone(), false).await.err().map(|e| {
-                                crate::flow::storage_failed(&e, "cache write failed");
-                                NoCacheReason::StorageError
-                            }),
-                            None => None,
-                        }
-                    } else {
-                        c.response_became_uncacheable(NoCacheReason::ResponseTooLarge);
-                        Some(NoCacheReason::ResponseTooLarge)
-                    };
-                    if let Some(reason) = failure {
-                        c.disable(reason);
-                        metrics.not_stored(reason.as_str());
-                        cache = None;
-                    } else {
-                        written += data.len() as u64;
-                    }
+                if let Some(f) = filling.as_mut()
+                    && let Err(reason) = f.write(&data).await
+                    && let Some(f) = filling.take()
+                {
+                    f.abandon(reason);
                 }
                 if let Some(t) = &tx {
                     let out = match &mut filter {
@@ -156,35 +186,14 @@ pub(crate) async fn pump_upstream(
                         tx = None;
                     }
                 }
-                if cache.is_none() && tx.is_none() {
+                if filling.is_none() && tx.is_none() {
                     return;
                 }
             }
         }
     }
-    if let Some(mut c) = cache {
-        let finished = match c.miss_handler() {
-            Some(h) => h.write_body(Bytes::new(), true).await,
-            None => Ok(()),
-        };
-        match finished {
-            Ok(()) => match c.finish_miss_handler().await {
-                Ok(()) => {
-                    metrics.stored.inc();
-                    metrics.stored_bytes.add(written);
-                }
-                Err(e) => {
-                    crate::flow::storage_failed(&e, "finishing the cache write failed");
-                    c.disable(NoCacheReason::StorageError);
-                    metrics.not_stored(NoCacheReason::StorageError.as_str());
-                }
-            },
-            Err(e) => {
-                crate::flow::storage_failed(&e, "cache write failed");
-                c.disable(NoCacheReason::StorageError);
-                metrics.not_stored(NoCacheReason::StorageError.as_str());
-            }
-        }
+    if let Some(f) = filling {
+        f.finish().await;
     }
     if let Some(tx) = tx {
         end_client_body(

@@ -192,6 +192,9 @@ enum Urls<'a> {
     Random(&'a str, usize),
     /// `prefix` followed by a counter modulo `n`: a cycle through `n` URLs.
     Cycle(&'a str, usize),
+    /// `prefix` followed by a counter halved: each new URL requested twice in a row, so on
+    /// separate connections at about the same time (a miss with a second concurrent reader).
+    Pairs(&'a str),
 }
 
 impl Urls<'_> {
@@ -207,6 +210,9 @@ impl Urls<'_> {
             ),
             Urls::Cycle(prefix, n) => format!(
                 "local n = 0\nrequest = function()\n  n = (n + 1) % {n}\n  return wrk.format(nil, \"{prefix}\" .. n)\nend\n"
+            ),
+            Urls::Pairs(prefix) => format!(
+                "local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, \"{prefix}\" .. math.floor(n / 2))\nend\n"
             ),
         };
         format!("{request}{DONE}")
@@ -290,6 +296,14 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
         limit_port,
         &mut proxy,
         &Urls::Unique("/1k/miss-"),
+        None,
+    )?);
+    // A miss read by two clients at once: one fill, read back by both at their own pace.
+    results.rows.push(run.row(
+        "miss 1 MiB, 2 readers each (unique URLs, stored)",
+        limit_port,
+        &mut proxy,
+        &Urls::Pairs("/1m/pair-"),
         None,
     )?);
     drop(proxy);

@@ -143,6 +143,22 @@ impl HttpCache {
         }
     }
 
+    /// Takes the reader of the body being written (see
+    /// [`miss_body_reader`](Self::miss_body_reader)), so that the client reads the write at its
+    /// own pace while whoever owns this cache fills it at the origin's pace: a slow client
+    /// then never slows the fill, nor the other readers of the write.
+    ///
+    /// # Panics
+    ///
+    /// Unless the phase is `Miss` or `Expired`.
+    pub fn take_miss_body_reader(&mut self) -> Option<HitHandler> {
+        let phase = self.phase();
+        match self.state.miss_mut() {
+            Some(miss) => miss.body_reader.take(),
+            None => wrong_phase("take_miss_body_reader", phase),
+        }
+    }
+
     /// Completes the write: the entry becomes visible, the write lock is released with
     /// `Done`, the entry is admitted into the eviction manager and any victims it names are
     /// purged in a spawned task. Idempotent.

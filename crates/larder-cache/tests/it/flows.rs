@@ -511,6 +511,56 @@ async fn eviction_purges_victims() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_miss_reader_reads_a_fill_owned_elsewhere_at_its_own_pace() {
+    let env = Env::new().with_lock(Duration::from_secs(5));
+    let mut writer = env.cache("/fill");
+    assert!(writer.cache_lookup().await.unwrap().is_none());
+    writer.cache_miss();
+    let now = SystemTime::now();
+    writer.set_cache_meta(larder_cache::CacheMeta::new(
+        now + Duration::from_mins(1),
+        now,
+        0,
+        0,
+        larder_cache::ResponseHeader::new(StatusCode::OK),
+    ));
+    writer.set_miss_handler().await.unwrap();
+    let mut reader = writer
+        .take_miss_body_reader()
+        .expect("MemCache streams partial writes");
+    assert!(writer.take_miss_body_reader().is_none(), "taken once");
+    // The fill runs to its end in a task of its own before the reader reads a byte.
+    tokio::spawn(async move {
+        for part in [&b"ab"[..], b"cd", b"ef"] {
+            let handler = writer.miss_handler().unwrap();
+            handler
+                .write_body(Bytes::from_static(part), false)
+                .await
+                .unwrap();
+        }
+        writer
+            .miss_handler()
+            .unwrap()
+            .write_body(Bytes::new(), true)
+            .await
+            .unwrap();
+        writer.finish_miss_handler().await.unwrap();
+    })
+    .await
+    .unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = reader.read_body().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    assert_eq!(body, b"abcdef");
+    let mut hit = env.cache("/fill");
+    assert!(
+        hit.cache_lookup().await.unwrap().is_some(),
+        "the fill stored the entry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_of_abandoned_streaming_write_sees_an_error() {
     let env = Env::new().with_lock(Duration::from_secs(5));
     let mut writer = env.cache("/a");

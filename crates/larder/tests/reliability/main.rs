@@ -11,3 +11,4 @@ mod herd;
 mod load;
 mod memory;
 mod security;
+mod slow_clients;
