@@ -6,6 +6,10 @@
 //! that stops reading costs only its own socket buffers and never slows the fill or the other
 //! readers, and a client that leaves does not stop the fill.
 //!
+//! With a storage that cannot stream its own writes (Redis alone), the fill keeps a spool of the
+//! body beside the write, a [`PartialBody`](larder_storage::partial::PartialBody), for the first client to read at its pace; other
+//! requests wait for the entry as before.
+//!
 //! Memory stays bounded by what the storage admits: the fill writes at most the maximum file
 //! size into storage. When the write is abandoned midway (the body outgrew the maximum file
 //! size, or the storage failed), the fill hands the rest of the body to the first client through
@@ -22,6 +26,7 @@ use http_body_util::BodyExt;
 use larder_cache::range::RangeBodyFilter;
 use larder_cache::{HttpCache, NoCacheReason};
 use larder_storage::HitHandler;
+use larder_storage::partial::PartialWriter;
 use tokio::sync::mpsc;
 
 use crate::body::{self, CHANNEL_CHUNKS, ProducerGone, ProxyBody};
@@ -40,22 +45,33 @@ pub(crate) enum Handoff {
     Error(BoxError),
 }
 
-/// A cache being filled: writes chunks into its miss handler, enforcing the maximum file size,
-/// and finishes or abandons the write, counting each outcome.
+/// A cache being filled: writes chunks into its miss handler (and the spool, if any),
+/// enforcing the maximum file size, and finishes or abandons the write, counting each outcome.
 pub(crate) struct Filling {
     cache: HttpCache,
+    /// A copy of the body for the first client, when the storage cannot stream the write.
+    spool: Option<PartialWriter>,
     written: u64,
     metrics: Arc<Metrics>,
 }
 
 impl Filling {
-    /// Fills `cache`, whose miss handler is set.
-    pub(crate) fn new(cache: HttpCache, metrics: Arc<Metrics>) -> Self {
-        Self {
+    /// Fills `cache`, whose miss handler is set, and returns a reader of the write for the
+    /// first client: the storage's own, or a spool's.
+    pub(crate) fn new(mut cache: HttpCache, metrics: Arc<Metrics>) -> (Self, HitHandler) {
+        let (reader, spool) = if let Some(reader) = cache.take_miss_body_reader() {
+            (reader, None)
+        } else {
+            let spool = PartialWriter::new();
+            (spool.body().reader(), Some(spool))
+        };
+        let filling = Self {
             cache,
+            spool,
             written: 0,
             metrics,
-        }
+        };
+        (filling, reader)
     }
 
     /// Writes the next chunk. On `Err` the write must be [abandoned](Self::abandon).
@@ -71,6 +87,9 @@ impl Filling {
             crate::flow::storage_failed(&e, "cache write failed");
             return Err(NoCacheReason::StorageError);
         }
+        if let Some(spool) = &self.spool {
+            spool.push(data.clone());
+        }
         self.written += data.len() as u64;
         Ok(())
     }
@@ -83,6 +102,10 @@ impl Filling {
 
     /// Ends the write after the last chunk: the entry becomes visible.
     pub(crate) async fn finish(mut self) {
+        // The spool has every byte whatever the storage does now.
+        if let Some(spool) = self.spool.take() {
+            spool.end();
+        }
         let c = &mut self.cache;
         let finished = match c.miss_handler() {
             Some(h) => h.write_body(Bytes::new(), true).await,

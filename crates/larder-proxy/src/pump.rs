@@ -1,12 +1,12 @@
-//! The tasks that stream bodies: a stored body to the client, and an upstream body to the
-//! client (and, with a storage that cannot stream partial writes, into storage at once).
+//! The tasks that stream bodies to the client: a stored body, and the range of an upstream body
+//! that is not stored; and the choice of how an upstream body reaches the client.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use larder_cache::HttpCache;
 use larder_cache::range::RangeBodyFilter;
-use larder_cache::{HttpCache, NoCacheReason};
 
 use crate::body::{CHANNEL_CHUNKS, ChannelBody, Chunk, ProxyBody};
 use crate::fill::{self, Filling};
@@ -90,23 +90,18 @@ async fn end_client_body(
 }
 
 /// The client's body for an upstream response, stored into `cache` when it is set (its miss
-/// handler set): with a storage that streams partial writes, a fill task writes it at the
-/// origin's pace and the client reads the write back at its own ([`fill`](crate::fill));
-/// otherwise a task streams it to the client and into the storage at once
-/// ([`pump_upstream`]). A response that is not stored goes through as it is, or through a task
-/// when only a range of it, or only its header, is sent.
+/// handler set): a fill task writes it at the origin's pace and the client reads the write
+/// back at its own ([`fill`](crate::fill)). A response that is not stored goes through as it
+/// is, or through [`pump_upstream`] when only a range of it, or only its header, is sent.
 pub(crate) fn serve_upstream(
-    mut cache: Option<HttpCache>,
+    cache: Option<HttpCache>,
     upstream: ProxyBody,
     header_only: bool,
     filter: Option<RangeBodyFilter>,
     metrics: &Arc<Metrics>,
 ) -> ProxyBody {
-    let reader = cache.as_mut().and_then(HttpCache::take_miss_body_reader);
-    if let Some(reader) = reader
-        && let Some(cache) = cache.take()
-    {
-        let filling = Filling::new(cache, Arc::clone(metrics));
+    if let Some(cache) = cache {
+        let (filling, reader) = Filling::new(cache, Arc::clone(metrics));
         if header_only {
             tokio::spawn(fill::fill(filling, upstream, None));
             return crate::body::empty();
@@ -115,40 +110,25 @@ pub(crate) fn serve_upstream(
         tokio::spawn(fill::fill(filling, upstream, Some(handoff)));
         return fill::client_body(reader, handoff_rx, filter);
     }
-    if cache.is_none() && !header_only && filter.is_none() {
-        return upstream;
+    if header_only {
+        // Nobody reads the body: dropping it stops the upstream read.
+        return crate::body::empty();
     }
-    let (tx, client_body) = if header_only {
-        (None, crate::body::empty())
-    } else {
-        let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
-        (Some(tx), crate::body::boxed(rx))
+    let Some(filter) = filter else {
+        return upstream;
     };
-    let filling = cache.map(|c| Filling::new(c, Arc::clone(metrics)));
-    tokio::spawn(pump_upstream(
-        filling,
-        upstream,
-        tx,
-        filter,
-        Arc::clone(metrics),
-    ));
-    client_body
+    let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
+    tokio::spawn(pump_upstream(upstream, tx, filter, Arc::clone(metrics)));
+    crate::body::boxed(rx)
 }
 
-/// Streams an upstream body to the client and, when `filling` is set, into storage at the same
-/// time. The channel to the client is bounded, so a slow client slows the upstream read: this
-/// serves responses that are not stored, and stored ones only when the storage cannot stream
-/// partial writes (otherwise [`fill`](crate::fill::fill) decouples the two).
-///
-/// If the client goes away while the response is being stored, the fill continues so the
-/// entry completes (inventory checklist 86); an uncacheable response stops being read. If the
-/// upstream fails mid-body, the unfinished write is dropped (storage discards it, no entry is
-/// left) and the client's body ends in an error, never a clean short body.
+/// Streams the range of a response that is not stored to the client. The channel to the client
+/// is bounded, so a slow client slows the upstream read. If the upstream fails mid-body, the
+/// client's body ends in an error, never a clean short body.
 async fn pump_upstream(
-    mut filling: Option<Filling>,
     mut body: ProxyBody,
-    mut tx: Option<tokio::sync::mpsc::Sender<Chunk>>,
-    mut filter: Option<RangeBodyFilter>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+    mut filter: RangeBodyFilter,
     metrics: Arc<Metrics>,
 ) {
     loop {
@@ -157,50 +137,26 @@ async fn pump_upstream(
             Some(Err(e)) => {
                 metrics.upstream_errors.inc();
                 tracing::warn!(error = %e, "upstream body failed");
-                if let Some(f) = filling.take() {
-                    f.abandon(NoCacheReason::UpstreamError);
-                }
-                if let Some(tx) = tx {
-                    let _ = tx.send(Chunk::Error(e)).await;
-                }
+                let _ = tx.send(Chunk::Error(e)).await;
                 return;
             }
             Some(Ok(frame)) => {
                 let Ok(data) = frame.into_data() else {
-                    // Trailers are not stored or forwarded.
+                    // Trailers are not forwarded.
                     continue;
                 };
-                if let Some(f) = filling.as_mut()
-                    && let Err(reason) = f.write(&data).await
-                    && let Some(f) = filling.take()
-                {
-                    f.abandon(reason);
-                }
-                if let Some(t) = &tx {
-                    let out = match &mut filter {
-                        Some(f) => f.filter_body(data),
-                        None => data,
-                    };
-                    if !out.is_empty() && t.send(Chunk::Data(out)).await.is_err() {
-                        // The client left.
-                        tx = None;
-                    }
-                }
-                if filling.is_none() && tx.is_none() {
+                let out = filter.filter_body(data);
+                if !out.is_empty() && tx.send(Chunk::Data(out)).await.is_err() {
+                    // The client left.
                     return;
                 }
             }
         }
     }
-    if let Some(f) = filling {
-        f.finish().await;
-    }
-    if let Some(tx) = tx {
-        end_client_body(
-            &tx,
-            filter.as_mut(),
-            "upstream body shorter than the requested range",
-        )
-        .await;
-    }
+    end_client_body(
+        &tx,
+        Some(&mut filter),
+        "upstream body shorter than the requested range",
+    )
+    .await;
 }

@@ -48,6 +48,7 @@ mod header;
 pub mod key;
 mod memory;
 mod meta;
+pub mod partial;
 pub mod storage;
 
 pub use error::{Error, Result};

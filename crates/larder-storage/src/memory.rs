@@ -8,9 +8,9 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::RwLock;
-use tokio::sync::watch;
 use tracing::Span;
 
+use crate::partial::{PartialBody, PartialWriter};
 use crate::storage::streaming_write::U64WriteId;
 use crate::{
     CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HandleMiss, HashBinary, HitHandler,
@@ -118,21 +118,7 @@ struct TempObject {
     meta: Bytes,
     /// `meta` decoded, as readers of the write get it.
     decoded: CacheMeta,
-    chunks: RwLock<Chunks>,
-    progress: watch::Receiver<Progress>,
-}
-
-#[derive(Default)]
-struct Chunks {
-    data: Vec<Bytes>,
-    /// `ends[i]` is the body offset just past `data[i]`.
-    ends: Vec<usize>,
-}
-
-#[derive(Clone, Copy, Default)]
-struct Progress {
-    len: usize,
-    done: bool,
+    body: Arc<PartialBody>,
 }
 
 impl Default for MemCache {
@@ -220,7 +206,7 @@ impl MemCache {
             }
         };
         match found {
-            Found::Partial(temp) => Ok(Some(partial_hit(temp))),
+            Found::Partial(temp) => Ok(Some(partial_hit(&temp))),
             Found::Complete(entry) => complete_hit(&entry).map(Some),
         }
     }
@@ -258,17 +244,8 @@ fn complete_hit(entry: &Entry) -> Result<(CacheMeta, HitHandler)> {
     Ok((meta, Box::new(hit)))
 }
 
-fn partial_hit(temp: Arc<TempObject>) -> (CacheMeta, HitHandler) {
-    let meta = temp.decoded.clone();
-    let hit = PartialHit {
-        progress: temp.progress.clone(),
-        temp,
-        pos: 0,
-        end: None,
-        seek_start: None,
-        chunk_hint: 0,
-    };
-    (meta, Box::new(hit))
+fn partial_hit(temp: &TempObject) -> (CacheMeta, HitHandler) {
+    (temp.decoded.clone(), temp.body.reader())
 }
 
 /// Serializes `meta` for storage and decodes it back: the decoded copy is what every reader
@@ -319,7 +296,7 @@ impl Storage for MemCache {
                 .and_then(|writes| writes.iter().find(|t| t.id == id))
                 .cloned()
         };
-        Ok(temp.map(partial_hit))
+        Ok(temp.as_deref().map(partial_hit))
     }
 
     async fn get_miss_handler(
@@ -331,13 +308,12 @@ impl Storage for MemCache {
         let (meta, decoded) = encode_meta(meta)?;
         let k = map_key(key.combined_bin());
         let id = self.next_write_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(Progress::default());
+        let writer = PartialWriter::new();
         let temp = Arc::new(TempObject {
             id,
             meta,
             decoded,
-            chunks: RwLock::new(Chunks::default()),
-            progress: rx,
+            body: Arc::clone(writer.body()),
         });
         self.shard(k)
             .write()
@@ -350,7 +326,7 @@ impl Storage for MemCache {
             key: k,
             tag: U64WriteId::from(id),
             temp,
-            tx,
+            writer,
             eof: false,
             finished: false,
         }))
@@ -424,7 +400,7 @@ struct MemMissHandler {
     key: u128,
     tag: U64WriteId,
     temp: Arc<TempObject>,
-    tx: watch::Sender<Progress>,
+    writer: PartialWriter,
     eof: bool,
     finished: bool,
 }
@@ -439,25 +415,16 @@ impl HandleMiss for MemMissHandler {
         if data.is_empty() {
             return Ok(());
         }
-        let len = data.len();
-        let new_len = {
-            let mut chunks = self.temp.chunks.write();
-            let new_len = chunks.ends.last().copied().unwrap_or(0) + len;
-            chunks.data.push(data);
-            chunks.ends.push(new_len);
-            new_len
-        };
         // Wakes every reader waiting for more bytes.
-        self.tx.send_modify(|p| p.len = new_len);
+        self.writer.push(data);
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
-        let entry = {
-            let chunks = self.temp.chunks.read();
-            let parts: Vec<&[u8]> = chunks.data.iter().map(|part| &part[..]).collect();
+        let entry = self.writer.with_chunks(|chunks| {
+            let parts: Vec<&[u8]> = chunks.iter().map(|part| &part[..]).collect();
             Arc::new(Entry::new(&self.temp.meta, &parts))
-        };
+        });
         let size = entry.data.len();
         let stored = {
             let mut shard = self.cache.shard(self.key).write();
@@ -475,7 +442,7 @@ impl HandleMiss for MemMissHandler {
             tracing::debug!(size, "memcache write purged before it finished; not stored");
         }
         // Readers of this write have every byte either way: let them end cleanly.
-        self.tx.send_modify(|p| p.done = true);
+        self.writer.end();
         if stored {
             Ok(MissFinishType::Created(size))
         } else {
@@ -491,7 +458,7 @@ impl HandleMiss for MemMissHandler {
 impl Drop for MemMissHandler {
     fn drop(&mut self) {
         if !self.finished {
-            // Dropping `tx` right after this tells readers the write was abandoned.
+            // Dropping `writer` right after this tells readers the write was abandoned.
             self.cache.remove_temp(self.key, self.temp.id);
         }
     }
@@ -561,124 +528,6 @@ impl HandleHit for CompleteHit {
 
     fn get_eviction_weight(&self) -> usize {
         self.weight
-    }
-
-    fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
-        self
-    }
-}
-
-/// A reader of a write in progress.
-struct PartialHit {
-    temp: Arc<TempObject>,
-    progress: watch::Receiver<Progress>,
-    /// The next body offset to read.
-    pos: usize,
-    /// Exclusive end of the range to read, `None` = to the end of the body.
-    end: Option<usize>,
-    /// Start of a seek that has not yet been checked against the final body length.
-    seek_start: Option<usize>,
-    chunk_hint: usize,
-}
-
-impl PartialHit {
-    /// Returns the bytes from `pos` up to `limit` that sit in one stored chunk.
-    fn read_chunk(&mut self, limit: usize) -> Bytes {
-        let chunks = self.temp.chunks.read();
-        let pos = self.pos;
-        let hinted = self.chunk_hint < chunks.ends.len()
-            && pos < chunks.ends[self.chunk_hint]
-            && (self.chunk_hint == 0 || chunks.ends[self.chunk_hint - 1] <= pos);
-        let i = if hinted {
-            self.chunk_hint
-        } else {
-            chunks.ends.partition_point(|&end| end <= pos)
-        };
-        let chunk_start = if i == 0 { 0 } else { chunks.ends[i - 1] };
-        let chunk_end = chunks.ends[i].min(limit);
-        let out = chunks.data[i].slice(pos - chunk_start..chunk_end - chunk_start);
-        self.pos = chunk_end;
-        self.chunk_hint = if chunk_end == chunks.ends[i] {
-            i + 1
-        } else {
-            i
-        };
-        out
-    }
-}
-
-#[async_trait]
-impl HandleHit for PartialHit {
-    async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            let progress = *self.progress.borrow_and_update();
-            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
-            if self.pos < limit {
-                self.seek_start = None;
-                return Ok(Some(self.read_chunk(limit)));
-            }
-            if progress.done {
-                if let Some(start) = self.seek_start.take()
-                    && start >= progress.len
-                {
-                    return Err(Error::SeekOutOfRange {
-                        start,
-                        len: progress.len,
-                    });
-                }
-                return Ok(None);
-            }
-            if self.end.is_some_and(|end| self.pos >= end) {
-                return Ok(None);
-            }
-            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
-                // The sender is gone: the writer was dropped without finishing.
-                return Err(Error::WriteAbandoned);
-            }
-        }
-    }
-
-    async fn finish(
-        self: Box<Self>,
-        _storage: &'static (dyn Storage + Sync),
-        _key: &CacheKey,
-        _trace: &Span,
-    ) -> Result<()> {
-        Ok(())
-    }
-
-    fn can_seek(&self) -> bool {
-        true
-    }
-
-    /// Seeks within the body being written; reads wait until the bytes arrive. A start beyond
-    /// the final length fails now if the write is done, or at the next read otherwise.
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let progress = *self.progress.borrow();
-        if progress.done && start >= progress.len {
-            return Err(Error::SeekOutOfRange {
-                start,
-                len: progress.len,
-            });
-        }
-        if let Some(end) = end
-            && end <= start
-        {
-            return Err(Error::InvalidSeekRange { start, end });
-        }
-        self.pos = start;
-        self.end = end;
-        self.seek_start = Some(start);
-        Ok(())
-    }
-
-    fn should_count_access(&self) -> bool {
-        // The writer admits the entry when it finishes; a read of the write is not an access.
-        false
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync) {

@@ -170,7 +170,7 @@ pub(crate) async fn metric(admin: impl std::fmt::Display, name: &str) -> u64 {
 pub(crate) fn respond(
     status: u16,
     headers: &[(&str, &str)],
-    body: &'static str,
+    body: impl Into<Bytes>,
 ) -> Response<ProxyBody> {
     let mut resp = Response::builder().status(status);
     for (k, v) in headers {

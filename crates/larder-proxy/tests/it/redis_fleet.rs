@@ -134,3 +134,61 @@ async fn binaries_share_one_redis() {
     assert!(b.get().await.cache_status().contains("hit"));
     assert_eq!(origin.hits(), fetches);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_first_client_does_not_hold_back_a_fill_into_redis() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Above what the socket buffers between proxy and client can absorb, below the default
+    // maximum object size.
+    const TOTAL: usize = 8_000_000;
+    let redis = RedisServer::start();
+    let body = bytes::Bytes::from(
+        (0..TOTAL)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect::<Vec<u8>>(),
+    );
+    let served = body.clone();
+    let origin = Origin::start(move |_, _| {
+        let body = served.clone();
+        async move { respond(200, &[("cache-control", "max-age=60")], body) }
+    })
+    .await;
+    let a = Member::start(&origin, &redis);
+
+    // The client that causes the fill reads the head, then nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(a.listen.parse().unwrap()).await.unwrap();
+    stalled
+        .write_all(b"GET /object HTTP/1.1\r\nhost: fleet.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = stalled.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0);
+        got.extend_from_slice(&buf[..n]);
+    };
+    // The fill reaches Redis at the origin's pace while that client still reads nothing.
+    a.wait_stored(1).await;
+    let hit = a.get().await;
+    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert_eq!(hit.body.as_ref().map(bytes::Bytes::len), Ok(TOTAL));
+    assert_eq!(origin.hits(), 1);
+
+    // The stalled client then gets the whole body, byte for byte.
+    let mut received = got.split_off(head_end);
+    while received.len() < TOTAL {
+        let n = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(n, 0, "the body ended after {} bytes", received.len());
+        received.extend_from_slice(&buf[..n]);
+    }
+    assert!(received == body, "the stalled client's body differs");
+}

@@ -1,0 +1,258 @@
+//! A body that is read while it is written: the chunks of a write in progress, shared by its
+//! writer and any number of readers, each reading at its own pace.
+//!
+//! [`MemCache`](crate::MemCache) keeps every write in progress in one, so lookups of the key
+//! stream it; a caller can also keep one beside a storage that cannot stream its own writes
+//! (a spool), so that a reader need not wait for the write to be complete.
+//!
+//! Readers are woken by each chunk (no polling). A reader ends cleanly only after
+//! [`PartialWriter::end`]; when the writer is dropped before that, a reader gets the bytes
+//! written so far and then [`Error::WriteAbandoned`], never a clean short body.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::watch;
+use tracing::Span;
+
+use crate::{CacheKey, Error, HandleHit, HitHandler, Result, Storage};
+
+/// The chunks of a body being written; read them through [`reader`](Self::reader).
+pub struct PartialBody {
+    chunks: RwLock<Chunks>,
+    progress: watch::Receiver<Progress>,
+}
+
+impl std::fmt::Debug for PartialBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let progress = *self.progress.borrow();
+        f.debug_struct("PartialBody")
+            .field("len", &progress.len)
+            .field("done", &progress.done)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Chunks {
+    data: Vec<Bytes>,
+    /// `ends[i]` is the body offset just past `data[i]`.
+    ends: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    len: usize,
+    done: bool,
+}
+
+impl PartialBody {
+    /// A reader of the body from its start, which waits for bytes not written yet.
+    pub fn reader(self: &Arc<Self>) -> HitHandler {
+        Box::new(PartialHit {
+            body: Arc::clone(self),
+            progress: self.progress.clone(),
+            pos: 0,
+            end: None,
+            seek_start: None,
+            chunk_hint: 0,
+        })
+    }
+
+    /// The bytes written so far.
+    pub fn len(&self) -> usize {
+        self.progress.borrow().len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The one writer of a [`PartialBody`]. Dropping it before [`end`](Self::end) abandons the
+/// body: its readers fail once they have read what was written.
+pub struct PartialWriter {
+    body: Arc<PartialBody>,
+    tx: watch::Sender<Progress>,
+}
+
+impl std::fmt::Debug for PartialWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartialWriter")
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PartialWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialWriter {
+    /// A writer of a new, empty body.
+    pub fn new() -> Self {
+        let (tx, rx) = watch::channel(Progress::default());
+        Self {
+            body: Arc::new(PartialBody {
+                chunks: RwLock::new(Chunks::default()),
+                progress: rx,
+            }),
+            tx,
+        }
+    }
+
+    /// The body written, to hand out readers of it.
+    pub fn body(&self) -> &Arc<PartialBody> {
+        &self.body
+    }
+
+    /// Appends `data` (nothing when empty) and wakes every reader waiting for more.
+    pub fn push(&self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let len = data.len();
+        let new_len = {
+            let mut chunks = self.body.chunks.write();
+            let new_len = chunks.ends.last().copied().unwrap_or(0) + len;
+            chunks.data.push(data);
+            chunks.ends.push(new_len);
+            new_len
+        };
+        self.tx.send_modify(|p| p.len = new_len);
+    }
+
+    /// Marks the body complete: readers end cleanly once they have read it all.
+    pub fn end(&self) {
+        self.tx.send_modify(|p| p.done = true);
+    }
+
+    /// Calls `f` with the chunks written so far, in order.
+    pub fn with_chunks<R>(&self, f: impl FnOnce(&[Bytes]) -> R) -> R {
+        f(&self.body.chunks.read().data)
+    }
+}
+
+/// A reader of a write in progress.
+struct PartialHit {
+    body: Arc<PartialBody>,
+    progress: watch::Receiver<Progress>,
+    /// The next body offset to read.
+    pos: usize,
+    /// Exclusive end of the range to read, `None` = to the end of the body.
+    end: Option<usize>,
+    /// Start of a seek that has not yet been checked against the final body length.
+    seek_start: Option<usize>,
+    chunk_hint: usize,
+}
+
+impl PartialHit {
+    /// Returns the bytes from `pos` up to `limit` that sit in one stored chunk.
+    fn read_chunk(&mut self, limit: usize) -> Bytes {
+        let chunks = self.body.chunks.read();
+        let pos = self.pos;
+        let hinted = self.chunk_hint < chunks.ends.len()
+            && pos < chunks.ends[self.chunk_hint]
+            && (self.chunk_hint == 0 || chunks.ends[self.chunk_hint - 1] <= pos);
+        let i = if hinted {
+            self.chunk_hint
+        } else {
+            chunks.ends.partition_point(|&end| end <= pos)
+        };
+        let chunk_start = if i == 0 { 0 } else { chunks.ends[i - 1] };
+        let chunk_end = chunks.ends[i].min(limit);
+        let out = chunks.data[i].slice(pos - chunk_start..chunk_end - chunk_start);
+        self.pos = chunk_end;
+        self.chunk_hint = if chunk_end == chunks.ends[i] {
+            i + 1
+        } else {
+            i
+        };
+        out
+    }
+}
+
+#[async_trait]
+impl HandleHit for PartialHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let progress = *self.progress.borrow_and_update();
+            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
+            if self.pos < limit {
+                self.seek_start = None;
+                return Ok(Some(self.read_chunk(limit)));
+            }
+            if progress.done {
+                if let Some(start) = self.seek_start.take()
+                    && start >= progress.len
+                {
+                    return Err(Error::SeekOutOfRange {
+                        start,
+                        len: progress.len,
+                    });
+                }
+                return Ok(None);
+            }
+            if self.end.is_some_and(|end| self.pos >= end) {
+                return Ok(None);
+            }
+            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
+                // The sender is gone: the writer was dropped without finishing.
+                return Err(Error::WriteAbandoned);
+            }
+        }
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    /// Seeks within the body being written; reads wait until the bytes arrive. A start beyond
+    /// the final length fails now if the write is done, or at the next read otherwise.
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let progress = *self.progress.borrow();
+        if progress.done && start >= progress.len {
+            return Err(Error::SeekOutOfRange {
+                start,
+                len: progress.len,
+            });
+        }
+        if let Some(end) = end
+            && end <= start
+        {
+            return Err(Error::InvalidSeekRange { start, end });
+        }
+        self.pos = start;
+        self.end = end;
+        self.seek_start = Some(start);
+        Ok(())
+    }
+
+    fn should_count_access(&self) -> bool {
+        // The writer admits the entry when it finishes; a read of the write is not an access.
+        false
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
