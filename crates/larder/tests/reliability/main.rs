@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod faults;
+mod framing;
 mod harness;
 mod herd;
 mod load;
 mod memory;
+mod poisoning;
 mod security;
