@@ -366,3 +366,70 @@ async fn connection_named_fields_are_gone_before_the_key_and_vary() {
     assert_eq!(a2.text(), "x-v=a auth=false");
     assert_eq!(origin.hits(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_answers_to_unkeyed_fields_are_stored_only_with_a_default_ttl() {
+    // Cache-poisoned denial of service: an unkeyed field (here X-HTTP-Method-Override) makes
+    // the origin answer an error without freshness on a cold key. By default nothing without
+    // explicit freshness is stored, so the next client gets the page; with a default TTL the
+    // error is heuristically cacheable (RFC 9110 §15.1: 404, 405, 414, 501, ...) and is.
+    let origin = || {
+        Origin::start(|parts, _| async move {
+            if parts.headers.contains_key("x-http-method-override") {
+                respond(405, &[], "method not allowed")
+            } else {
+                respond(200, &[], "page")
+            }
+        })
+    };
+    for default_ttl in [None, Some(60)] {
+        let origin = origin().await;
+        let mut cfg = config(Duration::from_secs(2));
+        let mut settings = larder::proxy::config::CacheSettings::default();
+        settings.default_ttl_secs = default_ttl;
+        cfg.defaults = settings.meta_defaults();
+        let proxy = Proxy::start(&origin, cfg).await;
+        let url = proxy.url("/cpdos");
+        let evil = send(Method::GET, &url, &[("x-http-method-override", "POST")]).await;
+        assert_eq!(evil.status, 405);
+        let victim = send(Method::GET, &url, &[]).await;
+        println!(
+            "default ttl {default_ttl:?}: victim {} ({})",
+            victim.status,
+            victim.cache_status()
+        );
+        let expect = if default_ttl.is_some() { 405 } else { 200 };
+        assert_eq!(victim.status, expect, "{default_ttl:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncacheable_answer_does_not_keep_a_key_out_of_the_cache() {
+    // A client can make one answer uncacheable (Authorization, request no-store) and so mark
+    // the key in the predictor; the next plain request still stores and later ones hit.
+    let origin = reflecting_origin(&[("cache-control", "max-age=60")]).await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let url = proxy.url("/denied");
+    for _ in 0..3 {
+        let r = send(Method::GET, &url, &[("authorization", "Bearer x")]).await;
+        assert!(
+            r.cache_status().contains("stored=?0"),
+            "{}",
+            r.cache_status()
+        );
+    }
+    let plain = send(Method::GET, &url, &[]).await;
+    println!("after uncacheable answers: {}", plain.cache_status());
+    assert!(
+        plain.cache_status().ends_with("; stored"),
+        "{}",
+        plain.cache_status()
+    );
+    let again = send(Method::GET, &url, &[]).await;
+    assert!(
+        again.cache_status().contains("hit"),
+        "{}",
+        again.cache_status()
+    );
+    assert_eq!(origin.hits(), 4);
+}
