@@ -433,3 +433,54 @@ async fn an_uncacheable_answer_does_not_keep_a_key_out_of_the_cache() {
     );
     assert_eq!(origin.hits(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_authority_decides_the_host_sent_upstream() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let origin = reflecting_origin(PUBLIC).await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    // Cleartext HTTP/2 with prior knowledge; `:authority` and a `host` field disagree.
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("http://victim.example/h2")
+        .header("host", "evil.example")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    println!("h2: {body:?}");
+    assert!(body.starts_with(b"host=victim.example "), "{body:?}");
+    let victim = send(
+        Method::GET,
+        &proxy.url("/h2"),
+        &[("host", "victim.example")],
+    )
+    .await;
+    assert!(victim.cache_status().contains("hit"));
+    assert!(victim.text().starts_with("host=victim.example "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_host_is_never_stored() {
+    let origin = reflecting_origin(PUBLIC).await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    for _ in 0..2 {
+        let out = raw_exchange(
+            proxy.addr,
+            b"GET /nohost HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let got = responses(&out);
+        println!("no Host: {:?}", statuses(&out));
+        // RFC 9112 §3.2 asks for 400; today it is passed through uncached (no key).
+        assert!(
+            got.len() == 1 && (got[0].status == 400 || got[0].head.contains("detail=nocachekey")),
+            "{out}"
+        );
+    }
+}
