@@ -484,3 +484,37 @@ async fn a_request_without_host_is_never_stored() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_methods_evict_only_on_success_and_only_on_their_host() {
+    // Any client may send POST; RFC 9111 §4.4 has a non-error answer invalidate the target
+    // and same-host Location / Content-Location, so eviction needs the origin's consent.
+    let origin = Origin::start(|parts, _| async move {
+        match (parts.method.as_str(), parts.uri.path()) {
+            ("GET", _) => respond(200, PUBLIC, "page"),
+            ("POST", "/refused") => respond(405, &[], ""),
+            _ => respond(
+                200,
+                &[("location", "http://other.example/kept")],
+                "posted",
+            ),
+        }
+    })
+    .await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    let host = [("host", "site.example")];
+    let other = [("host", "other.example")];
+    for p in ["/refused", "/accepted"] {
+        let _ = send(Method::GET, &proxy.url(p), &host).await;
+    }
+    let _ = send(Method::GET, &proxy.url("/kept"), &other).await;
+    for p in ["/refused", "/accepted"] {
+        let _ = send(Method::POST, &proxy.url(p), &host).await;
+    }
+    let refused = send(Method::GET, &proxy.url("/refused"), &host).await;
+    assert!(refused.cache_status().contains("hit"), "a 405 evicted");
+    let accepted = send(Method::GET, &proxy.url("/accepted"), &host).await;
+    assert!(!accepted.cache_status().contains("hit"), "a 200 did not evict");
+    let kept = send(Method::GET, &proxy.url("/kept"), &other).await;
+    assert!(kept.cache_status().contains("hit"), "another host's entry was evicted");
+}
