@@ -449,3 +449,119 @@ async fn cache_status_tells_any_client_what_is_cached() {
     );
     assert!(private.header("via").is_some_and(|v| v.contains("larder")));
 }
+
+/// One HTTP/2 frame: type, flags, stream and payload (RFC 9113 §4.1).
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap();
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A header block of literal fields without indexing, no Huffman coding (RFC 7541 §6.2.2).
+fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.push(0);
+        out.push(u8::try_from(name.len()).unwrap());
+        out.extend_from_slice(name.as_bytes());
+        out.push(u8::try_from(value.len()).unwrap());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// Sends one HTTP/2 request as raw frames (`extra` header fields, then `data` with
+/// END_STREAM) and returns the types of the frames the server sent on stream 1.
+async fn raw_h2(addr: std::net::SocketAddr, extra: &[(&str, &str)], data: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut fields = vec![
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/h2"),
+        (":authority", "x"),
+    ];
+    fields.extend_from_slice(extra);
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(4, 0, 0, &[]));
+    out.extend(h2_frame(1, 0x4, 1, &hpack(&fields)));
+    out.extend(h2_frame(0, 0x1, 1, data));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&out).await.unwrap();
+    let mut kinds = Vec::new();
+    let mut buf = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            while buf.len() >= 9 {
+                let len = usize::try_from(u32::from_be_bytes([0, buf[0], buf[1], buf[2]])).unwrap();
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+                if stream == 1 {
+                    kinds.push(buf[3]);
+                    // RST_STREAM, or a frame that ends the stream.
+                    if buf[3] == 3 || buf[4] & 0x1 != 0 {
+                        return;
+                    }
+                }
+                if buf[3] == 7 {
+                    // GOAWAY
+                    kinds.push(7);
+                    return;
+                }
+                buf.drain(..9 + len);
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_framing_cannot_smuggle_into_http1() {
+    let origin = framing_origin().await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    // The proxy speaks HTTP/1.1 to the origin, so an HTTP/2 request whose length fields
+    // disagree with its DATA, or that carries HTTP/1 framing fields, must not turn into two
+    // HTTP/1.1 requests (H2.CL, H2.TE).
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        ("content-length 0", &[("content-length", "0")]),
+        ("content-length too long", &[("content-length", "99")]),
+        ("transfer-encoding", &[("transfer-encoding", "chunked")]),
+        (
+            "CRLF in a value",
+            &[("x-a", "a\r\nTransfer-Encoding: chunked")],
+        ),
+    ];
+    for (what, extra) in cases {
+        let kinds = raw_h2(proxy.addr, extra, SMUGGLED.as_bytes()).await;
+        println!(
+            "{what}: frames {kinds:?}, origin saw {:?}",
+            origin.targets()
+        );
+        // Refused with RST_STREAM (3) or GOAWAY (7), never answered with HEADERS (1).
+        assert!(
+            kinds.last().is_some_and(|k| *k == 3 || *k == 7),
+            "{what}: {kinds:?}"
+        );
+    }
+    // A well-formed request gets an answer, with the DATA as its body upstream.
+    let len = SMUGGLED.len().to_string();
+    let kinds = raw_h2(proxy.addr, &[("content-length", &len)], SMUGGLED.as_bytes()).await;
+    assert_eq!(kinds.first(), Some(&1), "{kinds:?}");
+    // Whatever reached the origin was the one request, never the one inside its DATA.
+    assert!(
+        origin.targets().iter().all(|t| t == "/h2"),
+        "{:?}",
+        origin.targets()
+    );
+    assert_eq!(origin.last_body(), SMUGGLED);
+}
