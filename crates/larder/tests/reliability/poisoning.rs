@@ -534,3 +534,38 @@ async fn unsafe_methods_evict_only_on_success_and_only_on_their_host() {
         "another host's entry was evicted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_and_preconditions_cannot_store_a_partial_answer() {
+    // The first client of a cold key asks for a slice, or sends a validator; the fill goes
+    // upstream without them, so the entry is the whole body and the next client gets it.
+    let origin = Origin::start(|parts, _| async move {
+        let partial = parts.headers.contains_key("range")
+            || parts.headers.contains_key("if-none-match")
+            || parts.headers.contains_key("if-modified-since");
+        respond(
+            200,
+            &[("cache-control", "public, max-age=60"), ("etag", "\"v1\"")],
+            if partial { "partial" } else { "0123456789" },
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+    for (path, name, value, status) in [
+        ("/range", "range", "bytes=0-0", 206),
+        ("/inm", "if-none-match", "\"v1\"", 304),
+        (
+            "/ims",
+            "if-modified-since",
+            "Sun, 06 Nov 2094 08:49:37 GMT",
+            200,
+        ),
+    ] {
+        let first = send(Method::GET, &proxy.url(path), &[(name, value)]).await;
+        assert_eq!(first.status, status, "{path}");
+        let victim = send(Method::GET, &proxy.url(path), &[]).await;
+        assert!(victim.cache_status().contains("hit"), "{path}");
+        assert_eq!(victim.text(), "0123456789", "{path}");
+    }
+    assert_eq!(origin.hits(), 3);
+}
