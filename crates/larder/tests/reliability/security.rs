@@ -158,6 +158,8 @@ async fn unkeyed_headers_cannot_change_a_cached_body() {
         ("x-original-url", "/admin"),
         ("x-rewrite-url", "/admin"),
         ("x-forwarded-proto", "gopher"),
+        ("x-forwarded-scheme", "http"),
+        ("x-forwarded-port", "1"),
         ("x-http-method-override", "DELETE"),
         ("forwarded", "host=evil.example"),
     ] {
