@@ -354,3 +354,62 @@ async fn oversized_and_malformed_requests_are_refused() {
     // The proxy still serves after all of that.
     assert_eq!(get(&proxy.url("/")).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_or_no_store_in_any_cache_control_line_is_honoured() {
+    // An origin (or a framework adding its own line) may send Cache-Control twice; a `private`
+    // or `no-store` in either line keeps a per-user answer out of the shared cache.
+    for (first, second) in [
+        ("public, max-age=60", "private"),
+        ("private", "public, max-age=60"),
+        ("public, max-age=60", "no-store"),
+        ("max-age=60", "PRIVATE"),
+    ] {
+        let origin = Origin::start(move |_, n| async move {
+            let mut resp = respond(200, &[("cache-control", first)], format!("user {n}"));
+            resp.headers_mut()
+                .append("cache-control", http::HeaderValue::from_static(second));
+            resp
+        })
+        .await;
+        let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+        let _ = get(&proxy.url("/me")).await;
+        let other = get(&proxy.url("/me")).await;
+        assert_eq!(other.text(), "user 1", "{first:?} + {second:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_responses_with_a_targeted_field_follow_the_same_rule() {
+    // RFC 9213: CDN-Cache-Control replaces Cache-Control for this cache, RFC 9111 §3.5 still
+    // asks for public, s-maxage or must-revalidate before an answer to an authorized request
+    // is shared.
+    for (cdn, cc, shared) in [
+        ("max-age=60", "no-store", false),
+        ("max-age=60", "public, max-age=60", false),
+        ("public, max-age=60", "private", true),
+        ("s-maxage=60", "no-store", true),
+        ("private", "public, max-age=60", false),
+    ] {
+        let origin = Origin::start(move |parts, _| async move {
+            let auth = parts
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            respond(
+                200,
+                &[("cdn-cache-control", cdn), ("cache-control", cc)],
+                format!("auth={auth}"),
+            )
+        })
+        .await;
+        let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
+        let url = proxy.url("/account");
+        let _ = send(Method::GET, &url, &[("authorization", "Bearer alice")]).await;
+        let without = get(&url).await;
+        println!("cdn {cdn:?} cc {cc:?}: {}", without.text());
+        assert_eq!(without.text().contains("alice"), shared, "{cdn:?} / {cc:?}");
+    }
+}
