@@ -413,3 +413,52 @@ async fn authorized_responses_with_a_targeted_field_follow_the_same_rule() {
         assert_eq!(without.text().contains("alice"), shared, "{cdn:?} / {cc:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collapsed_requests_never_get_another_clients_answer() {
+    // Request collapsing: concurrent requests for one cold key wait on the first one's fill
+    // (the cache lock). A waiter must not be handed an answer that was not for it: not another
+    // Vary variant, and not an answer that may not be shared at all.
+    for cc in ["public, max-age=60", "private, max-age=60", "no-store"] {
+        let origin = Origin::start(move |parts, _| async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let user = parts
+                .headers
+                .get("cookie")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            // The shareable answer varies on Cookie; the others name a field no request has,
+            // so all requests are one variant and only the answer's own rule keeps it apart.
+            let vary = if cc.starts_with("public") {
+                "cookie"
+            } else {
+                "x-none"
+            };
+            respond(
+                200,
+                &[("cache-control", cc), ("vary", vary)],
+                format!("for {user}"),
+            )
+        })
+        .await;
+        let proxy = Proxy::start(&origin, config(Duration::from_secs(5))).await;
+        let url = proxy.url("/collapsed");
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let cookie = format!("user={i}");
+                    let r = send(Method::GET, &url, &[("cookie", &cookie)]).await;
+                    (cookie, r.text(), r.cache_status().to_owned())
+                })
+            })
+            .collect();
+        for t in tasks {
+            let (cookie, text, status) = t.await.unwrap();
+            assert_eq!(text, format!("for {cookie}"), "{cc}: {status}");
+        }
+        println!("{cc}: 10 concurrent clients, {} fetches", origin.hits());
+        assert_eq!(origin.hits(), 10, "{cc}");
+    }
+}
