@@ -474,7 +474,7 @@ fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// Sends one HTTP/2 request as raw frames (`extra` header fields, then `data` with
-/// END_STREAM) and returns the types of the frames the server sent on stream 1.
+/// `END_STREAM`) and returns the types of the frames the server sent on stream 1.
 async fn raw_h2(addr: std::net::SocketAddr, extra: &[(&str, &str)], data: &[u8]) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut fields = vec![
