@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,7 +20,15 @@ use crate::interim;
 /// A tower service forwarding requests to one `http://` origin over a connection pool.
 ///
 /// The request's path and query are kept; the scheme and authority become the origin's. The
-/// `Host` field the client sent is kept, so the origin sees the name the client asked for.
+/// origin is asked for the name the client asked for, the one the default cache key is made of
+/// ([`default_cache_key`](crate::default_cache_key)): the authority of an absolute-form target
+/// (or HTTP/2 `:authority`), which replaces any `Host` field (RFC 9112 §3.2.2), else the first
+/// `Host` field, sent alone. So a `Host` that disagrees with the target, or a second `Host`,
+/// can never make the origin answer for another host than the one the answer is stored under.
+///
+/// A `101 Switching Protocols` answering a request without `Upgrade` is an error (RFC 9110
+/// §15.2.2: a server switches only to a protocol the client asked for): the proxy never
+/// forwards `Upgrade`, so such an answer is a broken origin, not a response to pass on.
 ///
 /// Interim responses (`102`, `103 Early Hints`, …) the origin sends before the final one are
 /// forwarded to the client when the request came through [`crate::server::serve`] over
@@ -84,6 +93,8 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
 
     fn call(&mut self, mut req: Request<ProxyBody>) -> Self::Future {
         let target = self.target(req.uri());
+        set_host(&mut req);
+        let asked_upgrade = req.headers().contains_key(header::UPGRADE);
         // Called from the service future of the client's request (see `interim`), so the
         // handle is current here; a background refresh runs in a task of its own and has none.
         if let Some(interim) = interim::current() {
@@ -97,7 +108,53 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
             // The origin is spoken to over HTTP/1.1 whatever the client used.
             *req.version_mut() = Version::HTTP_11;
             let resp = client.request(req).await?;
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !asked_upgrade {
+                return Err("the origin switched protocols unasked".into());
+            }
             Ok(resp)
         })
+    }
+}
+
+/// Makes `Host` the one name the request is for: the target's authority when it has one
+/// (absolute form, HTTP/2 `:authority`), else the first `Host` field.
+fn set_host(req: &mut Request<ProxyBody>) {
+    let host = match req.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => req.headers().get(header::HOST).cloned(),
+    };
+    if let Some(host) = host {
+        req.headers_mut().insert(header::HOST, host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_sent(uri: &str, hosts: &[&'static str]) -> Vec<HeaderValue> {
+        let mut req = Request::builder().uri(uri);
+        for h in hosts {
+            req = req.header(header::HOST, *h);
+        }
+        let mut req = req.body(crate::body::empty()).unwrap();
+        set_host(&mut req);
+        req.headers()
+            .get_all(header::HOST)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn host_is_the_keyed_authority() {
+        assert_eq!(host_sent("/a", &["a.example"]), ["a.example"]);
+        assert_eq!(host_sent("/a", &["a.example", "b.example"]), ["a.example"]);
+        assert_eq!(
+            host_sent("http://v.example:81/a", &["e.example"]),
+            ["v.example:81"]
+        );
+        assert_eq!(host_sent("http://v.example/a", &[]), ["v.example"]);
+        assert!(host_sent("/a", &[]).is_empty());
     }
 }

@@ -31,13 +31,22 @@ pub(crate) struct Origin {
     pub(crate) addr: SocketAddr,
     total: Arc<AtomicUsize>,
     per_path: Arc<Mutex<std::collections::HashMap<String, usize>>>,
-    seen: Arc<Mutex<Vec<http::request::Parts>>>,
+    seen: Arc<Mutex<Vec<(http::request::Parts, Bytes)>>>,
 }
 
 impl Origin {
     pub(crate) async fn start<F, Fut>(handler: F) -> Self
     where
         F: Fn(http::request::Parts, usize) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+    {
+        Self::start_with_body(move |parts, _body, n| handler(parts, n)).await
+    }
+
+    /// As [`Origin::start`], with the request's whole body passed to `handler` as well.
+    pub(crate) async fn start_with_body<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(http::request::Parts, Bytes, usize) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
     {
         let total = Arc::new(AtomicUsize::new(0));
@@ -51,7 +60,11 @@ impl Origin {
             let (total, per_path, seen) = (Arc::clone(&t), Arc::clone(&p), Arc::clone(&s));
             async move {
                 let (parts, body) = req.into_parts();
-                let _ = body.collect().await;
+                let body = body
+                    .collect()
+                    .await
+                    .map(http_body_util::Collected::to_bytes)
+                    .unwrap_or_default();
                 total.fetch_add(1, Ordering::SeqCst);
                 let n = {
                     let mut map = per_path.lock();
@@ -59,8 +72,8 @@ impl Origin {
                     *slot += 1;
                     *slot - 1
                 };
-                seen.lock().push(parts.clone());
-                Ok::<_, Infallible>(handler(parts, n).await)
+                seen.lock().push((parts.clone(), body.clone()));
+                Ok::<_, Infallible>(handler(parts, body, n).await)
             }
         });
         tokio::spawn(server::serve(listener, service, std::future::pending()));
@@ -88,7 +101,26 @@ impl Origin {
 
     /// The head of the last request received.
     pub(crate) fn last_request(&self) -> http::request::Parts {
-        self.seen.lock().last().cloned().unwrap()
+        self.seen.lock().last().cloned().unwrap().0
+    }
+
+    /// The body of the last request received.
+    pub(crate) fn last_body(&self) -> Bytes {
+        self.seen.lock().last().cloned().unwrap().1
+    }
+
+    /// The request targets (path and query) received, in order.
+    pub(crate) fn targets(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .iter()
+            .map(|(p, _)| {
+                p.uri
+                    .path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .to_owned()
+            })
+            .collect()
     }
 }
 
@@ -251,4 +283,113 @@ pub(crate) fn rss_bytes() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap();
     kib * 1024
+}
+
+/// Writes `request` to `addr` as raw bytes and returns everything the server sends until it
+/// closes the connection (the last request should say `Connection: close`), bounded by 5 s.
+pub(crate) async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before reading everything; a write error is fine.
+    let _ = s.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One response read from a raw exchange.
+#[derive(Debug)]
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    /// The head, lowercased, without the status line.
+    pub(crate) head: String,
+    pub(crate) body: String,
+}
+
+/// The responses in a raw exchange, in order, framed by `Content-Length` or chunked coding
+/// (1xx heads have no body; anything else runs to the end).
+pub(crate) fn responses(mut text: &str) -> Vec<RawResponse> {
+    let mut out = Vec::new();
+    while let Some((head, rest)) = text.split_once("\r\n\r\n") {
+        let (line, fields) = head.split_once("\r\n").unwrap_or((head, ""));
+        let Some(status) = line
+            .strip_prefix("HTTP/1.")
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse::<u16>().ok())
+        else {
+            break;
+        };
+        let fields = fields.to_ascii_lowercase();
+        let field = |name: &str| {
+            fields
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+        };
+        let (body, rest) = if (100..200).contains(&status) && status != 101 {
+            (String::new(), rest)
+        } else if let Some(len) = field("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            let len = len.min(rest.len());
+            (rest[..len].to_owned(), &rest[len..])
+        } else if field("transfer-encoding") == Some("chunked") {
+            let mut body = String::new();
+            let mut rest = rest;
+            while let Some((size, after)) = rest.split_once("\r\n") {
+                let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if size == 0 {
+                    rest = after.strip_prefix("\r\n").unwrap_or(after);
+                    break;
+                }
+                let size = size.min(after.len());
+                body.push_str(&after[..size]);
+                rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+            }
+            (body, rest)
+        } else {
+            (rest.to_owned(), "")
+        };
+        out.push(RawResponse {
+            status,
+            head: fields,
+            body,
+        });
+        text = rest;
+    }
+    out
+}
+
+/// The status codes of the responses in a raw exchange, in order.
+pub(crate) fn statuses(text: &str) -> Vec<u16> {
+    responses(text).iter().map(|r| r.status).collect()
+}
+
+/// An origin that answers every connection with `response` (raw bytes, written as they are)
+/// after reading the request head, then closes. Returns its address and a count of requests.
+pub(crate) async fn raw_origin(response: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&count);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+                let _ = s.write_all(response).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, count)
 }

@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod faults;
+mod framing;
 mod harness;
 mod herd;
 mod load;
 mod memory;
+mod poisoning;
 mod security;
 mod slow_clients;
