@@ -4,6 +4,8 @@
 //! - [`resp_cacheable`] and friends: whether a response may be stored and, if so, its
 //!   [`CacheMeta`] with freshness, age and stale windows folded in.
 //! - [`freshness_lifetime`]: the freshness lifetime alone (§4.2.1, §4.2.2).
+//! - A response that sets a cookie is stored only as its [`SetCookiePolicy`] allows
+//!   ([`set_cookie`]), and never with the cookie.
 //! - [`request`](crate::request) holds the request directives (max-age, max-stale, ...).
 //!
 //! The age a response already had upstream (`Age`, `Date`, the request's round trip; §4.2.3)
@@ -21,6 +23,7 @@ use crate::age::{self, ResponseTimes};
 use crate::defaults::{CacheMetaDefaults, DefaultTtlScope};
 use crate::phase::NoCacheReason;
 use crate::revalidate::strip_unstorable;
+use crate::set_cookie::{self, SetCookiePolicy, Verdict};
 use crate::variance::vary_is_any;
 
 /// The outcome of [`resp_cacheable`].
@@ -212,8 +215,8 @@ pub fn calculate_serve_stale_durations(
 
 /// pingora-cache's `calculate_fresh_until`: until when a response received at `now` is fresh,
 /// or `None` when it is not to be stored. Applies every rule of [`resp_cacheable_at`]
-/// (authorization, `no-store`, `private`, status, `Vary: *`, age) with `now` as both request
-/// and response time.
+/// (authorization, `no-store`, `private`, status, `Vary: *`, age, the default
+/// [`SetCookiePolicy`]) with `now` as both request and response time.
 pub fn calculate_fresh_until(
     now: SystemTime,
     cache_control: Option<&CacheControl<'_>>,
@@ -230,6 +233,7 @@ pub fn calculate_fresh_until(
         authorization_present,
         defaults,
         ResponseTimes::at(now),
+        SetCookiePolicy::default(),
     )
     .ok()
     .map(|d| d.fresh_until)
@@ -278,14 +282,18 @@ pub fn resp_cacheable(
 /// §5.2.2.3; `must-understand` with a status not understood is not stored either);
 /// a bare `private` is present; the request had `Authorization` and none of `public`,
 /// `s-maxage`, `must-revalidate` allows it (§3.5); it has `Vary: *`; or it has no freshness
-/// lifetime ([`freshness_lifetime`]).
+/// lifetime ([`freshness_lifetime`]); or, otherwise storable, it sets a cookie (`Set-Cookie`,
+/// `Set-Cookie2`) without opting in for shared caches (`Uncacheable(SetCookie)`: the default
+/// [`SetCookiePolicy`], see [`set_cookie::is_shared_opt_in`]).
 ///
 /// Otherwise the meta has: `created` = response time; an epoch of `response_time −
 /// corrected_initial_age` so `meta.age(now)` is the current age; `fresh_until` = epoch +
 /// lifetime; the stale windows of [`serve_stale_durations`]. A response with a bare `no-cache`
 /// needs no lifetime: it is stored already stale when it has a validator (`ETag` or
 /// `Last-Modified`), so every use revalidates it (§5.2.2.4). The stored header loses the fields
-/// named by `private="..."` and `no-cache="..."`, hop-by-hop fields (§3.1) and `Age`.
+/// named by `private="..."` and `no-cache="..."`, hop-by-hop fields (§3.1), `Age`, and
+/// `Set-Cookie` / `Set-Cookie2` (a deliberate deviation from §3.1: the cookie was meant for the
+/// client whose request filled the cache, not for the next one).
 pub fn resp_cacheable_at(
     cache_control: Option<&CacheControl<'_>>,
     resp_header: ResponseHeader,
@@ -302,13 +310,16 @@ pub fn resp_cacheable_at(
         authorization_present,
         defaults,
         times,
+        SetCookiePolicy::default(),
     );
     apply(decision, resp_header)
 }
 
 /// [`resp_cacheable_at`] reading the directives itself, with RFC 9213 targeted fields: the
 /// first of `targeted_names` (e.g. `CDN-Cache-Control`) that is present and valid replaces both
-/// `Cache-Control` and `Expires`.
+/// `Cache-Control` and `Expires`. A response that sets a cookie follows the default
+/// [`SetCookiePolicy`] (a targeted field counts as the origin's opt-in); see
+/// [`resp_cacheable_targeted_with`] to choose another.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -335,16 +346,68 @@ pub fn resp_cacheable_targeted(
     defaults: &CacheMetaDefaults,
     times: ResponseTimes,
 ) -> RespCacheable {
+    resp_cacheable_targeted_with(
+        resp_header,
+        authorization_present,
+        targeted_names,
+        defaults,
+        times,
+        SetCookiePolicy::default(),
+    )
+}
+
+/// [`resp_cacheable_targeted`] with the [`SetCookiePolicy`] for a response that sets a cookie:
+/// an otherwise storable response carrying `Set-Cookie` or `Set-Cookie2` that the policy
+/// refuses is `Uncacheable(NoCacheReason::SetCookie)`; when stored, its stored header never has
+/// those fields, whatever the policy.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use http::{HeaderName, StatusCode};
+/// use larder_cache::filters::{RespCacheable, resp_cacheable_targeted_with};
+/// use larder_cache::{CacheMetaDefaults, NoCacheReason, SetCookiePolicy, age::ResponseTimes};
+/// use larder_storage::ResponseHeader;
+///
+/// let targets = [HeaderName::from_static("cdn-cache-control")];
+/// let decide = |cache_control: &str, policy| {
+///     let mut header = ResponseHeader::new(StatusCode::OK);
+///     header.append_header("cache-control", cache_control).unwrap();
+///     header.append_header("set-cookie", "session=alice").unwrap();
+///     let times = ResponseTimes::at(SystemTime::now());
+///     resp_cacheable_targeted_with(
+///         header, false, &targets, &CacheMetaDefaults::STRICT, times, policy,
+///     )
+/// };
+/// let RespCacheable::Uncacheable(reason) = decide("max-age=60", SetCookiePolicy::OptIn) else {
+///     panic!("no opt-in")
+/// };
+/// assert_eq!(reason, NoCacheReason::SetCookie);
+/// let RespCacheable::Cacheable(meta) = decide("public, max-age=60", SetCookiePolicy::OptIn)
+/// else { panic!("public opts in") };
+/// assert!(meta.headers().get("set-cookie").is_none());
+/// assert!(!decide("public, max-age=60", SetCookiePolicy::Never).is_cacheable());
+/// assert!(decide("max-age=60", SetCookiePolicy::Strip).is_cacheable());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn resp_cacheable_targeted_with(
+    resp_header: ResponseHeader,
+    authorization_present: bool,
+    targeted_names: &[HeaderName],
+    defaults: &CacheMetaDefaults,
+    times: ResponseTimes,
+    set_cookie: SetCookiePolicy,
+) -> RespCacheable {
     let (cc, source) =
         larder_cache_control::targeted_with_source(&resp_header.headers, targeted_names);
-    let ignore_expires = matches!(source, Source::Targeted(_));
+    let targeted = matches!(source, Source::Targeted(_));
     let decision = decide(
         &cc,
-        ignore_expires,
+        targeted,
         &resp_header,
         authorization_present,
         defaults,
         times,
+        set_cookie,
     );
     drop(cc);
     apply(decision, resp_header)
@@ -359,13 +422,16 @@ struct Decision {
     strip: Vec<HeaderName>,
 }
 
+/// The storage rules of [`resp_cacheable_at`]. `targeted`: `cc` comes from a targeted field
+/// (RFC 9213), which also replaces `Expires`.
 fn decide(
     cc: &CacheControl<'_>,
-    ignore_expires: bool,
+    targeted: bool,
     header: &ResponseHeader,
     authorization_present: bool,
     defaults: &CacheMetaDefaults,
     times: ResponseTimes,
+    set_cookie: SetCookiePolicy,
 ) -> Result<Decision, NoCacheReason> {
     let uncacheable = Err(NoCacheReason::OriginNotCache);
     // A 304 only updates a stored response (judge the merged header of
@@ -394,7 +460,7 @@ fn decide(
         return uncacheable;
     }
     let no_cache_bare = cc.no_cache() && cc.no_cache_field_names().is_none();
-    let lifetime = freshness_lifetime(cc, ignore_expires, header, defaults, times.response_time);
+    let lifetime = freshness_lifetime(cc, targeted, header, defaults, times.response_time);
     // A bare no-cache response is always revalidated, so it needs no lifetime: store it when it
     // has a validator to revalidate with and §3 allows storing it at all.
     let storable_for_revalidation = no_cache_bare
@@ -406,6 +472,10 @@ fn decide(
     else {
         return uncacheable;
     };
+    // Last, so that the reason names the cookie only when nothing else forbids storing.
+    if set_cookie::decide(set_cookie, cc, targeted, &header.headers) == Verdict::Refuse {
+        return Err(NoCacheReason::SetCookie);
+    }
     // A bare no-cache: store, but never reuse without revalidation (§5.2.2.4).
     let lifetime = if no_cache_bare {
         Duration::ZERO
@@ -445,6 +515,8 @@ fn apply(decision: Result<Decision, NoCacheReason>, mut header: ResponseHeader) 
     }
     strip_unstorable(&mut header.headers);
     header.headers.remove(http::header::AGE);
+    // Whatever the policy, a cookie goes only to the client whose request filled the cache.
+    set_cookie::strip_set_cookie(&mut header.headers);
     let mut meta = CacheMeta::new(
         decision.fresh_until,
         decision.created,
@@ -517,6 +589,136 @@ mod tests {
         assert_eq!(stored["x-kept"], "1");
     }
 
+    /// One row of the Set-Cookie rule table: `fields` of a 200 decided under `policy` give
+    /// `expect`: `"stored"`, or the `NoCacheReason` name. A stored copy never has a cookie.
+    fn check_cookie(policy: SetCookiePolicy, fields: &[(&str, &str)], expect: &str) {
+        let targets = [HeaderName::from_static("cdn-cache-control")];
+        let times = ResponseTimes::at(t(NOW));
+        let got = match resp_cacheable_targeted_with(
+            header(200, fields),
+            false,
+            &targets,
+            &DEFAULTS,
+            times,
+            policy,
+        ) {
+            RespCacheable::Cacheable(meta) => {
+                let stored = meta.headers();
+                assert!(stored.get("set-cookie").is_none(), "{policy} {fields:?}");
+                assert!(stored.get("set-cookie2").is_none(), "{policy} {fields:?}");
+                "stored"
+            }
+            RespCacheable::Uncacheable(reason) => reason.as_str(),
+        };
+        assert_eq!(got, expect, "{policy} {fields:?}");
+    }
+
+    #[test]
+    fn set_cookie_rule_table() {
+        use SetCookiePolicy::{Never, OptIn, Strip};
+        const COOKIE: (&str, &str) = ("set-cookie", "session=alice");
+        const COOKIE2: (&str, &str) = ("set-cookie2", "session=alice");
+        let cc = |v| ("cache-control", v);
+        let cdn = |v| ("cdn-cache-control", v);
+        // Without a cookie the policy changes nothing.
+        for policy in SetCookiePolicy::ALL {
+            check_cookie(policy, &[cc("max-age=60")], "stored");
+            check_cookie(policy, &[cc("no-store")], "OriginNotCache");
+        }
+        // The default: only an opt-in for shared caches stores, and without the cookie.
+        check_cookie(OptIn, &[cc("max-age=60"), COOKIE], "SetCookie");
+        check_cookie(OptIn, &[cc("max-age=60"), COOKIE2], "SetCookie");
+        check_cookie(
+            OptIn,
+            &[cc("max-age=60, must-revalidate"), COOKIE],
+            "SetCookie",
+        );
+        check_cookie(OptIn, &[("expires", &date(NOW + 60)), COOKIE], "SetCookie");
+        check_cookie(
+            OptIn,
+            &[cc("no-cache=\"x-other\", max-age=60"), COOKIE],
+            "SetCookie",
+        );
+        check_cookie(OptIn, &[cc("public, max-age=60"), COOKIE], "stored");
+        check_cookie(OptIn, &[cc("s-maxage=60"), COOKIE, COOKIE2], "stored");
+        check_cookie(
+            OptIn,
+            &[cc("max-age=60, private=\"Set-Cookie\""), COOKIE],
+            "stored",
+        );
+        check_cookie(
+            OptIn,
+            &[cc("max-age=60, no-cache=\"set-cookie2\""), COOKIE2],
+            "stored",
+        );
+        check_cookie(OptIn, &[cdn("max-age=60"), COOKIE], "stored");
+        check_cookie(
+            OptIn,
+            &[cc("public, max-age=60"), cdn("max-age=60"), COOKIE],
+            "stored",
+        );
+        // A targeted field replaces Cache-Control: its `public` no longer counts, nor its
+        // lifetime; an invalid targeted field is ignored.
+        check_cookie(
+            OptIn,
+            &[cc("public, max-age=60"), cdn("no-store"), COOKIE],
+            "OriginNotCache",
+        );
+        check_cookie(
+            OptIn,
+            &[cc("max-age=60"), cdn("max-age=\"x"), COOKIE],
+            "SetCookie",
+        );
+        // The cookie is the reason only when the response was otherwise storable.
+        check_cookie(
+            OptIn,
+            &[cc("private, max-age=60"), COOKIE],
+            "OriginNotCache",
+        );
+        check_cookie(OptIn, &[cc("no-store"), COOKIE], "OriginNotCache");
+        check_cookie(
+            OptIn,
+            &[("vary", "*"), cc("max-age=60"), COOKIE],
+            "OriginNotCache",
+        );
+        // Strict: never stored with a cookie.
+        check_cookie(Never, &[cc("public, max-age=60"), COOKIE], "SetCookie");
+        check_cookie(Never, &[cdn("max-age=60"), COOKIE2], "SetCookie");
+        check_cookie(
+            Never,
+            &[cc("max-age=60, private=\"set-cookie\""), COOKIE],
+            "SetCookie",
+        );
+        // Strip: stored as RFC 9111 allows, without the cookie.
+        check_cookie(Strip, &[cc("max-age=60"), COOKIE, COOKIE2], "stored");
+        check_cookie(
+            Strip,
+            &[cc("private, max-age=60"), COOKIE],
+            "OriginNotCache",
+        );
+    }
+
+    #[test]
+    fn pingora_named_filters_follow_the_default_set_cookie_policy() {
+        let cookie = |cache_control| {
+            header(
+                200,
+                &[("cache-control", cache_control), ("set-cookie", "a=b")],
+            )
+        };
+        let h = cookie("max-age=60");
+        let cc = CacheControl::from_headers(&h.headers);
+        assert_eq!(
+            calculate_fresh_until(t(NOW), Some(&cc), &h, false, &DEFAULTS),
+            None
+        );
+        assert!(!resp_cacheable(Some(&cc), h.clone(), false, &DEFAULTS).is_cacheable());
+        let h = cookie("public, max-age=60");
+        let cc = CacheControl::from_headers(&h.headers);
+        let meta = resp_cacheable(Some(&cc), h.clone(), false, &DEFAULTS).unwrap_meta();
+        assert!(meta.headers().get("set-cookie").is_none());
+    }
+
     #[test]
     fn age_folds_into_meta_age() {
         let h = header(200, &[("cache-control", "max-age=60"), ("age", "20")]);
@@ -539,8 +741,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-        /// Whatever the origin sends, the filters decide without panicking, and a stored
-        /// response's freshness never starts before its epoch.
+        /// Whatever the origin sends, the filters decide without panicking, a stored
+        /// response's freshness never starts before its epoch, and it never keeps a cookie.
         #[test]
         fn arbitrary_responses_never_panic(
             status in 100u16..600,
@@ -550,7 +752,9 @@ mod tests {
             age in "[ -~]{0,12}",
             last_modified in proptest::option::of(0u64..4_000_000_000),
             vary in "[ -~]{0,16}",
+            cookie in "[ -~]{0,8}",
             auth: bool,
+            policy in proptest::sample::select(SetCookiePolicy::ALL.to_vec()),
         ) {
             let mut h = ResponseHeader::new(StatusCode::from_u16(status).unwrap());
             for (name, value) in [
@@ -559,6 +763,7 @@ mod tests {
                 ("expires", expires.as_str()),
                 ("age", age.as_str()),
                 ("vary", vary.as_str()),
+                ("set-cookie", cookie.as_str()),
             ] {
                 if let Ok(v) = HeaderValue::from_str(value) {
                     h.headers.append(HeaderName::from_static(name), v);
@@ -570,11 +775,12 @@ mod tests {
             let targets = [HeaderName::from_static("cdn-cache-control")];
             let times = ResponseTimes::at(t(NOW));
             if let RespCacheable::Cacheable(meta) =
-                resp_cacheable_targeted(h, auth, &targets, &DEFAULTS, times)
+                resp_cacheable_targeted_with(h, auth, &targets, &DEFAULTS, times, policy)
             {
                 proptest::prop_assert!(meta.fresh_until() >= meta.epoch());
                 proptest::prop_assert!(meta.epoch() <= t(NOW));
                 proptest::prop_assert!(meta.headers().get("age").is_none());
+                proptest::prop_assert!(meta.headers().get("set-cookie").is_none());
             }
         }
     }

@@ -5,8 +5,8 @@
 //! stored and for how long live beside it as free functions: [`filters`] (cacheability,
 //! freshness, heuristics), [`age`] (RFC 9111 §4.2.3), [`request`] (request directives),
 //! [`variance`] (`Vary`), [`revalidate`] (conditional requests and 304 merging), plus the cache
-//! [`lock`], the cacheability [`predictor`], [`max_file_size`], [`range`], [`conditional`] and
-//! [`cache_status`] (RFC 9211).
+//! [`lock`], the cacheability [`predictor`], [`max_file_size`], [`range`], [`conditional`],
+//! [`cache_status`] (RFC 9211) and [`set_cookie`] (responses that set a cookie).
 //!
 //! # The miss flow
 //!
@@ -129,6 +129,9 @@
 //!   `only-if-cached`, `Pragma: no-cache`) are interpreted ([`request`]).
 //! - A 304 updates every stored header field except the framing ones
 //!   ([`revalidate::merge_not_modified`], §3.2), not only five names.
+//! - A response that sets a cookie (`Set-Cookie`) is stored only when the origin addresses
+//!   shared caches (`public`, `s-maxage`, a targeted field), and never with its cookie
+//!   ([`set_cookie`], [`SetCookiePolicy`]): one user's session is not replayed to the next.
 //! - A bare `no-cache` response with a validator is stored for revalidation; `ForceExpired`
 //!   turns off stale serving for the request; a hit releases the lock the request held; a
 //!   failed lookup takes the lock like a miss, so a broken entry does not send every request
@@ -148,6 +151,7 @@ pub mod predictor;
 pub mod range;
 pub mod request;
 pub mod revalidate;
+pub mod set_cookie;
 pub mod variance;
 
 pub use defaults::{CacheMetaDefaults, DefaultTtlScope, HeuristicFreshness};
@@ -155,6 +159,7 @@ pub use error::{Error, Result};
 pub use filters::RespCacheable;
 pub use http_cache::{CacheOptionOverrides, HttpCache, HttpCacheDigest};
 pub use phase::{CachePhase, ForcedFreshness, HitStatus, NoCacheReason};
+pub use set_cookie::SetCookiePolicy;
 pub use variance::VarianceBuilder;
 
 pub use larder_cache_control as cache_control;

@@ -26,6 +26,10 @@ pub enum NoCacheReason {
     CacheLockGiveUp,
     /// Waiting on the cache lock took longer than the configured timeout.
     CacheLockTimeout,
+    /// The response sets a cookie (`Set-Cookie`) and the
+    /// [`SetCookiePolicy`](crate::set_cookie::SetCookiePolicy) refuses to store it; it was
+    /// otherwise storable.
+    SetCookie,
     /// A reason given by the embedding code.
     Custom(&'static str),
 }
@@ -45,6 +49,7 @@ impl NoCacheReason {
             Self::UpstreamError => "UpstreamError",
             Self::CacheLockGiveUp => "CacheLockGiveUp",
             Self::CacheLockTimeout => "CacheLockTimeout",
+            Self::SetCookie => "SetCookie",
             Self::Custom(s) => s,
         }
     }

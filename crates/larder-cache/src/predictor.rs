@@ -225,6 +225,8 @@ mod tests {
             NoCacheReason::UpstreamError,
             NoCacheReason::CacheLockGiveUp,
             NoCacheReason::CacheLockTimeout,
+            // A page may set a cookie only for some clients: the next answer may be storable.
+            NoCacheReason::SetCookie,
         ] {
             assert_eq!(p.mark_uncacheable(&k, reason), None, "{reason}");
             assert!(p.cacheable_prediction(&k), "{reason}");

@@ -27,6 +27,12 @@
 //! # default_ttl_secs = 60
 //! stale_while_revalidate_secs = 0
 //! stale_if_error_secs = 0
+//! set_cookie = "opt-in"       # which responses with Set-Cookie are stored (never with the
+//!                             # cookie), one of:
+//!                             #   "opt-in"  those the origin marks public, s-maxage or
+//!                             #             CDN-Cache-Control (the default)
+//!                             #   "never"   none
+//!                             #   "strip"   any RFC 9111 allows
 //! ```
 //!
 //! # Storage
@@ -43,6 +49,26 @@
 //!   from this proxy's memory; the other proxies keep their local copy until it is evicted,
 //!   goes stale, or is older than `local_ttl_secs`. While Redis is unreachable, lookups that
 //!   miss memory are plain misses and writes fill memory only.
+//!
+//! # Set-Cookie
+//!
+//! A shared cache that stored `Set-Cookie` would hand one user's session to the next user of
+//! the entry. larder never stores the field: the client whose request filled the cache gets
+//! the origin's cookie; hits, revalidated hits and stale answers come from the stored copy,
+//! without it. `set_cookie` (flag `--set-cookie`) decides which responses carrying a cookie
+//! are stored at all; a refused one says `detail=SetCookie` in `Cache-Status` and is counted
+//! under `larder_cache_not_stored_total{reason="SetCookie"}`:
+//!
+//! - `opt-in` (the default): only when the origin addresses shared caches: `public` or
+//!   `s-maxage` in `Cache-Control`, a `CDN-Cache-Control` field (RFC 9213) that makes the
+//!   response storable, or `private` / `no-cache` naming `Set-Cookie`. What nginx and Varnish
+//!   do by default, without the opt-in.
+//! - `never`: never, whatever the origin says (when any page that sets a cookie may be
+//!   personalised).
+//! - `strip`: whenever RFC 9111 allows, as if the response had no cookie (for an origin that
+//!   adds the same tracking or affinity cookie to pages that are the same for everyone).
+//!
+//! No setting stores or replays the cookie itself. See `larder_cache::set_cookie`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -50,7 +76,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
-use larder_cache::CacheMetaDefaults;
+use larder_cache::{CacheMetaDefaults, SetCookiePolicy};
 use larder_storage_redis::{RedisConfig, RedisStorage, TieredStorage};
 use serde::Deserialize;
 
@@ -228,6 +254,21 @@ pub struct CacheSettings {
     pub stale_while_revalidate_secs: u32,
     /// The stale-if-error window when the origin gives none.
     pub stale_if_error_secs: u32,
+    /// Which responses that set a cookie are stored (always without the cookie): `opt-in`
+    /// (the default), `never` or `strip`; see the module docs.
+    #[serde(deserialize_with = "from_str")]
+    pub set_cookie: SetCookiePolicy,
+}
+
+/// Reads a value through its `FromStr`, so that TOML and flags accept the same words.
+fn from_str<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 impl Default for CacheSettings {
@@ -247,6 +288,7 @@ impl Default for CacheSettings {
             default_ttl_secs: None,
             stale_while_revalidate_secs: 0,
             stale_if_error_secs: 0,
+            set_cookie: SetCookiePolicy::default(),
         }
     }
 }
@@ -330,8 +372,8 @@ impl ProxyConfig {
 
 impl CacheSettings {
     /// The [`CacheConfig`] these settings describe: the storage (see the module docs), its
-    /// eviction manager, lock timeouts, object size limit, freshness defaults, purge token
-    /// and `Cache-Status` name. [`crate::build_layer`] wraps it in a layer.
+    /// eviction manager, lock timeouts, object size limit, freshness defaults, purge token,
+    /// `Cache-Status` name and Set-Cookie policy. [`crate::build_layer`] wraps it in a layer.
     ///
     /// The storage and its parts are leaked so they are `'static`; call this once per
     /// process (or per test).
@@ -378,6 +420,7 @@ impl CacheSettings {
         config.defaults = self.meta_defaults();
         config.cache_status_name.clone_from(&self.cache_status_name);
         config.purge_token.clone_from(&self.purge_token);
+        config.set_cookie = self.set_cookie;
         Ok(config)
     }
 
@@ -558,6 +601,36 @@ mod tests {
             let flag = value.parse::<StorageBackend>().unwrap_err().to_string();
             assert!(flag.contains(says), "{value}: {flag}");
         }
+    }
+
+    #[test]
+    fn set_cookie_policy_is_a_word_or_names_the_line() {
+        let parse = |text: &str| ProxyConfig::from_toml(text).map(|c| c.cache.set_cookie);
+        assert_eq!(parse("").unwrap(), SetCookiePolicy::OptIn, "the default");
+        for policy in SetCookiePolicy::ALL {
+            let text = format!("listen = \"127.0.0.1:1\"\n[cache]\nset_cookie = \"{policy}\"\n");
+            assert_eq!(parse(&text).unwrap(), policy);
+        }
+        for bad in ["\"replay\"", "\"Never\"", "true"] {
+            let e = parse(&format!(
+                "listen = \"127.0.0.1:1\"\n[cache]\nset_cookie = {bad}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("line 3"), "{bad}: {e}");
+        }
+        let e = parse("[cache]\nset_cookie = \"replay\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never, opt-in or strip"), "{e}");
+        let settings = CacheSettings {
+            set_cookie: SetCookiePolicy::Never,
+            ..CacheSettings::default()
+        };
+        assert_eq!(
+            settings.cache_config().unwrap().set_cookie,
+            SetCookiePolicy::Never
+        );
     }
 
     #[test]

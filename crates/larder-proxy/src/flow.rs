@@ -22,7 +22,7 @@ use larder_cache::range::{self, RangeBody, RangeBodyFilter, RangeSpec};
 use larder_cache::request::{RequestDirectives, Reuse};
 use larder_cache::{
     CacheKey, CacheOptionOverrides, CachePhase, HitStatus, HttpCache, NoCacheReason,
-    ResponseHeader, revalidate,
+    ResponseHeader, revalidate, set_cookie,
 };
 use tower::ServiceExt;
 
@@ -638,9 +638,12 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     }
                 };
                 self.metrics().revalidated.inc();
-                return self
+                let (mut resp, status) = self
                     .serve_hit(&mut cache, HitKind::Revalidated { stored })
                     .await;
+                // The stored copy never has a cookie: the 304's is for this client alone.
+                set_cookie::copy_set_cookie(&parts.headers, resp.headers_mut());
+                return (resp, status);
             }
             if parts.status.is_server_error()
                 && cache.can_serve_stale_error()

@@ -6,6 +6,7 @@ use http::{StatusCode, response};
 use larder_cache::age::ResponseTimes;
 use larder_cache::conditional::{self, Precondition};
 use larder_cache::filters::{self, RespCacheable};
+use larder_cache::set_cookie::{self, SetCookiePolicy};
 use larder_cache::variance::{VarianceBuilder, VaryNames, normalized_value, vary_names};
 use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, ResponseHeader};
 
@@ -47,8 +48,12 @@ pub trait CacheHooks: Send + Sync + 'static {
 
     /// Whether and how long to store an upstream response (also run on the header merged from
     /// a 304). Default: RFC 9111 §3 and §4.2 via
-    /// [`resp_cacheable_targeted`](filters::resp_cacheable_targeted), with the configured
-    /// defaults and targeted fields (`CDN-Cache-Control`, RFC 9213).
+    /// [`resp_cacheable_targeted_with`](filters::resp_cacheable_targeted_with), with the
+    /// configured defaults and targeted fields (`CDN-Cache-Control`, RFC 9213), and, for a
+    /// response that sets a cookie, the policy [`set_cookie_policy`](Self::set_cookie_policy)
+    /// chooses. The stored header never carries `Set-Cookie`: the client whose request filled
+    /// the cache gets the upstream's fields, every later one the stored copy. An override that
+    /// does not call the default should keep both rules.
     fn response_cache_filter(
         &self,
         req: &Parts,
@@ -56,13 +61,38 @@ pub trait CacheHooks: Send + Sync + 'static {
         config: &CacheConfig,
         times: ResponseTimes,
     ) -> RespCacheable {
-        filters::resp_cacheable_targeted(
+        let set_cookie = if set_cookie::has_set_cookie(&resp.headers) {
+            self.set_cookie_policy(req, resp, config)
+        } else {
+            // Not consulted: without a cookie every policy decides alike.
+            config.set_cookie
+        };
+        filters::resp_cacheable_targeted_with(
             resp.clone(),
             filters::authorization_present(&req.headers),
             &config.targeted_cache_control,
             &config.defaults,
             times,
+            set_cookie,
         )
+    }
+
+    /// The policy for `resp`, an upstream response (or the header merged from a 304) that
+    /// sets a cookie (`Set-Cookie` or `Set-Cookie2`); asked by the default
+    /// [`response_cache_filter`](Self::response_cache_filter) only for such responses.
+    /// Default: [`CacheConfig::set_cookie`], [`SetCookiePolicy::OptIn`] unless configured:
+    /// stored only when the origin opts in for shared caches (`public`, `s-maxage`, a targeted
+    /// field such as `CDN-Cache-Control`, or `private` / `no-cache` naming `Set-Cookie`),
+    /// otherwise not stored (`Cache-Status` detail and `/metrics` reason `SetCookie`). Override
+    /// it to choose per request, e.g. [`SetCookiePolicy::Never`] under `/account/`.
+    fn set_cookie_policy(
+        &self,
+        req: &Parts,
+        resp: &ResponseHeader,
+        config: &CacheConfig,
+    ) -> SetCookiePolicy {
+        let _ = (req, resp);
+        config.set_cookie
     }
 
     /// Runs on every found entry (fresh or stale) and may force a miss, an expiry or a fresh

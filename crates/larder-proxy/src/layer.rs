@@ -14,7 +14,7 @@ use larder_cache::eviction::{EvictionManager, lru, tinyufo};
 use larder_cache::lock::{CacheKeyLockImpl, CacheLock};
 use larder_cache::predictor::{CacheablePredictor, Predictor};
 use larder_cache::range::DEFAULT_MAX_RANGES;
-use larder_cache::{CacheMetaDefaults, MemCache, Storage};
+use larder_cache::{CacheMetaDefaults, MemCache, SetCookiePolicy, Storage};
 use larder_storage::key::PrimaryHashMemo;
 
 use crate::body::{self, ProxyBody};
@@ -49,6 +49,11 @@ pub struct CacheConfig {
     /// Targeted cache-control fields that take precedence over `Cache-Control` (RFC 9213);
     /// `CDN-Cache-Control` by default.
     pub targeted_cache_control: Vec<HeaderName>,
+    /// What to do with a response that sets a cookie (`Set-Cookie`, `Set-Cookie2`), read by
+    /// [`CacheHooks::set_cookie_policy`]'s default: by default
+    /// [`SetCookiePolicy::OptIn`] (stored only when the origin says `public`, `s-maxage` or
+    /// sends a targeted field; the stored copy never carries the cookie).
+    pub set_cookie: SetCookiePolicy,
     /// Serve a stale response when the upstream cannot be reached or drops the connection
     /// before answering, unless the response forbids it (`must-revalidate`, `proxy-revalidate`,
     /// `s-maxage`, `no-cache`) or the request asks for validation. RFC 9111 §4.2.4 allows a
@@ -76,6 +81,7 @@ impl Default for CacheConfig {
             max_file_size: None,
             defaults: CacheMetaDefaults::STRICT,
             targeted_cache_control: vec![HeaderName::from_static("cdn-cache-control")],
+            set_cookie: SetCookiePolicy::OptIn,
             serve_stale_on_disconnect: true,
             max_ranges: DEFAULT_MAX_RANGES,
             cache_status_name: "larder".to_owned(),
@@ -95,6 +101,7 @@ impl std::fmt::Debug for CacheConfig {
             .field("lock_wait_timeout", &self.lock_wait_timeout)
             .field("max_file_size", &self.max_file_size)
             .field("defaults", &self.defaults)
+            .field("set_cookie", &self.set_cookie)
             .field("cache_status_name", &self.cache_status_name)
             .field("purge_token", &self.purge_token.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()

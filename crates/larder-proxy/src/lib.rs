@@ -66,6 +66,11 @@
 //! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways and `Via` is added.
 //! - No freshness is invented: without explicit freshness or `Last-Modified`, nothing is stored
 //!   unless [`CacheConfig::defaults`] says so.
+//! - **Cookies are never replayed**: a response with `Set-Cookie` is stored only when the origin
+//!   opts in for shared caches (`public`, `s-maxage`, `CDN-Cache-Control`), and the stored copy
+//!   has no `Set-Cookie`, so hits, revalidated hits and stale answers never carry one; only the
+//!   client whose request filled the cache gets it ([`CacheConfig::set_cookie`],
+//!   [`CacheHooks::set_cookie_policy`]).
 
 pub mod body;
 pub mod config;
@@ -86,6 +91,7 @@ mod upstream;
 pub use body::ProxyBody;
 pub use error::{BoxError, Error};
 pub use hooks::{CacheHooks, DefaultHooks, StaleCause, default_cache_key, default_variance};
+pub use larder_cache::SetCookiePolicy;
 pub use layer::{CacheConfig, CacheLayer, CacheService};
 pub use upstream::Upstream;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use larder_proxy::config::{EvictionPolicy, ProxyConfig, StorageBackend};
-use larder_proxy::{CacheLayer, DefaultHooks, Upstream, server};
+use larder_proxy::{CacheLayer, DefaultHooks, SetCookiePolicy, Upstream, server};
 use tokio::net::TcpListener;
 use tower::Layer;
 
@@ -76,6 +76,11 @@ struct Args {
     /// The stale-if-error window when the origin gives none.
     #[arg(long)]
     stale_if_error_secs: Option<u32>,
+    /// Which responses with Set-Cookie are stored, always without the cookie: opt-in (only
+    /// those marked public, s-maxage or CDN-Cache-Control; the default), never, or strip (any
+    /// RFC 9111 allows).
+    #[arg(long, value_name = "never|opt-in|strip")]
+    set_cookie: Option<SetCookiePolicy>,
 }
 
 impl Args {
@@ -103,6 +108,7 @@ impl Args {
             cache_status_name => cache.cache_status_name,
             stale_while_revalidate_secs => cache.stale_while_revalidate_secs,
             stale_if_error_secs => cache.stale_if_error_secs,
+            set_cookie => cache.set_cookie,
         );
         if self.upstream.is_some() {
             c.upstream = self.upstream;

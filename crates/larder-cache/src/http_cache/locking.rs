@@ -89,7 +89,10 @@ impl HttpCache {
         let status = match reason {
             NoCacheReason::OriginNotCache
             | NoCacheReason::ResponseTooLarge
-            | NoCacheReason::PredictedResponseTooLarge => LockStatus::GiveUp,
+            | NoCacheReason::PredictedResponseTooLarge
+            // Each waiter gets its own answer (and cookie) from the origin, all at once rather
+            // than one fill attempt after another.
+            | NoCacheReason::SetCookie => LockStatus::GiveUp,
             NoCacheReason::Custom(custom) => lock_ctx.cache_lock.custom_lock_status(custom),
             // Transient: another request may succeed where this one failed.
             NoCacheReason::NeverEnabled

@@ -138,3 +138,86 @@ async fn binary_shuts_down_gracefully_on_sigterm() {
     }
     assert!(status.expect("still running after SIGTERM").success());
 }
+
+/// The binary with `args` in front of an origin setting a new cookie on every
+/// `cache_control` response; returns what the second of two clients got and `/metrics`.
+async fn second_cookie_client(cache_control: &'static str, args: &[&str]) -> (String, String) {
+    let origin = Origin::start(move |_, n| async move {
+        let mut resp = respond(200, &[("cache-control", cache_control)], "page");
+        let cookie = format!("session={n}");
+        resp.headers_mut()
+            .insert("set-cookie", cookie.parse().unwrap());
+        resp
+    })
+    .await;
+    let (listen, admin) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let upstream = origin.uri();
+    let mut all = vec![
+        "--upstream",
+        &upstream,
+        "--listen",
+        &listen,
+        "--admin",
+        &admin,
+    ];
+    all.extend_from_slice(args);
+    let _child = spawn(&all);
+    let url = format!("http://{listen}/login");
+    let first = get(&url).await;
+    assert_eq!(first.header("set-cookie"), Some("session=0"));
+    let second = get(&url).await;
+    let seen = format!(
+        "{} set-cookie={:?}",
+        second.cache_status(),
+        second.header("set-cookie")
+    );
+    let metrics = get(&format!("http://{admin}/metrics")).await.text();
+    (seen, metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_cookie_policy_comes_from_the_flag_or_the_file() {
+    // The default: no opt-in, not stored, counted under its reason.
+    let (seen, metrics) = second_cookie_client("max-age=60", &[]).await;
+    assert!(
+        seen.contains("detail=SetCookie") && seen.ends_with("Some(\"session=1\")"),
+        "{seen}"
+    );
+    assert!(
+        metrics.contains("larder_cache_not_stored_total{reason=\"SetCookie\"} 2\n"),
+        "{metrics}"
+    );
+    let (seen, _) = second_cookie_client("max-age=60", &["--set-cookie", "strip"]).await;
+    assert!(
+        seen.starts_with("larder; hit") && seen.ends_with("None"),
+        "{seen}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("larder.toml");
+    std::fs::write(&path, "[cache]\nset_cookie = \"never\"\n").unwrap();
+    let path = path.to_str().unwrap();
+    let (seen, _) = second_cookie_client("public, max-age=60", &["--config", path]).await;
+    assert!(seen.contains("detail=SetCookie"), "{seen}");
+    // A flag overrides the file.
+    let (seen, _) = second_cookie_client(
+        "public, max-age=60",
+        &["--config", path, "--set-cookie", "opt-in"],
+    )
+    .await;
+    assert!(
+        seen.starts_with("larder; hit") && seen.ends_with("None"),
+        "{seen}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["--upstream", "http://127.0.0.1:1", "--set-cookie", "replay"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("never, opt-in or strip"), "{err}");
+}

@@ -5,6 +5,7 @@
 
 mod binary;
 mod cache;
+mod cookie;
 mod harness;
 mod interim;
 mod proxy;

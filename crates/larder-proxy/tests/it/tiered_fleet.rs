@@ -284,3 +284,33 @@ async fn memory_tiers_share_redis_and_ride_out_its_outage() {
     let log = a.log.lock().join("\n");
     assert!(log.contains("redis cache tier reachable again"), "{log}");
 }
+
+/// The meta the filter builds (without `Set-Cookie`) is what both tiers store: a member that
+/// finds the entry in Redis, or in its own memory, never hands out the filling client's cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neither_tier_replays_a_cookie() {
+    let redis = RedisServer::start();
+    let origin = Origin::start(|_, n| async move {
+        let cookie = format!("session={n}");
+        let mut resp = respond(200, &[("cache-control", "public, max-age=60")], "shared");
+        resp.headers_mut()
+            .insert("set-cookie", cookie.parse().unwrap());
+        resp
+    })
+    .await;
+    let a = Member::start(&origin, &redis);
+    let b = Member::start(&origin, &redis);
+    let fill = a.get("/login").await;
+    assert_eq!(fill.header("set-cookie"), Some("session=0"));
+    wait_entries(&redis, 1).await;
+    let from_redis = b.get("/login").await;
+    assert_shared(&from_redis, true);
+    assert_eq!(from_redis.header("set-cookie"), None, "from Redis");
+    b.wait_metric("larder_tiered_promotions_total", 1).await;
+    for (member, tier) in [(&a, "a's memory"), (&b, "b's memory")] {
+        let hit = member.get("/login").await;
+        assert_shared(&hit, true);
+        assert_eq!(hit.header("set-cookie"), None, "from {tier}");
+    }
+    assert_eq!(origin.hits(), 1);
+}

@@ -66,13 +66,22 @@ async fn private_responses_are_never_stored() {
     assert_eq!(origin.hits(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_cookie_responses() {
-    let origin = Origin::start(|_, n| async move {
+/// What the second of two clients gets for a response that sets `session=<n>` with
+/// `cache_control`: its `Set-Cookie`, `Cache-Status` and the origin's fetch count. With
+/// `at_once` both requests are in flight together while the origin takes 200 ms to answer the
+/// first (the second waits on the cache lock or reads the fill in progress).
+async fn second_client(
+    cache_control: &'static str,
+    at_once: bool,
+) -> (Option<String>, String, usize) {
+    let origin = Origin::start(move |_, n| async move {
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         respond(
             200,
             &[
-                ("cache-control", "max-age=60"),
+                ("cache-control", cache_control),
                 ("set-cookie", &format!("session={n}; HttpOnly")),
             ],
             format!("page {n}"),
@@ -80,57 +89,79 @@ async fn set_cookie_responses() {
     })
     .await;
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
-    let first = get(&proxy.url("/login")).await;
-    assert_eq!(first.header("set-cookie"), Some("session=0; HttpOnly"));
-    let second = get(&proxy.url("/login")).await;
-    println!(
-        "set-cookie: second response {:?}, set-cookie {:?}, origin fetches {}",
-        second.cache_status(),
-        second.header("set-cookie"),
-        origin.hits()
-    );
-    // A response with Set-Cookie and no `private` or `no-cache="set-cookie"` is stored and
-    // served with its Set-Cookie: RFC 9111 §7.3 says Set-Cookie does not inhibit caching and
-    // leaves it to the origin to mark such responses. Documented in docs/reliability.md.
-    assert_eq!(second.text(), "page 0");
-    assert_eq!(second.header("set-cookie"), Some("session=0; HttpOnly"));
-    assert_eq!(origin.hits(), 1);
-
-    // `no-cache="set-cookie"` (RFC 9111 §5.2.2.4): the field must not be sent from the cache
-    // without revalidation.
-    let origin = Origin::start(|_, n| async move {
-        respond(
-            200,
-            &[
-                ("cache-control", "max-age=60, no-cache=\"set-cookie\""),
-                ("set-cookie", &format!("session={n}")),
-            ],
-            format!("page {n}"),
-        )
-    })
-    .await;
-    let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
-    let _ = get(&proxy.url("/login")).await;
-    let second = get(&proxy.url("/login")).await;
-    println!(
-        "no-cache=set-cookie: second {:?}, set-cookie {:?}, origin fetches {}",
-        second.cache_status(),
-        second.header("set-cookie"),
-        origin.hits()
-    );
-    // Today the entry is stored and served as a hit with the listed field removed.
-    assert!(
-        second.cache_status().contains("hit"),
-        "{}",
-        second.cache_status()
-    );
-    assert_eq!(second.text(), "page 0");
+    let url = proxy.url("/login");
+    let (first, second) = if at_once {
+        let first = tokio::spawn({
+            let url = url.clone();
+            async move { get(&url).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = get(&url).await;
+        (first.await.unwrap(), second)
+    } else {
+        let first = get(&url).await;
+        (first, get(&url).await)
+    };
     assert_eq!(
-        second.header("set-cookie"),
-        None,
-        "a no-cache field is not served"
+        first.header("set-cookie"),
+        Some("session=0; HttpOnly"),
+        "the client that caused the fetch gets its cookie"
     );
-    assert_eq!(origin.hits(), 1);
+    let cookie = second.header("set-cookie").map(str::to_owned);
+    (cookie, second.cache_status().to_owned(), origin.hits())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookies_are_never_handed_to_the_next_client() {
+    for at_once in [false, true] {
+        // No shared-cache opt-in: not stored, each client gets its own session.
+        for cc in ["max-age=60", "max-age=60, must-revalidate"] {
+            let (cookie, status, hits) = second_client(cc, at_once).await;
+            println!("set-cookie {cc:?} at_once={at_once}: {cookie:?}, {status}, {hits} fetches");
+            assert_eq!(
+                cookie.as_deref(),
+                Some("session=1; HttpOnly"),
+                "{cc}: {status}"
+            );
+            // A waiter on the cache lock is told the fill was not stored and goes upstream.
+            let reason = if at_once {
+                "CacheLockGiveUp"
+            } else {
+                "SetCookie"
+            };
+            assert!(
+                status.contains(&format!("detail={reason}")),
+                "{cc}: {status}"
+            );
+            assert_eq!(hits, 2, "{cc}");
+        }
+        // The origin opts in: stored and shared, without the cookie.
+        for cc in ["public, max-age=60", "s-maxage=60"] {
+            let (cookie, status, hits) = second_client(cc, at_once).await;
+            println!("set-cookie {cc:?} at_once={at_once}: {cookie:?}, {status}, {hits} fetches");
+            assert_eq!(
+                cookie, None,
+                "{cc}: another client's session was replayed ({status})"
+            );
+            assert_eq!(hits, 1, "{cc}: {status}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cache_and_private_named_fields_are_not_replayed() {
+    // `no-cache="set-cookie"` (RFC 9111 §5.2.2.4) and `private="set-cookie"` (§5.2.2.7): the
+    // named field is withheld from stored responses and the rest is shared.
+    for cc in [
+        "max-age=60, no-cache=\"set-cookie\"",
+        "max-age=60, private=\"set-cookie\"",
+    ] {
+        let (cookie, status, hits) = second_client(cc, false).await;
+        println!("{cc}: {cookie:?}, {status}, {hits} fetches");
+        assert!(status.contains("hit"), "{cc}: {status}");
+        assert_eq!(cookie, None, "{cc}: a withheld field was served");
+        assert_eq!(hits, 1, "{cc}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
