@@ -183,7 +183,7 @@ async fn a_stalled_first_client_does_not_hold_back_a_fill_into_redis() {
     // The stalled client then gets the whole body, byte for byte.
     let mut received = got.split_off(head_end);
     while received.len() < TOTAL {
-        let n = tokio::time::timeout(Duration::from_secs(60), stalled.read(&mut buf))
+        let n = tokio::time::timeout(Duration::from_mins(1), stalled.read(&mut buf))
             .await
             .unwrap()
             .unwrap();
