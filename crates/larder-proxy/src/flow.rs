@@ -201,10 +201,11 @@ async fn run<H: CacheHooks, I: Inner>(
     req: &Parts,
     body: ProxyBody,
 ) -> Answer {
-    let mut cache = match cache_for(shared, req) {
+    let cache = cache_for(shared, req, !http_body::Body::is_end_stream(&body));
+    let mut cache = match cache {
         Ok(cache) => cache,
-        Err(cacheable_method) => {
-            return Box::pin(pass_through(shared, inner, req, body, cacheable_method)).await;
+        Err(why) => {
+            return Box::pin(pass_through(shared, inner, req, body, why)).await;
         }
     };
     let mut flow = Flow {
@@ -219,17 +220,41 @@ async fn run<H: CacheHooks, I: Inner>(
     flow.lookup(&mut cache, body).await
 }
 
-/// The request's cache, with its key set; `Err(cacheable_method)` when the cache does not
-/// handle the request. Not `async`, so the key never takes room in the request's future.
-fn cache_for<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Result<HttpCache, bool> {
-    let cacheable_method = shared.hooks.request_cache_filter(req);
-    let key = if cacheable_method && shared.config.storage.is_some() {
-        shared.hooks.cache_key_callback(req)
-    } else {
-        None
-    };
+/// Why the cache does not handle a request.
+#[derive(Clone, Copy)]
+enum Bypass {
+    /// The method is not cacheable.
+    Method,
+    /// Caching is off.
+    Disabled,
+    /// The hooks gave no key.
+    NoKey,
+    /// A cacheable method with a request body.
+    RequestBody,
+}
+
+/// The request's cache, with its key set, or why the cache does not handle the request (`has_body`:
+/// the request has a body). Not `async`, so the key never takes room in the request's future.
+fn cache_for<H: CacheHooks>(
+    shared: &Shared<H>,
+    req: &Parts,
+    has_body: bool,
+) -> Result<HttpCache, Bypass> {
+    if !shared.hooks.request_cache_filter(req) {
+        return Err(Bypass::Method);
+    }
+    if has_body {
+        // A GET or HEAD with a body is never answered from, or stored into, the cache: the
+        // key does not cover the body, so an origin that reads it would let one client choose
+        // what every other client gets (docs/security.md, "fat GET").
+        return Err(Bypass::RequestBody);
+    }
+    if shared.config.storage.is_none() {
+        return Err(Bypass::Disabled);
+    }
+    let key = shared.hooks.cache_key_callback(req);
     let Some(mut key) = key else {
-        return Err(cacheable_method);
+        return Err(Bypass::NoKey);
     };
     // Hot keys come back again and again: their Blake2b is remembered, not recomputed.
     shared.key_hashes.fill(&mut key);
@@ -246,17 +271,16 @@ async fn pass_through<H: CacheHooks, I: Inner>(
     inner: &I,
     req: &Parts,
     body: ProxyBody,
-    cacheable_method: bool,
+    why: Bypass,
 ) -> Answer {
     let metrics = &shared.metrics;
     // Not cached: forward as is.
     metrics.bypass.inc();
-    let (fwd, reason) = if !cacheable_method {
-        (ForwardReason::Method, NoCacheReason::NeverEnabled)
-    } else if shared.config.storage.is_none() {
-        (ForwardReason::Bypass, NoCacheReason::NeverEnabled)
-    } else {
-        (ForwardReason::Bypass, NoCacheReason::Custom("NoCacheKey"))
+    let (fwd, reason) = match why {
+        Bypass::Method => (ForwardReason::Method, NoCacheReason::NeverEnabled),
+        Bypass::Disabled => (ForwardReason::Bypass, NoCacheReason::NeverEnabled),
+        Bypass::NoKey => (ForwardReason::Bypass, NoCacheReason::Custom("NoCacheKey")),
+        Bypass::RequestBody => (ForwardReason::Bypass, NoCacheReason::Custom("RequestBody")),
     };
     metrics.not_stored(reason.as_str());
     let status = new_status(shared).fwd(fwd).detail(reason.as_str());
