@@ -256,3 +256,48 @@ impl HandleHit for PartialHit {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(reader: &mut HitHandler) -> (Vec<u8>, Result<()>) {
+        let mut out = Vec::new();
+        loop {
+            match reader.read_body().await {
+                Ok(Some(chunk)) => out.extend_from_slice(&chunk),
+                Ok(None) => return (out, Ok(())),
+                Err(e) => return (out, Err(e)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_follow_the_writer_and_end_with_it() {
+        let writer = PartialWriter::new();
+        let mut early = writer.body().reader();
+        writer.push(Bytes::from_static(b"ab"));
+        writer.push(Bytes::new());
+        let mut late = writer.body().reader();
+        let reading = tokio::spawn(async move { read_all(&mut early).await });
+        writer.push(Bytes::from_static(b"cd"));
+        assert_eq!(writer.body().len(), 4);
+        writer.end();
+        let (body, end) = reading.await.unwrap();
+        assert_eq!((body.as_slice(), end.is_ok()), (&b"abcd"[..], true));
+        let (body, end) = read_all(&mut late).await;
+        assert_eq!((body.as_slice(), end.is_ok()), (&b"abcd"[..], true));
+        writer.with_chunks(|chunks| assert_eq!(chunks.len(), 2));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_writer_is_an_error_after_the_bytes_written() {
+        let writer = PartialWriter::new();
+        let mut reader = writer.body().reader();
+        writer.push(Bytes::from_static(b"xyz"));
+        drop(writer);
+        let (body, end) = read_all(&mut reader).await;
+        assert_eq!(body, b"xyz");
+        assert!(matches!(end, Err(Error::WriteAbandoned)));
+    }
+}
