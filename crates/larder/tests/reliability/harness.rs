@@ -393,3 +393,19 @@ pub(crate) async fn raw_origin(response: &'static [u8]) -> (SocketAddr, Arc<Atom
     });
     (addr, count)
 }
+
+/// The request field `name` as text, the values of repeated lines joined by `|`, or `-` when
+/// absent: what the echoing origins report.
+pub(crate) fn field(parts: &http::request::Parts, name: &str) -> String {
+    let all: Vec<&str> = parts
+        .headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if all.is_empty() {
+        "-".to_owned()
+    } else {
+        all.join("|")
+    }
+}

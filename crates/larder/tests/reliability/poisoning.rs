@@ -13,19 +13,7 @@ use crate::harness::{Origin, Proxy, config, raw_exchange, respond, responses, se
 /// before.
 async fn reflecting_origin(headers: &'static [(&'static str, &'static str)]) -> Origin {
     Origin::start_with_body(move |parts, body: Bytes, n| async move {
-        let field = |name: &str| {
-            let all: Vec<&str> = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            if all.is_empty() {
-                "-".to_owned()
-            } else {
-                all.join("|")
-            }
-        };
+        let field = |name: &str| crate::harness::field(&parts, name);
         let text = format!(
             "host={} target={} xfh={} xfp={} body={} n={n}",
             field("host"),

@@ -12,14 +12,7 @@ use crate::harness::{Origin, Proxy, config, get, respond, send};
 /// `Authorization` and `Host`.
 async fn echo_origin(cache_control: &'static str) -> Origin {
     Origin::start(move |parts, n| async move {
-        let field = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned()
-        };
+        let field = |name: &str| crate::harness::field(&parts, name);
         let body = format!(
             "auth={} host={} xfh={} n={n}",
             field("authorization"),
