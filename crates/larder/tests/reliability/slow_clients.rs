@@ -329,3 +329,37 @@ fn a_fill_that_outgrows_the_cache_is_handed_to_its_client_with_back_pressure() {
         assert_eq!(origin.hits(), 2, "nothing was stored");
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_sent_too_slowly_is_cut_off() {
+    let origin = origin(1024, "max-age=600", true).await;
+    let proxy = proxy(&origin, 1 << 20).await;
+    // Slowloris: a request head that never ends. hyper's header read timeout (30 s) closes the
+    // connection; the step limit bounds the wait.
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: slow.test\r\nx-a: 1\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let mut answer = Vec::new();
+    loop {
+        match step("the connection to close", stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    println!(
+        "an unfinished request head was cut off after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert_eq!(origin.hits(), 0, "nothing reached the origin");
+    let (_, len) = fetch_checked(&proxy.url("/after"), 7).await;
+    assert_eq!(len, 1024, "the proxy still serves");
+}
