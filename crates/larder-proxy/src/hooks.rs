@@ -154,8 +154,12 @@ pub fn default_cache_key(req: &Parts) -> Option<CacheKey> {
     let scheme = req.uri.scheme_str().unwrap_or("http");
     let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
     // An absolute-form target without a path (`http://h?q`) means path `/` (RFC 9112 §3.2.2),
-    // as its origin-form twin `/?q` says.
-    let slash: &[u8] = if pq.starts_with('/') { b"" } else { b"/" };
+    // as its origin-form twin `/?q` says. `*` (OPTIONS, never cached) stays apart from `/*`.
+    let slash: &[u8] = if pq.starts_with('/') || pq == "*" {
+        b""
+    } else {
+        b"/"
+    };
     // One allocation of the exact size: this runs on every request.
     let mut primary =
         Vec::with_capacity(scheme.len() + 3 + authority.len() + slash.len() + pq.len());
@@ -255,6 +259,7 @@ mod tests {
             // Host is ignored for absolute-form (RFC 9112 §3.2.2).
             assert_eq!(key(absolute, Some("b.test")), key(origin, Some("a.test")));
         }
+        assert_ne!(key("*", Some("a.test")), key("/*", Some("a.test")));
     }
 
     #[test]
