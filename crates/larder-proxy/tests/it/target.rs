@@ -73,6 +73,10 @@ async fn connect_is_refused_with_405_and_never_forwarded() {
         assert!(status.contains("detail=connect-not-supported"), "{text}");
     }
     assert_eq!(origin.hits(), 0);
+    // Counted as responses served, and as nothing else: no lookup, no bypass, no fetch.
+    let metrics = proxy.layer.metrics();
+    assert_eq!(metrics.requests.get(), 4);
+    assert_eq!(metrics.bypass.get() + metrics.misses.get(), 0);
     // The proxy keeps serving.
     assert_eq!(get(&proxy.url("/x")).await.text(), "made");
 }
