@@ -1,17 +1,24 @@
 //! The whole request flow: a short script of client requests, each with the upstream response
 //! it gets, driven through `CacheService` over an in-memory cache, in-process.
 //!
-//! Each step is a request (method, a path from a small set so cache keys collide, `Host` and
-//! other fields from small dictionaries or raw bytes, how much of the body the client reads
-//! before it disconnects) and the answer the upstream gives to every upstream call the request
+//! Each step is a request (method — the usual ones, `CONNECT`, `TRACE`, `PATCH`, `PURGE` and
+//! made-up extension tokens —, a request target in every form of RFC 9112 §3.2: origin-form and
+//! absolute-form from a small set so cache keys collide, authority-form `host:port`, `*`, an
+//! empty target or raw bytes; `Host` and other fields from small dictionaries or raw bytes, how
+//! much of the body the client reads before it disconnects) and the answer the upstream gives to every upstream call the request
 //! causes, background refreshes included (status, fields such as `Cache-Control`, `Vary`,
-//! `ETag`, `Content-Length`, a body, and optionally a truncation: the body stream ends in an
+//! `ETag`, `Location` and `Content-Location` as absolute, relative, scheme-relative,
+//! query-only, fragment-only, empty or odd references, `Content-Length`, a body, and optionally a truncation: the body stream ends in an
 //! error part way, or the call fails outright). A step may go together with the next one: the
 //! requests of a round are in flight at once (cache lock, reads of a write in progress).
 //!
 //! Invariants checked after every round (the key is the method-independent
 //! `scheme://authority/path?query` of `default_cache_key`):
 //!
+//! - request targets (RFC 9112 §3.2): `CONNECT` is answered `405` and never reaches the
+//!   upstream; an authority-form target on any other method, `*` on anything but `OPTIONS`,
+//!   and an empty, relative or otherwise unserved target are answered `400` and never reach
+//!   the upstream; each refusal is a canned answer.
 //! - no panic, and no request waits on a timer (the clock is paused and only moves when every
 //!   task is blocked, so a request that waits means a cache lock was left held or a fill
 //!   stalled); after the script every task has finished, no cache lock is held and no write is
@@ -49,7 +56,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, StreamBody};
 use larder_cache::lock::{CacheKeyLockImpl, CacheLock};
 use larder_cache::{
@@ -78,7 +85,7 @@ struct Step {
     with_next: bool,
     method: MethodChoice,
     host: HostChoice,
-    path: u8,
+    target: TargetChoice,
     fields: Vec<(ReqField, Value)>,
     read: ClientRead,
     upstream: Upstream,
@@ -94,7 +101,32 @@ enum MethodChoice {
     Delete,
     Options,
     Purge,
+    Connect,
+    Trace,
+    Patch,
+    /// An extension method (RFC 9110 §9.1) from [`EXTENSION_METHODS`].
+    Extension(u8),
 }
+
+/// Made-up and rarely seen method tokens: all unsafe to the proxy (RFC 9110 §9.2.1).
+const EXTENSION_METHODS: &[&str] = &["FOO", "PROPFIND", "M-SEARCH", "get", "X", "LINK"];
+
+/// The request target (RFC 9112 §3.2), in every form.
+#[derive(Arbitrary, Debug)]
+enum TargetChoice {
+    /// Origin-form and absolute-form, from [`PATHS`].
+    Path(u8),
+    /// Authority-form (only `CONNECT` may use it), from [`AUTHORITIES`].
+    Authority(u8),
+    /// Asterisk-form (only `OPTIONS` may use it).
+    Asterisk,
+    /// No target at all: a `Uri` with an empty path, no scheme and no authority.
+    Empty,
+    /// Raw bytes, when they parse as a `Uri`.
+    Raw(Vec<u8>),
+}
+
+const AUTHORITIES: &[&str] = &["a.test:80", "a.test", "A.Test:443", "b.test:1", "[::1]:80"];
 
 #[derive(Arbitrary, Debug)]
 enum HostChoice {
@@ -113,6 +145,12 @@ const PATHS: &[&str] = &[
     "/b",
     "http://a.test/a",
     "http://b.test/a",
+    "/a/b",
+    "http://a.test",
+    "http://a.test?x=1",
+    "https://a.test/a",
+    "//a.test/a",
+    "http://u@a.test/a",
 ];
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -281,11 +319,35 @@ fn resp_dict(field: RespField) -> &'static [&'static str] {
         RespField::Age => &["0", "100", "999999999", "-1"],
         RespField::ContentRange => &["bytes 0-1/5", "bytes */5", "bytes 0-0/1"],
         RespField::ContentType => &["text/plain", "multipart/byteranges; boundary=x"],
+        // Absolute, path-absolute, relative, scheme-relative, query-only, fragment-only, empty
+        // and odd references (RFC 3986 §4.1), resolved against every target form.
         RespField::Location | RespField::ContentLocation => &[
             "/a",
             "http://a.test/b",
             "http://b.test/a",
             "http://a.test/a?x=1",
+            "a",
+            "b",
+            "../a",
+            "./a?x=1",
+            "a/..",
+            "?x=1",
+            "#f",
+            "",
+            "/a#f",
+            "//a.test/a",
+            "//b.test/a",
+            "//",
+            "http://a.test",
+            "http://a.test?x=1",
+            "https://a.test/a",
+            "HTTP://A.TEST/b",
+            "a.test:80",
+            "*",
+            "http:",
+            "x:/a",
+            "/../../a",
+            "../../../../../../../../../../../../../../../../../../../../a",
         ],
         RespField::SetCookie => &["a=b"],
         RespField::Connection => &["etag", "close", "cache-control"],
@@ -363,6 +425,13 @@ impl MethodChoice {
             MethodChoice::Delete => Method::DELETE,
             MethodChoice::Options => Method::OPTIONS,
             MethodChoice::Purge => Method::from_bytes(b"PURGE").expect("a valid token"),
+            MethodChoice::Connect => Method::CONNECT,
+            MethodChoice::Trace => Method::TRACE,
+            MethodChoice::Patch => Method::PATCH,
+            MethodChoice::Extension(i) => {
+                let token = EXTENSION_METHODS[usize::from(i) % EXTENSION_METHODS.len()];
+                Method::from_bytes(token.as_bytes()).expect("a valid token")
+            }
         }
     }
 }
@@ -542,6 +611,15 @@ fn storable(req: &HeaderMap, resp: &HeaderMap) -> bool {
 /// The upstream: answers with the current step's script and records what it sent.
 async fn upstream(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, BoxError> {
     let (parts, _body) = req.into_parts();
+    // The proxy does not tunnel, and refuses targets without a path before the cache.
+    assert_ne!(parts.method, Method::CONNECT, "CONNECT reached the origin");
+    let form = form_of(&parts.uri);
+    assert!(
+        form == Form::Served || (form == Form::Asterisk && parts.method == Method::OPTIONS),
+        "{} {} ({form:?}) reached the origin",
+        parts.method,
+        parts.uri
+    );
     let key = key_of(&parts);
     let step = parts
         .headers
@@ -715,10 +793,50 @@ enum Received {
     Dropped,
 }
 
+impl TargetChoice {
+    fn uri(&self) -> Option<Uri> {
+        match self {
+            TargetChoice::Path(i) => PATHS[usize::from(*i) % PATHS.len()].parse().ok(),
+            TargetChoice::Authority(i) => AUTHORITIES[usize::from(*i) % AUTHORITIES.len()]
+                .parse()
+                .ok(),
+            TargetChoice::Asterisk => Some(Uri::from_static("*")),
+            // No scheme, authority or path: `path()` is empty.
+            TargetChoice::Empty => Uri::from_parts(http::uri::Parts::default()).ok(),
+            TargetChoice::Raw(raw) => Uri::try_from(raw.as_slice()).ok(),
+        }
+    }
+}
+
+/// The request-target form (RFC 9112 §3.2) of `uri`, as the proxy must judge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// A path starting with `/` (origin-form) or a valid absolute-form target.
+    Served,
+    /// `host:port`: refused with `400` unless the method is `CONNECT`.
+    Authority,
+    /// `*`: forwarded for `OPTIONS`, refused with `400` otherwise.
+    Asterisk,
+    /// Anything else (empty, relative, absolute with userinfo or another scheme): `400`.
+    Bad,
+}
+
+fn form_of(uri: &Uri) -> Form {
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(a)) if !a.host().is_empty() && !a.as_str().contains('@') => {
+            Form::Served
+        }
+        (None, Some(_)) => Form::Authority,
+        (None, None) if uri.path() == "*" => Form::Asterisk,
+        (None, None) if uri.path().starts_with('/') => Form::Served,
+        _ => Form::Bad,
+    }
+}
+
 fn build_request(i: usize, step: &Step) -> Option<Request<Full<Bytes>>> {
     let method = step.method.method();
-    let path = PATHS[usize::from(step.path) % PATHS.len()];
-    let mut req = Request::builder().method(method.clone()).uri(path);
+    let uri = step.target.uri()?;
+    let mut req = Request::builder().method(method.clone()).uri(uri);
     let host: Option<&[u8]> = match &step.host {
         HostChoice::A => Some(b"a.test"),
         HostChoice::AUpper => Some(b"A.Test"),
@@ -735,7 +853,7 @@ fn build_request(i: usize, step: &Step) -> Option<Request<Full<Bytes>>> {
         }
     }
     req = req.header(STEP_FIELD, i);
-    let body = if method == Method::POST || method == Method::PUT {
+    let body = if method == Method::POST || method == Method::PUT || method == Method::PATCH {
         Bytes::from_static(b"request body")
     } else {
         Bytes::new()
@@ -747,6 +865,7 @@ fn build_request(i: usize, step: &Step) -> Option<Request<Full<Bytes>>> {
 struct Exchange {
     step: usize,
     method: Method,
+    form: Form,
     key: String,
     client_headers: HeaderMap,
     resp: http::response::Parts,
@@ -764,9 +883,10 @@ fn run_round(h: &Harness, round: usize, steps: &[(usize, &Step)]) {
         };
         let (parts, body) = req.into_parts();
         let key = key_of(&parts);
+        let form = form_of(&parts.uri);
         let mut client_headers = parts.headers.clone();
         larder_proxy::headers::remove_hop_by_hop(&mut client_headers);
-        requests.push((i, parts.method.clone(), key, client_headers));
+        requests.push((i, parts.method.clone(), form, key, client_headers));
         futures.push(exchange(
             h.service.clone(),
             Request::from_parts(parts, body),
@@ -778,12 +898,13 @@ fn run_round(h: &Harness, round: usize, steps: &[(usize, &Step)]) {
         s.step = steps[0].0;
     });
     let results = h.rt.block_on(futures_util::future::join_all(futures));
-    for ((step, method, key, client_headers), (resp, received, waited)) in
+    for ((step, method, form, key, client_headers), (resp, received, waited)) in
         requests.into_iter().zip(results)
     {
         check(&Exchange {
             step,
             method,
+            form,
             key,
             client_headers,
             resp,
@@ -830,6 +951,27 @@ async fn exchange(
 
 fn check(x: &Exchange) {
     let i = x.step;
+    // RFC 9112 §3.2: no tunnels, authority-form only for CONNECT, `*` only for OPTIONS.
+    let refused = if x.method == Method::CONNECT {
+        Some(StatusCode::METHOD_NOT_ALLOWED)
+    } else if x.form == Form::Asterisk && x.method == Method::OPTIONS {
+        None
+    } else if x.form != Form::Served {
+        Some(StatusCode::BAD_REQUEST)
+    } else {
+        None
+    };
+    if let Some(expect) = refused {
+        assert_eq!(
+            x.resp.status, expect,
+            "step {i}: {} with a {:?} target answered {}",
+            x.method, x.form, x.resp.status
+        );
+        assert!(
+            is_canned(&x.resp.headers),
+            "step {i}: a refusal that is not canned"
+        );
+    }
     assert!(
         x.waited < Duration::from_secs(1),
         "step {i}: the request waited {:?} on a timer (a cache lock left held?)",

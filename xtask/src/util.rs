@@ -9,8 +9,13 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of this crate's directory).
+///
+/// Read at run time (`cargo run` sets `CARGO_MANIFEST_DIR`) before the path baked in at build
+/// time: a `target/` copied from another checkout or worktree holds an xtask binary that cargo
+/// does not rebuild, and its baked path is the other checkout's.
 pub(crate) fn root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
         .parent()
         .map_or_else(|| manifest.clone(), std::path::Path::to_path_buf)

@@ -88,6 +88,11 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     parts: &Parts,
     body: ProxyBody,
 ) -> Response<ProxyBody> {
+    // Tunnels, authority-form and stray `*` targets end here (`target.rs`), so nothing below
+    // meets a target without a path.
+    if let Some(resp) = crate::target::reject(shared, parts) {
+        return resp;
+    }
     let (mut resp, status) = if shared.hooks.is_purge(parts) {
         // The cold arms are boxed so that the request's future stays small: only the hit path
         // lives in it.

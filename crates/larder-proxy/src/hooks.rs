@@ -183,13 +183,22 @@ pub fn default_cache_key(req: &Parts) -> Option<CacheKey> {
     };
     let scheme = req.uri.scheme_str().unwrap_or("http");
     let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // An absolute-form target without a path (`http://h?q`) means path `/` (RFC 9112 §3.2.2),
+    // as its origin-form twin `/?q` says. `*` (OPTIONS, never cached) stays apart from `/*`.
+    let slash: &[u8] = if pq.starts_with('/') || pq == "*" {
+        b""
+    } else {
+        b"/"
+    };
     // One allocation of the exact size: this runs on every request.
-    let mut primary = Vec::with_capacity(scheme.len() + 3 + authority.len() + pq.len());
+    let mut primary =
+        Vec::with_capacity(scheme.len() + 3 + authority.len() + slash.len() + pq.len());
     primary.extend_from_slice(scheme.as_bytes());
     primary.extend_from_slice(b"://");
     let start = primary.len();
     primary.extend_from_slice(authority.as_bytes());
     primary[start..].make_ascii_lowercase();
+    primary.extend_from_slice(slash);
     primary.extend_from_slice(pq.as_bytes());
     Some(CacheKey::new("", primary, ""))
 }
@@ -259,6 +268,28 @@ mod tests {
         assert_eq!(key("http://example.com/a?b=1", None), Some(expect));
         assert_eq!(key("/a", None), None);
         assert_eq!(key("/a", Some("")), None);
+    }
+
+    /// `http://h?q` has no path: it keyed as `http://h?q`, apart from its origin-form twin
+    /// `/?q` with `Host: h`.
+    #[test]
+    fn absolute_form_keys_like_origin_form_and_host() {
+        let key = |uri, host| default_cache_key(&parts(uri, host)).map(|k| k.primary());
+        for (absolute, origin) in [
+            ("http://a.test?q=1", "/?q=1"),
+            ("http://a.test", "/"),
+            ("http://A.Test/p?q", "/p?q"),
+            ("http://a.test/p#f", "/p"),
+        ] {
+            assert_eq!(
+                key(absolute, None),
+                key(origin, Some("a.test")),
+                "{absolute}"
+            );
+            // Host is ignored for absolute-form (RFC 9112 §3.2.2).
+            assert_eq!(key(absolute, Some("b.test")), key(origin, Some("a.test")));
+        }
+        assert_ne!(key("*", Some("a.test")), key("/*", Some("a.test")));
     }
 
     #[test]

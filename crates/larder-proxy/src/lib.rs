@@ -63,6 +63,10 @@
 //! - **Interim responses** (`103 Early Hints`, `102`) the origin sends before its answer are
 //!   forwarded to HTTP/1.1 clients of [`server::serve`] as they arrive, and never stored: a
 //!   later hit carries none.
+//! - **Request targets** (RFC 9112 §3.2): origin-form and absolute-form are served, `*` only
+//!   for `OPTIONS` (forwarded, never cached). The proxy does not tunnel: `CONNECT` gets `405`
+//!   with `Allow`, and an authority-form target on any other method gets `400`, before the
+//!   cache or the origin see the request.
 //! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways and `Via` is added.
 //! - No freshness is invented: without explicit freshness or `Last-Modified`, nothing is stored
 //!   unless [`CacheConfig::defaults`] says so.
@@ -86,6 +90,7 @@ pub mod metrics;
 mod pump;
 pub mod purge;
 pub mod server;
+mod target;
 mod upstream;
 
 pub use body::ProxyBody;

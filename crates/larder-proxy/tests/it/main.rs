@@ -10,6 +10,7 @@ mod harness;
 mod interim;
 mod proxy;
 mod redis_fleet;
+mod target;
 mod tiered_fleet;
 // The redis-server harness of larder-storage-redis (installs and starts a throwaway server).
 #[path = "../../../larder-storage-redis/tests/it/server.rs"]

@@ -1,0 +1,180 @@
+//! Which request-target forms (RFC 9112 §3.2) the proxy serves, decided before anything else
+//! looks at the request.
+//!
+//! A caching reverse proxy serves origin-form (`/p?q`) and absolute-form (`http://h/p`)
+//! targets, and asterisk-form (`*`) for `OPTIONS` only. It does not tunnel: `CONNECT` is
+//! answered `405`, and authority-form (`host:port`), which only `CONNECT` may use, is a `400` on
+//! any other method. So nothing past [`check`] ever meets a target without a path or a key.
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Uri};
+use larder_cache::cache_status::CacheStatus;
+
+use crate::body::{self, ProxyBody};
+use crate::layer::Shared;
+
+/// The methods a `405` names in `Allow` (RFC 9110 §10.2.1): what the proxy forwards or serves.
+/// `CONNECT` is not among them.
+const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE";
+
+/// Why a request was refused before it reached the cache or the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// The status the client gets.
+    pub(crate) status: StatusCode,
+    /// The `Cache-Status` detail (RFC 9211 §2.8) naming the reason.
+    pub(crate) detail: &'static str,
+}
+
+impl Rejection {
+    const fn new(status: StatusCode, detail: &'static str) -> Self {
+        Self { status, detail }
+    }
+}
+
+/// Whether a request with `method` and target `uri` may proceed, or the status it is refused
+/// with:
+///
+/// - `CONNECT` → `405`: the proxy does not tunnel (RFC 9110 §9.3.6 lets a server refuse it).
+///   HTTP/2 extended CONNECT (RFC 8441, `:protocol`) is out of scope and refused the same way.
+/// - authority-form (`host:port`) with any other method → `400` (RFC 9112 §3.2.3: only for
+///   `CONNECT`).
+/// - asterisk-form (`*`) → proceeds for `OPTIONS`, `400` otherwise (RFC 9112 §3.2.4).
+/// - absolute-form → proceeds when the scheme is `http` or `https`, the host is not empty
+///   (RFC 9110 §4.2.1) and there is no userinfo (RFC 9110 §4.2.4); `400` otherwise.
+/// - origin-form (a path starting with `/`) → proceeds; any other target → `400`.
+pub(crate) fn check(method: &Method, uri: &Uri) -> Result<(), Rejection> {
+    if method == Method::CONNECT {
+        return Err(Rejection::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "connect-not-supported",
+        ));
+    }
+    let bad = |detail| Err(Rejection::new(StatusCode::BAD_REQUEST, detail));
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => {
+            let host_empty = authority.host().is_empty();
+            let userinfo = authority.as_str().contains('@');
+            if !(scheme == "http" || scheme == "https") || host_empty || userinfo {
+                return bad("bad-absolute-form");
+            }
+            Ok(())
+        }
+        (None, Some(_)) => bad("authority-form"),
+        (Some(_), None) => bad("bad-request-target"),
+        (None, None) => {
+            let path = uri.path();
+            if path == "*" {
+                if method == Method::OPTIONS {
+                    Ok(())
+                } else {
+                    bad("asterisk-form")
+                }
+            } else if path.starts_with('/') {
+                Ok(())
+            } else {
+                bad("bad-request-target")
+            }
+        }
+    }
+}
+
+/// The finished answer to a request [`check`] refuses, like the proxy's other canned answers:
+/// bodiless, `Cache-Control: private, no-store`, `Cache-Status` with the reason, `Via`, in the
+/// client's HTTP version. `None` when the request may proceed.
+pub(crate) fn reject<H>(shared: &Shared<H>, req: &Parts) -> Option<Response<ProxyBody>> {
+    let rejection = check(&req.method, &req.uri).err()?;
+    tracing::debug!(method = %req.method, uri = %req.uri, status = rejection.status.as_u16(), reason = rejection.detail, "request target refused");
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = rejection.status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if rejection.status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    }
+    CacheStatus::with_shared_name(std::sync::Arc::clone(&shared.status_name))
+        .detail(rejection.detail)
+        .append_to(h);
+    let version = resp.version();
+    shared.via.append(resp.headers_mut(), version);
+    *resp.version_mut() = req.version;
+    Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_str(method: &str, target: &str) -> Option<u16> {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri: Uri = target.parse().unwrap();
+        check(&method, &uri).err().map(|r| r.status.as_u16())
+    }
+
+    #[test]
+    fn request_target_forms() {
+        let cases: &[(&str, &str, Option<u16>)] = &[
+            // origin-form
+            ("GET", "/", None),
+            ("GET", "/a?b=1", None),
+            ("POST", "/a", None),
+            ("GET", "//a/b", None),
+            ("PURGE", "/a", None),
+            // absolute-form
+            ("GET", "http://a.test/a", None),
+            ("GET", "https://a.test", None),
+            ("DELETE", "http://a.test:8080/a?x", None),
+            ("GET", "ftp://a.test/a", Some(400)),
+            ("GET", "http://user@a.test/a", Some(400)),
+            ("GET", "http://:80/a", Some(400)),
+            // authority-form
+            ("CONNECT", "a.test:443", Some(405)),
+            ("CONNECT", "/a", Some(405)),
+            ("CONNECT", "http://a.test/a", Some(405)),
+            ("POST", "a.test:80", Some(400)),
+            ("GET", "a.test", Some(400)),
+            ("GET", "[::1]:80", Some(400)),
+            ("FOO", "a.test:1", Some(400)),
+            // asterisk-form
+            ("OPTIONS", "*", None),
+            ("GET", "*", Some(400)),
+            ("POST", "*", Some(400)),
+            ("CONNECT", "*", Some(405)),
+        ];
+        for &(method, target, expect) in cases {
+            assert_eq!(check_str(method, target), expect, "{method} {target}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever the target: CONNECT is refused with 405, and anything that proceeds has a
+        /// path starting with `/` (or is `OPTIONS *`), so later code can slice it.
+        #[test]
+        fn only_targets_with_a_path_proceed(
+            method in "(GET|HEAD|POST|PUT|DELETE|OPTIONS|CONNECT|TRACE|PATCH|PURGE|[A-Z]{1,8})",
+            target in "(\\*|/[ -~]{0,20}|[a-z]{1,5}(:[0-9]{1,5})?|(http|https|ftp)://[a-z@:]{0,8}(/[ -~]{0,10})?|[ -~]{0,20})",
+        ) {
+            let Ok(uri) = target.parse::<Uri>() else { return Ok(()) };
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            match check(&method, &uri) {
+                Ok(()) => {
+                    proptest::prop_assert!(method != Method::CONNECT);
+                    let asterisk = uri.path() == "*";
+                    proptest::prop_assert!(uri.path().starts_with('/') || (asterisk && method == Method::OPTIONS), "{method} {uri}");
+                    proptest::prop_assert!(uri.authority().is_none() || uri.scheme().is_some());
+                }
+                Err(r) => {
+                    let expect = if method == Method::CONNECT { 405 } else { 400 };
+                    proptest::prop_assert_eq!(r.status.as_u16(), expect);
+                }
+            }
+        }
+    }
+}
