@@ -6,9 +6,10 @@
 //! answered `405`, and authority-form (`host:port`), which only `CONNECT` may use, is a `400` on
 //! any other method. So nothing past [`check`] ever meets a target without a path or a key.
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Response, StatusCode, Uri};
+use http::uri::Authority;
+use http::{Method, Response, StatusCode, Uri, Version};
 use larder_cache::cache_status::CacheStatus;
 
 use crate::body::{self, ProxyBody};
@@ -80,11 +81,44 @@ pub(crate) fn check(method: &Method, uri: &Uri) -> Result<(), Rejection> {
     }
 }
 
-/// The finished answer to a request [`check`] refuses, like the proxy's other canned answers:
+/// Whether the request's `Host` fields fit its target (RFC 9112 §3.2): more than one `Host`
+/// field (or one holding a list) is a `400` whatever the target, since the key and the origin
+/// could each take another; an HTTP/1.1 request whose target carries no authority (origin-form,
+/// `*`) needs exactly one `Host` that is a valid authority with a host, else `400`. An HTTP/1.0
+/// request may omit it (it is then passed through uncached, having no key), and an
+/// absolute-form target's authority replaces whatever `Host` says.
+pub(crate) fn check_host(
+    version: Version,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Rejection> {
+    let bad = |detail| Err(Rejection::new(StatusCode::BAD_REQUEST, detail));
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() || host.is_some_and(|h| h.as_bytes().contains(&b',')) {
+        return bad("duplicate-host");
+    }
+    if uri.authority().is_some() || version < Version::HTTP_11 {
+        return Ok(());
+    }
+    match host.map(|h| Authority::try_from(h.as_bytes())) {
+        None => bad("missing-host"),
+        Some(Ok(authority))
+            if !authority.host().is_empty() && !authority.as_str().contains('@') =>
+        {
+            Ok(())
+        }
+        Some(_) => bad("bad-host"),
+    }
+}
+
+/// The finished answer to a request [`check`] or [`check_host`] refuses, like the proxy's other canned answers:
 /// bodiless, `Cache-Control: private, no-store`, `Cache-Status` with the reason, `Via`, in the
 /// client's HTTP version. `None` when the request may proceed.
 pub(crate) fn reject<H>(shared: &Shared<H>, req: &Parts) -> Option<Response<ProxyBody>> {
-    let rejection = check(&req.method, &req.uri).err()?;
+    let rejection = check(&req.method, &req.uri)
+        .and_then(|()| check_host(req.version, &req.uri, &req.headers))
+        .err()?;
     tracing::debug!(method = %req.method, uri = %req.uri, status = rejection.status.as_u16(), reason = rejection.detail, "request target refused");
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = rejection.status;
@@ -149,6 +183,46 @@ mod tests {
         for &(method, target, expect) in cases {
             assert_eq!(check_str(method, target), expect, "{method} {target}");
         }
+    }
+
+    #[test]
+    fn host_fields() {
+        let check = |version, target: &str, hosts: &[&[u8]]| {
+            let mut headers = HeaderMap::new();
+            for h in hosts {
+                headers.append(header::HOST, HeaderValue::from_bytes(h).unwrap());
+            }
+            check_host(version, &target.parse().unwrap(), &headers)
+                .err()
+                .map(|r| r.detail)
+        };
+        let v11 = Version::HTTP_11;
+        assert_eq!(check(v11, "/a", &[b"a.test"]), None);
+        assert_eq!(check(v11, "/a", &[b"a.test:8080"]), None);
+        assert_eq!(check(v11, "/a", &[b"[::1]:80"]), None);
+        assert_eq!(check(v11, "*", &[b"a.test"]), None);
+        assert_eq!(check(v11, "/a", &[]), Some("missing-host"));
+        assert_eq!(check(v11, "*", &[]), Some("missing-host"));
+        assert_eq!(check(v11, "/a", &[b""]), Some("bad-host"));
+        assert_eq!(check(v11, "/a", &[b"u@a.test"]), Some("bad-host"));
+        assert_eq!(check(v11, "/a", &[b"b\xc3\xbccher.test"]), Some("bad-host"));
+        assert_eq!(
+            check(v11, "/a", &[b"a.test", b"b.test"]),
+            Some("duplicate-host")
+        );
+        assert_eq!(
+            check(v11, "/a", &[b"a.test, b.test"]),
+            Some("duplicate-host")
+        );
+        assert_eq!(
+            check(v11, "http://a.test/a", &[b"a.test", b"b.test"]),
+            Some("duplicate-host")
+        );
+        // The target's authority decides; HTTP/1.0 may omit Host.
+        assert_eq!(check(v11, "http://a.test/a", &[]), None);
+        assert_eq!(check(v11, "http://a.test/a", &[b""]), None);
+        assert_eq!(check(Version::HTTP_10, "/a", &[]), None);
+        assert_eq!(check(Version::HTTP_2, "https://a.test/a", &[]), None);
     }
 
     proptest::proptest! {
