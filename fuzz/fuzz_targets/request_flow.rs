@@ -34,7 +34,9 @@
 //! - a body not sent by the upstream during this very round came from storage, so some upstream
 //!   response for the key with that body was storable: no bare `private`, no `no-store`
 //!   (unless `must-understand`), not `no-store` requested, and not answering a request with
-//!   `Authorization` unless `public`, `s-maxage` or `must-revalidate` (RFC 9111 §3, §3.5);
+//!   `Authorization` unless `public`, `s-maxage` or `must-revalidate` (RFC 9111 §3, §3.5),
+//!   and not carrying `Set-Cookie` without a shared opt-in (the default Set-Cookie policy:
+//!   a targeted field, `public`, `s-maxage`, or the cookie named in `private=`/`no-cache=`);
 //!   and, while no `304` has been answered for the key (a `304` may merge a new `Vary` into the
 //!   stored response), its variance under that response's `Vary` equals the client's.
 //! - a truncated upstream body is only ever a source of `206` slices, so a later complete
@@ -599,12 +601,29 @@ fn key_of(parts: &http::request::Parts) -> String {
 /// Applies to the proxy's own stale-while-revalidate refreshes too: a refresh is a copy of the
 /// request that started it, and a `no-store` request starts none.
 fn storable(req: &HeaderMap, resp: &HeaderMap) -> bool {
-    let cc = larder_cache::cache_control::targeted(resp, &[cdn_name()]);
+    use larder_cache::cache_control::{FieldNames, Source, targeted_with_source};
+    let (cc, source) = targeted_with_source(resp, &[cdn_name()]);
     let req_cc = larder_cache::cache_control::CacheControl::from_headers(req);
     let authorized = req.contains_key(header::AUTHORIZATION);
+    // The default Set-Cookie policy: stored only on a shared opt-in (a targeted field,
+    // `public`, `s-maxage`, or naming the cookie field in `private=` / `no-cache=`).
+    let sets_cookie = resp.contains_key(header::SET_COOKIE) || resp.contains_key("set-cookie2");
+    let names_cookie = |names: Option<FieldNames<'_>>| {
+        names.is_some_and(|mut names| {
+            names.any(|n| {
+                n.eq_ignore_ascii_case("set-cookie") || n.eq_ignore_ascii_case("set-cookie2")
+            })
+        })
+    };
+    let cookie_opt_in = matches!(source, Source::Targeted(_))
+        || cc.public()
+        || cc.s_maxage().is_some()
+        || names_cookie(cc.private_field_names())
+        || names_cookie(cc.no_cache_field_names());
     !(cc.no_store() && !cc.must_understand())
         && !(cc.private() && cc.private_field_names().is_none())
         && !(authorized && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate()))
+        && !(sets_cookie && !cookie_opt_in)
         && !req_cc.no_store()
 }
 
