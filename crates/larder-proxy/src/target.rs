@@ -8,7 +8,6 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::uri::Authority;
 use http::{Method, Response, StatusCode, Uri, Version};
 use larder_cache::cache_status::CacheStatus;
 
@@ -101,15 +100,41 @@ pub(crate) fn check_host(
     if uri.authority().is_some() || version < Version::HTTP_11 {
         return Ok(());
     }
-    match host.map(|h| Authority::try_from(h.as_bytes())) {
+    match host {
         None => bad("missing-host"),
-        Some(Ok(authority))
-            if !authority.host().is_empty() && !authority.as_str().contains('@') =>
-        {
-            Ok(())
-        }
+        Some(h) if is_host_and_port(h.as_bytes()) => Ok(()),
         Some(_) => bad("bad-host"),
     }
+}
+
+/// Whether `value` is `host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2) with a host that is
+/// not empty: the bytes of a reg-name or an IP literal, no userinfo. Checked byte by byte on
+/// every request, without parsing into an owned `Authority` (an allocation per hit).
+fn is_host_and_port(value: &[u8]) -> bool {
+    let allowed = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'%'
+                    | b'['
+                    | b']'
+            )
+    };
+    !value.is_empty() && value[0] != b':' && value.iter().all(|&b| allowed(b))
 }
 
 /// The finished answer to a request [`check`] or [`check_host`] refuses, like the proxy's other canned answers:
