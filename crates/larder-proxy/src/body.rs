@@ -88,6 +88,21 @@ pub fn empty() -> ProxyBody {
     ProxyBody(Kind::Full(None))
 }
 
+/// A bodiless response the proxy makes itself (a refusal, a gateway error); never stored by
+/// anyone: `Content-Length: 0`, `Cache-Control: private, no-store`.
+pub(crate) fn canned(status: http::StatusCode) -> http::Response<ProxyBody> {
+    use http::header::{self, HeaderValue};
+    let mut resp = http::Response::new(empty());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    resp
+}
+
 /// One message from a body producer to a [`ChannelBody`].
 #[derive(Debug)]
 pub(crate) enum Chunk {

@@ -26,7 +26,7 @@ use larder_cache::{
 };
 use tower::ServiceExt;
 
-use crate::body::{self, CHANNEL_CHUNKS, ChannelBody, ProxyBody};
+use crate::body::{self, CHANNEL_CHUNKS, ChannelBody, ProxyBody, canned};
 use crate::error::BoxError;
 use crate::headers;
 use crate::hooks::{CacheHooks, StaleCause};
@@ -113,19 +113,6 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
 
 fn new_status<H>(shared: &Shared<H>) -> CacheStatus {
     CacheStatus::with_shared_name(Arc::clone(&shared.status_name))
-}
-
-/// A bodiless response the proxy makes itself; never stored by anyone.
-fn canned(status: StatusCode) -> Response<ProxyBody> {
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    resp
 }
 
 pub(crate) fn enable<H>(shared: &Shared<H>, cache: &mut HttpCache, with_lock: bool) {

@@ -145,14 +145,8 @@ pub(crate) fn reject<H>(shared: &Shared<H>, req: &Parts) -> Option<Response<Prox
         .and_then(|()| check_host(req.version, &req.uri, &req.headers))
         .err()?;
     tracing::debug!(method = %req.method, uri = %req.uri, status = rejection.status.as_u16(), reason = rejection.detail, "request target refused");
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = rejection.status;
+    let mut resp = body::canned(rejection.status);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
     if rejection.status == StatusCode::METHOD_NOT_ALLOWED {
         h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
     }
