@@ -276,7 +276,17 @@ async fn pass_through<H: CacheHooks, I: Inner>(
     };
     metrics.not_stored(reason.as_str());
     let status = new_status(shared).fwd(fwd).detail(reason.as_str());
-    let up = upstream_head(shared, req, |_| {});
+    let close = body_without_meaning(&req.method) && !http_body::Body::is_end_stream(&body);
+    let up = upstream_head(shared, req, |up| {
+        if close {
+            // An origin that ignores this body (as many do for these methods) would read it
+            // as the start of the next request on a reused connection: a client could then
+            // choose the answer another client gets, and the cache could store it. The
+            // connection carrying it is not reused.
+            up.headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    });
     match inner.send(Request::from_parts(up, body)).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
@@ -298,6 +308,15 @@ async fn pass_through<H: CacheHooks, I: Inner>(
             (canned(StatusCode::BAD_GATEWAY), status)
         }
     }
+}
+
+/// Whether content in a request with `method` has no generally defined semantics (RFC 9110
+/// §9.3.1, §9.3.2, §9.3.5, §9.3.7, §9.3.8), so that many origins never read it.
+fn body_without_meaning(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
 }
 
 // ------------------------------------------------------------------------- the cache flow

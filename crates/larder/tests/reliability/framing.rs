@@ -569,3 +569,63 @@ async fn http2_framing_cannot_smuggle_into_http1() {
     );
     assert_eq!(origin.last_body(), SMUGGLED);
 }
+
+/// A keep-alive origin that never reads request bodies (as many frameworks do for `GET`): it
+/// parses each request head from what is left on the connection, answers with the path it
+/// parsed (`public, max-age=60`), and closes only when the request says `Connection: close`.
+async fn body_ignoring_origin() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+                    pending.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("?").to_owned();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncache-control: public, max-age=60\r\n\
+                         content-length: {}\r\n\r\n{path}",
+                        path.len()
+                    );
+                    if s.write_all(answer.as_bytes()).await.is_err()
+                        || head.contains("\r\nconnection: close")
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_body_the_origin_ignores_cannot_answer_another_client() {
+    let origin = body_ignoring_origin().await;
+    let upstream = larder::proxy::Upstream::new(&format!("http://{origin}")).unwrap();
+    let proxy = Proxy::with_inner(upstream, config(Duration::from_secs(2))).await;
+    // The body is the start of a request that would swallow the next one on the connection.
+    let body = "GET /evil HTTP/1.1\r\nX-Ignore: ";
+    let fat = format!(
+        "GET /fat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let first = raw_exchange(proxy.addr, fat.as_bytes()).await;
+    assert_eq!(statuses(&first), [200], "{first}");
+    let client = crate::harness::client();
+    for path in ["/victim", "/victim", "/other"] {
+        let got = crate::harness::send_with(&client, Method::GET, &proxy.url(path), &[]).await;
+        assert_eq!(got.text(), path, "{}", got.cache_status());
+    }
+}
