@@ -35,6 +35,14 @@ impl Default for ResponseHeader {
     }
 }
 
+/// The header fields, for code generic over message heads (such as
+/// `CacheControl::from_resp_headers`).
+impl AsRef<HeaderMap> for ResponseHeader {
+    fn as_ref(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
 impl ResponseHeader {
     /// A header with `status`, HTTP/1.1 and no fields.
     pub fn new(status: StatusCode) -> Self {
