@@ -62,7 +62,10 @@ impl<'a> CacheControl<'a> {
     }
 
     /// [`from_req_headers`](Self::from_req_headers) for the field `name`.
-    pub fn from_req_headers_named(name: impl AsHeaderName, req: &'a request::Parts) -> Option<Self> {
+    pub fn from_req_headers_named(
+        name: impl AsHeaderName,
+        req: &'a request::Parts,
+    ) -> Option<Self> {
         Self::from_map_named(name, &req.headers)
     }
 
