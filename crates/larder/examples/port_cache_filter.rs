@@ -69,7 +69,7 @@ impl CacheHooks for ExampleProxyCache {
             return false;
         }
         // The storage, eviction manager, predictor, lock and max file size are in `config()`.
-        req.method == http::Method::GET || req.method == http::Method::HEAD
+        true
     }
 
     fn cache_key_callback(&self, req_header: &Parts) -> Option<CacheKey> {
@@ -170,7 +170,6 @@ fn config() -> CacheConfig {
     config.cache_lock = Some(CACHE_LOCK.as_ref());
     config.lock_wait_timeout = Some(Duration::from_secs(2));
     config.max_file_size = Some(MAX_FILE_SIZE);
-    config.defaults = CACHE_DEFAULT;
     config.purge_token = Some(PURGE_TOKEN.to_owned());
     config
 }
