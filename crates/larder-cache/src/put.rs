@@ -174,17 +174,17 @@ impl<C: CachePut> CachePutCtx<C> {
         if let Some(tracker) = &self.max_file_size
             && content_length_exceeds(&response.headers, tracker.max())
         {
-            return Ok(self.refuse(NoCacheReason::ResponseTooLarge));
+            return Ok(Some(self.refuse(NoCacheReason::ResponseTooLarge)));
         }
         let mut meta = match self.cache_put.cacheable(response) {
             RespCacheable::Cacheable(meta) => meta,
-            RespCacheable::Uncacheable(reason) => return Ok(self.refuse(reason)),
+            RespCacheable::Uncacheable(reason) => return Ok(Some(self.refuse(reason))),
         };
         if let Some(variance) = self.key.get_variance_key() {
             meta.set_variance_key(*variance);
         }
         if let Some(reason) = self.lock().await {
-            return Ok(self.refuse(reason));
+            return Ok(Some(self.refuse(reason)));
         }
         let handler = match self
             .storage
@@ -340,9 +340,9 @@ impl<C: CachePut> CachePutCtx<C> {
         }
     }
 
-    fn refuse(&mut self, reason: NoCacheReason) -> Option<NoCacheReason> {
+    fn refuse(&mut self, reason: NoCacheReason) -> NoCacheReason {
         self.refused = Some(reason);
-        Some(reason)
+        reason
     }
 
     /// Drops the write (nothing is stored) and lets a waiting request become the writer:

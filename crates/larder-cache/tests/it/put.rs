@@ -1,5 +1,8 @@
 //! `CachePutCtx`: a response pushed into the cache without a client request.
 
+// Unwraps are the assertions of these tests: a failure names the step in its panic.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
