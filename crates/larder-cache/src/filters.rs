@@ -276,13 +276,15 @@ pub fn resp_cacheable(
 
 /// [`resp_cacheable`] with measured request and response times (RFC 9111 §4.2.3).
 ///
-/// The response is not stored (`Uncacheable(OriginNotCache)`) when (§3): its status is not
-/// final, or is 206 or 304 (a 304 updates a stored response: pass the merged header);
-/// `no-store` is present (unless `must-understand` is present and the status is understood,
-/// §5.2.2.3; `must-understand` with a status not understood is not stored either);
-/// a bare `private` is present; the request had `Authorization` and none of `public`,
-/// `s-maxage`, `must-revalidate` allows it (§3.5); it has `Vary: *`; or it has no freshness
-/// lifetime ([`freshness_lifetime`]); or, otherwise storable, it sets a cookie (`Set-Cookie`,
+/// The response is not stored (`Uncacheable`, with the [`NoCacheReason`] naming the rule, in
+/// this order) when (§3): its status is not final, or is 206 or 304 (`StatusNotStorable`; a
+/// 304 updates a stored response: pass the merged header); `no-store` is present (`NoStore`,
+/// unless `must-understand` is present and the status is understood, §5.2.2.3;
+/// `must-understand` with a status not understood is `StatusNotUnderstood`); a bare `private`
+/// is present (`Private`); the request had `Authorization` and none of `public`, `s-maxage`,
+/// `must-revalidate` allows it (`Authorization`, §3.5); it has `Vary: *` (`VaryAny`); or it
+/// has no freshness lifetime ([`freshness_lifetime`]) and is not a bare `no-cache` response
+/// with a validator (`NoFreshness`); or, otherwise storable, it sets a cookie (`Set-Cookie`,
 /// `Set-Cookie2`) without opting in for shared caches (`Uncacheable(SetCookie)`: the default
 /// [`SetCookiePolicy`], see [`set_cookie::is_shared_opt_in`]).
 ///
@@ -433,31 +435,30 @@ fn decide(
     times: ResponseTimes,
     set_cookie: SetCookiePolicy,
 ) -> Result<Decision, NoCacheReason> {
-    let uncacheable = Err(NoCacheReason::OriginNotCache);
     // A 304 only updates a stored response (judge the merged header of
     // `HttpCache::revalidate_merge_header`); on its own it has no content to store.
     if header.status.is_informational()
         || header.status == StatusCode::PARTIAL_CONTENT
         || header.status == StatusCode::NOT_MODIFIED
     {
-        return uncacheable;
+        return Err(NoCacheReason::StatusNotStorable);
     }
     let status = header.status;
     if cc.must_understand() {
         if !is_understood_status(status) {
-            return uncacheable;
+            return Err(NoCacheReason::StatusNotUnderstood);
         }
     } else if cc.no_store() {
-        return uncacheable;
+        return Err(NoCacheReason::NoStore);
     }
     if cc.private() && cc.private_field_names().is_none() {
-        return uncacheable;
+        return Err(NoCacheReason::Private);
     }
     if authorization_present && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate()) {
-        return uncacheable;
+        return Err(NoCacheReason::Authorization);
     }
     if vary_is_any(&header.headers) {
-        return uncacheable;
+        return Err(NoCacheReason::VaryAny);
     }
     let no_cache_bare = cc.no_cache() && cc.no_cache_field_names().is_none();
     let lifetime = freshness_lifetime(cc, targeted, header, defaults, times.response_time);
@@ -470,7 +471,7 @@ fn decide(
     let Some(lifetime) =
         lifetime.or(storable_for_revalidation.then_some(Lifetime::Explicit(Duration::ZERO)))
     else {
-        return uncacheable;
+        return Err(NoCacheReason::NoFreshness);
     };
     // Last, so that the reason names the cookie only when nothing else forbids storing.
     if set_cookie::decide(set_cookie, cc, targeted, &header.headers) == Verdict::Refuse {
@@ -623,7 +624,7 @@ mod tests {
         // Without a cookie the policy changes nothing.
         for policy in SetCookiePolicy::ALL {
             check_cookie(policy, &[cc("max-age=60")], "stored");
-            check_cookie(policy, &[cc("no-store")], "OriginNotCache");
+            check_cookie(policy, &[cc("no-store")], "NoStore");
         }
         // The default: only an opt-in for shared caches stores, and without the cookie.
         check_cookie(OptIn, &[cc("max-age=60"), COOKIE], "SetCookie");
@@ -662,7 +663,7 @@ mod tests {
         check_cookie(
             OptIn,
             &[cc("public, max-age=60"), cdn("no-store"), COOKIE],
-            "OriginNotCache",
+            "NoStore",
         );
         check_cookie(
             OptIn,
@@ -670,17 +671,9 @@ mod tests {
             "SetCookie",
         );
         // The cookie is the reason only when the response was otherwise storable.
-        check_cookie(
-            OptIn,
-            &[cc("private, max-age=60"), COOKIE],
-            "OriginNotCache",
-        );
-        check_cookie(OptIn, &[cc("no-store"), COOKIE], "OriginNotCache");
-        check_cookie(
-            OptIn,
-            &[("vary", "*"), cc("max-age=60"), COOKIE],
-            "OriginNotCache",
-        );
+        check_cookie(OptIn, &[cc("private, max-age=60"), COOKIE], "Private");
+        check_cookie(OptIn, &[cc("no-store"), COOKIE], "NoStore");
+        check_cookie(OptIn, &[("vary", "*"), cc("max-age=60"), COOKIE], "VaryAny");
         // Strict: never stored with a cookie.
         check_cookie(Never, &[cc("public, max-age=60"), COOKIE], "SetCookie");
         check_cookie(Never, &[cdn("max-age=60"), COOKIE2], "SetCookie");
@@ -691,11 +684,7 @@ mod tests {
         );
         // Strip: stored as RFC 9111 allows, without the cookie.
         check_cookie(Strip, &[cc("max-age=60"), COOKIE, COOKIE2], "stored");
-        check_cookie(
-            Strip,
-            &[cc("private, max-age=60"), COOKIE],
-            "OriginNotCache",
-        );
+        check_cookie(Strip, &[cc("private, max-age=60"), COOKIE], "Private");
     }
 
     #[test]
@@ -814,6 +803,62 @@ mod tests {
         assert_eq!(parts.method, Method::GET);
         assert!(parts.headers.get("range").is_none());
         assert_eq!(parts.headers["if-none-match"], "\"e\"");
+    }
+
+    /// Each RFC 9111 §3 rule that refuses storage names itself, checked in the documented
+    /// order (an earlier rule wins when several apply).
+    #[test]
+    fn each_refusal_names_its_rule() {
+        let decide_with = |status: u16, fields: &[(&str, &str)], authorization: bool| {
+            let h = header(status, fields);
+            let cc = CacheControl::from_headers(&h.headers);
+            match resp_cacheable_at(
+                Some(&cc),
+                h.clone(),
+                authorization,
+                &CacheMetaDefaults::STRICT,
+                ResponseTimes::at(t(NOW)),
+            ) {
+                RespCacheable::Cacheable(_) => "stored",
+                RespCacheable::Uncacheable(reason) => {
+                    assert!(reason.is_origin_not_cache(), "{reason}");
+                    reason.as_str()
+                }
+            }
+        };
+        let decide = |status, fields: &[(&str, &str)]| decide_with(status, fields, false);
+        let cc = |v| ("cache-control", v);
+        assert_eq!(decide(200, &[cc("max-age=60")]), "stored");
+        for status in [103, 206, 304] {
+            assert_eq!(decide(status, &[cc("max-age=60")]), "StatusNotStorable");
+        }
+        assert_eq!(
+            decide(599, &[cc("must-understand, no-store, max-age=60")]),
+            "StatusNotUnderstood"
+        );
+        assert_eq!(
+            decide(200, &[cc("must-understand, no-store, max-age=60")]),
+            "stored"
+        );
+        assert_eq!(decide(200, &[cc("no-store, max-age=60")]), "NoStore");
+        assert_eq!(decide(200, &[cc("no-store, private")]), "NoStore");
+        assert_eq!(decide(200, &[cc("private, max-age=60")]), "Private");
+        assert_eq!(decide_with(200, &[cc("max-age=60")], true), "Authorization");
+        assert_eq!(decide_with(200, &[cc("s-maxage=60")], true), "stored");
+        assert_eq!(decide_with(200, &[cc("private")], true), "Private");
+        assert_eq!(
+            decide(200, &[cc("max-age=60"), ("vary", "accept, *")]),
+            "VaryAny"
+        );
+        // STRICT has no heuristic lifetimes: a 200 without explicit freshness is not stored.
+        assert_eq!(decide(200, &[]), "NoFreshness");
+        assert_eq!(decide(200, &[cc("no-cache")]), "NoFreshness");
+        assert_eq!(decide(200, &[cc("no-cache"), ("etag", "\"e\"")]), "stored");
+        let heuristic = |fields: &[(&str, &str)]| {
+            let h = header(200, fields);
+            resp_cacheable(None, h, false, &DEFAULTS).is_cacheable()
+        };
+        assert!(heuristic(&[]), "DEFAULTS give a 200 a heuristic lifetime");
     }
 
     #[test]
