@@ -1,4 +1,5 @@
-//! A single-list LRU [`EvictionManager`](super::EvictionManager): strict least-recently-used order over all keys.
+//! A single-list LRU [`EvictionManager`](super::EvictionManager): strict least-recently-used
+//! order over all keys.
 
 use larder_eviction::Lru;
 
