@@ -196,6 +196,23 @@ pub trait HandleHit: Send + Sync {
         Err(Error::SeekUnsupported)
     }
 
+    /// Whether [`seek_multipart`](Self::seek_multipart) is supported, for the parts of a
+    /// `multipart/byteranges` response. Default: [`can_seek`](Self::can_seek).
+    fn can_seek_multipart(&self) -> bool {
+        self.can_seek()
+    }
+
+    /// Restricts the following reads to the next part `start..end` of a multi-range response
+    /// (same bounds as [`seek`](Self::seek)). A storage that reads parts differently from a
+    /// single range (say, one request per part) overrides it. Default: [`seek`](Self::seek).
+    ///
+    /// # Errors
+    ///
+    /// As [`seek`](Self::seek).
+    fn seek_multipart(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        self.seek(start, end)
+    }
+
     /// Whether reading this hit counts as an access for the eviction manager. Default `true`.
     fn should_count_access(&self) -> bool {
         true

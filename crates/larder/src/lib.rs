@@ -3,7 +3,11 @@
 //! larder is the caching layer of a reverse proxy or CDN node, split into crates that can be
 //! used one at a time, plus a ready caching reverse proxy built on them. It keeps the
 //! vocabulary of pingora-cache (`CacheKey`, `CacheMeta`, `Storage`, `HttpCache` phases,
-//! `MemCache`, `RTCache`), so [`cache`] mirrors `pingora::cache`, and follows RFC 9111.
+//! `MemCache`, `RTCache`) and follows RFC 9111. [`cache`] has the module paths of
+//! `pingora::cache` (`key`, `meta`, `storage`, `lock`, `eviction`, `filters`, `cache_control`,
+//! `max_file_size`, `predictor`, `put`, `prelude`); the porting table of `docs/guide.md` lists
+//! what else a port changes, and `examples/port_storage.rs` and `examples/port_cache_filter.rs`
+//! are two pingora-cache programs ported that way.
 //!
 //! # From the dependency to a cached hit
 //!
@@ -17,8 +21,9 @@
 //! use http::{StatusCode, header};
 //! use larder::cache::cache_control::CacheControl;
 //! use larder::cache::filters::{RespCacheable, resp_cacheable};
-//! use larder::cache::{CacheKey, CacheMetaDefaults, CachePhase, HitStatus, HttpCache, MemCache};
-//! use larder::cache::ResponseHeader;
+//! use larder::cache::key::CacheKey;
+//! use larder::cache::meta::CacheMetaDefaults;
+//! use larder::cache::{CachePhase, HitStatus, HttpCache, MemCache, ResponseHeader};
 //!
 //! // Storage lives as long as the process: `HttpCache` takes `&'static` references.
 //! static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::STRICT;
@@ -34,9 +39,9 @@
 //! cache.cache_miss();
 //! let mut response = ResponseHeader::new(StatusCode::OK);
 //! response.append_header(header::CACHE_CONTROL, "max-age=3600")?;
-//! let headers = response.headers.clone();
-//! let cc = CacheControl::from_headers(&headers);
-//! let RespCacheable::Cacheable(meta) = resp_cacheable(Some(&cc), response, false, &DEFAULTS)
+//! let cc = CacheControl::from_resp_headers(&response);
+//! let RespCacheable::Cacheable(meta) =
+//!     resp_cacheable(cc.as_ref(), response.clone(), false, &DEFAULTS)
 //! else { unreachable!("max-age=3600 is cacheable") };
 //! cache.set_cache_meta(meta);
 //! cache.set_miss_handler().await?;
@@ -89,8 +94,8 @@ pub use larder_eviction as eviction;
 #[doc(inline)]
 pub use larder_storage as storage;
 
-/// HTTP caching: [`HttpCache`](cache::HttpCache) and everything it works with, under the names
-/// `pingora::cache` uses.
+/// HTTP caching: [`HttpCache`](cache::HttpCache) and everything it works with, under the module
+/// paths and names `pingora::cache` uses.
 #[cfg(feature = "cache")]
 pub mod cache {
     #[doc(inline)]
