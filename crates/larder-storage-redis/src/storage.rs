@@ -585,6 +585,10 @@ impl Storage for RedisStorage {
         false
     }
 
+    fn metrics(&self, out: &mut Vec<larder_storage::metrics::MetricSample>) {
+        out.extend(self.stats().samples());
+    }
+
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
         self
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use larder_storage::eviction::EvictionManager;
+use larder_storage::metrics::{MetricSample, write_prometheus};
 use larder_storage::{
     CacheKey, CacheMeta, CompactCacheKey, HandleHit, HandleMiss, HashBinary, HitHandler,
     MissFinishType, MissHandler, PurgeType, Result, Storage,
@@ -16,8 +17,8 @@ use larder_storage::{
 use parking_lot::Mutex;
 use tracing::Span;
 
+use crate::RedisStorage;
 use crate::stats::inc;
-use crate::{RedisStorage, is_unavailable};
 
 type Tier = &'static (dyn Storage + Sync);
 
@@ -38,7 +39,8 @@ type Tier = &'static (dyn Storage + Sync);
 ///   (and so from every proxy sharing the back tier); an [eviction](PurgeType::Eviction) only
 ///   from the front tier, since the back tier manages its own space.
 /// - **Failures.** While the back tier cannot be reached (it is down, too slow, or skipped
-///   while [`RedisStorage`]'s circuit breaker is open; see [`is_unavailable`]), a lookup that
+///   while [`RedisStorage`]'s circuit breaker is open: an error that
+///   [`is_unavailable`](larder_storage::Error::is_unavailable)), a lookup that
 ///   misses the front tier is a plain miss (`Ok(None)`, counted in
 ///   [`TieredStats::back_unavailable`]) and writes go to the front tier only (counted in
 ///   [`TieredStats::back_write_errors`]), so a proxy keeps collapsing misses and serving
@@ -92,6 +94,37 @@ pub struct TieredStats {
 }
 
 impl TieredStats {
+    /// The counters as `larder_tiered_*_total` metric samples.
+    pub fn samples(&self) -> [MetricSample; 5] {
+        [
+            MetricSample::counter(
+                "larder_tiered_front_hits_total",
+                "Lookups answered by the local memory tier.",
+                self.front_hits,
+            ),
+            MetricSample::counter(
+                "larder_tiered_back_hits_total",
+                "Lookups answered by the shared tier (Redis).",
+                self.back_hits,
+            ),
+            MetricSample::counter(
+                "larder_tiered_promotions_total",
+                "Shared-tier hits copied into the local tier.",
+                self.promotions,
+            ),
+            MetricSample::counter(
+                "larder_tiered_back_write_errors_total",
+                "Writes stored in the local tier only because the shared tier failed.",
+                self.back_write_errors,
+            ),
+            MetricSample::counter(
+                "larder_tiered_back_unavailable_total",
+                "Lookups answered as misses because the shared tier was unreachable.",
+                self.back_unavailable,
+            ),
+        ]
+    }
+
     /// The counters in the Prometheus text exposition format, as `larder_tiered_*_total`
     /// counters with `HELP` and `TYPE` lines.
     ///
@@ -101,41 +134,8 @@ impl TieredStats {
     /// assert!(text.contains("\nlarder_tiered_back_unavailable_total 0\n"));
     /// ```
     pub fn render_prometheus(&self) -> String {
-        use std::fmt::Write;
-        let rows: [(&str, &str, u64); 5] = [
-            (
-                "front_hits",
-                "Lookups answered by the local memory tier.",
-                self.front_hits,
-            ),
-            (
-                "back_hits",
-                "Lookups answered by the shared tier (Redis).",
-                self.back_hits,
-            ),
-            (
-                "promotions",
-                "Shared-tier hits copied into the local tier.",
-                self.promotions,
-            ),
-            (
-                "back_write_errors",
-                "Writes stored in the local tier only because the shared tier failed.",
-                self.back_write_errors,
-            ),
-            (
-                "back_unavailable",
-                "Lookups answered as misses because the shared tier was unreachable.",
-                self.back_unavailable,
-            ),
-        ];
         let mut out = String::with_capacity(1024);
-        for (name, help, value) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP larder_tiered_{name}_total {help}\n# TYPE larder_tiered_{name}_total counter\nlarder_tiered_{name}_total {value}"
-            );
-        }
+        write_prometheus(&self.samples(), &mut out);
         out
     }
 }
@@ -238,52 +238,13 @@ impl TieredStorage {
         self.eviction
     }
 
-    /// Everything worth exporting about this storage in the Prometheus text format: the
-    /// front tier's size (`larder_tiered_front_bytes`, `larder_tiered_front_entries` and its
-    /// evictions, with an eviction manager), the [`TieredStats`] counters
-    /// (`larder_tiered_*_total`) and, when the back tier is a [`RedisStorage`], its
-    /// [`RedisStats`](crate::RedisStats) (`larder_redis_*_total`).
+    /// Everything worth exporting about this storage in the Prometheus text format: what
+    /// [`Storage::metrics`] reports, as text.
     pub fn render_prometheus(&self) -> String {
-        use std::fmt::Write;
+        let mut samples = Vec::new();
+        self.metrics(&mut samples);
         let mut out = String::with_capacity(4096);
-        if let Some(manager) = self.eviction {
-            let rows: [(&str, &str, &str, usize); 4] = [
-                (
-                    "front_bytes",
-                    "gauge",
-                    "Bytes held in the local memory tier.",
-                    manager.total_size(),
-                ),
-                (
-                    "front_entries",
-                    "gauge",
-                    "Entries held in the local memory tier.",
-                    manager.total_items(),
-                ),
-                (
-                    "front_evictions_total",
-                    "counter",
-                    "Entries evicted from the local memory tier.",
-                    manager.evicted_items(),
-                ),
-                (
-                    "front_evicted_bytes_total",
-                    "counter",
-                    "Bytes evicted from the local memory tier.",
-                    manager.evicted_size(),
-                ),
-            ];
-            for (name, kind, help, value) in rows {
-                let _ = writeln!(
-                    out,
-                    "# HELP larder_tiered_{name} {help}\n# TYPE larder_tiered_{name} {kind}\nlarder_tiered_{name} {value}"
-                );
-            }
-        }
-        out.push_str(&self.stats().render_prometheus());
-        if let Some(redis) = self.back_redis() {
-            out.push_str(&redis.stats().render_prometheus());
-        }
+        write_prometheus(&samples, &mut out);
         out
     }
 
@@ -381,7 +342,7 @@ impl Storage for TieredStorage {
             // The back tier cannot be reached (Redis down, slow, or skipped while its circuit
             // breaker is open): a plain miss. The write that follows fills the front tier, and
             // the back tier logs the outage once, not once per request.
-            Err(e) if is_unavailable(&e) => {
+            Err(e) if e.is_unavailable() => {
                 tracing::debug!(error = %e, "back tier unavailable: lookup is a miss");
                 inc(&self.counters.back_unavailable);
                 None
@@ -488,6 +449,41 @@ impl Storage for TieredStorage {
 
     fn support_streaming_partial_write(&self) -> bool {
         self.front.support_streaming_partial_write()
+    }
+
+    /// The front tier's size (`larder_tiered_front_bytes`, `larder_tiered_front_entries` and
+    /// its evictions, with an eviction manager), the [`TieredStats`] counters
+    /// (`larder_tiered_*_total`), then what each tier reports itself (a [`RedisStorage`]
+    /// back tier: its `larder_redis_*_total` counters).
+    fn metrics(&self, out: &mut Vec<MetricSample>) {
+        if let Some(manager) = self.eviction {
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            out.extend([
+                MetricSample::gauge(
+                    "larder_tiered_front_bytes",
+                    "Bytes held in the local memory tier.",
+                    count(manager.total_size()),
+                ),
+                MetricSample::gauge(
+                    "larder_tiered_front_entries",
+                    "Entries held in the local memory tier.",
+                    count(manager.total_items()),
+                ),
+                MetricSample::counter(
+                    "larder_tiered_front_evictions_total",
+                    "Entries evicted from the local memory tier.",
+                    count(manager.evicted_items()),
+                ),
+                MetricSample::counter(
+                    "larder_tiered_front_evicted_bytes_total",
+                    "Bytes evicted from the local memory tier.",
+                    count(manager.evicted_size()),
+                ),
+            ]);
+        }
+        out.extend(self.stats().samples());
+        self.front.metrics(out);
+        self.back.metrics(out);
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
