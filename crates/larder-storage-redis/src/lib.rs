@@ -108,7 +108,9 @@
 //! bound the memory tier with [`TieredStorage::with_eviction`].
 
 mod breaker;
+mod client;
 mod config;
+mod entry;
 mod error;
 mod hit;
 mod miss;
