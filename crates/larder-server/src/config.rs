@@ -297,7 +297,8 @@ impl ProxyConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::ConfigInvalid`] naming the field, or [`Error::UpstreamUri`].
+    /// [`Error::ConfigInvalid`] naming the field, or [`Error::Proxy`] with
+    /// [`larder_proxy::Error::UpstreamUri`].
     pub fn validate(&self) -> Result<(), Error> {
         let Some(upstream) = &self.upstream else {
             return Err(Error::ConfigInvalid(
