@@ -754,7 +754,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     }
                 }
                 RespCacheable::Uncacheable(r) => {
-                    if parts.status.is_server_error() && r == NoCacheReason::OriginNotCache {
+                    if parts.status.is_server_error() && r.is_origin_not_cache() {
                         // A server error is a failure that may not repeat: a waiting request
                         // takes the lock and tries again (instead of the whole herd going
                         // upstream at once), and the key is not remembered as uncacheable.

@@ -222,6 +222,8 @@ pub(crate) fn render_storage(storage: &(dyn larder_storage::Storage + Sync), out
 
 #[cfg(test)]
 mod tests {
+    use larder_cache::NoCacheReason;
+
     use super::*;
 
     /// A storage that reports two figures and delegates the rest to a memory one.
@@ -291,14 +293,20 @@ mod tests {
         let m = Metrics::default();
         m.hits.inc();
         m.hits.inc();
-        m.not_stored("OriginNotCache");
+        m.not_stored(NoCacheReason::Private.as_str());
+        m.not_stored(NoCacheReason::VaryAny.as_str());
+        m.not_stored(NoCacheReason::VaryAny.as_str());
         let text = m.render(Some(StorageGauges {
             entries: 3,
             ..Default::default()
         }));
         assert!(text.contains("\nlarder_cache_hits_total 2\n"));
-        assert!(text.contains("larder_cache_not_stored_total{reason=\"OriginNotCache\"} 1\n"));
+        // Each refusal rule is its own series.
+        assert!(text.contains("larder_cache_not_stored_total{reason=\"Private\"} 1\n"));
+        assert!(text.contains("larder_cache_not_stored_total{reason=\"VaryAny\"} 2\n"));
         assert!(text.contains("\nlarder_cache_entries 3\n"));
-        assert_eq!(m.not_stored_count("OriginNotCache"), 1);
+        assert_eq!(m.not_stored_count("Private"), 1);
+        assert_eq!(m.not_stored_count("VaryAny"), 2);
+        assert_eq!(m.not_stored_count("OriginNotCache"), 0);
     }
 }
