@@ -25,20 +25,18 @@ use tidy::imports::{circles, module_tree};
 /// Import circles that exist today, as `crate: [files]` (paths under the crate's `src/`, in
 /// any order). This list must only shrink: remove an entry when its circle is broken, never
 /// add one.
-const KNOWN_CIRCLES: &[(&str, &[&str])] = &[
-    (
-        "larder-proxy",
-        &[
-            "fill.rs",
-            "flow.rs",
-            "hooks.rs",
-            "invalidate.rs",
-            "layer.rs",
-            "pump.rs",
-            "target.rs",
-        ],
-    ),
-];
+const KNOWN_CIRCLES: &[(&str, &[&str])] = &[(
+    "larder-proxy",
+    &[
+        "fill.rs",
+        "flow.rs",
+        "hooks.rs",
+        "invalidate.rs",
+        "layer.rs",
+        "pump.rs",
+        "target.rs",
+    ],
+)];
 
 /// The longest a source file may be.
 const MAX_LINES: usize = 600;
