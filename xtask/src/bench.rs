@@ -213,7 +213,7 @@ fn http_part(
         ("build larder (release)", "release")
     };
     let mut build = cargo();
-    build.args(["build", "-p", "larder-proxy", "--bin", "larder"]);
+    build.args(["build", "-p", "larder-server", "--bin", "larder"]);
     if !opts.quick {
         build.arg("--release");
     }

@@ -207,9 +207,9 @@ impl<H: CacheHooks> CacheLayer<H> {
         &self.shared.metrics
     }
 
-    /// The `/metrics` text: the counters plus the eviction manager's size figures, and the
-    /// Redis tier's counters (`larder_redis_*`) when the storage is a `RedisStorage`, or the
-    /// tiers' (`larder_tiered_*` and `larder_redis_*`) when it is a `TieredStorage`.
+    /// The `/metrics` text: the counters plus the eviction manager's size figures, and what
+    /// the storage reports through `Storage::metrics` (a Redis storage its `larder_redis_*`
+    /// counters, a tiered one `larder_tiered_*` and its tiers').
     pub fn render_metrics(&self) -> String {
         let gauges = self.shared.config.eviction.map(|e| StorageGauges {
             bytes: e.total_size() as u64,
@@ -219,12 +219,7 @@ impl<H: CacheHooks> CacheLayer<H> {
         });
         let mut text = self.shared.metrics.render(gauges);
         if let Some(storage) = self.shared.config.storage {
-            let any = storage.as_any();
-            if let Some(redis) = any.downcast_ref::<larder_storage_redis::RedisStorage>() {
-                text.push_str(&redis.stats().render_prometheus());
-            } else if let Some(tiered) = any.downcast_ref::<larder_storage_redis::TieredStorage>() {
-                text.push_str(&tiered.render_prometheus());
-            }
+            crate::metrics::render_storage(storage, &mut text);
         }
         text
     }

@@ -138,6 +138,13 @@ pub trait Storage: Send + Sync {
         false
     }
 
+    /// Appends the storage's own figures (hits, errors, bytes held, ...) to `out`, for a
+    /// metrics page; the default reports nothing. A storage built on others adds theirs.
+    /// Samples rather than text: see [`metrics`](crate::metrics) for why.
+    fn metrics(&self, out: &mut Vec<crate::metrics::MetricSample>) {
+        let _ = out;
+    }
+
     /// The storage as `Any`, so callers can check its concrete type.
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static);
 }

@@ -67,7 +67,7 @@
 //!
 //! In a real proxy, the `proxy` feature's `CacheLayer` does all of this (plus locking,
 //! revalidation, stale serving, ranges and conditional requests) around any tower service,
-//! and the `larder` binary runs it in front of an origin.
+//! and the `larder` binary (crate `larder-server`) runs it in front of an origin.
 //!
 //! # Feature flags
 //!
@@ -77,7 +77,8 @@
 //! - `storage`: `larder::storage`, keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
 //! - `eviction`: `larder::eviction`, the eviction core (sharded weighted LRU, `TinyUFO` policy).
 //! - `memory-cache`: `larder::memory_cache`, `MemoryCache` and the read-through `RTCache`.
-//! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks.
+//! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks (with any
+//!   `Storage`; this feature does not pull in the Redis client).
 //! - `redis`: `larder::storage_redis`: `RedisStorage`, a `Storage` on Redis shared by a fleet of
 //!   proxies, and `TieredStorage`, local memory in front of it.
 //! - `full`: everything.
