@@ -140,6 +140,7 @@
 pub mod age;
 pub mod cache_status;
 pub mod conditional;
+pub mod decide;
 pub mod defaults;
 mod error;
 pub mod filters;
