@@ -196,3 +196,6 @@ impl Drop for Running {
         self.ended.notify_waiters();
     }
 }
+
+#[cfg(test)]
+mod tests;
