@@ -77,6 +77,7 @@ impl Bypass {
     /// Whether the cache handles a request, checked in order: `cacheable_method` (the request
     /// filter's answer), `has_body` (the request carries a body), `enabled` (there is a
     /// storage). The cache key, computed after these pass, gives [`Bypass::NoKey`] when absent.
+    #[inline]
     pub fn check(cacheable_method: bool, has_body: bool, enabled: bool) -> Option<Self> {
         if !cacheable_method {
             Some(Self::Method)
@@ -151,6 +152,7 @@ pub struct Entry {
 /// ([`RequestDirectives::reuse`](crate::request::RequestDirectives::reuse)), `forced` asks the
 /// hit filter (asked only when the entry is usable). `None` for an `only-if-cached` request the
 /// entry cannot answer: 504 (RFC 9111 §5.2.1.7).
+#[inline]
 pub fn entry(reuse: Reuse, forced: impl FnOnce() -> Option<ForcedFreshness>) -> Option<Entry> {
     let mut hit_status = reuse.hit_status()?;
     let mut must_revalidate = reuse == Reuse::MustRevalidate;
@@ -216,6 +218,7 @@ pub enum FoundAction {
 /// What to do with a found entry, after `cache_found`. `should_serve_stale` asks the hook
 /// whether stale-while-revalidate may be used; it is asked only when the entry's window and the
 /// request allow it.
+#[inline]
 pub fn found(facts: FoundFacts, should_serve_stale: impl FnOnce() -> bool) -> FoundAction {
     match facts.phase {
         CachePhase::Hit => FoundAction::Serve,
@@ -245,6 +248,7 @@ pub fn found(facts: FoundFacts, should_serve_stale: impl FnOnce() -> bool) -> Fo
 
 /// What to do when the lookup found nothing: wait when another request is filling the key
 /// (`locked`), otherwise go upstream as a miss.
+#[inline]
 pub fn not_found(locked: bool) -> FoundAction {
     if locked {
         FoundAction::Wait
@@ -282,6 +286,7 @@ pub fn after_wait(status: LockStatus) -> Result<(), NoCacheReason> {
 
 /// Whether the upstream answer in `phase` is fetched for the cache (a miss or a
 /// revalidation), so the request sent is the cache's own rather than the client's.
+#[inline]
 pub fn fetches_for_cache(phase: CachePhase) -> bool {
     matches!(phase, CachePhase::Miss | CachePhase::Stale)
 }
@@ -558,6 +563,7 @@ pub struct Downstream {
 /// Applies the client's preconditions, `HEAD` and `Range` to a response the cache answers with
 /// (`header`, changed in place): `precondition` is the hook's evaluation of the client's
 /// preconditions against `header` (RFC 9110 §13.2.2), `max_ranges` the most ranges honoured.
+#[inline]
 pub fn downstream(
     method: &Method,
     req_headers: &HeaderMap,
@@ -612,6 +618,7 @@ pub fn downstream(
 
 /// Whether a stored body must be read before answering, to learn its length: a ranged `GET`
 /// of a `200` without `Content-Length` (ranges need the length).
+#[inline]
 pub fn range_needs_length(
     method: &Method,
     req_headers: &HeaderMap,
@@ -625,6 +632,7 @@ pub fn range_needs_length(
 }
 
 /// The freshness left, in seconds, negative when stale (RFC 9211 §2.4 `ttl`).
+#[inline]
 pub fn ttl(meta: &CacheMeta, now: SystemTime) -> i64 {
     match meta.fresh_until().duration_since(now) {
         Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
@@ -635,6 +643,7 @@ pub fn ttl(meta: &CacheMeta, now: SystemTime) -> i64 {
 /// The `Cache-Status` of a response served from storage (RFC 9211): `ttl` from [`ttl`],
 /// `fwd` and `collapsed` for a revalidation (the reason it went upstream, and whether it
 /// waited on another request), `not_refreshed` the reason a revalidated header was not stored.
+#[inline]
 pub fn hit_status(
     status: CacheStatus,
     kind: HitKind,
@@ -680,6 +689,7 @@ pub fn hit_status(
 /// The `Cache-Status` of a response forwarded from upstream (RFC 9211): `fwd` why it went
 /// upstream, `upstream` the status it answered, `collapsed` whether it waited on another
 /// request, and `stored` either the stored response's `ttl` or why it was not stored.
+#[inline]
 pub fn forwarded_status(
     status: CacheStatus,
     fwd: ForwardReason,

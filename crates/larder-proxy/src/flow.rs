@@ -180,12 +180,15 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 if phase != CachePhase::Hit {
                     ctx.fwd = decide::found_forward_reason(phase, ctx.must_revalidate);
                 }
+                // A fresh hit is served whatever the other facts say: they are not read for
+                // it, which keeps the hit path short.
+                let other = phase != CachePhase::Hit;
                 let facts = FoundFacts {
                     phase,
                     must_revalidate: ctx.must_revalidate,
-                    locked: cache.is_cache_locked(),
-                    lock_writer: cache.is_cache_lock_writer(),
-                    can_serve_stale_updating: cache.can_serve_stale_updating(),
+                    locked: other && cache.is_cache_locked(),
+                    lock_writer: other && cache.is_cache_lock_writer(),
+                    can_serve_stale_updating: other && cache.can_serve_stale_updating(),
                     no_store: ctx.directives.no_store(),
                 };
                 decide::found(facts, || hooks.should_serve_stale(ctx.req, None))
