@@ -30,7 +30,7 @@ use crate::headers::Via;
 use crate::metrics::Metrics;
 use crate::tasks::Tasks;
 
-/// Settings of a [`CacheLayer`].
+/// Settings of a [`CacheLayer`](crate::CacheLayer).
 ///
 /// The storage, eviction manager, predictor and lock are `'static` because every request
 /// shares them (as in pingora-cache); [`CacheConfig::in_memory`] makes a bounded in-memory set
@@ -56,9 +56,9 @@ pub struct CacheConfig {
     /// `CDN-Cache-Control` by default.
     pub targeted_cache_control: Vec<HeaderName>,
     /// What to do with a response that sets a cookie (`Set-Cookie`, `Set-Cookie2`), read by
-    /// [`CacheHooks::set_cookie_policy`]'s default: by default
-    /// [`SetCookiePolicy::OptIn`] (stored only when the origin says `public`, `s-maxage` or
-    /// sends a targeted field; the stored copy never carries the cookie).
+    /// [`CacheHooks::set_cookie_policy`](crate::CacheHooks::set_cookie_policy)'s default: by
+    /// default [`SetCookiePolicy::OptIn`] (stored only when the origin says `public`,
+    /// `s-maxage` or sends a targeted field; the stored copy never carries the cookie).
     pub set_cookie: SetCookiePolicy,
     /// Serve a stale response when the upstream cannot be reached or drops the connection
     /// before answering, unless the response forbids it (`must-revalidate`, `proxy-revalidate`,
