@@ -1,9 +1,15 @@
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use http::header::HeaderValue;
+use larder_storage::ResponseHeader;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::cache_status::CacheStatus;
+use crate::conditional::Precondition;
+use crate::range::RangeBody;
 use crate::request::RequestDirectives;
 
 const NOW: u64 = 1_000_000;
