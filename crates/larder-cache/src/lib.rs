@@ -6,7 +6,9 @@
 //! freshness, heuristics), [`age`] (RFC 9111 §4.2.3), [`request`] (request directives),
 //! [`variance`] (`Vary`), [`revalidate`] (conditional requests and 304 merging), plus the cache
 //! [`lock`], the cacheability [`predictor`], [`max_file_size`], [`range`], [`conditional`],
-//! [`cache_status`] (RFC 9211) and [`set_cookie`] (responses that set a cookie).
+//! [`cache_status`] (RFC 9211) and [`set_cookie`] (responses that set a cookie). What a proxy
+//! does between `HttpCache` calls (serve, revalidate, refresh in the background, fall back to
+//! a stale entry, store or not, what `Cache-Status` says) is decided by [`decide`], without IO.
 //!
 //! # The miss flow
 //!
@@ -109,7 +111,8 @@
 //! - **Vary**: see [`variance`] for the lookup flow of varied entries.
 //!
 //! The crate's integration tests (`tests/it/driver.rs`) hold a complete miniature proxy loop
-//! over these calls: lookup with Vary and lock handling, hit, stale-while-revalidate with a
+//! over these calls, taking every decision from [`decide`] as larder-proxy does: lookup with
+//! Vary and lock handling, hit, stale-while-revalidate with a
 //! background refresh, stale-if-error, 304 merge and the miss write with a size limit.
 //!
 //! # Where this crate follows RFC 9111 rather than pingora-cache
@@ -140,6 +143,7 @@
 pub mod age;
 pub mod cache_status;
 pub mod conditional;
+pub mod decide;
 pub mod defaults;
 mod error;
 pub mod filters;

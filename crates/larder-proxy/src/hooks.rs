@@ -10,9 +10,9 @@ use larder_cache::set_cookie::{self, SetCookiePolicy};
 use larder_cache::variance::{VarianceBuilder, VaryNames, normalized_value, vary_names};
 use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, ResponseHeader};
 
+use crate::auth::{self, PurgeAuth};
 use crate::error::BoxError;
-use crate::layer::CacheConfig;
-use crate::purge::{self, PurgeAuth};
+use crate::shared::CacheConfig;
 
 /// Why a stale response could be served instead of the upstream's answer.
 #[derive(Debug)]
@@ -146,7 +146,7 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// Whether a PURGE request may purge. Default: `Authorization: Bearer <token>` matching the
     /// configured token, compared in constant time; [`PurgeAuth::Disabled`] without a token.
     fn purge_authorization(&self, req: &Parts, token: Option<&str>) -> PurgeAuth {
-        purge::check_bearer(&req.headers, token)
+        auth::check_bearer(&req.headers, token)
     }
 }
 

@@ -12,18 +12,9 @@ use larder_cache::filters::RespCacheable;
 use larder_cache::{HttpCache, ResponseHeader};
 
 use crate::body::ProxyBody;
-use crate::flow::{Answer, enable};
 use crate::hooks::CacheHooks;
-use crate::layer::Shared;
 use crate::pump::serve_upstream;
-
-/// Whether a method is unsafe (RFC 9110 §9.2.1), so a success invalidates (RFC 9111 §4.4).
-pub(crate) fn is_unsafe(method: &Method) -> bool {
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
-}
+use crate::shared::{Answer, Shared, enable};
 
 /// Stores a POST response for later GETs of the same URI when it says it is that URI's
 /// representation (`Content-Location` naming the request target) and has explicit freshness
@@ -75,7 +66,14 @@ pub(crate) async fn store_post<H: CacheHooks>(
         tracing::warn!(error = %e, "could not store a POST response");
         return (Response::from_parts(parts, body), status);
     }
-    let body = serve_upstream(Some(cache), body, false, None, &shared.metrics);
+    let body = serve_upstream(
+        Some(cache),
+        body,
+        false,
+        None,
+        &shared.metrics,
+        &shared.tasks,
+    );
     (Response::from_parts(parts, body), status.stored(true))
 }
 
@@ -334,16 +332,6 @@ mod tests {
         assert_eq!(check(&long).map(|u| u.len()), Some(20_003));
         // Past the longest URI the http crate holds: nothing, not a panic.
         assert_eq!(check(&"a/".repeat(100_000)), None);
-    }
-
-    #[test]
-    fn unsafe_methods() {
-        for m in ["POST", "PUT", "DELETE", "PATCH", "FOO"] {
-            assert!(is_unsafe(&Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
-        }
-        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
-            assert!(!is_unsafe(&m), "{m}");
-        }
     }
 
     proptest::proptest! {

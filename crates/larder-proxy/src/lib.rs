@@ -78,26 +78,34 @@
 //!   client whose request filled the cache gets it ([`CacheConfig::set_cookie`],
 //!   [`CacheHooks::set_cookie_policy`]).
 
+mod auth;
 pub mod body;
 pub mod config;
 mod error;
 mod fill;
 mod flow;
 pub mod headers;
+mod hit;
 mod hooks;
 mod interim;
 mod invalidate;
 mod layer;
 pub mod metrics;
+mod pass;
 mod pump;
 pub mod purge;
+mod revalidate;
 pub mod server;
+mod shared;
 mod target;
+pub mod tasks;
 mod upstream;
 
 pub use body::ProxyBody;
 pub use error::{BoxError, Error};
 pub use hooks::{CacheHooks, DefaultHooks, StaleCause, default_cache_key, default_variance};
 pub use larder_cache::SetCookiePolicy;
-pub use layer::{CacheConfig, CacheLayer, CacheService};
+pub use layer::{CacheLayer, CacheService};
+pub use shared::CacheConfig;
+pub use tasks::{DrainReport, Spawn, TokioSpawner};
 pub use upstream::Upstream;

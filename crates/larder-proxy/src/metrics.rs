@@ -27,6 +27,29 @@ impl Counter {
     }
 }
 
+/// A gauge: a figure that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes one away (never below zero).
+    pub fn dec(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The proxy's counters. One instance is shared by every request of a [`crate::CacheLayer`].
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -60,6 +83,10 @@ pub struct Metrics {
     pub purges: Counter,
     /// Entries invalidated after unsafe methods (RFC 9111 §4.4).
     pub invalidations: Counter,
+    /// Background tasks (fills, refreshes, body streams) running now.
+    pub background_tasks: Gauge,
+    /// Background tasks cancelled because a drain's grace period ran out.
+    pub background_tasks_cancelled: Counter,
     not_stored: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -173,6 +200,16 @@ impl Metrics {
                 "larder_cache_not_stored_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP larder_background_tasks Background tasks in flight.\n\
+             # TYPE larder_background_tasks gauge\nlarder_background_tasks {}\n\
+             # HELP larder_background_tasks_cancelled_total Background tasks cancelled at shutdown.\n\
+             # TYPE larder_background_tasks_cancelled_total counter\n\
+             larder_background_tasks_cancelled_total {}",
+            self.background_tasks.get(),
+            self.background_tasks_cancelled.get()
+        );
         if let Some(g) = gauges {
             let gauges: [(&str, &str, &str, u64); 4] = [
                 (
@@ -308,5 +345,14 @@ mod tests {
         assert_eq!(m.not_stored_count("Private"), 1);
         assert_eq!(m.not_stored_count("VaryAny"), 2);
         assert_eq!(m.not_stored_count("OriginNotCache"), 0);
+        m.background_tasks.inc();
+        m.background_tasks.inc();
+        m.background_tasks.dec();
+        let text = m.render(None);
+        assert!(text.contains("\nlarder_background_tasks 1\n"), "{text}");
+        assert!(text.contains("\nlarder_background_tasks_cancelled_total 0\n"));
+        m.background_tasks.dec();
+        m.background_tasks.dec();
+        assert_eq!(m.background_tasks.get(), 0, "never below zero");
     }
 }

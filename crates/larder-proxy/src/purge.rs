@@ -1,101 +1,54 @@
-//! PURGE authorisation: a bearer token compared in constant time.
+//! PURGE: authorisation (a bearer token compared in constant time) and the request that
+//! removes one entry.
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, StatusCode};
+use larder_cache::HttpCache;
 
-/// The outcome of checking a PURGE request's credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PurgeAuth {
-    /// The request may purge.
-    Allowed,
-    /// The credentials are missing or wrong (`401`).
-    Unauthorized,
-    /// PURGE is not enabled (`405`).
-    Disabled,
-}
+pub use crate::auth::{PurgeAuth, check_bearer, constant_time_eq};
+use crate::body::canned;
+use crate::hooks::CacheHooks;
+use crate::shared::{Answer, Shared, enable, new_status};
 
-/// Checks `Authorization: Bearer <token>` against the configured `token`. The comparison takes
-/// the same time wherever the first differing byte is.
-pub fn check_bearer(headers: &HeaderMap, token: Option<&str>) -> PurgeAuth {
-    let Some(token) = token else {
-        return PurgeAuth::Disabled;
-    };
-    let given = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    match given {
-        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => PurgeAuth::Allowed,
-        _ => PurgeAuth::Unauthorized,
-    }
-}
-
-/// Compares two byte strings without an early exit on the first difference. Only the length
-/// can leak, which says nothing about the content of the token.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn check(auth: Option<&'static str>, token: Option<&str>, expect: PurgeAuth) {
-        let mut h = HeaderMap::new();
-        if let Some(a) = auth {
-            h.insert(AUTHORIZATION, HeaderValue::from_static(a));
+/// Answers a PURGE request: `405` without a configured token, `401` without the right one,
+/// otherwise `200` when the entry was removed and `404` when there was none.
+pub(crate) async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Answer {
+    let status = new_status(shared).detail("purge");
+    let auth = shared
+        .hooks
+        .purge_authorization(req, shared.config.purge_token.as_deref());
+    let code = match auth {
+        PurgeAuth::Disabled => StatusCode::METHOD_NOT_ALLOWED,
+        PurgeAuth::Unauthorized => {
+            let mut resp = canned(StatusCode::UNAUTHORIZED);
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return (resp, status);
         }
-        assert_eq!(check_bearer(&h, token), expect, "{auth:?} vs {token:?}");
-    }
-
-    #[test]
-    fn bearer_tokens() {
-        check(Some("Bearer s3cret"), Some("s3cret"), PurgeAuth::Allowed);
-        check(Some("bearer  s3cret "), Some("s3cret"), PurgeAuth::Allowed);
-        check(
-            Some("Bearer s3creT"),
-            Some("s3cret"),
-            PurgeAuth::Unauthorized,
-        );
-        check(
-            Some("Basic s3cret"),
-            Some("s3cret"),
-            PurgeAuth::Unauthorized,
-        );
-        check(Some("Bearer"), Some("s3cret"), PurgeAuth::Unauthorized);
-        check(None, Some("s3cret"), PurgeAuth::Unauthorized);
-        check(Some("Bearer s3cret"), None, PurgeAuth::Disabled);
-    }
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
-
-        /// Arbitrary Authorization bytes never panic and never pass unless they carry the token.
-        #[test]
-        fn arbitrary_authorization_never_passes_by_accident(v in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
-            let mut h = HeaderMap::new();
-            if let Ok(value) = HeaderValue::from_bytes(&v) {
-                h.insert(AUTHORIZATION, value);
+        PurgeAuth::Allowed => {
+            let mut target = req.clone();
+            target.method = Method::GET;
+            match shared.hooks.cache_key_callback(&target) {
+                Some(key) if shared.config.storage.is_some() => {
+                    let mut cache = HttpCache::new();
+                    enable(shared, &mut cache, false);
+                    cache.set_cache_key(key);
+                    match cache.purge().await {
+                        Ok(true) => {
+                            shared.metrics.purges.inc();
+                            StatusCode::OK
+                        }
+                        Ok(false) => StatusCode::NOT_FOUND,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purge failed");
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        }
+                    }
+                }
+                _ => StatusCode::NOT_FOUND,
             }
-            let allowed = check_bearer(&h, Some("tok3n")) == PurgeAuth::Allowed;
-            let text = String::from_utf8_lossy(&v);
-            proptest::prop_assert!(!allowed || text.trim().ends_with("tok3n"));
         }
-    }
+    };
+    (canned(code), status)
 }

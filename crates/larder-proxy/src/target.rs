@@ -12,7 +12,7 @@ use http::{Method, Response, StatusCode, Uri, Version};
 use larder_cache::cache_status::CacheStatus;
 
 use crate::body::{self, ProxyBody};
-use crate::layer::Shared;
+use crate::shared::Shared;
 
 /// The methods a `405` names in `Allow` (RFC 9110 §10.2.1): what the proxy forwards or serves.
 /// `CONNECT` is not among them.

@@ -201,6 +201,9 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     shutdown.await;
     let _ = stop_tx.send(true);
     proxy.await?;
+    // Fills and refreshes still running finish (or are cancelled, logged) before exit.
+    let drained = layer.drain(server::SHUTDOWN_GRACE).await;
+    tracing::info!(?drained, "background tasks drained");
     if let Some(t) = admin_task {
         t.await?;
     }

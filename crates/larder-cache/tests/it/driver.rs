@@ -1,5 +1,5 @@
 //! A miniature proxy that drives `HttpCache` the way larder-proxy (and pingora-proxy) do, over
-//! an in-process origin.
+//! an in-process origin, executing the same decisions (`larder_cache::decide`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,14 +8,17 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use larder_cache::age::ResponseTimes;
+use larder_cache::decide::{
+    self, FoundAction, FoundFacts, Refusal, StaleAnswer, Store, StoreFacts,
+};
 use larder_cache::eviction::EvictionManager;
 use larder_cache::filters::{RespCacheable, resp_cacheable_targeted};
-use larder_cache::lock::{CacheKeyLockImpl, CacheLock, LockStatus};
-use larder_cache::revalidate::request_filter;
+use larder_cache::lock::{CacheKeyLockImpl, CacheLock};
+use larder_cache::request::RequestDirectives;
 use larder_cache::variance::variance_from_request;
 use larder_cache::{
-    CacheKey, CacheMetaDefaults, CacheOptionOverrides, CachePhase, HitStatus, HttpCache, MemCache,
-    NoCacheReason, ResponseHeader, Storage,
+    CacheKey, CacheMetaDefaults, CacheOptionOverrides, CachePhase, ForcedFreshness, HttpCache,
+    MemCache, NoCacheReason, ResponseHeader, Storage,
 };
 use parking_lot::Mutex;
 
@@ -207,8 +210,9 @@ pub(crate) async fn get(env: Env, key: &str, request: &HeaderMap, origin: &Origi
     run(cache, request, origin, env, false).await
 }
 
-/// The proxy loop: lookup (with Vary and lock handling), then hit, stale or upstream.
-/// `background_refresh` marks the stale-while-revalidate task that holds the write permit.
+/// The proxy loop: lookup (with Vary and lock handling), then hit, stale or upstream, each
+/// step decided by `larder_cache::decide` as in larder-proxy. `background_refresh` marks the
+/// stale-while-revalidate task that holds the write permit: it revalidates.
 pub(crate) fn run<'a>(
     mut cache: HttpCache,
     request: &'a HeaderMap,
@@ -217,45 +221,53 @@ pub(crate) fn run<'a>(
     background_refresh: bool,
 ) -> std::pin::Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
     Box::pin(async move {
+        let directives = RequestDirectives::from_headers(request);
         let mut rounds = 0;
         loop {
             rounds += 1;
             assert!(rounds < 20, "lookup loop does not end");
             let found = cache.cache_lookup().await.unwrap_or(None);
-            if let Some((meta, hit)) = found {
+            let action = if let Some((meta, hit)) = found {
                 if cache.cache_key().get_variance_key().is_none()
                     && let Some(variance) = variance_from_request(meta.headers(), request)
                     && !cache.cache_vary_lookup(variance, &meta)
                 {
                     continue;
                 }
-                let fresh = meta.is_fresh(SystemTime::now());
-                let status = if fresh {
-                    HitStatus::Fresh
-                } else {
-                    HitStatus::Expired
-                };
-                cache.cache_found(meta, hit, status);
-                if fresh {
+                let reuse = directives.reuse(&meta, &[], SystemTime::now());
+                let forced = background_refresh.then_some(ForcedFreshness::ForceExpired);
+                let entry = decide::entry(reuse, || forced).expect("no only-if-cached here");
+                cache.cache_found(meta, hit, entry.hit_status);
+                decide::found(
+                    FoundFacts {
+                        phase: cache.phase(),
+                        must_revalidate: entry.must_revalidate,
+                        locked: cache.is_cache_locked(),
+                        lock_writer: cache.is_cache_lock_writer(),
+                        can_serve_stale_updating: cache.can_serve_stale_updating(),
+                        no_store: directives.no_store(),
+                    },
+                    || true,
+                )
+            } else {
+                decide::not_found(cache.is_cache_locked())
+            };
+            match action {
+                FoundAction::Serve => return serve_from_cache(cache).await,
+                FoundAction::ServeStale => {
+                    cache.set_stale_updating();
                     return serve_from_cache(cache).await;
                 }
-                if cache.is_cache_locked() {
-                    if cache.can_serve_stale_updating() {
-                        cache.set_stale_updating();
-                        return serve_from_cache(cache).await;
-                    }
-                    if wait(&mut cache).await {
-                        continue;
-                    }
-                    break;
+                FoundAction::ServeStaleWithoutRefresh => {
+                    cache.release_write_lock(NoCacheReason::Deferred);
+                    cache.set_stale_updating();
+                    return serve_from_cache(cache).await;
                 }
-                if !background_refresh
-                    && cache.is_cache_lock_writer()
-                    && cache.can_serve_stale_updating()
-                {
-                    let (permit, _) = cache.take_write_lock();
+                FoundAction::ServeStaleAndRefresh => {
                     let mut refresh = env.cache(cache.cache_key().primary_key_str().unwrap_or(""));
-                    refresh.set_write_lock(permit);
+                    if cache.is_cache_lock_writer() {
+                        refresh.set_write_lock(cache.take_write_lock().0);
+                    }
                     let request = request.clone();
                     let origin = origin.clone();
                     let background =
@@ -267,50 +279,37 @@ pub(crate) fn run<'a>(
                     served.background = Some(background);
                     return served;
                 }
-                break;
-            }
-            if cache.is_cache_locked() {
-                if wait(&mut cache).await {
-                    continue;
+                FoundAction::Wait => match decide::after_wait(cache.cache_lock_wait().await) {
+                    Ok(()) => {}
+                    Err(reason) => {
+                        cache.disable(reason);
+                        break;
+                    }
+                },
+                FoundAction::Revalidate => break,
+                FoundAction::Miss => {
+                    cache.cache_miss();
+                    break;
                 }
-                break;
             }
-            cache.cache_miss();
-            break;
         }
-        upstream(cache, request, origin).await
+        upstream(cache, request, origin, directives).await
     })
-}
-
-/// Waits on the lock; true to look up again.
-async fn wait(cache: &mut HttpCache) -> bool {
-    match cache.cache_lock_wait().await {
-        LockStatus::GiveUp => {
-            cache.disable(NoCacheReason::CacheLockGiveUp);
-            false
-        }
-        LockStatus::WaitTimeout => {
-            cache.disable(NoCacheReason::CacheLockTimeout);
-            false
-        }
-        _ => true,
-    }
 }
 
 // A straight-line transcription of the proxy's upstream step reads best in one piece.
 #[allow(clippy::too_many_lines)]
-async fn upstream(mut cache: HttpCache, request: &HeaderMap, origin: &Origin) -> Served {
+async fn upstream(
+    mut cache: HttpCache,
+    request: &HeaderMap,
+    origin: &Origin,
+    directives: RequestDirectives,
+) -> Served {
+    let phase = cache.phase();
     let mut method = Method::GET;
     let mut upstream_headers = request.clone();
-    if cache.enabled() {
-        request_filter(
-            &mut method,
-            &mut upstream_headers,
-            cache
-                .maybe_cache_meta()
-                .map(larder_cache::CacheMeta::headers),
-        );
-    }
+    let stored = cache.maybe_cache_meta().map(|m| m.headers().clone());
+    decide::upstream_request(phase, &mut method, &mut upstream_headers, stored.as_ref());
     let request_time = SystemTime::now();
     let answer = origin.call(&upstream_headers).await;
     let times = ResponseTimes {
@@ -323,11 +322,12 @@ async fn upstream(mut cache: HttpCache, request: &HeaderMap, origin: &Origin) ->
         chunks,
     } = answer
     else {
-        if cache.can_serve_stale_error() {
+        if decide::on_upstream_error(phase, cache.can_serve_stale_error(), false, || true).is_some()
+        {
             cache.release_write_lock(NoCacheReason::UpstreamError);
             return serve_from_cache(cache).await;
         }
-        if cache.enabled() {
+        if !matches!(phase, CachePhase::Disabled(_)) {
             cache.disable(NoCacheReason::UpstreamError);
         }
         return Served {
@@ -343,31 +343,64 @@ async fn upstream(mut cache: HttpCache, request: &HeaderMap, origin: &Origin) ->
         header.append_header(*n, v.as_str()).expect("valid header");
     }
     let authorization = request.contains_key(http::header::AUTHORIZATION);
-    if status == 304 && cache.phase() == CachePhase::Stale {
-        let merged = cache.revalidate_merge_header(&header);
-        match resp_cacheable_targeted(merged.clone(), authorization, &[], &DEFAULTS, times) {
-            RespCacheable::Cacheable(meta) => {
-                cache
-                    .revalidate_cache_meta(meta)
-                    .await
-                    .expect("update meta");
+    if phase == CachePhase::Stale {
+        match decide::on_stale_response(header.status, cache.can_serve_stale_error(), || true) {
+            StaleAnswer::NotModified => {
+                let merged = cache.revalidate_merge_header(&header);
+                let filter = || {
+                    resp_cacheable_targeted(merged.clone(), authorization, &[], &DEFAULTS, times)
+                };
+                match decide::revalidated(directives.no_store(), filter) {
+                    RespCacheable::Cacheable(meta) => {
+                        cache
+                            .revalidate_cache_meta(meta)
+                            .await
+                            .expect("update meta");
+                    }
+                    RespCacheable::Uncacheable(reason) => {
+                        cache.revalidate_uncacheable(merged, reason);
+                    }
+                }
+                return serve_from_cache(cache).await;
             }
-            RespCacheable::Uncacheable(reason) => cache.revalidate_uncacheable(merged, reason),
+            StaleAnswer::ServeStale => {
+                cache.release_write_lock(NoCacheReason::UpstreamError);
+                return serve_from_cache(cache).await;
+            }
+            StaleAnswer::Replace => {}
         }
-        return serve_from_cache(cache).await;
     }
+    let facts = StoreFacts {
+        phase,
+        method: &Method::GET,
+        status: header.status,
+        headers: &header.headers,
+        no_store: directives.no_store(),
+        max_file_size: None,
+    };
+    let filter = || resp_cacheable_targeted(header.clone(), authorization, &[], &DEFAULTS, times);
     let mut write = false;
-    if cache.enabled() {
-        match resp_cacheable_targeted(header.clone(), authorization, &[], &DEFAULTS, times) {
-            RespCacheable::Cacheable(meta) => {
-                let variance = variance_from_request(meta.headers(), request);
-                cache.set_cache_meta(meta);
-                cache.update_variance(variance);
-                cache.set_miss_handler().await.expect("miss handler");
-                write = true;
-            }
-            RespCacheable::Uncacheable(reason) => cache.disable(reason),
+    match decide::store(facts, filter) {
+        Store::Write { meta, from_bypass } => {
+            assert!(!from_bypass, "the driver never bypasses");
+            let variance = variance_from_request(meta.headers(), request);
+            cache.set_cache_meta(meta);
+            cache.update_variance(variance);
+            cache.set_miss_handler().await.expect("miss handler");
+            write = true;
         }
+        Store::Refuse { reason, action } => match action {
+            Refusal::RetryUnderLock => {
+                cache.release_write_lock(NoCacheReason::UpstreamError);
+                cache.disable(reason);
+            }
+            Refusal::Remember => {
+                cache.response_became_uncacheable(reason);
+                cache.disable(reason);
+            }
+            Refusal::Disable => cache.disable(reason),
+            Refusal::AlreadyDisabled => {}
+        },
     }
     let mut body = Vec::new();
     let last = chunks.len().saturating_sub(1);

@@ -1,17 +1,20 @@
 //! The phase table as a model: random sequences of calls that are valid in the current phase
-//! must move `HttpCache` exactly as the documented transitions say, and never panic.
+//! must move `HttpCache` exactly as the documented transitions say, and never panic; and what
+//! the decision core (`larder_cache::decide`) says to do with a found entry is always a call
+//! the phase allows.
 
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::StatusCode;
+use larder_cache::decide::{self, FoundAction, FoundFacts};
 use larder_cache::{
     CacheKey, CacheMeta, CachePhase, HitHandler, HitStatus, HttpCache, MemCache, NoCacheReason,
     ResponseHeader,
 };
 use proptest::prelude::*;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Lookup,
     Found(HitStatus),
@@ -239,6 +242,35 @@ proptest! {
                     prop_assert!(expect.is_some(), "{:?} valid in {:?}", op, cache.phase());
                     if let Some(expect) = expect {
                         prop_assert_eq!(cache.phase(), expect, "after {:?}", op);
+                    }
+                    if let Op::Found(_) = op {
+                        // The decision core's answer for what was found is executable in the
+                        // phase it leaves the cache in.
+                        let action = decide::found(
+                            FoundFacts {
+                                phase: cache.phase(),
+                                must_revalidate: false,
+                                locked: cache.is_cache_locked(),
+                                lock_writer: cache.is_cache_lock_writer(),
+                                can_serve_stale_updating: cache.can_serve_stale_updating(),
+                                no_store: false,
+                            },
+                            || true,
+                        );
+                        let needed = match action {
+                            FoundAction::Serve => Op::FinishHit,
+                            FoundAction::ServeStale
+                            | FoundAction::ServeStaleAndRefresh
+                            | FoundAction::ServeStaleWithoutRefresh => Op::StaleUpdating,
+                            FoundAction::Revalidate => Op::Revalidate,
+                            FoundAction::Miss => Op::Miss,
+                            FoundAction::Wait => {
+                                prop_assert!(false, "no lock, yet told to wait");
+                                Op::Miss
+                            }
+                        };
+                        let ops = valid_ops(&mut cache, None, miss_handler_set);
+                        prop_assert!(ops.contains(&needed), "{:?} in {:?}", action, cache.phase());
                     }
                     prop_assert_eq!(
                         cache.enabled(),

@@ -1,5 +1,8 @@
-//! The tasks that stream bodies to the client: a stored body, and the range of an upstream body
-//! that is not stored; and the choice of how an upstream body reaches the client.
+//! Moving bytes: the tasks that stream bodies to the client (a stored body, and the range of an
+//! upstream body that is not stored), the choice of how an upstream body reaches the client,
+//! and the fill of the cache ([`filling`]).
+
+pub(crate) mod filling;
 
 use std::sync::Arc;
 
@@ -9,8 +12,9 @@ use larder_cache::HttpCache;
 use larder_cache::range::RangeBodyFilter;
 
 use crate::body::{CHANNEL_CHUNKS, ChannelBody, Chunk, ProxyBody};
-use crate::fill::{self, Filling};
 use crate::metrics::Metrics;
+use crate::tasks::{TaskKind, Tasks};
+use filling::Filling;
 
 /// The next chunk of the hit's body, without a boxed future when the storage has it at once.
 pub(crate) async fn read_hit(cache: &mut HttpCache) -> larder_storage::Result<Option<Bytes>> {
@@ -91,7 +95,7 @@ async fn end_client_body(
 
 /// The client's body for an upstream response, stored into `cache` when it is set (its miss
 /// handler set): a fill task writes it at the origin's pace and the client reads the write
-/// back at its own ([`fill`](crate::fill)). A response that is not stored goes through as it
+/// back at its own ([`filling`]). A response that is not stored goes through as it
 /// is, or through [`pump_upstream`] when only a range of it, or only its header, is sent.
 pub(crate) fn serve_upstream(
     cache: Option<HttpCache>,
@@ -99,16 +103,20 @@ pub(crate) fn serve_upstream(
     header_only: bool,
     filter: Option<RangeBodyFilter>,
     metrics: &Arc<Metrics>,
+    tasks: &Tasks,
 ) -> ProxyBody {
     if let Some(cache) = cache {
         let (filling, reader) = Filling::new(cache, Arc::clone(metrics));
         if header_only {
-            tokio::spawn(fill::fill(filling, upstream, None));
+            tasks.spawn(TaskKind::Fill, filling::fill(filling, upstream, None));
             return crate::body::empty();
         }
-        let (handoff, handoff_rx) = fill::handoff_channel();
-        tokio::spawn(fill::fill(filling, upstream, Some(handoff)));
-        return fill::client_body(reader, handoff_rx, filter);
+        let (handoff, handoff_rx) = filling::handoff_channel();
+        tasks.spawn(
+            TaskKind::Fill,
+            filling::fill(filling, upstream, Some(handoff)),
+        );
+        return filling::client_body(reader, handoff_rx, filter);
     }
     if header_only {
         // Nobody reads the body: dropping it stops the upstream read.
@@ -118,7 +126,10 @@ pub(crate) fn serve_upstream(
         return upstream;
     };
     let (tx, rx) = ChannelBody::new(CHANNEL_CHUNKS, None);
-    tokio::spawn(pump_upstream(upstream, tx, filter, Arc::clone(metrics)));
+    tasks.spawn(
+        TaskKind::Stream,
+        pump_upstream(upstream, tx, filter, Arc::clone(metrics)),
+    );
     crate::body::boxed(rx)
 }
 
