@@ -12,9 +12,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Writes `request` to `addr` as raw bytes and returns everything the server sends until it
 /// closes the connection (the last request should say `Connection: close`), or what came
 /// within 5 s. A failed write is ignored: the server may answer and close before reading all.
-pub async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+pub async fn exchange(addr: SocketAddr, request: impl AsRef<[u8]>) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let _ = s.write_all(request).await;
+    let _ = s.write_all(request.as_ref()).await;
     let mut out = Vec::new();
     let _ = tokio::time::timeout(CLOSE_WAIT, s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
@@ -25,9 +25,9 @@ pub async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
 /// # Panics
 ///
 /// When the write fails or the server does not close within 5 s.
-pub async fn until_close(addr: SocketAddr, request: &[u8]) -> String {
+pub async fn until_close(addr: SocketAddr, request: impl AsRef<[u8]>) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
+    stream.write_all(request.as_ref()).await.unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(CLOSE_WAIT, stream.read_to_end(&mut out))
         .await

@@ -287,3 +287,22 @@ pub async fn user_tag_is_not_part_of_the_key(storage: Backend, ns: &str) {
     );
     assert!(lookup_body(storage, &alice).await.is_none());
 }
+
+/// Writes a fresh (for an hour) `200` entry of `size` bytes under `key` in one chunk and
+/// finishes it: the fill of the storage benches.
+pub async fn fill(storage: Backend, key: &CacheKey, size: usize) {
+    let span = Span::none();
+    let now = SystemTime::now();
+    let meta = CacheMeta::new(
+        now + Duration::from_hours(1),
+        now,
+        0,
+        0,
+        ResponseHeader::new(StatusCode::OK),
+    );
+    let mut miss = storage.get_miss_handler(key, &meta, &span).await.unwrap();
+    miss.write_body(Bytes::from(vec![7u8; size]), true)
+        .await
+        .unwrap();
+    miss.finish().await.unwrap();
+}

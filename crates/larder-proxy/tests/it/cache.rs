@@ -9,8 +9,8 @@ use http::{Method, Response};
 use http_body_util::BodyExt;
 use larder_proxy::ProxyBody;
 
-use crate::harness::{
-    Origin, Proxy, cache_config, client, get, respond, send, send_body, slow_body,
+use larder_testkit::{
+    Got, Origin, Proxy, cache_config, client, get, respond, send, send_body, slow_body,
 };
 
 const PURGE: &str = "PURGE";
@@ -545,7 +545,7 @@ async fn no_store_request_refreshes_nothing() {
     assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1);
 }
 
-async fn stale_if_error_case(age: &'static str) -> (crate::harness::Got, Origin) {
+async fn stale_if_error_case(age: &'static str) -> (Got, Origin) {
     let origin = Origin::start(move |_, n| async move {
         if n == 0 {
             respond(
@@ -822,7 +822,7 @@ async fn closing_origin(first: &'static str) -> String {
     format!("http://{addr}")
 }
 
-async fn stale_after_disconnect(cache_control: &'static str) -> crate::harness::Got {
+async fn stale_after_disconnect(cache_control: &'static str) -> Got {
     let first: &'static str = Box::leak(
         format!(
             "HTTP/1.1 200 OK\r\ncache-control: {cache_control}\r\nage: 100\r\n\
@@ -831,17 +831,9 @@ async fn stale_after_disconnect(cache_control: &'static str) -> crate::harness::
         .into_boxed_str(),
     );
     let uri = closing_origin(first).await;
-    let layer = larder_proxy::CacheLayer::new(cache_config(), larder_proxy::DefaultHooks);
-    let service = tower::Layer::layer(&layer, larder_proxy::Upstream::new(&uri).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(larder_proxy::server::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
-    assert_eq!(get(&format!("http://{addr}/d")).await.text(), "stale");
-    get(&format!("http://{addr}/d")).await
+    let proxy = Proxy::to(&uri, cache_config()).await;
+    assert_eq!(get(&proxy.url("/d")).await.text(), "stale");
+    get(&proxy.url("/d")).await
 }
 
 #[tokio::test]

@@ -2,19 +2,10 @@
 //! the real proxy: the stored copy never carries them, the client that caused the fill does.
 
 use bytes::Bytes;
-use http::{Method, Response};
-use larder_proxy::{CacheConfig, ProxyBody, SetCookiePolicy};
+use http::Method;
+use larder_proxy::{CacheConfig, SetCookiePolicy};
 
-use crate::harness::{Got, Origin, Proxy, cache_config, get, send};
-
-/// A response with `status`, `headers` and a body made at run time.
-fn answer(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<ProxyBody> {
-    let mut resp = Response::builder().status(status);
-    for (k, v) in headers {
-        resp = resp.header(*k, *v);
-    }
-    resp.body(larder_proxy::body::full(body)).unwrap()
-}
+use larder_testkit::{Got, Origin, Proxy, cache_config, get, respond, send};
 
 /// An origin whose `n`-th answer (from 0) is a 200 with `cache_control` (and
 /// `CDN-Cache-Control: cdn` unless empty), `Set-Cookie: session=<n>`, `Set-Cookie2: v=<n>` and
@@ -31,7 +22,7 @@ async fn cookie_origin(cache_control: &'static str, cdn: &'static str) -> Origin
         if !cdn.is_empty() {
             headers.push(("cdn-cache-control", cdn));
         }
-        answer(200, &headers, format!("page {n}"))
+        respond(200, &headers, format!("page {n}"))
     })
     .await
 }
@@ -170,7 +161,7 @@ async fn revalidating_origin(
     Origin::start(move |parts, n| async move {
         let cookie = format!("session={n}");
         if n == 0 {
-            return answer(
+            return respond(
                 200,
                 &[
                     ("cache-control", first_cc),
@@ -181,14 +172,14 @@ async fn revalidating_origin(
             );
         }
         if fail_later {
-            return answer(500, &[("set-cookie", &cookie)], "down");
+            return respond(500, &[("set-cookie", &cookie)], "down");
         }
         let status = if parts.headers.contains_key("if-none-match") {
             304
         } else {
             200
         };
-        answer(
+        respond(
             status,
             &[
                 ("cache-control", later_cc),
@@ -292,7 +283,7 @@ async fn a_stored_post_answer_keeps_its_cookie_for_the_poster_only() {
         let origin = Origin::start(move |parts, n| async move {
             let cookie = format!("session={n}");
             let body = format!("{} {n}", parts.method);
-            answer(
+            respond(
                 200,
                 &[
                     ("cache-control", cache_control),
@@ -304,7 +295,7 @@ async fn a_stored_post_answer_keeps_its_cookie_for_the_poster_only() {
         })
         .await;
         let proxy = Proxy::cached(&origin).await;
-        let post = crate::harness::send_body(
+        let post = larder_testkit::send_body(
             Method::POST,
             &proxy.url("/form"),
             &[],
@@ -328,7 +319,7 @@ async fn a_stored_post_answer_keeps_its_cookie_for_the_poster_only() {
 async fn qualified_private_and_no_cache_fields_reach_only_the_first_client() {
     let origin = Origin::start(|_, n| async move {
         let secret = format!("s{n}");
-        answer(
+        respond(
             200,
             &[
                 (
@@ -358,8 +349,7 @@ async fn qualified_private_and_no_cache_fields_reach_only_the_first_client() {
 
 #[tokio::test]
 async fn hooks_choose_the_policy_per_request() {
-    use larder_proxy::{CacheHooks, CacheLayer, Upstream, server};
-    use tower::Layer;
+    use larder_proxy::{CacheHooks, Upstream};
 
     /// `never` under `/account/`, the configured policy elsewhere.
     struct AccountsNever;
@@ -379,12 +369,9 @@ async fn hooks_choose_the_policy_per_request() {
     }
 
     let origin = cookie_origin("public, max-age=60", "").await;
-    let layer = CacheLayer::new(cache_config(), AccountsNever);
-    let service = layer.layer(Upstream::new(&origin.uri()).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener, service, std::future::pending()));
-    let url = |p: &str| format!("http://{addr}{p}");
+    let upstream = Upstream::new(&origin.uri()).unwrap();
+    let proxy = Proxy::with_hooks(upstream, cache_config(), AccountsNever).await;
+    let url = |p: &str| proxy.url(p);
     let _ = get(&url("/account/me")).await;
     let again = get(&url("/account/me")).await;
     assert!(again.cache_status().contains("detail=SetCookie"));

@@ -12,7 +12,7 @@ mod proxy;
 mod redis_fleet;
 mod target;
 mod tiered_fleet;
-// The redis-server harness of larder-storage-redis (installs and starts a throwaway server).
-#[path = "../../../larder-storage-redis/tests/it/server.rs"]
-#[allow(dead_code)]
-mod redis_server;
+/// The test kit's throwaway `redis-server`, under the path the fleet tests import.
+mod redis_server {
+    pub(crate) use larder_testkit::RedisServer;
+}
