@@ -111,6 +111,15 @@ fn dechunk(mut rest: &str) -> (String, &str) {
     (body, rest)
 }
 
+/// The status code on the first line of a raw exchange, even of an unfinished head; 0 when the
+/// connection closed without one.
+pub fn first_status(text: &str) -> u16 {
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The status codes of the responses in a raw exchange, in order.
 pub fn statuses(text: &str) -> Vec<u16> {
     responses(text).iter().map(|r| r.status).collect()
@@ -133,6 +142,9 @@ mod tests {
             [(103, ""), (200, "ok"), (200, "abcd"), (400, "rest")]
         );
         assert_eq!(statuses(text), [103, 200, 200, 400]);
+        assert_eq!(first_status(text), 103);
+        assert_eq!(first_status("HTTP/1.1 431 Request"), 431);
+        assert_eq!(first_status(""), 0);
         assert_eq!(head_field(text, "link").as_deref(), Some("</a>"));
     }
 }

@@ -6,14 +6,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 
-use crate::harness::{Origin, Proxy, config, raw_exchange, respond, responses, send, statuses};
+use larder_testkit::raw::{responses, statuses};
+use larder_testkit::{Origin, Proxy, raw, respond, send};
+
+use crate::config;
 
 /// An origin answering every request with `headers` and a body naming what it received: the
 /// `Host`, the target, a few unkeyed fields, the body, and how many requests for the path came
 /// before.
 async fn reflecting_origin(headers: &'static [(&'static str, &'static str)]) -> Origin {
-    Origin::start_with_body(move |parts, body: Bytes, n| async move {
-        let field = |name: &str| crate::harness::field(&parts, name);
+    Origin::per_path_with_body(move |parts, body: Bytes, n| async move {
+        let field = |name: &str| larder_testkit::field(&parts, name);
         let text = format!(
             "host={} target={} xfh={} xfp={} body={} n={n}",
             field("host"),
@@ -76,7 +79,7 @@ async fn fat_get_bodies_bypass_the_cache() {
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let fat = b"GET /fat HTTP/1.1\r\nHost: site.example\r\nContent-Length: 8\r\n\
                 Connection: close\r\n\r\nx=poison";
-    let first = raw_exchange(proxy.addr, fat).await;
+    let first = raw::exchange(proxy.addr, fat).await;
     assert_eq!(statuses(&first), [200], "{first}");
     assert_eq!(origin.last_body(), "x=poison");
     let victim = send(Method::GET, &proxy.url("/fat"), &[("host", "site.example")]).await;
@@ -103,7 +106,7 @@ async fn fat_get_bodies_bypass_the_cache() {
         victim.cache_status()
     );
     // And a GET with a body is not answered from the entry the victim's request stored.
-    let again = raw_exchange(proxy.addr, fat).await;
+    let again = raw::exchange(proxy.addr, fat).await;
     assert!(again.contains("body=x=poison"), "{again}");
     assert_eq!(origin.hits(), 3);
 }
@@ -161,7 +164,7 @@ async fn absolute_form_target_decides_the_host_sent_upstream() {
     // must be asked for that host too, whatever Host says.
     let req = b"GET http://victim.example/abs HTTP/1.1\r\nHost: evil.example\r\n\
                 Connection: close\r\n\r\n";
-    let first = raw_exchange(proxy.addr, req).await;
+    let first = raw::exchange(proxy.addr, req).await;
     assert_eq!(statuses(&first), [200], "{first}");
     let upstream_host = origin.last_request().headers.get("host").cloned();
     println!("absolute-form: origin saw Host {upstream_host:?}");
@@ -189,7 +192,7 @@ async fn duplicate_host_fields_cannot_split_key_and_origin() {
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let req = b"GET /dup HTTP/1.1\r\nHost: victim.example\r\nHost: evil.example\r\n\
                 Connection: close\r\n\r\n";
-    let first = raw_exchange(proxy.addr, req).await;
+    let first = raw::exchange(proxy.addr, req).await;
     let codes = statuses(&first);
     println!(
         "two Host fields: {codes:?}, origin fetches {}, body {:?}",
@@ -271,7 +274,7 @@ async fn cacheability_never_comes_from_the_extension() {
     // A dynamic page as many frameworks send it: no Cache-Control, no Last-Modified, a body
     // naming the user (from Cookie). Static-looking paths that the origin routes to the page
     // (web cache deception) must not be stored, whatever their extension.
-    let origin = Origin::start(|parts, n| async move {
+    let origin = Origin::per_path(|parts, n| async move {
         let user = parts
             .headers
             .get("cookie")
@@ -321,7 +324,7 @@ async fn cacheability_never_comes_from_the_extension() {
 async fn connection_named_fields_are_gone_before_the_key_and_vary() {
     // Hop-by-hop abuse: a client lists end-to-end fields in Connection. They are removed
     // before anything is decided, so the key, the variance and the upstream request agree.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let v = parts
             .headers
             .get("x-v")
@@ -366,7 +369,7 @@ async fn error_answers_to_unkeyed_fields_are_stored_only_with_a_default_ttl() {
     // explicit freshness is stored, so the next client gets the page; with a default TTL the
     // error is heuristically cacheable (RFC 9110 §15.1: 404, 405, 414, 501, ...) and is.
     let origin = || {
-        Origin::start(|parts, _| async move {
+        Origin::per_path(|parts, _| async move {
             if parts.headers.contains_key("x-http-method-override") {
                 respond(405, &[], "method not allowed")
             } else {
@@ -477,7 +480,7 @@ async fn requests_without_a_usable_host_are_refused() {
     ];
     for (what, req) in cases {
         for _ in 0..2 {
-            let out = raw_exchange(proxy.addr, req).await;
+            let out = raw::exchange(proxy.addr, req).await;
             let got = responses(&out);
             println!("{what}: {:?}", statuses(&out));
             // RFC 9112 §3.2: an HTTP/1.1 request without a usable Host is a 400.
@@ -490,7 +493,7 @@ async fn requests_without_a_usable_host_are_refused() {
 async fn unsafe_methods_evict_only_on_success_and_only_on_their_host() {
     // Any client may send POST; RFC 9111 §4.4 has a non-error answer invalidate the target
     // and same-host Location / Content-Location, so eviction needs the origin's consent.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         match (parts.method.as_str(), parts.uri.path()) {
             ("GET", _) => respond(200, PUBLIC, "page"),
             ("POST", "/refused") => respond(405, &[], ""),
@@ -526,7 +529,7 @@ async fn unsafe_methods_evict_only_on_success_and_only_on_their_host() {
 async fn ranges_and_preconditions_cannot_store_a_partial_answer() {
     // The first client of a cold key asks for a slice, or sends a validator; the fill goes
     // upstream without them, so the entry is the whole body and the next client gets it.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let partial = parts.headers.contains_key("range")
             || parts.headers.contains_key("if-none-match")
             || parts.headers.contains_key("if-modified-since");
