@@ -133,7 +133,8 @@ mod tests {
     fn responses_are_split_by_their_framing() {
         let text = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
                     HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\
-                    HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n\
+                    HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n\
                     HTTP/1.1 400 Bad Request\r\nX: y\r\n\r\nrest";
         let got = responses(text);
         let summary: Vec<(u16, &str)> = got.iter().map(|r| (r.status, r.body.as_str())).collect();

@@ -99,21 +99,17 @@ impl Case {
         self.send(Method::GET, url, &[]).await
     }
 
-    /// Waits until the storage holds `entries` entries. A proxy may answer a fill before it
-    /// finishes storing it (a Redis write is published after the last byte goes out), so a
-    /// scenario that asserts a hit next waits for the entry first; memory holds it by then.
-    pub(crate) async fn settled(&self, entries: usize) {
-        let Some(redis) = &self.redis else {
-            return;
-        };
+    /// Waits until `proxy` has stored `fills` responses in all. A proxy may answer a fill
+    /// before it finishes storing it (a Redis write is published after the last byte goes out),
+    /// so a scenario that asserts a hit next waits for the entry first.
+    pub(crate) async fn settled(&self, proxy: &Proxy, fills: u64) {
         for _ in 0..250 {
-            // One hash of metadata per entry.
-            if redis.count_keys("larder:*:m") >= entries {
+            if proxy.layer.metrics().stored.get() >= fills {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("{self}: Redis never held {entries} entries");
+        panic!("{self}: the proxy never stored {fills} responses");
     }
 }
 
