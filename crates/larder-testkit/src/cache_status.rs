@@ -132,6 +132,21 @@ impl Member {
         self.fwd.as_deref() == Some(reason)
     }
 
+    /// Whether the cache stored the forwarded response (`stored`).
+    pub fn is_stored(&self) -> bool {
+        self.stored == Some(true)
+    }
+
+    /// Whether the cache said it did not store the forwarded response (`stored=?0`).
+    pub fn is_not_stored(&self) -> bool {
+        self.stored == Some(false)
+    }
+
+    /// Whether `detail` is `detail`.
+    pub fn has_detail(&self, detail: &str) -> bool {
+        self.detail.as_deref() == Some(detail)
+    }
+
     /// The value of another parameter `key`.
     pub fn param(&self, key: &str) -> Option<&Value> {
         self.other.iter().find(|(k, _)| k == key).map(|(_, v)| v)

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::cache_status::CacheStatus;
+use crate::cache_status::{CacheStatus, Member};
 
 /// The client type of the kit: hyper's pooled client over plain TCP.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -91,6 +91,17 @@ impl Got {
         let joined = lines.join(", ");
         CacheStatus::parse(&joined)
             .unwrap_or_else(|e| panic!("invalid Cache-Status {joined:?}: {e}"))
+    }
+
+    /// The last member of the parsed `Cache-Status`: the one the proxy nearest the client added.
+    ///
+    /// # Panics
+    ///
+    /// When the field is absent or not a valid list.
+    pub fn ours(&self) -> Member {
+        let cache = self.cache();
+        let ours = cache.last().cloned();
+        ours.unwrap_or_else(|| panic!("no Cache-Status member in {:?}", self.headers))
     }
 
     /// The whole body.
