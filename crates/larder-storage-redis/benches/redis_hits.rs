@@ -6,37 +6,14 @@
 // Bench code: a failed unwrap is a broken bench.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, missing_docs)]
 
-#[path = "../tests/it/server.rs"]
-#[allow(dead_code)] // The bench uses part of the test harness.
-mod server;
-
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use http::StatusCode;
-use larder_storage::{CacheKey, CacheMeta, MemCache, ResponseHeader, Storage};
+use larder_storage::{CacheKey, MemCache};
 use larder_storage_redis::{RedisConfig, RedisStorage};
+use larder_testkit::storage_contract::{Backend, fill};
 use tracing::Span;
-
-type Backend = &'static (dyn Storage + Sync);
-
-async fn fill(storage: Backend, key: &CacheKey, size: usize) {
-    let span = Span::none();
-    let now = SystemTime::now();
-    let meta = CacheMeta::new(
-        now + Duration::from_hours(1),
-        now,
-        0,
-        0,
-        ResponseHeader::new(StatusCode::OK),
-    );
-    let mut miss = storage.get_miss_handler(key, &meta, &span).await.unwrap();
-    miss.write_body(Bytes::from(vec![7u8; size]), true)
-        .await
-        .unwrap();
-    miss.finish().await.unwrap();
-}
 
 async fn hit(storage: Backend, key: &CacheKey) -> usize {
     let span = Span::none();
@@ -50,7 +27,7 @@ async fn hit(storage: Backend, key: &CacheKey) -> usize {
 }
 
 fn hits(c: &mut Criterion) {
-    let server = server::RedisServer::start();
+    let server = larder_testkit::RedisServer::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,8 +9,8 @@ use http::{Method, Response};
 use http_body_util::BodyExt;
 use larder_proxy::ProxyBody;
 
-use crate::harness::{
-    Origin, Proxy, cache_config, client, get, respond, send, send_body, slow_body,
+use larder_testkit::{
+    Got, Origin, Proxy, cache_config, client, get, respond, send, send_body, slow_body,
 };
 
 const PURGE: &str = "PURGE";
@@ -38,16 +38,8 @@ async fn hit_is_served_with_age_and_cache_status() {
         (10..=12).contains(&age),
         "a stored miss carries the computed age, {age}"
     );
-    assert!(
-        miss.cache_status().contains("fwd=uri-miss"),
-        "{}",
-        miss.cache_status()
-    );
-    assert!(
-        miss.cache_status().contains("stored"),
-        "{}",
-        miss.cache_status()
-    );
+    assert!(miss.ours().is_fwd("uri-miss"), "{}", miss.cache_status());
+    assert!(miss.ours().is_stored(), "{}", miss.cache_status());
 
     let hit = get(&proxy.url("/a")).await;
     assert_eq!(hit.text(), "hello");
@@ -87,14 +79,10 @@ async fn head_is_served_from_a_cached_get_and_a_head_miss_fills_with_get() {
 
     let full = get(&proxy.url("/h")).await;
     assert_eq!(full.text(), "hello");
-    assert!(
-        full.cache_status().contains("hit"),
-        "{}",
-        full.cache_status()
-    );
+    assert!(full.ours().hit, "{}", full.cache_status());
     let head = send(Method::HEAD, &proxy.url("/h"), &[]).await;
     assert_eq!(head.header("content-length"), Some("5"));
-    assert!(head.cache_status().contains("hit"));
+    assert!(head.ours().hit);
     assert_eq!(origin.hits(), 1);
 }
 
@@ -133,7 +121,7 @@ async fn downstream_conditionals_are_answered_304_from_cache() {
     assert_eq!(inm.status, 304);
     assert_eq!(inm.body.as_deref().unwrap(), b"");
     assert_eq!(inm.header("etag"), Some("\"v1\""));
-    assert!(inm.cache_status().contains("hit"));
+    assert!(inm.ours().hit);
     let ims = send(Method::GET, &proxy.url("/c"), &[("if-modified-since", lm)]).await;
     assert_eq!(ims.status, 304);
     let other = send(
@@ -176,7 +164,7 @@ async fn single_and_multiple_ranges_are_answered_206_from_cache() {
         (206, "234")
     );
     assert_eq!(single.header("content-range"), Some("bytes 2-4/10"));
-    assert!(single.cache_status().contains("hit"));
+    assert!(single.ours().hit);
 
     let multi = send(Method::GET, &proxy.url("/r"), &[("range", "bytes=0-1,-2")]).await;
     assert_eq!(multi.status, 206);
@@ -248,7 +236,7 @@ async fn check_not_stored(
         assert_eq!(got.status.as_u16(), status);
         assert_eq!(got.text(), "0123456789");
         assert!(
-            got.cache_status().contains(&format!("detail={reason}")),
+            got.ours().has_detail(reason),
             "{headers:?}: {}",
             got.cache_status()
         );
@@ -387,7 +375,7 @@ async fn authorization_with_public_is_stored() {
         &[("authorization", "Bearer x")],
     )
     .await;
-    assert!(hit.cache_status().contains("hit"));
+    assert!(hit.ours().hit);
     assert_eq!(origin.hits(), 1);
 }
 
@@ -429,17 +417,18 @@ async fn stale_entry_is_revalidated_with_etag_and_the_304_merged() {
         (200, "cached")
     );
     assert_eq!(origin.request(1).headers["if-none-match"], "\"v1\"");
-    let cs = revalidated.cache_status();
+    let cs = revalidated.ours();
     assert!(
-        cs.contains("fwd=stale") && cs.contains("fwd-status=304"),
-        "{cs}"
+        cs.is_fwd("stale") && cs.fwd_status == Some(304),
+        "{}",
+        revalidated.cache()
     );
     assert_eq!(revalidated.header("x-new"), Some("1"));
     assert_eq!(revalidated.header("x-old"), Some("1"));
     assert_eq!(revalidated.header("age"), Some("0"));
     // The merged max-age=60 made the entry fresh again.
     let hit = get(&proxy.url("/e")).await;
-    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert!(hit.ours().hit, "{}", hit.cache_status());
     assert_eq!(hit.header("x-new"), Some("1"));
     assert_eq!(origin.hits(), 2);
     assert_eq!(proxy.layer.metrics().revalidated.get(), 1);
@@ -468,9 +457,9 @@ async fn stale_entry_is_revalidated_with_last_modified() {
     get(&proxy.url("/lm")).await;
     let revalidated = get(&proxy.url("/lm")).await;
     assert_eq!(revalidated.text(), "lm-body");
-    assert!(revalidated.cache_status().contains("fwd-status=304"));
+    assert!(revalidated.ours().fwd_status == Some(304));
     assert_eq!(origin.request(1).headers["if-modified-since"], lm);
-    assert!(get(&proxy.url("/lm")).await.cache_status().contains("hit"));
+    assert!(get(&proxy.url("/lm")).await.ours().hit);
     assert_eq!(origin.hits(), 2);
 }
 
@@ -499,10 +488,11 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     for _ in 0..5 {
         let stale = get(&proxy.url("/swr")).await;
         assert_eq!(stale.text(), "old");
-        let cs = stale.cache_status();
+        let cs = stale.ours();
         assert!(
-            cs.contains("hit") && cs.contains("stale-while-revalidate"),
-            "{cs}"
+            cs.hit && cs.has_detail("stale-while-revalidate"),
+            "{}",
+            stale.cache()
         );
     }
     assert!(
@@ -518,7 +508,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once() {
     }
     let fresh = get(&proxy.url("/swr")).await;
     assert_eq!(fresh.text(), "new");
-    assert!(fresh.cache_status().contains("hit"));
+    assert!(fresh.ours().hit);
     assert_eq!(origin.hits(), 2);
     assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1);
 }
@@ -561,21 +551,17 @@ async fn no_store_request_refreshes_nothing() {
     // Stale within the window: answered stale, and no refresh starts for it.
     let stale = send(Method::GET, &proxy.url("/swr"), &no_store).await;
     assert_eq!(stale.text(), "old");
-    assert!(stale.cache_status().contains("stale-while-revalidate"));
+    assert!(stale.ours().has_detail("stale-while-revalidate"));
     assert_eq!(proxy.layer.metrics().background_refreshes.get(), 0);
     assert_eq!(origin.hits(), 2);
 
     // Stale without a window: revalidated upstream, the 304 refreshes nothing.
     let revalidated = send(Method::GET, &proxy.url("/etag"), &no_store).await;
     assert_eq!(revalidated.text(), "old");
-    assert!(revalidated.cache_status().contains("fwd-status=304"));
+    assert!(revalidated.ours().fwd_status == Some(304));
     assert_eq!(origin.hits(), 3);
     let again = get(&proxy.url("/etag")).await;
-    assert!(
-        again.cache_status().contains("fwd=stale"),
-        "{}",
-        again.cache_status()
-    );
+    assert!(again.ours().is_fwd("stale"), "{}", again.cache_status());
     assert_eq!(origin.hits(), 4, "the entry was still stale");
 
     // A request without no-store starts the refresh as usual.
@@ -583,7 +569,7 @@ async fn no_store_request_refreshes_nothing() {
     assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1);
 }
 
-async fn stale_if_error_case(age: &'static str) -> (crate::harness::Got, Origin) {
+async fn stale_if_error_case(age: &'static str) -> (Got, Origin) {
     let origin = Origin::start(move |_, n| async move {
         if n == 0 {
             respond(
@@ -612,10 +598,11 @@ async fn stale_if_error_serves_stale_inside_the_window_and_the_error_after_it() 
         (inside.status.as_u16(), inside.text().as_str()),
         (200, "stale")
     );
-    let cs = inside.cache_status();
+    let cs = inside.ours();
     assert!(
-        cs.contains("stale-if-error") && cs.contains("fwd-status=503"),
-        "{cs}"
+        cs.has_detail("stale-if-error") && cs.fwd_status == Some(503),
+        "{}",
+        inside.cache()
     );
     assert_eq!(origin.hits(), 2);
     // 100 s old: 99 s stale, past the window.
@@ -647,7 +634,7 @@ async fn unsafe_methods_invalidate_the_uri_and_same_host_locations() {
     let proxy = Proxy::cached(&origin).await;
     let is_hit = |p: &'static str| {
         let url = proxy.url(p);
-        async move { get(&url).await.cache_status().contains("hit") }
+        async move { get(&url).await.ours().hit }
     };
     get(&proxy.url("/x")).await;
     assert!(is_hit("/x").await);
@@ -686,10 +673,7 @@ async fn upstream_failing_mid_body_errors_the_client_and_stores_nothing() {
             "{content_length:?}: the client saw a clean body"
         );
         let again = get(&proxy.url("/broken")).await;
-        assert!(
-            !again.cache_status().contains("hit"),
-            "a truncated entry was served"
-        );
+        assert!(!again.ours().hit, "a truncated entry was served");
         assert_eq!(origin.hits(), 2);
     }
 }
@@ -715,7 +699,7 @@ async fn fill_continues_when_the_client_disconnects() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let hit = get(&proxy.url("/bail")).await;
     assert_eq!(hit.text(), "abcd");
-    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert!(hit.ours().hit, "{}", hit.cache_status());
     assert_eq!(origin.hits(), 1);
 }
 
@@ -747,7 +731,7 @@ async fn purge_removes_entries_with_the_right_token() {
         send(purge.clone(), &proxy.url("/p"), &auth).await.status,
         404
     );
-    assert!(!get(&proxy.url("/p")).await.cache_status().contains("hit"));
+    assert!(!get(&proxy.url("/p")).await.ours().hit);
     assert_eq!(origin.hits(), 2);
 }
 
@@ -780,16 +764,12 @@ async fn vary_keeps_variants_apart() {
     assert_eq!(lang(Some("en")).await.text(), "en");
     let fr = lang(Some("fr")).await;
     assert_eq!(fr.text(), "fr");
-    assert!(
-        fr.cache_status().contains("fwd=vary-miss"),
-        "{}",
-        fr.cache_status()
-    );
+    assert!(fr.ours().is_fwd("vary-miss"), "{}", fr.cache_status());
     assert_eq!(lang(None).await.text(), "none");
     for (l, body) in [(Some("en"), "en"), (Some("fr"), "fr"), (None, "none")] {
         let got = lang(l).await;
         assert_eq!(got.text(), body);
-        assert!(got.cache_status().contains("hit"));
+        assert!(got.ours().hit);
     }
     assert_eq!(origin.hits(), 3);
 }
@@ -825,7 +805,7 @@ async fn request_no_cache_revalidates_and_only_if_cached_gets_504() {
     )
     .await;
     assert!(
-        no_cache.cache_status().contains("fwd=request"),
+        no_cache.ours().is_fwd("request"),
         "{}",
         no_cache.cache_status()
     );
@@ -836,7 +816,7 @@ async fn request_no_cache_revalidates_and_only_if_cached_gets_504() {
         &[("cache-control", "only-if-cached")],
     )
     .await;
-    assert!(cached.cache_status().contains("hit"));
+    assert!(cached.ours().hit);
     assert_eq!(seen.load(Ordering::SeqCst), 2);
 }
 
@@ -860,7 +840,7 @@ async fn closing_origin(first: &'static str) -> String {
     format!("http://{addr}")
 }
 
-async fn stale_after_disconnect(cache_control: &'static str) -> crate::harness::Got {
+async fn stale_after_disconnect(cache_control: &'static str) -> Got {
     let first: &'static str = Box::leak(
         format!(
             "HTTP/1.1 200 OK\r\ncache-control: {cache_control}\r\nage: 100\r\n\
@@ -869,17 +849,9 @@ async fn stale_after_disconnect(cache_control: &'static str) -> crate::harness::
         .into_boxed_str(),
     );
     let uri = closing_origin(first).await;
-    let layer = larder_proxy::CacheLayer::new(cache_config(), larder_proxy::DefaultHooks);
-    let service = tower::Layer::layer(&layer, larder_proxy::Upstream::new(&uri).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(larder_proxy::server::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
-    assert_eq!(get(&format!("http://{addr}/d")).await.text(), "stale");
-    get(&format!("http://{addr}/d")).await
+    let proxy = Proxy::to(&uri, cache_config()).await;
+    assert_eq!(get(&proxy.url("/d")).await.text(), "stale");
+    get(&proxy.url("/d")).await
 }
 
 #[tokio::test]
@@ -889,11 +861,7 @@ async fn stale_is_served_when_the_origin_drops_the_connection_unless_forbidden()
         (served.status.as_u16(), served.text().as_str()),
         (200, "stale")
     );
-    assert!(
-        served.cache_status().contains("fwd=stale"),
-        "{}",
-        served.cache_status()
-    );
+    assert!(served.ours().is_fwd("stale"), "{}", served.cache_status());
     for forbidden in [
         "max-age=1, must-revalidate",
         "max-age=1, proxy-revalidate",
@@ -935,7 +903,7 @@ async fn post_response_naming_its_uri_answers_later_gets() {
     assert_eq!(post.text(), "posted");
     let hit = get(&proxy.url("/post")).await;
     assert_eq!(hit.text(), "posted");
-    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert!(hit.ours().hit, "{}", hit.cache_status());
     // Content-Location naming another URI: not stored.
     send_body(
         Method::POST,
@@ -982,7 +950,7 @@ async fn memory_storage_stays_within_its_size() {
         let hits = (0..20).map(|i| proxy.url(&format!("/e{i}")));
         let mut served_from_cache = 0;
         for url in hits {
-            if get(&url).await.cache_status().contains("hit") {
+            if get(&url).await.ours().hit {
                 served_from_cache += 1;
             }
         }
@@ -1013,7 +981,7 @@ async fn lock_waiters_give_up_after_the_wait_timeout() {
     let waiter = get(&proxy.url("/wait")).await;
     assert_eq!(waiter.text(), "slow");
     assert!(
-        waiter.cache_status().contains("detail=CacheLockTimeout"),
+        waiter.ours().has_detail("CacheLockTimeout"),
         "{}",
         waiter.cache_status()
     );
@@ -1067,21 +1035,13 @@ async fn predicted_uncacheable_key_fills_only_from_a_plain_get() {
     assert_eq!(get(&proxy.url("/pred")).await.text(), "a");
     // Predicted uncacheable: the HEAD goes upstream as a HEAD and its empty answer is not stored.
     let head = send(Method::HEAD, &proxy.url("/pred"), &[]).await;
-    assert!(
-        head.cache_status().contains("fwd=bypass"),
-        "{}",
-        head.cache_status()
-    );
+    assert!(head.ours().is_fwd("bypass"), "{}", head.cache_status());
     assert_eq!(origin.request(1).method, Method::HEAD);
     let fill = get(&proxy.url("/pred")).await;
     assert_eq!(fill.text(), "b");
-    assert!(
-        fill.cache_status().contains("stored"),
-        "{}",
-        fill.cache_status()
-    );
+    assert!(fill.ours().is_stored(), "{}", fill.cache_status());
     let hit = get(&proxy.url("/pred")).await;
     assert_eq!(hit.text(), "b");
-    assert!(hit.cache_status().contains("hit"));
+    assert!(hit.ours().hit);
     assert_eq!(origin.hits(), 3);
 }

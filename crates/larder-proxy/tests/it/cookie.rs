@@ -2,19 +2,10 @@
 //! the real proxy: the stored copy never carries them, the client that caused the fill does.
 
 use bytes::Bytes;
-use http::{Method, Response};
-use larder_proxy::{CacheConfig, ProxyBody, SetCookiePolicy};
+use http::Method;
+use larder_proxy::{CacheConfig, SetCookiePolicy};
 
-use crate::harness::{Got, Origin, Proxy, cache_config, get, send};
-
-/// A response with `status`, `headers` and a body made at run time.
-fn answer(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<ProxyBody> {
-    let mut resp = Response::builder().status(status);
-    for (k, v) in headers {
-        resp = resp.header(*k, *v);
-    }
-    resp.body(larder_proxy::body::full(body)).unwrap()
-}
+use larder_testkit::{Got, Origin, Proxy, cache_config, get, respond, send};
 
 /// An origin whose `n`-th answer (from 0) is a 200 with `cache_control` (and
 /// `CDN-Cache-Control: cdn` unless empty), `Set-Cookie: session=<n>`, `Set-Cookie2: v=<n>` and
@@ -31,7 +22,7 @@ async fn cookie_origin(cache_control: &'static str, cdn: &'static str) -> Origin
         if !cdn.is_empty() {
             headers.push(("cdn-cache-control", cdn));
         }
-        answer(200, &headers, format!("page {n}"))
+        respond(200, &headers, format!("page {n}"))
     })
     .await
 }
@@ -85,8 +76,7 @@ async fn set_cookie_without_shared_opt_in_is_not_stored_and_says_why() {
                 "each client gets its own cookie"
             );
             assert!(
-                got.cache_status().contains("stored=?0")
-                    && got.cache_status().contains("detail=SetCookie"),
+                got.ours().is_not_stored() && got.ours().has_detail("SetCookie"),
                 "{cache_control}: {}",
                 got.cache_status()
             );
@@ -121,7 +111,7 @@ async fn opted_in_set_cookie_response_is_stored_without_the_cookie() {
             "{what}: the filling client keeps its cookie"
         );
         assert_eq!(first.header("set-cookie2"), Some("v=0"), "{what}");
-        assert!(first.cache_status().contains("stored"), "{what}");
+        assert!(first.ours().is_stored(), "{what}");
         assert!(
             second.cache_status().starts_with("larder; hit"),
             "{what}: {}",
@@ -145,7 +135,7 @@ async fn configured_policy_never_and_strip() {
     let (first, second) = two_clients(&proxy, "/never").await;
     assert_eq!(first.header("set-cookie"), Some("session=0; HttpOnly"));
     assert_eq!(second.header("set-cookie"), Some("session=1; HttpOnly"));
-    assert!(second.cache_status().contains("detail=SetCookie"));
+    assert!(second.ours().has_detail("SetCookie"));
     assert_eq!(origin.hits(), 2, "never stored, even public");
 
     let mut config = cache_config();
@@ -170,7 +160,7 @@ async fn revalidating_origin(
     Origin::start(move |parts, n| async move {
         let cookie = format!("session={n}");
         if n == 0 {
-            return answer(
+            return respond(
                 200,
                 &[
                     ("cache-control", first_cc),
@@ -181,14 +171,14 @@ async fn revalidating_origin(
             );
         }
         if fail_later {
-            return answer(500, &[("set-cookie", &cookie)], "down");
+            return respond(500, &[("set-cookie", &cookie)], "down");
         }
         let status = if parts.headers.contains_key("if-none-match") {
             304
         } else {
             200
         };
-        answer(
+        respond(
             status,
             &[
                 ("cache-control", later_cc),
@@ -210,7 +200,7 @@ async fn a_304_cookie_goes_to_its_client_and_never_into_the_stored_copy() {
     assert_eq!(fill.header("set-cookie"), Some("session=0"));
     let revalidated = get(&proxy.url("/r")).await;
     assert!(
-        revalidated.cache_status().contains("fwd-status=304"),
+        revalidated.ours().fwd_status == Some(304),
         "{}",
         revalidated.cache_status()
     );
@@ -238,7 +228,7 @@ async fn a_304_cookie_goes_to_its_client_and_never_into_the_stored_copy() {
     assert_eq!(revalidated.text(), "page 0");
     assert_eq!(revalidated.header("set-cookie"), Some("session=1"));
     assert!(
-        revalidated.cache_status().contains("detail=SetCookie"),
+        revalidated.ours().has_detail("SetCookie"),
         "{}",
         revalidated.cache_status()
     );
@@ -265,7 +255,7 @@ async fn stale_answers_come_from_the_stored_copy_without_the_cookie() {
     assert_eq!(fill.header("set-cookie"), Some("session=0"));
     let stale = get(&proxy.url("/swr")).await;
     assert!(
-        stale.cache_status().contains("stale-while-revalidate"),
+        stale.ours().has_detail("stale-while-revalidate"),
         "{}",
         stale.cache_status()
     );
@@ -277,7 +267,7 @@ async fn stale_answers_come_from_the_stored_copy_without_the_cookie() {
     let _ = get(&proxy.url("/sie")).await;
     let stale = get(&proxy.url("/sie")).await;
     assert!(
-        stale.cache_status().contains("stale-if-error"),
+        stale.ours().has_detail("stale-if-error"),
         "{}",
         stale.cache_status()
     );
@@ -292,7 +282,7 @@ async fn a_stored_post_answer_keeps_its_cookie_for_the_poster_only() {
         let origin = Origin::start(move |parts, n| async move {
             let cookie = format!("session={n}");
             let body = format!("{} {n}", parts.method);
-            answer(
+            respond(
                 200,
                 &[
                     ("cache-control", cache_control),
@@ -304,7 +294,7 @@ async fn a_stored_post_answer_keeps_its_cookie_for_the_poster_only() {
         })
         .await;
         let proxy = Proxy::cached(&origin).await;
-        let post = crate::harness::send_body(
+        let post = larder_testkit::send_body(
             Method::POST,
             &proxy.url("/form"),
             &[],
@@ -328,7 +318,7 @@ async fn a_stored_post_answer_keeps_its_cookie_for_the_poster_only() {
 async fn qualified_private_and_no_cache_fields_reach_only_the_first_client() {
     let origin = Origin::start(|_, n| async move {
         let secret = format!("s{n}");
-        answer(
+        respond(
             200,
             &[
                 (
@@ -358,8 +348,7 @@ async fn qualified_private_and_no_cache_fields_reach_only_the_first_client() {
 
 #[tokio::test]
 async fn hooks_choose_the_policy_per_request() {
-    use larder_proxy::{CacheHooks, CacheLayer, Upstream, server};
-    use tower::Layer;
+    use larder_proxy::{CacheHooks, Upstream};
 
     /// `never` under `/account/`, the configured policy elsewhere.
     struct AccountsNever;
@@ -379,15 +368,12 @@ async fn hooks_choose_the_policy_per_request() {
     }
 
     let origin = cookie_origin("public, max-age=60", "").await;
-    let layer = CacheLayer::new(cache_config(), AccountsNever);
-    let service = layer.layer(Upstream::new(&origin.uri()).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener, service, std::future::pending()));
-    let url = |p: &str| format!("http://{addr}{p}");
+    let upstream = Upstream::new(&origin.uri()).unwrap();
+    let proxy = Proxy::with_hooks(upstream, cache_config(), AccountsNever).await;
+    let url = |p: &str| proxy.url(p);
     let _ = get(&url("/account/me")).await;
     let again = get(&url("/account/me")).await;
-    assert!(again.cache_status().contains("detail=SetCookie"));
+    assert!(again.ours().has_detail("SetCookie"));
     let _ = get(&url("/news")).await;
     let hit = get(&url("/news")).await;
     assert!(hit.cache_status().starts_with("larder; hit"));

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use larder_proxy::{CacheLayer, DefaultHooks, Upstream, server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tower::Layer;
 
-use crate::harness::cache_config;
+use larder_testkit::{Proxy, cache_config};
 
 /// A guard against a hang, not a speed assertion: every read finishes long before this.
 const STUCK: Duration = Duration::from_secs(5);
@@ -189,12 +187,9 @@ async fn read_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (String, Vec
 
 /// A caching proxy (the `server::serve` the binary uses) in front of `origin`.
 async fn proxy(origin: &RawOrigin) -> SocketAddr {
-    let layer = CacheLayer::new(cache_config(), DefaultHooks);
-    let service = layer.layer(Upstream::new(&format!("http://{}", origin.addr)).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener, service, std::future::pending()));
-    addr
+    Proxy::to(&format!("http://{}", origin.addr), cache_config())
+        .await
+        .addr
 }
 
 fn get(path: &str) -> String {

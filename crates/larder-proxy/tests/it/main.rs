@@ -5,7 +5,6 @@
 
 mod cache;
 mod cookie;
-mod harness;
 mod interim;
 mod proxy;
 mod target;

@@ -3,7 +3,7 @@
 use http::Method;
 use larder_proxy::CacheConfig;
 
-use crate::harness::{Origin, Proxy, get, respond, send};
+use larder_testkit::{Origin, Proxy, Transport, get, raw, respond, send, send_with};
 
 #[tokio::test]
 async fn hop_by_hop_fields_are_stripped_and_via_added() {
@@ -114,23 +114,13 @@ async fn unreachable_upstream_is_502_with_cache_status() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = listener.local_addr().unwrap();
     drop(listener);
-    let layer = larder_proxy::CacheLayer::new(CacheConfig::default(), larder_proxy::DefaultHooks);
-    let service = tower::Layer::layer(
-        &layer,
-        larder_proxy::Upstream::new(&format!("http://{dead}")).unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(larder_proxy::server::serve(
-        listener,
-        service,
-        std::future::pending(),
-    ));
-    let got = get(&format!("http://{addr}/x")).await;
+    let proxy = Proxy::to(&format!("http://{dead}"), CacheConfig::default()).await;
+    let got = get(&proxy.url("/x")).await;
     assert_eq!(got.status, 502);
     assert!(got.cache_status().starts_with("larder"));
     assert!(
-        layer
+        proxy
+            .layer
             .render_metrics()
             .contains("larder_upstream_errors_total 1")
     );
@@ -138,44 +128,34 @@ async fn unreachable_upstream_is_502_with_cache_status() {
 
 #[tokio::test]
 async fn h2c_clients_are_served_and_cached() {
-    use http_body_util::{BodyExt, Full};
     let origin =
         Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], "h2") })
             .await;
     let proxy = Proxy::cached(&origin).await;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<bytes::Bytes>>();
+    let client = Transport::H2c.client();
     for expect_hit in [false, true] {
-        let req = http::Request::get(proxy.url("/h2"))
-            .body(Full::default())
-            .unwrap();
-        let resp = client.request(req).await.unwrap();
-        assert_eq!(resp.version(), http::Version::HTTP_2);
-        let hit = resp.headers()["cache-status"]
-            .to_str()
-            .unwrap()
-            .contains("hit");
-        assert_eq!(hit, expect_hit);
-        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "h2");
+        let got = send_with(&client, Method::GET, &proxy.url("/h2"), &[]).await;
+        assert_eq!(got.version, http::Version::HTTP_2);
+        assert_eq!(
+            got.cache().last().unwrap().hit,
+            expect_hit,
+            "{}",
+            got.cache()
+        );
+        assert_eq!(got.text(), "h2");
     }
     assert_eq!(origin.hits(), 1);
 }
 
 #[tokio::test]
 async fn malformed_request_gets_400_and_the_proxy_keeps_serving() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let origin = Origin::start(|_, _| async { respond(200, &[], "ok") }).await;
     let proxy = Proxy::start(&origin, CacheConfig::default()).await;
     for garbage in [
         &b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n"[..],
         b"\x00\x01\x02 nonsense\r\n\r\n",
     ] {
-        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-        stream.write_all(garbage).await.unwrap();
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out).await;
-        let text = String::from_utf8_lossy(&out);
+        let text = raw::exchange(proxy.addr, garbage).await;
         assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
     }
     assert_eq!(get(&proxy.url("/")).await.text(), "ok");
@@ -185,9 +165,7 @@ async fn malformed_request_gets_400_and_the_proxy_keeps_serving() {
 /// An HTTP/1.0 origin must not make the proxy answer its HTTP/1.1 client in HTTP/1.0.
 #[tokio::test]
 async fn http10_origin_is_answered_in_the_clients_version() {
-    use larder_proxy::{CacheLayer, DefaultHooks, Upstream, server};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tower::Layer;
 
     // A raw origin speaking HTTP/1.0, as simple servers do.
     let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -203,11 +181,9 @@ async fn http10_origin_is_answered_in_the_clients_version() {
             });
         }
     });
-    let layer = CacheLayer::new(CacheConfig::default(), DefaultHooks);
-    let service = layer.layer(Upstream::new(&format!("http://{origin_addr}")).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener, service, std::future::pending()));
+    let addr = Proxy::to(&format!("http://{origin_addr}"), CacheConfig::default())
+        .await
+        .addr;
 
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     client

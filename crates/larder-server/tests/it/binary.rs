@@ -1,54 +1,15 @@
 //! The `larder` binary itself.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Origin, get, respond};
+use larder_testkit::{LarderProcess, Origin, free_port, get, respond};
 
 const BIN: &str = env!("CARGO_BIN_EXE_larder");
 
-/// Kills the child when dropped, so a failed assertion leaves no process behind.
-pub(crate) struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the binary with `args` and waits for its `listening on` line.
-pub(crate) fn spawn(args: &[&str]) -> Child {
-    let mut child = Child(
-        Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") && !line.contains("admin") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("no `listening on` line");
-    child
+pub(crate) fn spawn(args: &[&str]) -> LarderProcess {
+    LarderProcess::start(BIN, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,12 +86,12 @@ async fn binary_shuts_down_gracefully_on_sigterm() {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut child = spawn(&["--upstream", &origin.uri(), "--listen", &listen]);
     assert_eq!(get(&format!("http://{listen}/")).await.text(), "x");
-    let pid = child.0.id().to_string();
+    let pid = child.pid().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
     let mut status = None;
     for _ in 0..100 {
-        if let Some(s) = child.0.try_wait().unwrap() {
+        if let Some(s) = child.try_wait() {
             status = Some(s);
             break;
         }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::binary::{Child, free_port, spawn};
-use crate::harness::{Got, Origin, respond, send};
-use crate::redis_server::RedisServer;
+use larder_testkit::{Got, LarderProcess, Origin, RedisServer, free_port, respond, send};
+
+use crate::binary::spawn;
 
 /// One proxy of the fleet: its listen and admin addresses.
 struct Member {
     listen: String,
     admin: String,
-    _child: Child,
+    _child: LarderProcess,
 }
 
 impl Member {
@@ -60,7 +60,7 @@ impl Member {
 
     /// A `larder_redis_*_total` counter from `/metrics`.
     async fn counter(&self, name: &str) -> u64 {
-        crate::harness::metric(&self.admin, &format!("larder_redis_{name}_total")).await
+        larder_testkit::metric(&self.admin, &format!("larder_redis_{name}_total")).await
     }
 
     /// Waits until this member has published `n` entries to Redis (the client can have the

@@ -2,32 +2,17 @@
 //! own memory, fills misses from the shared Redis before going to the origin, purges reach
 //! Redis, and a Redis outage costs neither answers nor a warning per request.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use parking_lot::Mutex;
 
-use crate::binary::free_port;
-use crate::harness::{Got, Origin, respond, send};
-use crate::redis_server::RedisServer;
+use larder_testkit::{Got, LarderProcess, Origin, RedisServer, free_port, respond, send};
 
-/// One proxy of the fleet, with everything it wrote to stderr.
+/// One proxy of the fleet.
 struct Member {
     listen: String,
     admin: String,
-    log: Arc<Mutex<Vec<String>>>,
-    child: std::process::Child,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process: LarderProcess,
 }
 
 impl Member {
@@ -35,8 +20,9 @@ impl Member {
         let listen = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
         let storage = format!("memory+{}", redis.url());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
-            .args([
+        let process = LarderProcess::start(
+            env!("CARGO_BIN_EXE_larder"),
+            &[
                 "--upstream",
                 &origin.uri(),
                 "--listen",
@@ -49,33 +35,13 @@ impl Member {
                 "1048576",
                 "--purge-token",
                 "t",
-            ])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on") && !line.contains("admin") {
-                    let _ = tx.send(());
-                }
-                lines.lock().push(line);
-            }
-        });
-        let member = Member {
+            ],
+        );
+        Member {
             listen,
             admin,
-            log,
-            child,
-        };
-        rx.recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no `listening on` line: {:?}", member.log.lock()));
-        member
+            process,
+        }
     }
 
     /// `path` as a load balancer in front of the fleet sends it: the same `Host` whichever
@@ -98,7 +64,7 @@ impl Member {
 
     /// A sample from `/metrics` (`larder_tiered_*` and `larder_redis_*` included).
     async fn metric(&self, name: &str) -> u64 {
-        crate::harness::metric(&self.admin, name).await
+        larder_testkit::metric(&self.admin, name).await
     }
 
     /// Waits until the sample `name` reaches `value` (a member can send the whole body before
@@ -115,54 +81,27 @@ impl Member {
 
     /// The log lines at WARN or ERROR level so far.
     fn warnings(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .iter()
-            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-            .cloned()
-            .collect()
+        self.process.warnings()
     }
 
     /// Whether the process is still running, and its log has no panic.
     fn is_healthy(&mut self) -> bool {
-        let log = self.log.lock();
-        self.child.try_wait().unwrap().is_none() && !log.iter().any(|l| l.contains("panicked"))
+        self.process.is_healthy()
     }
-}
-
-/// The number of cache entries in Redis (meta hashes), asked over a plain socket.
-fn redis_entries(redis: &RedisServer) -> usize {
-    let url = redis.url();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    stream.write_all(b"KEYS larder:*:m\r\n").unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !reply.windows(2).any(|w| w == b"\r\n") {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "redis closed the connection");
-        reply.extend_from_slice(&buf[..n]);
-    }
-    let reply = String::from_utf8_lossy(&reply);
-    let header = reply.split("\r\n").next().unwrap();
-    header
-        .strip_prefix('*')
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected KEYS reply {reply:?}"))
 }
 
 /// Waits until Redis holds `n` entries (a member can answer before its write is published).
 async fn wait_entries(redis: &RedisServer, n: usize) {
     for _ in 0..250 {
-        if redis_entries(redis) == n {
+        if redis.count_keys("larder:*:m") == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("redis holds {} entries, not {n}", redis_entries(redis));
+    panic!(
+        "redis holds {} entries, not {n}",
+        redis.count_keys("larder:*:m")
+    );
 }
 
 /// How many requests for `path` reached the origin.
@@ -217,7 +156,7 @@ async fn memory_tiers_share_redis_and_ride_out_its_outage() {
 
     // PURGE through A removes the object from Redis and from A's memory...
     assert_eq!(a.purge("/object").await.status.as_u16(), 200);
-    assert_eq!(redis_entries(&redis), 0);
+    assert_eq!(redis.count_keys("larder:*:m"), 0);
     assert_shared(&a.get("/object").await, false);
     assert_eq!(origin_hits(&origin, "/object"), 2);
     // ...while B keeps its local copy (no local TTL configured), as documented.
@@ -270,7 +209,7 @@ async fn memory_tiers_share_redis_and_ride_out_its_outage() {
     let mut stored = false;
     for i in 0..50 {
         a.get(&format!("/after-{i}")).await;
-        if redis_entries(&redis) > 0 {
+        if redis.count_keys("larder:*:m") > 0 {
             stored = true;
             break;
         }
@@ -281,7 +220,7 @@ async fn memory_tiers_share_redis_and_ride_out_its_outage() {
         assert!(member.is_healthy());
         assert_eq!(member.warnings().len(), 1, "{:#?}", member.warnings());
     }
-    let log = a.log.lock().join("\n");
+    let log = a.process.log().join("\n");
     assert!(log.contains("redis cache tier reachable again"), "{log}");
 }
 

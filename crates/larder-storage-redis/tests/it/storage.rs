@@ -9,8 +9,8 @@ use larder_storage_redis::{RedisConfig, RedisStorage};
 use redis::AsyncCommands;
 use tracing::Span;
 
-use crate::contract::{self, read_all, store};
-use crate::server::RedisServer;
+use larder_testkit::RedisServer;
+use larder_testkit::storage_contract::{self as contract, read_all, store};
 
 const KIB: usize = 1024;
 

@@ -8,8 +8,8 @@ use larder_storage::{CacheKey, CacheMeta, MemCache, PurgeType, ResponseHeader, S
 use larder_storage_redis::{RedisConfig, RedisStorage, TieredStorage};
 use tracing::Span;
 
-use crate::contract::{self, read_all, store};
-use crate::server::RedisServer;
+use larder_testkit::RedisServer;
+use larder_testkit::storage_contract::{self as contract, read_all, store};
 
 struct Tiers {
     memory: &'static MemCache,

@@ -1,6 +1,5 @@
 //! Integration tests of larder-storage.
 
-mod contract;
 mod eviction;
 mod fixture;
 mod memcache;

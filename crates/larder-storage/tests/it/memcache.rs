@@ -7,7 +7,7 @@ use larder_storage::{CacheKey, Error, MemCache, MissFinishType, PurgeType, Stora
 use tokio::sync::Barrier;
 use tracing::Span;
 
-use crate::contract::{self, meta, read_all, store};
+use larder_testkit::storage_contract::{self as contract, meta, read_all, store};
 
 fn leak() -> &'static MemCache {
     Box::leak(Box::new(MemCache::new()))

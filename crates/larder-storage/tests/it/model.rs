@@ -12,7 +12,7 @@ use larder_storage::{CacheKey, Error, HitHandler, MemCache, MissHandler, PurgeTy
 use proptest::prelude::*;
 use tracing::Span;
 
-use crate::contract::{meta, read_all};
+use larder_testkit::storage_contract::{meta, read_all};
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -17,14 +17,16 @@ use parking_lot::Mutex;
 use tower::ServiceExt;
 use tracing::Span;
 
-use crate::harness::{
-    Origin, Proxy, chunked_body, client, config, get, pattern, respond, send, send_with,
+use larder_testkit::{
+    Origin, Proxy, chunked_body, client, free_port, get, pattern, respond, send, send_with,
 };
+
+use crate::config;
 
 /// An origin whose first request for every path fails after `sent` of `total` bytes, with or
 /// without `Content-Length`; later requests get the whole body.
 async fn resetting_origin(total: usize, sent: usize, content_length: bool) -> Origin {
-    Origin::start(move |_, n| async move {
+    Origin::per_path(move |_, n| async move {
         let full = pattern(3, total);
         let fail = n == 0;
         let chunks = if fail {
@@ -57,22 +59,14 @@ async fn reset_mid_body(content_length: bool) {
     );
     let second = get(&proxy.url("/reset")).await;
     assert_eq!(second.bytes(), &pattern(3, total), "the refetch is whole");
-    assert!(
-        second.cache_status().contains("fwd="),
-        "{}",
-        second.cache_status()
-    );
+    assert!(second.ours().fwd.is_some(), "{}", second.cache_status());
     assert_eq!(
         origin.hits_for("/reset"),
         2,
         "nothing was stored by the failed fetch"
     );
     let third = get(&proxy.url("/reset")).await;
-    assert!(
-        third.cache_status().contains("hit"),
-        "{}",
-        third.cache_status()
-    );
+    assert!(third.ours().hit, "{}", third.cache_status());
     assert_eq!(third.bytes(), &pattern(3, total));
 }
 
@@ -109,20 +103,12 @@ impl tower::Service<Request<ProxyBody>> for Switch {
     }
 }
 
-/// A port nothing listens on: bound, then closed.
-async fn closed_port() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_if_error_covers_refused_connections_and_5xx_then_expires() {
     // Stale as soon as stored, usable for 2 s when the origin fails (RFC 5861 §4).
     let broken = Arc::new(AtomicBool::new(false));
     let b = Arc::clone(&broken);
-    let origin = Origin::start(move |_, _| {
+    let origin = Origin::per_path(move |_, _| {
         let broken = b.load(Ordering::SeqCst);
         async move {
             if broken {
@@ -157,7 +143,7 @@ async fn stale_if_error_covers_refused_connections_and_5xx_then_expires() {
     }
 
     // Refused connections inside the window: the stale response is served.
-    *switch.0.lock() = Upstream::new(&closed_port().await).unwrap();
+    *switch.0.lock() = Upstream::new(&format!("http://127.0.0.1:{}", free_port())).unwrap();
     for url in [&url, &strict_url] {
         let r = get(url).await;
         println!("refused in window: {} {}", r.status, r.cache_status());
@@ -181,9 +167,9 @@ async fn stale_if_error_covers_refused_connections_and_5xx_then_expires() {
         r.cache_status()
     );
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "good"));
-    assert!(r.cache_status().contains("fwd=stale"));
+    assert!(r.ours().is_fwd("stale"));
     assert!(
-        r.cache_status().contains("detail=stale-on-disconnect"),
+        r.ours().has_detail("stale-on-disconnect"),
         "{}",
         r.cache_status()
     );
@@ -203,7 +189,7 @@ async fn stale_if_error_covers_refused_connections_and_5xx_then_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_disconnect_mid_download_leaves_no_truncated_entry() {
     let total = 256 * 1024;
-    let origin = Origin::start(move |_, _| async move {
+    let origin = Origin::per_path(move |_, _| async move {
         let full = pattern(9, total);
         let chunks = (0..16)
             .map(|i| full.slice(i * total / 16..(i + 1) * total / 16))
@@ -249,7 +235,7 @@ async fn client_disconnect_mid_download_leaves_no_truncated_entry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_during_concurrent_reads_never_serves_a_partial_body() {
     let total = 128 * 1024;
-    let origin = Origin::start(move |_, _| async move {
+    let origin = Origin::per_path(move |_, _| async move {
         respond(200, &[("cache-control", "max-age=60")], pattern(5, total))
     })
     .await;
@@ -361,7 +347,7 @@ impl Storage for FailingStorage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_errors_are_served_from_upstream() {
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let body = format!("body of {}", parts.uri.path());
         respond(200, &[("cache-control", "max-age=60")], body)
     })
@@ -387,7 +373,7 @@ async fn storage_errors_are_served_from_upstream() {
     // Writes work again: stored; then lookups fail: answered from upstream, not a 5xx.
     storage.fail_write.store(false, Ordering::SeqCst);
     assert_eq!(get(&proxy.url("/l")).await.text(), "body of /l");
-    assert!(get(&proxy.url("/l")).await.cache_status().contains("hit"));
+    assert!(get(&proxy.url("/l")).await.ours().hit);
     storage.fail_lookup.store(true, Ordering::SeqCst);
     for _ in 0..3 {
         let r = send(Method::GET, &proxy.url("/l"), &[]).await;

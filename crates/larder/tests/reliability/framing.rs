@@ -7,15 +7,16 @@ use std::time::Duration;
 use http::Method;
 use larder::proxy::Upstream;
 
-use crate::harness::{
-    Origin, Proxy, config, get, raw_exchange, raw_origin, respond, responses, send, statuses,
-};
+use larder_testkit::raw::{responses, statuses};
+use larder_testkit::{Origin, Proxy, get, raw, raw_origin, respond, send};
+
+use crate::config;
 
 /// An origin answering every request with `public, max-age=60` and a body naming the target,
 /// the request's `Content-Length` / `Transfer-Encoding` and its body.
 async fn framing_origin() -> Origin {
-    Origin::start_with_body(|parts, body, _| async move {
-        let field = |name: &str| crate::harness::field(&parts, name);
+    Origin::per_path_with_body(|parts, body, _| async move {
+        let field = |name: &str| larder_testkit::field(&parts, name);
         let text = format!(
             "{} {} cl={} body={}",
             parts.method,
@@ -46,7 +47,7 @@ async fn conflicting_framing_cannot_smuggle_a_request() {
          3\r\nabc\r\n0\r\n\r\n{SMUGGLED}"
     );
     for req in [cl_te, te_cl] {
-        let out = raw_exchange(proxy.addr, req.as_bytes()).await;
+        let out = raw::exchange(proxy.addr, req.as_bytes()).await;
         println!("{:?} -> {:?}", &req[..7], statuses(&out));
         assert_eq!(statuses(&out), [200], "{out}");
         assert_eq!(origin.last_body(), "abc");
@@ -103,7 +104,7 @@ async fn ambiguous_framing_is_refused() {
         ("NUL in a value", format!("{head}X-A: a\0b\r\n\r\n")),
     ];
     for (what, req) in cases {
-        let out = raw_exchange(proxy.addr, req.as_bytes()).await;
+        let out = raw::exchange(proxy.addr, req.as_bytes()).await;
         let codes = statuses(&out);
         println!("{what}: {codes:?}");
         // A refusal is a 400. A bad chunk is found only once the head was forwarded and the
@@ -128,7 +129,7 @@ async fn pipelined_requests_are_answered_in_order() {
                POST /p2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\
                GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n\
                GET /p3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let out = raw_exchange(proxy.addr, req.as_bytes()).await;
+    let out = raw::exchange(proxy.addr, req.as_bytes()).await;
     let bodies: Vec<String> = responses(&out).into_iter().map(|r| r.body).collect();
     assert_eq!(
         bodies,
@@ -147,10 +148,10 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_10_clients_get_no_chunked_coding_and_one_answer_per_connection() {
     // A chunked answer upstream (no Content-Length) for /c, a sized one elsewhere.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let mut resp = respond(200, &[("cache-control", "no-store")], "abcd");
         if parts.uri.path() == "/c" {
-            *resp.body_mut() = crate::harness::chunked_body(
+            *resp.body_mut() = larder_testkit::chunked_body(
                 vec!["ab".into(), "cd".into()],
                 Duration::from_millis(1),
                 false,
@@ -160,7 +161,7 @@ async fn http_10_clients_get_no_chunked_coding_and_one_answer_per_connection() {
     })
     .await;
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
-    let out = raw_exchange(proxy.addr, b"GET /c HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    let out = raw::exchange(proxy.addr, b"GET /c HTTP/1.0\r\nHost: x\r\n\r\n").await;
     assert!(out.starts_with("HTTP/1.0 200"), "{out}");
     assert!(
         !out.to_ascii_lowercase().contains("transfer-encoding"),
@@ -174,7 +175,7 @@ async fn http_10_clients_get_no_chunked_coding_and_one_answer_per_connection() {
     for first in ["Connection: keep-alive\r\n", ""] {
         let req =
             format!("GET /k HTTP/1.0\r\nHost: x\r\n{first}\r\nGET /k2 HTTP/1.0\r\nHost: x\r\n\r\n");
-        let out = raw_exchange(proxy.addr, req.as_bytes()).await;
+        let out = raw::exchange(proxy.addr, req.as_bytes()).await;
         assert_eq!(statuses(&out), [200], "{out}");
     }
     assert!(!origin.targets().iter().any(|t| t == "/k2"));
@@ -189,7 +190,7 @@ async fn a_body_on_a_get_is_never_read_as_a_request() {
     let origin = framing_origin().await;
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let prime = b"GET /hit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    assert_eq!(statuses(&raw_exchange(proxy.addr, prime).await), [200]);
+    assert_eq!(statuses(&raw::exchange(proxy.addr, prime).await), [200]);
     // A GET with a body bypasses the cache even when its key is stored (the key does not cover
     // the body): the body goes to the origin as a body, and neither hyper nor the upstream
     // connection parses it as the next request.
@@ -198,7 +199,7 @@ async fn a_body_on_a_get_is_never_read_as_a_request() {
          GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         SMUGGLED.len()
     );
-    let out = raw_exchange(proxy.addr, req.as_bytes()).await;
+    let out = raw::exchange(proxy.addr, req.as_bytes()).await;
     let got = responses(&out);
     println!("body on a GET: {:?}", statuses(&out));
     assert_eq!(statuses(&out), [200, 200], "{out}");
@@ -228,8 +229,8 @@ async fn through_raw_origin(response: &'static [u8]) -> (Vec<u16>, String, usize
     let upstream = Upstream::new(&format!("http://{addr}")).unwrap();
     let proxy = Proxy::with_inner(upstream, config(Duration::from_secs(2))).await;
     let req = b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let first = raw_exchange(proxy.addr, req).await;
-    let _ = raw_exchange(proxy.addr, req).await;
+    let first = raw::exchange(proxy.addr, req).await;
+    let _ = raw::exchange(proxy.addr, req).await;
     (
         statuses(&first),
         first,
@@ -295,9 +296,9 @@ async fn unasked_switching_protocols_from_the_origin_is_a_bad_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_or_overlapping_ranges_get_the_body_once() {
-    let body = crate::harness::pattern(7, 1000);
+    let body = larder_testkit::pattern(7, 1000);
     let b = body.clone();
-    let origin = Origin::start(move |_, _| {
+    let origin = Origin::per_path(move |_, _| {
         let b = b.clone();
         async move { respond(200, &[("cache-control", "public, max-age=60")], b) }
     })
@@ -342,7 +343,7 @@ async fn many_or_overlapping_ranges_get_the_body_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_over_the_size_limit_are_served_but_not_stored() {
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let len = if parts.uri.path() == "/small" {
             512
         } else {
@@ -350,14 +351,14 @@ async fn responses_over_the_size_limit_are_served_but_not_stored() {
         };
         let chunks = if parts.uri.path() == "/chunked" {
             vec![
-                crate::harness::pattern(1, 4096),
-                crate::harness::pattern(2, 4096),
+                larder_testkit::pattern(1, 4096),
+                larder_testkit::pattern(2, 4096),
             ]
         } else {
-            vec![crate::harness::pattern(1, len)]
+            vec![larder_testkit::pattern(1, len)]
         };
         let mut resp = respond(200, &[("cache-control", "public, max-age=60")], "");
-        *resp.body_mut() = crate::harness::chunked_body(chunks, Duration::ZERO, false);
+        *resp.body_mut() = larder_testkit::chunked_body(chunks, Duration::ZERO, false);
         if parts.uri.path() != "/chunked" {
             resp.headers_mut()
                 .insert("content-length", http::HeaderValue::from(len));
@@ -373,7 +374,7 @@ async fn responses_over_the_size_limit_are_served_but_not_stored() {
         let b = get(&proxy.url(path)).await;
         println!("{path}: {} / {}", a.cache_status(), b.cache_status());
         assert_eq!(a.bytes(), b.bytes(), "{path}");
-        assert_eq!(b.cache_status().contains("hit"), stored, "{path}");
+        assert_eq!(b.ours().hit, stored, "{path}");
         assert_eq!(origin.hits_for(path), if stored { 1 } else { 2 }, "{path}");
     }
     // A request target past hyper's limit is refused before the proxy sees it.
@@ -381,7 +382,7 @@ async fn responses_over_the_size_limit_are_served_but_not_stored() {
         "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "a".repeat(70 * 1024)
     );
-    let out = raw_exchange(proxy.addr, long.as_bytes()).await;
+    let out = raw::exchange(proxy.addr, long.as_bytes()).await;
     println!("70 KiB target: {:?}", statuses(&out));
     assert_eq!(statuses(&out), [431], "{out}");
 }
@@ -426,7 +427,7 @@ async fn cache_status_tells_any_client_what_is_cached() {
     // Documented limitation: Cache-Status (RFC 9211) is on every response, so any client can
     // tell whether a URL was fetched by someone else within its freshness lifetime, and why a
     // response was not stored.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let cc = if parts.uri.path() == "/private" {
             "private"
         } else {
@@ -437,7 +438,7 @@ async fn cache_status_tells_any_client_what_is_cached() {
     .await;
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let probe = get(&proxy.url("/visited")).await;
-    assert!(probe.cache_status().contains("fwd=uri-miss"));
+    assert!(probe.ours().is_fwd("uri-miss"));
     let probe = get(&proxy.url("/visited")).await;
     assert!(
         probe.cache_status().contains("; hit; ttl="),
@@ -447,7 +448,7 @@ async fn cache_status_tells_any_client_what_is_cached() {
     assert!(probe.header("age").is_some());
     let private = get(&proxy.url("/private")).await;
     assert!(
-        private.cache_status().contains("detail="),
+        private.ours().detail.is_some(),
         "{}",
         private.cache_status()
     );
@@ -621,11 +622,11 @@ async fn a_get_body_the_origin_ignores_cannot_answer_another_client() {
         "GET /fat HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let first = raw_exchange(proxy.addr, fat.as_bytes()).await;
+    let first = raw::exchange(proxy.addr, fat.as_bytes()).await;
     assert_eq!(statuses(&first), [200], "{first}");
-    let client = crate::harness::client();
+    let client = larder_testkit::client();
     for path in ["/victim", "/victim", "/other"] {
-        let got = crate::harness::send_with(&client, Method::GET, &proxy.url(path), &[]).await;
+        let got = larder_testkit::send_with(&client, Method::GET, &proxy.url(path), &[]).await;
         assert_eq!(got.text(), path, "{}", got.cache_status());
     }
 }

@@ -11,7 +11,9 @@ use hyper_util::rt::TokioIo;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use tokio::sync::{Barrier, Semaphore};
 
-use crate::harness::{HEAVY, Origin, Proxy, config, respond};
+use larder_testkit::{Origin, Proxy, respond};
+
+use crate::{HEAVY, config};
 
 /// Connections by default; `LARDER_RELIABILITY_CONNECTIONS` raises it (docs/reliability.md
 /// records a 10,000 run). The default keeps the test within seconds on two debug-build cores.
@@ -122,7 +124,7 @@ fn many_keep_alive_connections_are_served() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let origin = Origin::start(|parts, _| async move {
+        let origin = Origin::per_path(|parts, _| async move {
             let body = format!("body of {}", parts.uri.path());
             respond(200, &[("cache-control", "max-age=60")], body)
         })

@@ -11,7 +11,9 @@ use larder::proxy::config::EvictionPolicy;
 use larder::proxy::{CacheConfig, CacheLayer, DefaultHooks, ProxyBody};
 use tower::{Layer, ServiceExt};
 
-use crate::harness::{HEAVY, rss_bytes};
+use larder_testkit::rss_bytes;
+
+use crate::HEAVY;
 
 const LIMIT: usize = 64 << 20;
 const OBJECTS: usize = 20_000;

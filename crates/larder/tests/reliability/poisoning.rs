@@ -6,14 +6,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 
-use crate::harness::{Origin, Proxy, config, raw_exchange, respond, responses, send, statuses};
+use larder_testkit::raw::{responses, statuses};
+use larder_testkit::{Origin, Proxy, raw, respond, send};
+
+use crate::config;
 
 /// An origin answering every request with `headers` and a body naming what it received: the
 /// `Host`, the target, a few unkeyed fields, the body, and how many requests for the path came
 /// before.
 async fn reflecting_origin(headers: &'static [(&'static str, &'static str)]) -> Origin {
-    Origin::start_with_body(move |parts, body: Bytes, n| async move {
-        let field = |name: &str| crate::harness::field(&parts, name);
+    Origin::per_path_with_body(move |parts, body: Bytes, n| async move {
+        let field = |name: &str| larder_testkit::field(&parts, name);
         let text = format!(
             "host={} target={} xfh={} xfp={} body={} n={n}",
             field("host"),
@@ -56,11 +59,7 @@ async fn every_query_byte_is_part_of_the_key() {
     assert_eq!(origin.hits(), targets.len());
     for t in targets {
         let r = send(Method::GET, &proxy.url(t), &[]).await;
-        assert!(
-            r.cache_status().contains("hit"),
-            "{t}: {}",
-            r.cache_status()
-        );
+        assert!(r.ours().hit, "{t}: {}", r.cache_status());
         assert!(
             r.text().contains(&format!("target={t} ")),
             "{t}: {}",
@@ -76,7 +75,7 @@ async fn fat_get_bodies_bypass_the_cache() {
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let fat = b"GET /fat HTTP/1.1\r\nHost: site.example\r\nContent-Length: 8\r\n\
                 Connection: close\r\n\r\nx=poison";
-    let first = raw_exchange(proxy.addr, fat).await;
+    let first = raw::exchange(proxy.addr, fat).await;
     assert_eq!(statuses(&first), [200], "{first}");
     assert_eq!(origin.last_body(), "x=poison");
     let victim = send(Method::GET, &proxy.url("/fat"), &[("host", "site.example")]).await;
@@ -91,19 +90,11 @@ async fn fat_get_bodies_bypass_the_cache() {
         first.to_ascii_lowercase().contains("detail=requestbody"),
         "{first}"
     );
-    assert!(
-        !victim.cache_status().contains("hit"),
-        "{}",
-        victim.cache_status()
-    );
+    assert!(!victim.ours().hit, "{}", victim.cache_status());
     assert!(!victim.text().contains("poison"), "{}", victim.text());
-    assert!(
-        victim.cache_status().contains("stored"),
-        "{}",
-        victim.cache_status()
-    );
+    assert!(victim.ours().is_stored(), "{}", victim.cache_status());
     // And a GET with a body is not answered from the entry the victim's request stored.
-    let again = raw_exchange(proxy.addr, fat).await;
+    let again = raw::exchange(proxy.addr, fat).await;
     assert!(again.contains("body=x=poison"), "{again}");
     assert_eq!(origin.hits(), 3);
 }
@@ -137,9 +128,9 @@ async fn reflected_unkeyed_fields_poison_only_without_vary() {
     let victim = send(Method::GET, &url, &[]).await;
     assert!(victim.text().contains("xfh=- "), "{}", victim.text());
     let evil_again = send(Method::GET, &url, &[("x-forwarded-host", "evil.example")]).await;
-    assert!(evil_again.cache_status().contains("hit"));
+    assert!(evil_again.ours().hit);
     let victim_again = send(Method::GET, &url, &[]).await;
-    assert!(victim_again.cache_status().contains("hit"));
+    assert!(victim_again.ours().hit);
     assert!(victim_again.text().contains("xfh=- "));
     assert_eq!(origin.hits(), 2);
 
@@ -148,7 +139,7 @@ async fn reflected_unkeyed_fields_poison_only_without_vary() {
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     for _ in 0..2 {
         let r = send(Method::GET, &proxy.url("/star"), &[]).await;
-        assert!(!r.cache_status().contains("hit"), "{}", r.cache_status());
+        assert!(!r.ours().hit, "{}", r.cache_status());
     }
     assert_eq!(origin.hits(), 2);
 }
@@ -161,7 +152,7 @@ async fn absolute_form_target_decides_the_host_sent_upstream() {
     // must be asked for that host too, whatever Host says.
     let req = b"GET http://victim.example/abs HTTP/1.1\r\nHost: evil.example\r\n\
                 Connection: close\r\n\r\n";
-    let first = raw_exchange(proxy.addr, req).await;
+    let first = raw::exchange(proxy.addr, req).await;
     assert_eq!(statuses(&first), [200], "{first}");
     let upstream_host = origin.last_request().headers.get("host").cloned();
     println!("absolute-form: origin saw Host {upstream_host:?}");
@@ -175,7 +166,7 @@ async fn absolute_form_target_decides_the_host_sent_upstream() {
         &[("host", "victim.example")],
     )
     .await;
-    assert!(victim.cache_status().contains("hit"));
+    assert!(victim.ours().hit);
     assert!(
         victim.text().contains("host=victim.example "),
         "{}",
@@ -189,7 +180,7 @@ async fn duplicate_host_fields_cannot_split_key_and_origin() {
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let req = b"GET /dup HTTP/1.1\r\nHost: victim.example\r\nHost: evil.example\r\n\
                 Connection: close\r\n\r\n";
-    let first = raw_exchange(proxy.addr, req).await;
+    let first = raw::exchange(proxy.addr, req).await;
     let codes = statuses(&first);
     println!(
         "two Host fields: {codes:?}, origin fetches {}, body {:?}",
@@ -271,7 +262,7 @@ async fn cacheability_never_comes_from_the_extension() {
     // A dynamic page as many frameworks send it: no Cache-Control, no Last-Modified, a body
     // naming the user (from Cookie). Static-looking paths that the origin routes to the page
     // (web cache deception) must not be stored, whatever their extension.
-    let origin = Origin::start(|parts, n| async move {
+    let origin = Origin::per_path(|parts, n| async move {
         let user = parts
             .headers
             .get("cookie")
@@ -299,11 +290,7 @@ async fn cacheability_never_comes_from_the_extension() {
     for p in paths {
         let a = send(Method::GET, &proxy.url(p), &[("cookie", "user=alice")]).await;
         assert!(a.text().starts_with("account of user=alice"), "{p}");
-        assert!(
-            a.cache_status().contains("stored=?0"),
-            "{p}: {}",
-            a.cache_status()
-        );
+        assert!(a.ours().is_not_stored(), "{p}: {}", a.cache_status());
         let b = send(Method::GET, &proxy.url(p), &[]).await;
         assert!(!b.text().contains("alice"), "{p} leaked: {}", b.text());
     }
@@ -314,14 +301,14 @@ async fn cacheability_never_comes_from_the_extension() {
     let proxy = Proxy::start(&origin, config(Duration::from_secs(2))).await;
     let _ = send(Method::GET, &proxy.url("/no-extension"), &[]).await;
     let r = send(Method::GET, &proxy.url("/no-extension"), &[]).await;
-    assert!(r.cache_status().contains("hit"));
+    assert!(r.ours().hit);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_named_fields_are_gone_before_the_key_and_vary() {
     // Hop-by-hop abuse: a client lists end-to-end fields in Connection. They are removed
     // before anything is decided, so the key, the variance and the upstream request agree.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let v = parts
             .headers
             .get("x-v")
@@ -354,7 +341,7 @@ async fn connection_named_fields_are_gone_before_the_key_and_vary() {
     assert_eq!(stripped.text(), "x-v=- auth=false");
     assert!(!origin.last_request().headers.contains_key("authorization"));
     let a2 = send(Method::GET, &url, &[("x-v", "a")]).await;
-    assert!(a2.cache_status().contains("hit"));
+    assert!(a2.ours().hit);
     assert_eq!(a2.text(), "x-v=a auth=false");
     assert_eq!(origin.hits(), 2);
 }
@@ -366,7 +353,7 @@ async fn error_answers_to_unkeyed_fields_are_stored_only_with_a_default_ttl() {
     // explicit freshness is stored, so the next client gets the page; with a default TTL the
     // error is heuristically cacheable (RFC 9110 §15.1: 404, 405, 414, 501, ...) and is.
     let origin = || {
-        Origin::start(|parts, _| async move {
+        Origin::per_path(|parts, _| async move {
             if parts.headers.contains_key("x-http-method-override") {
                 respond(405, &[], "method not allowed")
             } else {
@@ -402,25 +389,13 @@ async fn an_uncacheable_answer_does_not_keep_a_key_out_of_the_cache() {
     let url = proxy.url("/denied");
     for _ in 0..3 {
         let r = send(Method::GET, &url, &[("authorization", "Bearer x")]).await;
-        assert!(
-            r.cache_status().contains("stored=?0"),
-            "{}",
-            r.cache_status()
-        );
+        assert!(r.ours().is_not_stored(), "{}", r.cache_status());
     }
     let plain = send(Method::GET, &url, &[]).await;
     println!("after uncacheable answers: {}", plain.cache_status());
-    assert!(
-        plain.cache_status().ends_with("; stored"),
-        "{}",
-        plain.cache_status()
-    );
+    assert!(plain.ours().is_stored(), "{}", plain.cache_status());
     let again = send(Method::GET, &url, &[]).await;
-    assert!(
-        again.cache_status().contains("hit"),
-        "{}",
-        again.cache_status()
-    );
+    assert!(again.ours().hit, "{}", again.cache_status());
     assert_eq!(origin.hits(), 4);
 }
 
@@ -451,7 +426,7 @@ async fn http2_authority_decides_the_host_sent_upstream() {
         &[("host", "victim.example")],
     )
     .await;
-    assert!(victim.cache_status().contains("hit"));
+    assert!(victim.ours().hit);
     assert!(victim.text().starts_with("host=victim.example "));
 }
 
@@ -475,7 +450,7 @@ async fn requests_without_a_usable_host_are_refused() {
     ];
     for (what, req) in cases {
         for _ in 0..2 {
-            let out = raw_exchange(proxy.addr, req).await;
+            let out = raw::exchange(proxy.addr, req).await;
             let got = responses(&out);
             println!("{what}: {:?}", statuses(&out));
             // RFC 9112 §3.2: an HTTP/1.1 request without a usable Host is a 400.
@@ -488,7 +463,7 @@ async fn requests_without_a_usable_host_are_refused() {
 async fn unsafe_methods_evict_only_on_success_and_only_on_their_host() {
     // Any client may send POST; RFC 9111 §4.4 has a non-error answer invalidate the target
     // and same-host Location / Content-Location, so eviction needs the origin's consent.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         match (parts.method.as_str(), parts.uri.path()) {
             ("GET", _) => respond(200, PUBLIC, "page"),
             ("POST", "/refused") => respond(405, &[], ""),
@@ -507,24 +482,18 @@ async fn unsafe_methods_evict_only_on_success_and_only_on_their_host() {
         let _ = send(Method::POST, &proxy.url(p), &host).await;
     }
     let refused = send(Method::GET, &proxy.url("/refused"), &host).await;
-    assert!(refused.cache_status().contains("hit"), "a 405 evicted");
+    assert!(refused.ours().hit, "a 405 evicted");
     let accepted = send(Method::GET, &proxy.url("/accepted"), &host).await;
-    assert!(
-        !accepted.cache_status().contains("hit"),
-        "a 200 did not evict"
-    );
+    assert!(!accepted.ours().hit, "a 200 did not evict");
     let kept = send(Method::GET, &proxy.url("/kept"), &other).await;
-    assert!(
-        kept.cache_status().contains("hit"),
-        "another host's entry was evicted"
-    );
+    assert!(kept.ours().hit, "another host's entry was evicted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_and_preconditions_cannot_store_a_partial_answer() {
     // The first client of a cold key asks for a slice, or sends a validator; the fill goes
     // upstream without them, so the entry is the whole body and the next client gets it.
-    let origin = Origin::start(|parts, _| async move {
+    let origin = Origin::per_path(|parts, _| async move {
         let partial = parts.headers.contains_key("range")
             || parts.headers.contains_key("if-none-match")
             || parts.headers.contains_key("if-modified-since");
@@ -549,7 +518,7 @@ async fn ranges_and_preconditions_cannot_store_a_partial_answer() {
         let first = send(Method::GET, &proxy.url(path), &[(name, value)]).await;
         assert_eq!(first.status, status, "{path}");
         let victim = send(Method::GET, &proxy.url(path), &[]).await;
-        assert!(victim.cache_status().contains("hit"), "{path}");
+        assert!(victim.ours().hit, "{path}");
         assert_eq!(victim.text(), "0123456789", "{path}");
     }
     assert_eq!(origin.hits(), 3);

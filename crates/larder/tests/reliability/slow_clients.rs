@@ -15,7 +15,9 @@ use larder::proxy::{CacheConfig, ProxyBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::harness::{HEAVY, Origin, Proxy, client, rss_bytes};
+use larder_testkit::{Origin, Proxy, client, rss_bytes};
+
+use crate::HEAVY;
 
 /// Upper bound of any one step; a step that would hang fails the test instead.
 const STEP: Duration = Duration::from_mins(2);
@@ -67,7 +69,7 @@ fn lazy_response(
 
 /// An origin answering every path with a lazily made body of `total` bytes.
 async fn origin(total: usize, cache_control: &'static str, with_length: bool) -> Origin {
-    Origin::start(move |_, _| async move { lazy_response(7, total, cache_control, with_length) })
+    Origin::per_path(move |_, _| async move { lazy_response(7, total, cache_control, with_length) })
         .await
 }
 

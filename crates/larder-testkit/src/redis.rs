@@ -1,8 +1,9 @@
 //! A throwaway `redis-server` on a free port of 127.0.0.1, for tests and benches.
 //!
 //! The server binary comes from the Debian package `redis-server`; when it is missing and we
-//! are root, it is installed with apt-get. Without it the harness fails loudly: the Redis
-//! tests never pass by skipping.
+//! are root, [`RedisServer::start`] installs it with apt-get; without it that fails loudly, so
+//! the Redis tests never pass by skipping. Suites that also run without Redis ask
+//! [`RedisServer::available`] first and skip, saying why, only when the binary is missing.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,14 +12,18 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A running `redis-server`, killed on drop.
-pub(crate) struct RedisServer {
+pub struct RedisServer {
     port: u16,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
-    pub(crate) fn start() -> Self {
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is missing and cannot be installed, or does not start.
+    pub fn start() -> Self {
         ensure_installed();
         let mut last = String::new();
         for _ in 0..5 {
@@ -32,18 +37,65 @@ impl RedisServer {
         panic!("could not start redis-server: {last}");
     }
 
+    /// Whether a `redis-server` binary is on the `PATH` (nothing is installed); the error says
+    /// what is missing.
+    ///
+    /// # Errors
+    ///
+    /// When `redis-server --version` does not run.
+    pub fn available() -> Result<(), String> {
+        if has_redis_server() {
+            Ok(())
+        } else {
+            Err("no redis-server on the PATH (apt-get install -y redis-server)".to_owned())
+        }
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The number of keys matching `pattern` (`KEYS pattern`), asked over a plain socket.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer with an array within 2 s.
+    pub fn count_keys(&self, pattern: &str) -> usize {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        stream
+            .write_all(format!("KEYS {pattern}\r\n").as_bytes())
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !reply.windows(2).any(|w| w == b"\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "redis closed the connection");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        let reply = String::from_utf8_lossy(&reply);
+        let header = reply.split("\r\n").next().unwrap();
+        header
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected KEYS reply {reply:?}"))
+    }
+
     /// The server's URL.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The server's process id.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server is running").id()
     }
 
     /// Kills the server (its data is gone: nothing is persisted).
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -51,7 +103,7 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port.
-    pub(crate) fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.stop();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

@@ -1,9 +1,7 @@
-//! The [`Storage`] contract as reusable checks: any backend can run [`run_all`] (or the single
-//! checks) against a `&'static` instance. Each check uses its own keys under `namespace`, so
-//! one backend instance can run them all, even concurrently.
-
-// These helpers are test code: a failed unwrap is a failed check.
-#![allow(clippy::unwrap_used)]
+//! The [`Storage`] contract as a generic suite: any backend runs [`run_all`] (or the single
+//! checks) against a `&'static` instance. Each check uses its own keys under its namespace, so
+//! one backend instance can run them all, even concurrently. [`meta`], [`store`] and
+//! [`read_all`] help a backend's own tests write and read entries the same way.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,10 +13,10 @@ use larder_storage::{
 use tracing::Span;
 
 /// A backend under test.
-pub(crate) type Backend = &'static (dyn Storage + Sync);
+pub type Backend = &'static (dyn Storage + Sync);
 
 /// Runs every check of the contract.
-pub(crate) async fn run_all(storage: Backend, namespace: &str) {
+pub async fn run_all(storage: Backend, namespace: &str) {
     absent_key_is_a_miss(storage, namespace).await;
     finished_write_is_found_with_its_meta_and_body(storage, namespace).await;
     newer_finished_write_replaces_older(storage, namespace).await;
@@ -41,7 +39,7 @@ fn key(namespace: &str, name: &str) -> CacheKey {
 }
 
 /// A meta with a distinctive header so checks can tell metas apart.
-pub(crate) fn meta(tag: &str) -> CacheMeta {
+pub fn meta(tag: &str) -> CacheMeta {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut header = ResponseHeader::new(StatusCode::OK);
     header.append_header("x-tag", tag).unwrap();
@@ -54,7 +52,7 @@ fn tag_of(meta: &CacheMeta) -> &str {
 }
 
 /// Writes `chunks` as one entry and finishes it.
-pub(crate) async fn store(storage: Backend, key: &CacheKey, meta: &CacheMeta, chunks: &[&[u8]]) {
+pub async fn store(storage: Backend, key: &CacheKey, meta: &CacheMeta, chunks: &[&[u8]]) {
     let span = Span::none();
     let mut miss = storage.get_miss_handler(key, meta, &span).await.unwrap();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -72,7 +70,11 @@ pub(crate) async fn store(storage: Backend, key: &CacheKey, meta: &CacheMeta, ch
 }
 
 /// Reads a hit to its end.
-pub(crate) async fn read_all(hit: &mut HitHandler) -> Result<Vec<u8>, Error> {
+///
+/// # Errors
+///
+/// The error the hit handler reads.
+pub async fn read_all(hit: &mut HitHandler) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     while let Some(chunk) = hit.read_body().await? {
         out.extend_from_slice(&chunk);
@@ -88,11 +90,13 @@ async fn lookup_body(storage: Backend, key: &CacheKey) -> Option<(CacheMeta, Vec
     Some((meta, body))
 }
 
-pub(crate) async fn absent_key_is_a_miss(storage: Backend, ns: &str) {
+/// A key never written is a miss.
+pub async fn absent_key_is_a_miss(storage: Backend, ns: &str) {
     assert!(lookup_body(storage, &key(ns, "absent")).await.is_none());
 }
 
-pub(crate) async fn finished_write_is_found_with_its_meta_and_body(storage: Backend, ns: &str) {
+/// A finished write is found with the meta and body written.
+pub async fn finished_write_is_found_with_its_meta_and_body(storage: Backend, ns: &str) {
     let k = key(ns, "found");
     let m = meta("one");
     store(storage, &k, &m, &[b"hello ", b"world"]).await;
@@ -103,7 +107,8 @@ pub(crate) async fn finished_write_is_found_with_its_meta_and_body(storage: Back
     assert_eq!(body, b"hello world");
 }
 
-pub(crate) async fn newer_finished_write_replaces_older(storage: Backend, ns: &str) {
+/// A second finished write of a key replaces the first.
+pub async fn newer_finished_write_replaces_older(storage: Backend, ns: &str) {
     let k = key(ns, "replace");
     store(storage, &k, &meta("old"), &[b"old body"]).await;
     store(storage, &k, &meta("new"), &[b"new"]).await;
@@ -112,7 +117,8 @@ pub(crate) async fn newer_finished_write_replaces_older(storage: Backend, ns: &s
     assert_eq!(body, b"new");
 }
 
-pub(crate) async fn purge_removes_entry_and_reports_it(storage: Backend, ns: &str) {
+/// A purge removes the entry and says whether there was one.
+pub async fn purge_removes_entry_and_reports_it(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "purge");
     store(storage, &k, &meta("p"), &[b"x"]).await;
@@ -132,7 +138,8 @@ pub(crate) async fn purge_removes_entry_and_reports_it(storage: Backend, ns: &st
     );
 }
 
-pub(crate) async fn update_meta_replaces_meta_and_keeps_body(storage: Backend, ns: &str) {
+/// Updating the meta of an entry replaces its meta and keeps its body.
+pub async fn update_meta_replaces_meta_and_keeps_body(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "update");
     store(storage, &k, &meta("before"), &[b"body"]).await;
@@ -144,14 +151,16 @@ pub(crate) async fn update_meta_replaces_meta_and_keeps_body(storage: Backend, n
     assert_eq!(body, b"body");
 }
 
-pub(crate) async fn update_meta_of_absent_entry_is_false(storage: Backend, ns: &str) {
+/// Updating the meta of an absent entry reports `false`.
+pub async fn update_meta_of_absent_entry_is_false(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "update-absent");
     assert!(!storage.update_meta(&k, &meta("x"), &span).await.unwrap());
     assert!(lookup_body(storage, &k).await.is_none());
 }
 
-pub(crate) async fn dropped_writer_stores_nothing(storage: Backend, ns: &str) {
+/// A writer dropped before it finishes stores nothing.
+pub async fn dropped_writer_stores_nothing(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "dropped");
     store(storage, &k, &meta("kept"), &[b"complete"]).await;
@@ -170,7 +179,8 @@ pub(crate) async fn dropped_writer_stores_nothing(storage: Backend, ns: &str) {
     assert_eq!(body, b"complete");
 }
 
-pub(crate) async fn variance_keys_are_separate_entries(storage: Backend, ns: &str) {
+/// Keys differing only in variance are separate entries.
+pub async fn variance_keys_are_separate_entries(storage: Backend, ns: &str) {
     let primary = key(ns, "vary");
     let mut gzip = primary.clone();
     gzip.set_variance_key(larder_storage::hash_key("gzip"));
@@ -180,7 +190,8 @@ pub(crate) async fn variance_keys_are_separate_entries(storage: Backend, ns: &st
     assert_eq!(lookup_body(storage, &gzip).await.unwrap().1, b"g");
 }
 
-pub(crate) async fn seek_reads_ranges(storage: Backend, ns: &str) {
+/// Seeking a hit reads byte ranges of the body.
+pub async fn seek_reads_ranges(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "seek");
     store(storage, &k, &meta("s"), &[b"0123", b"456789"]).await;
@@ -203,7 +214,8 @@ pub(crate) async fn seek_reads_ranges(storage: Backend, ns: &str) {
     assert!(hit.seek(5, Some(5)).is_err());
 }
 
-pub(crate) async fn empty_body_round_trips(storage: Backend, ns: &str) {
+/// An entry with an empty body round-trips.
+pub async fn empty_body_round_trips(storage: Backend, ns: &str) {
     let k = key(ns, "empty");
     store(storage, &k, &meta("e"), &[]).await;
     let (got, body) = lookup_body(storage, &k).await.unwrap();
@@ -213,7 +225,7 @@ pub(crate) async fn empty_body_round_trips(storage: Backend, ns: &str) {
 
 /// For storages that support streaming partial writes: the writer's own reader (found by its
 /// tag) yields the bytes written so far, then the rest, then a clean end after `finish`.
-pub(crate) async fn streaming_write_is_readable_while_written(storage: Backend, ns: &str) {
+pub async fn streaming_write_is_readable_while_written(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "streaming");
     let mut miss = storage
@@ -240,7 +252,7 @@ pub(crate) async fn streaming_write_is_readable_while_written(storage: Backend, 
 
 /// For storages that support streaming partial writes: a reader of a write whose handler is
 /// dropped unfinished gets an error, never a clean (truncated) end.
-pub(crate) async fn abandoned_streaming_write_errors_readers(storage: Backend, ns: &str) {
+pub async fn abandoned_streaming_write_errors_readers(storage: Backend, ns: &str) {
     let span = Span::none();
     let k = key(ns, "streaming-abandoned");
     let mut miss = storage
@@ -261,7 +273,7 @@ pub(crate) async fn abandoned_streaming_write_errors_readers(storage: Backend, n
 }
 
 /// The user tag travels with a key but does not select the entry.
-pub(crate) async fn user_tag_is_not_part_of_the_key(storage: Backend, ns: &str) {
+pub async fn user_tag_is_not_part_of_the_key(storage: Backend, ns: &str) {
     let span = Span::none();
     let alice = CacheKey::new(ns, "tagged", "alice");
     let bob = CacheKey::new(ns, "tagged", "bob");
@@ -274,4 +286,23 @@ pub(crate) async fn user_tag_is_not_part_of_the_key(storage: Backend, ns: &str) 
             .unwrap()
     );
     assert!(lookup_body(storage, &alice).await.is_none());
+}
+
+/// Writes a fresh (for an hour) `200` entry of `size` bytes under `key` in one chunk and
+/// finishes it: the fill of the storage benches.
+pub async fn fill(storage: Backend, key: &CacheKey, size: usize) {
+    let span = Span::none();
+    let now = SystemTime::now();
+    let meta = CacheMeta::new(
+        now + Duration::from_hours(1),
+        now,
+        0,
+        0,
+        ResponseHeader::new(StatusCode::OK),
+    );
+    let mut miss = storage.get_miss_handler(key, &meta, &span).await.unwrap();
+    miss.write_body(Bytes::from(vec![7u8; size]), true)
+        .await
+        .unwrap();
+    miss.finish().await.unwrap();
 }

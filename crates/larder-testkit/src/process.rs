@@ -1,0 +1,103 @@
+//! The built `larder` binary, started by path, and free ports for it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// A free TCP port on 127.0.0.1 (free when asked: another process may take it before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `larder` binary with everything it wrote to stderr, killed on drop so a failed
+/// assertion leaves no process behind.
+///
+/// Tests pass the binary's path, `env!("CARGO_BIN_EXE_larder")`, which Cargo sets for the tests
+/// of the package that builds it.
+pub struct LarderProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl LarderProcess {
+    /// Starts `bin` with `args` (and `RUST_LOG=info`) and waits up to 10 s for its
+    /// `listening on` line (the proxy's, not the admin listener's).
+    ///
+    /// # Panics
+    ///
+    /// When the binary cannot start or never says it is listening; the message shows its log.
+    pub fn start(bin: impl AsRef<Path>, args: &[&str]) -> Self {
+        let mut child = Command::new(bin.as_ref())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.as_ref().display()));
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") && !line.contains("admin") {
+                    let _ = tx.send(());
+                }
+                lines.lock().push(line);
+            }
+        });
+        let process = Self { child, log };
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "no `listening on` line: {:?}",
+            process.log.lock()
+        );
+        process
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, when the process has ended.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Every stderr line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().clone()
+    }
+
+    /// The stderr lines at WARN or ERROR level so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .iter()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the process is still running and its log has no panic.
+    pub fn is_healthy(&mut self) -> bool {
+        let running = self.child.try_wait().unwrap().is_none();
+        running && !self.log.lock().iter().any(|l| l.contains("panicked"))
+    }
+}
+
+impl Drop for LarderProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
