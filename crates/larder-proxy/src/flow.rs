@@ -27,6 +27,7 @@ use larder_cache::{
 use tower::ServiceExt;
 
 use crate::body::{self, CHANNEL_CHUNKS, ChannelBody, ProxyBody, canned};
+use crate::callbacks;
 use crate::error::BoxError;
 use crate::headers;
 use crate::hooks::{CacheHooks, StaleCause};
@@ -34,7 +35,7 @@ use crate::invalidate::{invalidate, is_unsafe, store_post};
 use crate::layer::Shared;
 use crate::metrics::Metrics;
 use crate::pump::{finish_hit, pump_hit, read_hit, serve_upstream};
-use crate::purge::PurgeAuth;
+use crate::purge::{PurgeAuth, PurgeStatus};
 
 /// How many lookups one request may make (vary re-lookups and lock waits) before it gives up
 /// on the cache and goes upstream.
@@ -93,7 +94,8 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     if let Some(resp) = crate::target::reject(shared, parts) {
         return resp;
     }
-    let (mut resp, status) = if shared.hooks.is_purge(parts) {
+    let purging = shared.hooks.is_purge(parts);
+    let (mut resp, status) = if purging {
         // The cold arms are boxed so that the request's future stays small: only the hit path
         // lives in it.
         Box::pin(purge(shared, parts)).await
@@ -101,14 +103,35 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
         run(shared, inner, parts, body).await
     };
     tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), cache_status = %status, "request");
+    decorate(shared, parts, &mut resp, &status);
+    if purging {
+        return resp;
+    }
+    match callbacks::filter_response(&shared.hooks, parts, resp).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::warn!(error = %e, "response_filter failed");
+            let mut resp = canned(StatusCode::INTERNAL_SERVER_ERROR);
+            decorate(shared, parts, &mut resp, &status);
+            resp
+        }
+    }
+}
+
+/// Adds `Cache-Status` and `Via` to the answer to `req`.
+fn decorate<H>(
+    shared: &Shared<H>,
+    req: &Parts,
+    resp: &mut Response<ProxyBody>,
+    status: &CacheStatus,
+) {
     status.append_to(resp.headers_mut());
     let version = resp.version();
     shared.via.append(resp.headers_mut(), version);
     // The response travels on the client's connection: speak the client's HTTP version, not
     // the upstream's (an HTTP/1.0 origin must not turn the client's HTTP/1.1 answer into 1.0,
     // which would also end keep-alive). `Via` above keeps the version received (RFC 9110 §7.6.3).
-    *resp.version_mut() = parts.version;
-    resp
+    *resp.version_mut() = req.version;
 }
 
 fn new_status<H>(shared: &Shared<H>) -> CacheStatus {
@@ -136,14 +159,10 @@ async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Answer {
     let auth = shared
         .hooks
         .purge_authorization(req, shared.config.purge_token.as_deref());
-    let code = match auth {
-        PurgeAuth::Disabled => StatusCode::METHOD_NOT_ALLOWED,
-        PurgeAuth::Unauthorized => {
-            let mut resp = canned(StatusCode::UNAUTHORIZED);
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return (resp, status);
-        }
+    let failure;
+    let outcome = match auth {
+        PurgeAuth::Disabled => PurgeStatus::NoCache,
+        PurgeAuth::Unauthorized => PurgeStatus::Unauthorized,
         PurgeAuth::Allowed => {
             let mut target = req.clone();
             target.method = Method::GET;
@@ -155,20 +174,24 @@ async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Answer {
                     match cache.purge().await {
                         Ok(true) => {
                             shared.metrics.purges.inc();
-                            StatusCode::OK
+                            PurgeStatus::Found
                         }
-                        Ok(false) => StatusCode::NOT_FOUND,
+                        Ok(false) => PurgeStatus::NotFound,
                         Err(e) => {
                             tracing::warn!(error = %e, "purge failed");
-                            StatusCode::INTERNAL_SERVER_ERROR
+                            failure = e;
+                            PurgeStatus::Error(&failure)
                         }
                     }
                 }
-                _ => StatusCode::NOT_FOUND,
+                _ => PurgeStatus::NotFound,
             }
         }
     };
-    (canned(code), status)
+    (
+        callbacks::purge_answer(&shared.hooks, req, &outcome),
+        status,
+    )
 }
 
 // ------------------------------------------------------------------------- pass-through
@@ -287,6 +310,9 @@ async fn pass_through<H: CacheHooks, I: Inner>(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     });
+    if let Some(reason) = callbacks::upstream_declined(&shared.hooks, req, None).await {
+        return callbacks::declined_answer(reason, status);
+    }
     match inner.send(Request::from_parts(up, body)).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
@@ -305,7 +331,7 @@ async fn pass_through<H: CacheHooks, I: Inner>(
         Err(e) => {
             metrics.upstream_errors.inc();
             tracing::warn!(error = %e, "upstream failed");
-            (canned(StatusCode::BAD_GATEWAY), status)
+            (shared.hooks.fail_to_proxy(req, &e).await, status)
         }
     }
 }
@@ -371,7 +397,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 Err(e) => {
                     // A failed lookup is a miss, so a bad entry can be overwritten.
                     storage_failed(&e, "cache lookup failed");
-                    cache.cache_miss();
+                    callbacks::cache_miss(&self.shared.hooks, self.req, cache);
                     return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             };
@@ -384,7 +410,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                         }
                     }
                 }
-                cache.cache_miss();
+                callbacks::cache_miss(&self.shared.hooks, self.req, cache);
                 return self.fetch_boxed(std::mem::take(cache), body).await;
             };
             // Vary (RFC 9111 §4.1).
@@ -475,7 +501,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                             }
                         }
                     }
-                    cache.cache_miss();
+                    callbacks::cache_miss(&self.shared.hooks, self.req, cache);
                     return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             }
@@ -554,7 +580,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 cache.cache_found(meta, hit, HitStatus::ForceExpired);
             }
             if cache.phase() == CachePhase::CacheKey {
-                cache.cache_miss();
+                callbacks::cache_miss(&shared.hooks, &req, &mut cache);
             }
             let flow = Flow {
                 shared: &shared,
@@ -594,6 +620,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 revalidate::request_filter(&mut up.method, &mut up.headers, stored.as_ref());
             }
         });
+        if let Some(reason) =
+            callbacks::upstream_declined(&self.shared.hooks, self.req, Some(&mut cache)).await
+        {
+            return callbacks::declined_answer(reason, new_status(self.shared).fwd(self.fwd));
+        }
         let request_time = SystemTime::now();
         let result = self.inner.send(Request::from_parts(up, body)).await;
         let times = ResponseTimes {
@@ -628,7 +659,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 let status = new_status(self.shared)
                     .fwd(self.fwd)
                     .detail(NoCacheReason::UpstreamError.as_str());
-                (canned(StatusCode::BAD_GATEWAY), status)
+                (self.shared.hooks.fail_to_proxy(self.req, &e).await, status)
             }
         }
     }
@@ -733,11 +764,11 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     if too_large {
                         cache.response_became_uncacheable(NoCacheReason::ResponseTooLarge);
                         reason = Some(NoCacheReason::ResponseTooLarge);
+                    } else if phase == CachePhase::Bypass
+                        && let Some(r) = callbacks::bypass_to_miss(hooks, self.req, &mut cache)
+                    {
+                        reason = Some(r);
                     } else {
-                        if phase == CachePhase::Bypass {
-                            cache.response_became_cacheable();
-                            cache.cache_miss();
-                        }
                         let variance = hooks.cache_vary_filter(&meta, self.req);
                         cache.set_cache_meta(meta);
                         cache.update_variance(variance);
@@ -846,13 +877,10 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             }
             Precondition::Proceed => {}
         }
-        let spec = range::range_for_request(
-            &self.req.method,
-            &self.req.headers,
-            header.status,
-            &header.headers,
-            self.shared.config.max_ranges,
-        );
+        let spec = self
+            .shared
+            .hooks
+            .range_header_filter(self.req, header, &self.shared.config);
         if matches!(
             spec,
             RangeSpec::Single(_) | RangeSpec::Multi(_) | RangeSpec::Invalid

@@ -162,7 +162,8 @@ pub(crate) struct Shared<H> {
     /// The primary hashes of recently requested keys (see `flow::run`).
     pub(crate) key_hashes: PrimaryHashMemo,
     pub(crate) config: CacheConfig,
-    pub(crate) hooks: H,
+    /// Shared with the bodies that [`CacheHooks::response_body_filter`] filters.
+    pub(crate) hooks: Arc<H>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -196,7 +197,7 @@ impl<H: CacheHooks> CacheLayer<H> {
                 status_name: Arc::from(config.cache_status_name.as_str()),
                 key_hashes: PrimaryHashMemo::new(KEY_HASH_MEMO),
                 config,
-                hooks,
+                hooks: Arc::new(hooks),
                 metrics: Arc::new(Metrics::default()),
             }),
         }

@@ -77,6 +77,7 @@
 //!   [`CacheHooks::set_cookie_policy`]).
 
 pub mod body;
+mod callbacks;
 pub mod config;
 mod error;
 mod fill;

@@ -7,6 +7,7 @@ mod binary;
 mod cache;
 mod cookie;
 mod harness;
+mod hooks;
 mod interim;
 mod proxy;
 mod redis_fleet;
