@@ -13,16 +13,77 @@ use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body::Frame;
 use larder_cache::cache_status::CacheStatus;
-use larder_cache::{CachePhase, HttpCache, NoCacheReason};
+use larder_cache::conditional::Precondition;
+use larder_cache::filters::RespCacheable;
+use larder_cache::{CacheMeta, CachePhase, HitStatus, HttpCache, NoCacheReason, ResponseHeader};
 
 use crate::body::{self, ProxyBody, canned};
 use crate::error::BoxError;
 use crate::hooks::CacheHooks;
+use crate::metrics::Metrics;
 use crate::purge::PurgeStatus;
 
 /// The `Cache-Status` detail of a request whose [`CacheHooks::cache_miss`] neither started the
 /// miss nor disabled the cache: the request goes upstream uncached.
 const CACHE_MISS_SKIPPED: NoCacheReason = NoCacheReason::Custom("CacheMissSkipped");
+
+/// Runs [`CacheHooks::cache_hit_filter`] on a found entry: the hit status it forces, or
+/// `FailedHitFilter` (the entry is treated as absent) when it fails.
+pub(crate) fn hit_filter<H: CacheHooks>(
+    hooks: &Arc<H>,
+    req: &Parts,
+    meta: &CacheMeta,
+    is_fresh: bool,
+) -> Option<HitStatus> {
+    match hooks.cache_hit_filter(req, meta, is_fresh) {
+        Ok(forced) => forced.map(Into::into),
+        Err(e) => {
+            tracing::warn!(error = %e, "cache_hit_filter failed");
+            Some(HitStatus::FailedHitFilter)
+        }
+    }
+}
+
+/// Runs [`CacheHooks::cache_not_modified_filter`]; a failure fails open (the response is sent
+/// as if the preconditions held), as in pingora.
+pub(crate) fn not_modified<H: CacheHooks>(
+    hooks: &Arc<H>,
+    req: &Parts,
+    resp: &ResponseHeader,
+) -> Precondition {
+    hooks
+        .cache_not_modified_filter(req, resp)
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cache_not_modified_filter failed");
+            Precondition::Proceed
+        })
+}
+
+/// What a failed [`CacheHooks::response_cache_filter`] decides: nothing is stored.
+// Taken by value to be passed as `unwrap_or_else(uncacheable_on_error)`.
+#[allow(clippy::needless_pass_by_value)]
+pub(crate) fn uncacheable_on_error(e: BoxError) -> RespCacheable {
+    tracing::warn!(error = %e, "response_cache_filter failed");
+    RespCacheable::Uncacheable(NoCacheReason::InternalError)
+}
+
+/// What a failed [`CacheHooks::upstream_request_filter`] or
+/// [`CacheHooks::upstream_response_filter`] leads to: `cache` (if any) is disabled with
+/// `InternalError`, which [`declined_answer`] answers with `500`.
+pub(crate) fn filter_failed(
+    e: &BoxError,
+    what: &'static str,
+    cache: Option<&mut HttpCache>,
+) -> NoCacheReason {
+    tracing::warn!(error = %e, "{what} failed");
+    let reason = NoCacheReason::InternalError;
+    if let Some(cache) = cache
+        && !matches!(cache.phase(), CachePhase::Disabled(_))
+    {
+        cache.disable(reason);
+    }
+    reason
+}
 
 /// Runs [`CacheHooks::cache_miss`] where the flow turns a lookup into a miss; `None` when the
 /// cache is in the miss phase afterwards, otherwise the reason it is disabled (the request
@@ -80,12 +141,18 @@ pub(crate) async fn upstream_declined<H: CacheHooks>(
     Some(reason)
 }
 
-/// The answer to a request that [`upstream_declined`] kept from the upstream: `502` when the
-/// hook declined, `500` when it failed (as pingora answers), with the reason in `status`.
+/// The answer to a request that [`upstream_declined`] (or [`filter_failed`]) kept from the
+/// upstream: `502` when the hook declined, `500` when it failed (as pingora answers), with the
+/// reason in `status`, and counted as not stored in `metrics` (`None` when the request was
+/// already counted).
 pub(crate) fn declined_answer(
     reason: NoCacheReason,
     status: CacheStatus,
+    metrics: Option<&Metrics>,
 ) -> (Response<ProxyBody>, CacheStatus) {
+    if let Some(metrics) = metrics {
+        metrics.not_stored(reason.as_str());
+    }
     let code = if reason == NoCacheReason::DeclinedToUpstream {
         StatusCode::BAD_GATEWAY
     } else {
@@ -96,29 +163,26 @@ pub(crate) fn declined_answer(
 
 /// Runs [`CacheHooks::response_filter`] on an answer of the cache flow, and wraps its body in
 /// [`CacheHooks::response_body_filter`] when [`CacheHooks::wants_response_body`] says so.
-/// `Err`: the filter failed, and the client gets `500` instead.
 ///
 /// # Errors
 ///
-/// The response filter's error.
+/// The response filter's error: the client gets `500` instead.
 pub(crate) async fn filter_response<H: CacheHooks>(
     hooks: &Arc<H>,
     req: &Parts,
-    resp: Response<ProxyBody>,
-) -> Result<Response<ProxyBody>, BoxError> {
-    let (mut parts, body) = resp.into_parts();
-    hooks.response_filter(req, &mut parts).await?;
-    let body = if hooks.wants_response_body(req, &parts) {
-        body::boxed(FilteredBody {
-            inner: body,
+    resp: &mut Response<ProxyBody>,
+) -> Result<(), BoxError> {
+    hooks.response_filter(req, resp).await?;
+    if hooks.wants_response_body(req, resp) {
+        let inner = std::mem::take(resp.body_mut());
+        *resp.body_mut() = body::boxed(FilteredBody {
+            inner,
             hooks: Arc::clone(hooks),
             req: req.clone(),
             ended: false,
-        })
-    } else {
-        body
-    };
-    Ok(Response::from_parts(parts, body))
+        });
+    }
+    Ok(())
 }
 
 /// A body passed chunk by chunk through [`CacheHooks::response_body_filter`], with one last

@@ -107,15 +107,25 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     if purging {
         return resp;
     }
-    match callbacks::filter_response(&shared.hooks, parts, resp).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::warn!(error = %e, "response_filter failed");
-            let mut resp = canned(StatusCode::INTERNAL_SERVER_ERROR);
-            decorate(shared, parts, &mut resp, &status);
-            resp
-        }
+    if let Err(e) = callbacks::filter_response(&shared.hooks, parts, &mut resp).await {
+        resp = filter_failed(shared, parts, &status, &e);
     }
+    resp
+}
+
+/// The `500` that replaces an answer whose response filter failed.
+#[cold]
+#[inline(never)]
+fn filter_failed<H>(
+    shared: &Shared<H>,
+    req: &Parts,
+    status: &CacheStatus,
+    error: &BoxError,
+) -> Response<ProxyBody> {
+    tracing::warn!(%error, "response_filter failed");
+    let mut resp = canned(StatusCode::INTERNAL_SERVER_ERROR);
+    decorate(shared, req, &mut resp, status);
+    resp
 }
 
 /// Adds `Cache-Status` and `Via` to the answer to `req`.
@@ -197,17 +207,17 @@ async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Answer {
 // ------------------------------------------------------------------------- pass-through
 
 /// The request head sent upstream, with `Via` added and the body fields gone when the body is
-/// not the client's.
+/// not the client's; `Err` when [`CacheHooks::upstream_request_filter`] failed.
 fn upstream_head<H: CacheHooks>(
     shared: &Shared<H>,
     req: &Parts,
     mutate: impl FnOnce(&mut Parts),
-) -> Parts {
+) -> Result<Parts, BoxError> {
     let mut up = req.clone();
     mutate(&mut up);
-    shared.hooks.upstream_request_filter(req, &mut up);
+    shared.hooks.upstream_request_filter(req, &mut up)?;
     shared.via.append(&mut up.headers, req.version);
-    up
+    Ok(up)
 }
 
 async fn run<H: CacheHooks, I: Inner>(
@@ -299,6 +309,9 @@ async fn pass_through<H: CacheHooks, I: Inner>(
     };
     metrics.not_stored(reason.as_str());
     let status = new_status(shared).fwd(fwd).detail(reason.as_str());
+    if let Some(reason) = callbacks::upstream_declined(&shared.hooks, req, None).await {
+        return callbacks::declined_answer(reason, status, None);
+    }
     let close = body_without_meaning(&req.method) && !http_body::Body::is_end_stream(&body);
     let up = upstream_head(shared, req, |up| {
         if close {
@@ -310,9 +323,13 @@ async fn pass_through<H: CacheHooks, I: Inner>(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     });
-    if let Some(reason) = callbacks::upstream_declined(&shared.hooks, req, None).await {
-        return callbacks::declined_answer(reason, status);
-    }
+    let up = match up {
+        Ok(up) => up,
+        Err(e) => {
+            let reason = callbacks::filter_failed(&e, "upstream_request_filter", None);
+            return callbacks::declined_answer(reason, status, None);
+        }
+    };
     match inner.send(Request::from_parts(up, body)).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
@@ -438,11 +455,9 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 self.fwd = ForwardReason::Request;
             }
             if let Some(forced) =
-                self.shared
-                    .hooks
-                    .cache_hit_filter(self.req, &meta, meta.is_fresh(now))
+                callbacks::hit_filter(&self.shared.hooks, self.req, &meta, meta.is_fresh(now))
             {
-                hit_status = forced.into();
+                hit_status = forced;
                 if hit_status == HitStatus::ForceExpired {
                     meta.disable_serve_stale();
                     self.must_revalidate = true;
@@ -614,17 +629,33 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             return self.gateway_timeout(cache);
         }
         let for_cache = matches!(phase, CachePhase::Miss | CachePhase::Stale);
+        if let Some(reason) =
+            callbacks::upstream_declined(&self.shared.hooks, self.req, Some(&mut cache)).await
+        {
+            return callbacks::declined_answer(
+                reason,
+                new_status(self.shared).fwd(self.fwd),
+                Some(self.metrics()),
+            );
+        }
         let stored = (phase == CachePhase::Stale).then(|| cache.cache_meta().headers().clone());
         let up = upstream_head(self.shared, self.req, |up| {
             if for_cache {
                 revalidate::request_filter(&mut up.method, &mut up.headers, stored.as_ref());
             }
         });
-        if let Some(reason) =
-            callbacks::upstream_declined(&self.shared.hooks, self.req, Some(&mut cache)).await
-        {
-            return callbacks::declined_answer(reason, new_status(self.shared).fwd(self.fwd));
-        }
+        let up = match up {
+            Ok(up) => up,
+            Err(e) => {
+                let reason =
+                    callbacks::filter_failed(&e, "upstream_request_filter", Some(&mut cache));
+                return callbacks::declined_answer(
+                    reason,
+                    new_status(self.shared).fwd(self.fwd),
+                    Some(self.metrics()),
+                );
+            }
+        };
         let request_time = SystemTime::now();
         let result = self.inner.send(Request::from_parts(up, body)).await;
         let times = ResponseTimes {
@@ -681,14 +712,19 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         let phase = cache.phase();
         if phase == CachePhase::Stale {
             if parts.status == StatusCode::NOT_MODIFIED {
-                hooks.upstream_response_filter(self.req, &mut parts);
+                let filtered = hooks.upstream_response_filter(self.req, &mut parts);
                 let merged = cache.revalidate_merge_header(&ResponseHeader::from(&parts));
-                let decision = if self.directives.no_store() {
+                let decision = if let Err(e) = filtered {
+                    // The stored response is still served, unchanged (as pingora does).
+                    callbacks::uncacheable_on_error(e)
+                } else if self.directives.no_store() {
                     // The 304 answers a no-store request: it refreshes nothing (RFC 9111
                     // §5.2.1.5); the client still gets the stored body.
                     RespCacheable::Uncacheable(NoCacheReason::Custom("RequestNoStore"))
                 } else {
-                    hooks.response_cache_filter(self.req, &merged, config, times)
+                    hooks
+                        .response_cache_filter(self.req, &merged, config, times)
+                        .unwrap_or_else(callbacks::uncacheable_on_error)
                 };
                 let stored = match decision {
                     RespCacheable::Cacheable(meta) => {
@@ -727,7 +763,14 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         } else {
             self.metrics().bypass.inc();
         }
-        hooks.upstream_response_filter(self.req, &mut parts);
+        if let Err(e) = hooks.upstream_response_filter(self.req, &mut parts) {
+            let reason = callbacks::filter_failed(&e, "upstream_response_filter", Some(&mut cache));
+            return callbacks::declined_answer(
+                reason,
+                new_status(self.shared).fwd(self.fwd),
+                Some(self.metrics()),
+            );
+        }
 
         // Store it?
         let mut reason = None;
@@ -742,7 +785,9 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             } else if self.directives.no_store() {
                 RespCacheable::Uncacheable(NoCacheReason::Custom("RequestNoStore"))
             } else {
-                hooks.response_cache_filter(self.req, &ResponseHeader::from(&parts), config, times)
+                hooks
+                    .response_cache_filter(self.req, &ResponseHeader::from(&parts), config, times)
+                    .unwrap_or_else(callbacks::uncacheable_on_error)
             };
             let decision = match decision {
                 RespCacheable::Cacheable(_)
@@ -855,11 +900,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
             header_only: self.req.method == Method::HEAD,
             range: None,
         };
-        match self
-            .shared
-            .hooks
-            .cache_not_modified_filter(self.req, header)
-        {
+        match callbacks::not_modified(&self.shared.hooks, self.req, header) {
             Precondition::NotModified => {
                 header.status = StatusCode::NOT_MODIFIED;
                 conditional::to_304(&mut header.headers);

@@ -64,27 +64,32 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// chooses. The stored header never carries `Set-Cookie`: the client whose request filled
     /// the cache gets the upstream's fields, every later one the stored copy. An override that
     /// does not call the default should keep both rules.
+    ///
+    /// # Errors
+    ///
+    /// An error stores nothing, as `Uncacheable(InternalError)` would (a 304 still serves the
+    /// stored response, without updating it).
     fn response_cache_filter(
         &self,
         req: &Parts,
         resp: &ResponseHeader,
         config: &CacheConfig,
         times: ResponseTimes,
-    ) -> RespCacheable {
+    ) -> Result<RespCacheable, BoxError> {
         let set_cookie = if set_cookie::has_set_cookie(&resp.headers) {
             self.set_cookie_policy(req, resp, config)
         } else {
             // Not consulted: without a cookie every policy decides alike.
             config.set_cookie
         };
-        filters::resp_cacheable_targeted_with(
+        Ok(filters::resp_cacheable_targeted_with(
             resp.clone(),
             filters::authorization_present(&req.headers),
             &config.targeted_cache_control,
             &config.defaults,
             times,
             set_cookie,
-        )
+        ))
     }
 
     /// The policy for `resp`, an upstream response (or the header merged from a 304) that
@@ -106,15 +111,19 @@ pub trait CacheHooks: Send + Sync + 'static {
     }
 
     /// Runs on every found entry (fresh or stale) and may force a miss, an expiry or a fresh
-    /// hit. Default: `None` (the request directives and freshness decide).
+    /// hit. Default: `Ok(None)` (the request directives and freshness decide).
+    ///
+    /// # Errors
+    ///
+    /// An error treats the entry as absent (`HitStatus::FailedHitFilter`, a miss).
     fn cache_hit_filter(
         &self,
         req: &Parts,
         meta: &CacheMeta,
         is_fresh: bool,
-    ) -> Option<ForcedFreshness> {
+    ) -> Result<Option<ForcedFreshness>, BoxError> {
         let _ = (req, meta, is_fresh);
-        None
+        Ok(None)
     }
 
     /// Runs where the flow turns a lookup into a miss: nothing usable was found (and no other
@@ -149,15 +158,33 @@ pub trait CacheHooks: Send + Sync + 'static {
     }
 
     /// Changes the request sent upstream, after the cache removed the client's preconditions
-    /// and ranges and added its own validators. Default: nothing.
-    fn upstream_request_filter(&self, req: &Parts, upstream: &mut Parts) {
+    /// and ranges and added its own validators (and after
+    /// [`proxy_upstream_filter`](Self::proxy_upstream_filter) let it go). Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error sends nothing: the cache is disabled with `InternalError` and the client gets
+    /// `500`.
+    fn upstream_request_filter(&self, req: &Parts, upstream: &mut Parts) -> Result<(), BoxError> {
         let _ = (req, upstream);
+        Ok(())
     }
 
     /// Changes the upstream response before it is considered for storage (changes are
     /// stored). Not run for hits. Default: nothing.
-    fn upstream_response_filter(&self, req: &Parts, resp: &mut response::Parts) {
+    ///
+    /// # Errors
+    ///
+    /// On a 304 that revalidates a stored response, an error keeps the stored response
+    /// unchanged and still serves it; on any other response, the cache is disabled with
+    /// `InternalError` and the client gets `500`.
+    fn upstream_response_filter(
+        &self,
+        req: &Parts,
+        resp: &mut response::Parts,
+    ) -> Result<(), BoxError> {
         let _ = (req, resp);
+        Ok(())
     }
 
     /// Whether a stale response may be served: `cause` is `None` for stale-while-revalidate and
@@ -170,12 +197,26 @@ pub trait CacheHooks: Send + Sync + 'static {
 
     /// The client's preconditions evaluated against a response the cache answers with
     /// (RFC 9110 §13.2.2). Default: [`conditional::evaluate`].
-    fn cache_not_modified_filter(&self, req: &Parts, resp: &ResponseHeader) -> Precondition {
+    ///
+    /// # Errors
+    ///
+    /// An error fails open: the response is sent as if the preconditions held
+    /// ([`Precondition::Proceed`]).
+    fn cache_not_modified_filter(
+        &self,
+        req: &Parts,
+        resp: &ResponseHeader,
+    ) -> Result<Precondition, BoxError> {
         if !has_preconditions(&req.headers) {
             // Nothing to evaluate: skip parsing the stored validators.
-            return Precondition::Proceed;
+            return Ok(Precondition::Proceed);
         }
-        conditional::evaluate(&req.method, &req.headers, resp.status, &resp.headers)
+        Ok(conditional::evaluate(
+            &req.method,
+            &req.headers,
+            resp.status,
+            &resp.headers,
+        ))
     }
 
     /// How a `Range` request is answered from a response the cache serves: on a hit (also a
@@ -212,7 +253,7 @@ pub trait CacheHooks: Send + Sync + 'static {
     fn response_filter(
         &self,
         req: &Parts,
-        resp: &mut response::Parts,
+        resp: &mut Response<ProxyBody>,
     ) -> impl Future<Output = Result<(), BoxError>> + Send {
         let _ = (req, resp);
         std::future::ready(Ok(()))
@@ -221,7 +262,7 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// Whether [`response_body_filter`](Self::response_body_filter) sees the body of `resp`,
     /// asked after [`response_filter`](Self::response_filter). Default: `false`, so bodies
     /// pass untouched with no per-chunk cost; override it with `response_body_filter`.
-    fn wants_response_body(&self, req: &Parts, resp: &response::Parts) -> bool {
+    fn wants_response_body(&self, req: &Parts, resp: &Response<ProxyBody>) -> bool {
         let _ = (req, resp);
         false
     }
