@@ -7,6 +7,7 @@ mod binary;
 mod cache;
 mod cookie;
 mod harness;
+mod hook_errors;
 mod hooks;
 mod interim;
 mod proxy;
