@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use self::report::Machine;
 use crate::util::{cargo, has_command, root, run};
 
 const USAGE: &str = "\
@@ -94,19 +95,6 @@ impl Options {
     fn wants(&self, part: &str) -> bool {
         self.only.as_deref().is_none_or(|only| only == part)
     }
-}
-
-/// The machine and the moment, for the report's header.
-#[derive(Debug, Clone, Default)]
-struct Machine {
-    cores: usize,
-    cpu: String,
-    load_before: String,
-    load_after: String,
-    date: String,
-    command: String,
-    /// Parts that failed; the report names them instead of their figures.
-    failures: Vec<String>,
 }
 
 /// Entry point for `cargo xtask bench`.
@@ -225,7 +213,7 @@ fn http_part(
         ("build larder (release)", "release")
     };
     let mut build = cargo();
-    build.args(["build", "-p", "larder-proxy", "--bin", "larder"]);
+    build.args(["build", "-p", "larder-server", "--bin", "larder"]);
     if !opts.quick {
         build.arg("--release");
     }

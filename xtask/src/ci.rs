@@ -20,7 +20,13 @@ const FACADE_FEATURES: &[&str] = &[
 const FUZZ_SECONDS: &str = "10";
 
 /// The facade's examples; each runs to completion and checks its own result.
-const EXAMPLES: &[&str] = &["memory_cache", "custom_storage", "layer"];
+const EXAMPLES: &[&str] = &[
+    "memory_cache",
+    "custom_storage",
+    "layer",
+    "port_storage",
+    "port_cache_filter",
+];
 
 pub(crate) fn main(_args: &[String]) -> Result<(), String> {
     prerequisites()?;

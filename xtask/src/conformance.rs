@@ -466,7 +466,7 @@ fn larder_binary(opts: &Options, paths: &Paths) -> Result<Option<PathBuf>, Strin
 /// Builds the `larder` binary and returns its path.
 fn build_larder(paths: &Paths, release: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
-    cmd.args(["build", "-p", "larder-proxy", "--bin", "larder"]);
+    cmd.args(["build", "-p", "larder-server", "--bin", "larder"]);
     if release {
         cmd.arg("--release");
     }

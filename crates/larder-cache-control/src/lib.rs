@@ -99,6 +99,7 @@
 mod cache_control;
 mod directive;
 mod error;
+mod headers;
 mod parse;
 mod targeted;
 

@@ -19,5 +19,24 @@ pub enum Error {
     ResponseTooLarge,
 }
 
+impl Error {
+    /// Whether this is a storage error saying the backend could not be reached
+    /// ([`larder_storage::Error::is_unavailable`]): the call is a miss, and the outage is the
+    /// backend's to report.
+    ///
+    /// ```
+    /// use larder_cache::Error;
+    ///
+    /// let down = larder_storage::Error::Unavailable("connection refused".into());
+    /// assert!(Error::from(down).is_unavailable());
+    /// let corrupt = larder_storage::Error::Backend("corrupt entry".into());
+    /// assert!(!Error::from(corrupt).is_unavailable());
+    /// assert!(!Error::ResponseTooLarge.is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_unavailable())
+    }
+}
+
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -146,8 +146,10 @@ pub mod filters;
 mod http_cache;
 pub mod lock;
 pub mod max_file_size;
+pub mod meta;
 mod phase;
 pub mod predictor;
+pub mod put;
 pub mod range;
 pub mod request;
 pub mod revalidate;
@@ -163,8 +165,23 @@ pub use set_cookie::SetCookiePolicy;
 pub use variance::VarianceBuilder;
 
 pub use larder_cache_control as cache_control;
-pub use larder_storage::eviction;
 pub use larder_storage::{
     CacheKey, CacheMeta, CompactCacheKey, HandleHit, HandleMiss, HashBinary, HitHandler, MemCache,
     MissFinishType, MissHandler, PurgeType, ResponseHeader, Storage, hash_key,
 };
+pub use larder_storage::{eviction, key, storage};
+
+/// The names most cache code uses, for `use larder_cache::prelude::*`.
+///
+/// pingora-cache's prelude is empty; this one is a superset, so a ported glob import still
+/// compiles.
+pub mod prelude {
+    pub use crate::cache_control::CacheControl;
+    pub use crate::filters::resp_cacheable;
+    pub use crate::put::{CachePut, CachePutCtx};
+    pub use crate::{
+        CacheKey, CacheMeta, CacheMetaDefaults, CachePhase, ForcedFreshness, HandleHit, HandleMiss,
+        HitHandler, HitStatus, HttpCache, MemCache, MissHandler, NoCacheReason, PurgeType,
+        RespCacheable, ResponseHeader, Storage, VarianceBuilder,
+    };
+}

@@ -24,6 +24,21 @@
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 
+use crate::error::Error;
+
+/// The error of a body that grew past the maximum size, under pingora-cache's name (there an
+/// `ErrorType`). Return it as `Err(ERR_RESPONSE_TOO_LARGE)`; recognise it with
+/// `matches!(error, Error::ResponseTooLarge)`.
+///
+/// ```
+/// use larder_cache::Error;
+/// use larder_cache::max_file_size::ERR_RESPONSE_TOO_LARGE;
+///
+/// let error = ERR_RESPONSE_TOO_LARGE;
+/// assert!(matches!(error, Error::ResponseTooLarge));
+/// ```
+pub const ERR_RESPONSE_TOO_LARGE: Error = Error::ResponseTooLarge;
+
 /// Counts body bytes against a maximum size. Bodies of exactly `max` bytes are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaxFileSizeTracker {

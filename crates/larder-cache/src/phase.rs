@@ -6,8 +6,31 @@
 pub enum NoCacheReason {
     /// The cache was never enabled for this request.
     NeverEnabled,
-    /// The origin's response is not cacheable (RFC 9111 §3).
+    /// The origin's response is not cacheable (RFC 9111 §3), for a reason not named by one of
+    /// the variants below. The filters of this crate name the rule instead (`NoStore`,
+    /// `Private`, ...); ask [`is_origin_not_cache`](Self::is_origin_not_cache) for "did the
+    /// origin's rules refuse it?".
     OriginNotCache,
+    /// The response's status is never stored on its own: interim (1xx), 206 or 304 (RFC 9111
+    /// §3; a 304 only updates a stored response).
+    StatusNotStorable,
+    /// `must-understand` is present and the cache does not understand the status
+    /// (RFC 9111 §5.2.2.3).
+    StatusNotUnderstood,
+    /// The response has `no-store` (RFC 9111 §5.2.2.5).
+    NoStore,
+    /// The response has a bare `private` (RFC 9111 §5.2.2.7).
+    Private,
+    /// The request had `Authorization` and the response does not allow a shared cache to store
+    /// it (none of `public`, `s-maxage`, `must-revalidate`; RFC 9111 §3.5).
+    Authorization,
+    /// The response has `Vary: *` (RFC 9111 §4.1: no later request can match it).
+    VaryAny,
+    /// The response has no freshness lifetime, explicit or heuristic, and is not a bare
+    /// `no-cache` response with a validator (RFC 9111 §3, §4.2).
+    NoFreshness,
+    /// The request method is not one the cache serves (only GET and HEAD are).
+    MethodNotCacheable,
     /// The response body grew past the configured maximum object size.
     ResponseTooLarge,
     /// The response was predicted to be too large (no Content-Length while a size limit is set).
@@ -40,6 +63,14 @@ impl NoCacheReason {
         match self {
             Self::NeverEnabled => "NeverEnabled",
             Self::OriginNotCache => "OriginNotCache",
+            Self::StatusNotStorable => "StatusNotStorable",
+            Self::StatusNotUnderstood => "StatusNotUnderstood",
+            Self::NoStore => "NoStore",
+            Self::Private => "Private",
+            Self::Authorization => "Authorization",
+            Self::VaryAny => "VaryAny",
+            Self::NoFreshness => "NoFreshness",
+            Self::MethodNotCacheable => "MethodNotCacheable",
             Self::ResponseTooLarge => "ResponseTooLarge",
             Self::PredictedResponseTooLarge => "PredictedResponseTooLarge",
             Self::StorageError => "StorageError",
@@ -52,6 +83,34 @@ impl NoCacheReason {
             Self::SetCookie => "SetCookie",
             Self::Custom(s) => s,
         }
+    }
+
+    /// Whether the origin's response itself was refused by the storage rules of RFC 9111 §3:
+    /// [`OriginNotCache`](Self::OriginNotCache) or one of the variants naming a rule
+    /// (`StatusNotStorable`, `StatusNotUnderstood`, `NoStore`, `Private`, `Authorization`,
+    /// `VaryAny`, `NoFreshness`). Not the cookie policy ([`SetCookie`](Self::SetCookie)), size
+    /// limits, failures or the request's method.
+    ///
+    /// ```
+    /// use larder_cache::NoCacheReason;
+    ///
+    /// assert!(NoCacheReason::Private.is_origin_not_cache());
+    /// assert!(NoCacheReason::OriginNotCache.is_origin_not_cache());
+    /// assert!(!NoCacheReason::SetCookie.is_origin_not_cache());
+    /// assert!(!NoCacheReason::StorageError.is_origin_not_cache());
+    /// ```
+    pub fn is_origin_not_cache(&self) -> bool {
+        matches!(
+            self,
+            Self::OriginNotCache
+                | Self::StatusNotStorable
+                | Self::StatusNotUnderstood
+                | Self::NoStore
+                | Self::Private
+                | Self::Authorization
+                | Self::VaryAny
+                | Self::NoFreshness
+        )
     }
 }
 

@@ -6,8 +6,9 @@
 //! skip the lock (and the lookup) for them until a response shows the key cacheable again.
 //!
 //! Only reasons that say something about the *resource* are remembered: the origin marked it
-//! uncacheable ([`NoCacheReason::OriginNotCache`]), it was too large
-//! ([`NoCacheReason::ResponseTooLarge`]), or a custom reason the embedding code did not ask to skip.
+//! uncacheable ([`NoCacheReason::is_origin_not_cache`]: `OriginNotCache`, `Private`, `NoStore`,
+//! ...), it was too large ([`NoCacheReason::ResponseTooLarge`]), or a custom reason the
+//! embedding code did not ask to skip.
 //! Transient failures (storage, upstream, lock timeouts, ...) say nothing about the next response.
 //!
 //! The variance is ignored: prediction happens before the lookup, when only the primary key is known.
@@ -102,7 +103,8 @@ impl<const N_SHARDS: usize> Predictor<N_SHARDS> {
 
     fn remembers(&self, reason: NoCacheReason) -> bool {
         match reason {
-            NoCacheReason::OriginNotCache | NoCacheReason::ResponseTooLarge => true,
+            r if r.is_origin_not_cache() => true,
+            NoCacheReason::ResponseTooLarge => true,
             NoCacheReason::Custom(r) => !self.skip_custom_reasons_fn.is_some_and(|skip| skip(r)),
             // Everything else is transient or request-specific (storage, upstream, lock and
             // internal failures, `NeverEnabled`, `Deferred`, `PredictedResponseTooLarge`, and any

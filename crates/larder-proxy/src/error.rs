@@ -1,7 +1,5 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
-
 /// A boxed error, the error type of bodies and inner services once they pass through the layer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -9,24 +7,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration file could not be read.
-    #[error("cannot read config file {path}")]
-    ConfigRead {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The configuration file is not valid TOML or has a wrong field (the source names the line).
-    #[error("invalid config file {path}")]
-    ConfigParse {
-        /// The file.
-        path: PathBuf,
-        /// The parse error, with line and column.
-        #[source]
-        source: Box<toml::de::Error>,
-    },
     /// A configuration value is out of range or missing.
     #[error("invalid config: {0}")]
     ConfigInvalid(String),

@@ -84,7 +84,7 @@ impl Filling {
         if let Some(h) = c.miss_handler()
             && let Err(e) = h.write_body(data.clone(), false).await
         {
-            crate::flow::storage_failed(&e, "cache write failed");
+            crate::flow::storage_failed(&e.into(), "cache write failed");
             return Err(NoCacheReason::StorageError);
         }
         if let Some(spool) = &self.spool {

@@ -830,7 +830,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     }
                 }
                 RespCacheable::Uncacheable(r) => {
-                    if parts.status.is_server_error() && r == NoCacheReason::OriginNotCache {
+                    if parts.status.is_server_error() && r.is_origin_not_cache() {
                         // A server error is a failure that may not repeat: a waiting request
                         // takes the lock and tries again (instead of the whole herd going
                         // upstream at once), and the key is not remembered as uncacheable.
@@ -1142,11 +1142,11 @@ fn age_value(secs: u64) -> HeaderValue {
     }
 }
 
-/// Logs a failed storage call: a warning, or only a debug line when the storage says its
-/// backend (Redis) is unreachable, which it reports once per outage itself, so an outage does
-/// not log one warning per request.
-pub(crate) fn storage_failed(e: &(dyn std::error::Error + 'static), what: &'static str) {
-    if larder_storage_redis::is_unavailable(e) {
+/// Logs a failed storage call: a warning, or only a debug line when the error says the
+/// storage backend is unreachable, which the backend reports once per outage itself, so an
+/// outage does not log one warning per request.
+pub(crate) fn storage_failed(e: &larder_cache::Error, what: &'static str) {
+    if e.is_unavailable() {
         tracing::debug!(error = %e, "{what}");
     } else {
         tracing::warn!(error = %e, "{what}");

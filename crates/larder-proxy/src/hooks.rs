@@ -15,8 +15,8 @@ use larder_cache::variance::{VarianceBuilder, VaryNames, normalized_value, vary_
 use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, HttpCache, ResponseHeader};
 
 use crate::body::{ProxyBody, canned};
+use crate::cache_config::CacheConfig;
 use crate::error::BoxError;
-use crate::layer::CacheConfig;
 use crate::purge::{self, PurgeAuth, PurgeStatus};
 
 /// Why a stale response could be served instead of the upstream's answer.

@@ -4,8 +4,10 @@
 //! origin such as [`Upstream`], or an application) with a shared HTTP cache that follows
 //! RFC 9111, driving one `larder_cache::HttpCache` per request through the phases pingora-cache
 //! users know. [`CacheHooks`] carries the cache callbacks (pingora's `ProxyHttp` cache
-//! callbacks), each with an RFC 9111 default. The `larder` binary runs the layer in front of an
-//! origin: `larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188`.
+//! callbacks), each with an RFC 9111 default. The `larder` binary (crate `larder-server`) runs
+//! the layer in front of an origin: `larder --upstream http://127.0.0.1:8000 --listen
+//! 127.0.0.1:6188`. This crate knows storage only through the `Storage` trait; the binary
+//! wires in the backends (memory, Redis, memory in front of Redis).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -85,6 +87,7 @@
 //!   [`CacheHooks::set_cookie_policy`]).
 
 pub mod body;
+mod cache_config;
 mod callbacks;
 pub mod config;
 mod error;
@@ -103,24 +106,9 @@ mod target;
 mod upstream;
 
 pub use body::ProxyBody;
+pub use cache_config::CacheConfig;
 pub use error::{BoxError, Error};
 pub use hooks::{CacheHooks, DefaultHooks, StaleCause, default_cache_key, default_variance};
 pub use larder_cache::SetCookiePolicy;
-pub use layer::{CacheConfig, CacheLayer, CacheService};
+pub use layer::{CacheLayer, CacheService};
 pub use upstream::Upstream;
-
-/// A layer configured from the binary's `[cache]` settings: the storage they name (bounded
-/// memory, a Redis server shared by a fleet, or memory in front of Redis), lock timeouts,
-/// object size limit, freshness defaults, purge token and `Cache-Status` name; see
-/// [`config::CacheSettings::cache_config`].
-///
-/// # Errors
-///
-/// [`Error::ConfigInvalid`] for an unusable Redis URL, or when called outside a Tokio runtime
-/// with Redis storage.
-pub fn build_layer<H: CacheHooks>(
-    settings: &config::CacheSettings,
-    hooks: H,
-) -> Result<CacheLayer<H>, Error> {
-    Ok(CacheLayer::new(settings.cache_config()?, hooks))
-}

@@ -211,23 +211,102 @@ impl Metrics {
     }
 }
 
+/// Appends what `storage` reports through [`Storage::metrics`](larder_storage::Storage::metrics)
+/// to a `/metrics` page, in the Prometheus text format. The proxy knows no storage by type:
+/// each one says what it counts.
+pub(crate) fn render_storage(storage: &(dyn larder_storage::Storage + Sync), out: &mut String) {
+    let mut samples = Vec::new();
+    storage.metrics(&mut samples);
+    larder_storage::metrics::write_prometheus(&samples, out);
+}
+
 #[cfg(test)]
 mod tests {
+    use larder_cache::NoCacheReason;
+
     use super::*;
+
+    /// A storage that reports two figures and delegates the rest to a memory one.
+    struct Reporting(larder_storage::MemCache);
+
+    #[async_trait::async_trait]
+    impl larder_storage::Storage for Reporting {
+        async fn lookup(
+            &'static self,
+            key: &larder_storage::CacheKey,
+            trace: &tracing::Span,
+        ) -> larder_storage::Result<Option<(larder_storage::CacheMeta, larder_storage::HitHandler)>>
+        {
+            self.0.lookup(key, trace).await
+        }
+        async fn get_miss_handler(
+            &'static self,
+            key: &larder_storage::CacheKey,
+            meta: &larder_storage::CacheMeta,
+            trace: &tracing::Span,
+        ) -> larder_storage::Result<larder_storage::MissHandler> {
+            self.0.get_miss_handler(key, meta, trace).await
+        }
+        async fn purge(
+            &'static self,
+            key: &larder_storage::CompactCacheKey,
+            purge_type: larder_storage::PurgeType,
+            trace: &tracing::Span,
+        ) -> larder_storage::Result<bool> {
+            self.0.purge(key, purge_type, trace).await
+        }
+        async fn update_meta(
+            &'static self,
+            key: &larder_storage::CacheKey,
+            meta: &larder_storage::CacheMeta,
+            trace: &tracing::Span,
+        ) -> larder_storage::Result<bool> {
+            self.0.update_meta(key, meta, trace).await
+        }
+        fn metrics(&self, out: &mut Vec<larder_storage::metrics::MetricSample>) {
+            use larder_storage::metrics::MetricSample;
+            out.push(MetricSample::counter("demo_lookups_total", "Lookups.", 7));
+            out.push(MetricSample::gauge("demo_bytes", "Bytes held.", 42));
+        }
+        fn as_any(&self) -> &(dyn std::any::Any + Send + Sync + 'static) {
+            self
+        }
+    }
+
+    #[test]
+    fn storage_figures_are_rendered_as_it_reports_them() {
+        let mut text = String::new();
+        render_storage(&Reporting(larder_storage::MemCache::new()), &mut text);
+        assert_eq!(
+            text,
+            "# HELP demo_lookups_total Lookups.\n# TYPE demo_lookups_total counter\n\
+             demo_lookups_total 7\n# HELP demo_bytes Bytes held.\n# TYPE demo_bytes gauge\n\
+             demo_bytes 42\n"
+        );
+        let mut text = String::new();
+        render_storage(&larder_storage::MemCache::new(), &mut text);
+        assert_eq!(text, "", "a storage that reports nothing adds nothing");
+    }
 
     #[test]
     fn renders_counters_and_reasons() {
         let m = Metrics::default();
         m.hits.inc();
         m.hits.inc();
-        m.not_stored("OriginNotCache");
+        m.not_stored(NoCacheReason::Private.as_str());
+        m.not_stored(NoCacheReason::VaryAny.as_str());
+        m.not_stored(NoCacheReason::VaryAny.as_str());
         let text = m.render(Some(StorageGauges {
             entries: 3,
             ..Default::default()
         }));
         assert!(text.contains("\nlarder_cache_hits_total 2\n"));
-        assert!(text.contains("larder_cache_not_stored_total{reason=\"OriginNotCache\"} 1\n"));
+        // Each refusal rule is its own series.
+        assert!(text.contains("larder_cache_not_stored_total{reason=\"Private\"} 1\n"));
+        assert!(text.contains("larder_cache_not_stored_total{reason=\"VaryAny\"} 2\n"));
         assert!(text.contains("\nlarder_cache_entries 3\n"));
-        assert_eq!(m.not_stored_count("OriginNotCache"), 1);
+        assert_eq!(m.not_stored_count("Private"), 1);
+        assert_eq!(m.not_stored_count("VaryAny"), 2);
+        assert_eq!(m.not_stored_count("OriginNotCache"), 0);
     }
 }

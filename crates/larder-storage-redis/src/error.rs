@@ -7,9 +7,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong talking to Redis or reading an entry back from it.
 ///
-/// The [`Storage`](larder_storage::Storage) methods return these wrapped in
-/// [`larder_storage::Error::Backend`]; find them again with
-/// [`std::error::Error::source`] or `downcast_ref`.
+/// The [`Storage`](larder_storage::Storage) methods return these wrapped in a
+/// [`larder_storage::Error`]: [`Unavailable`](larder_storage::Error::Unavailable) when Redis
+/// could not be reached, was too slow or is being skipped ([`Error::is_unavailable`]), so
+/// callers ask [`larder_storage::Error::is_unavailable`] without knowing this type;
+/// [`Backend`](larder_storage::Error::Backend) otherwise. The wrapped error is its
+/// [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -79,42 +82,86 @@ impl Error {
     }
 }
 
-/// Whether `error` or one of its [sources](std::error::Error::source) is an [`Error`] saying
-/// that Redis could not be reached, was too slow or is being skipped
-/// ([`Error::is_unavailable`]).
-///
-/// Errors reach callers wrapped (in [`larder_storage::Error::Backend`], and that again in the
-/// error of whatever called the storage); this finds the cause anywhere in the chain, so a
-/// caller can log an outage, which the storage already reports once, more quietly than an
-/// error about one request.
-///
-/// ```
-/// use larder_storage_redis::{Error, is_unavailable};
-///
-/// let wrapped = larder_storage::Error::from(Error::Unavailable);
-/// assert!(is_unavailable(&wrapped));
-/// let corrupt = larder_storage::Error::from(Error::CorruptEntry { reason: "bad" });
-/// assert!(!is_unavailable(&corrupt));
-/// ```
-pub fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(ours) = e.downcast_ref::<Error>() {
-            return ours.is_unavailable();
-        }
-        next = e.source();
-    }
-    false
-}
-
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         Error::Redis(e)
     }
 }
 
+/// An outage becomes [`larder_storage::Error::Unavailable`], any other error
+/// [`larder_storage::Error::Backend`].
+///
+/// ```
+/// use larder_storage_redis::Error;
+///
+/// let down = larder_storage::Error::from(Error::Unavailable);
+/// assert!(down.is_unavailable());
+/// let corrupt = larder_storage::Error::from(Error::CorruptEntry { reason: "bad" });
+/// assert!(!corrupt.is_unavailable());
+/// ```
 impl From<Error> for larder_storage::Error {
     fn from(e: Error) -> Self {
-        larder_storage::Error::Backend(Box::new(e))
+        if e.is_unavailable() {
+            larder_storage::Error::Unavailable(Box::new(e))
+        } else {
+            larder_storage::Error::Backend(Box::new(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage_error(e: Error) -> larder_storage::Error {
+        e.into()
+    }
+
+    #[test]
+    fn outages_become_the_unavailable_kind() {
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let reset =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        for e in [
+            Error::Timeout(Duration::from_millis(250)),
+            Error::Unavailable,
+            Error::Redis(refused),
+            Error::Redis(reset),
+        ] {
+            let text = e.to_string();
+            let wrapped = storage_error(e);
+            assert!(wrapped.is_unavailable(), "{text}");
+            assert!(
+                matches!(wrapped, larder_storage::Error::Unavailable(_)),
+                "{text}"
+            );
+            // The cause stays reachable for logs.
+            let source = std::error::Error::source(&wrapped).map(ToString::to_string);
+            assert_eq!(source.as_deref(), Some(text.as_str()));
+        }
+    }
+
+    #[test]
+    fn answers_about_the_data_are_backend_errors() {
+        let wrong_type = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+        ));
+        for e in [
+            Error::Redis(wrong_type),
+            Error::CorruptEntry { reason: "bad" },
+            Error::MissingChunk { index: 3 },
+            Error::PartsExpired,
+            Error::BodyTooLarge { max: 10 },
+        ] {
+            let text = e.to_string();
+            let wrapped = storage_error(e);
+            assert!(!wrapped.is_unavailable(), "{text}");
+            assert!(
+                matches!(wrapped, larder_storage::Error::Backend(_)),
+                "{text}"
+            );
+        }
     }
 }

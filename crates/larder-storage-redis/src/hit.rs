@@ -8,14 +8,14 @@ use bytes::Bytes;
 use larder_storage::{CacheKey, HandleHit, Storage};
 use tracing::Span;
 
+use crate::client::{Client, EntryKeys};
+use crate::error::{Error, Result};
 use crate::stats::inc;
-use crate::storage::EntryKeys;
-use crate::{Error, RedisStorage, Result};
 
 /// The body reader of a Redis hit. Chunks are fetched when the reader gets to them,
 /// [`read_ahead`](crate::RedisConfig::read_ahead) per round trip; at most that many are held.
 pub(crate) struct RedisHit {
-    storage: &'static RedisStorage,
+    client: &'static Client,
     keys: EntryKeys,
     version: String,
     len: usize,
@@ -33,7 +33,7 @@ pub(crate) struct RedisHit {
 
 impl RedisHit {
     pub(crate) fn new(
-        storage: &'static RedisStorage,
+        client: &'static Client,
         keys: EntryKeys,
         version: String,
         len: usize,
@@ -42,7 +42,7 @@ impl RedisHit {
         weight: usize,
     ) -> Self {
         RedisHit {
-            storage,
+            client,
             keys,
             version,
             len,
@@ -63,14 +63,14 @@ impl RedisHit {
     /// Fetches chunks from `first` on, as many as read-ahead allows within the range.
     async fn fetch(&mut self, first: usize) -> Result<()> {
         let last_needed = (self.end - 1) / self.chunk_size;
-        let count = (last_needed + 1 - first).min(self.storage.config().read_ahead);
+        let count = (last_needed + 1 - first).min(self.client.config().read_ahead);
         let mut pipe = redis::pipe();
         for index in first..first + count {
             pipe.cmd("GET").arg(self.keys.chunk(&self.version, index));
         }
-        let mut conn = self.storage.connection();
+        let mut conn = self.client.connection();
         let chunks: Vec<Option<Bytes>> = self
-            .storage
+            .client
             .call(async move { pipe.query_async(&mut conn).await })
             .await?;
         if chunks.len() != count {
@@ -128,7 +128,7 @@ impl HandleHit for RedisHit {
         match self.next_chunk().await {
             Ok(chunk) => Ok(chunk),
             Err(e) => {
-                inc(&self.storage.counters().read_errors);
+                inc(&self.client.counters().read_errors);
                 tracing::debug!(error = %e, key = %self.keys.base, "redis cache body read failed");
                 Err(e.into())
             }

@@ -8,8 +8,9 @@
 //! - [`RedisStats`]: counters of hits, misses, failures and writes, for metrics.
 //! - [`TieredStorage`]: a local tier (a [`MemCache`](larder_storage::MemCache)) in front of
 //!   the shared one; hits from Redis are promoted into memory.
-//! - [`is_unavailable`]: whether an error (however wrapped) means Redis could not be
-//!   reached, so callers can log an outage quietly.
+//! - [`Error`]: what went wrong; an outage (Redis unreachable, too slow, or skipped after
+//!   repeated failures) reaches callers as [`larder_storage::Error::Unavailable`], so they
+//!   can log it quietly by asking [`larder_storage::Error::is_unavailable`].
 //!
 //! Redis being down or slow does not stall requests: every call is bounded by
 //! [`RedisConfig::timeout`] and, after a few failures in a row, Redis is skipped for a
@@ -107,7 +108,9 @@
 //! bound the memory tier with [`TieredStorage::with_eviction`].
 
 mod breaker;
+mod client;
 mod config;
+mod entry;
 mod error;
 mod hit;
 mod miss;
@@ -117,7 +120,7 @@ mod storage;
 mod tiered;
 
 pub use config::RedisConfig;
-pub use error::{Error, Result, is_unavailable};
+pub use error::{Error, Result};
 pub use stats::RedisStats;
 pub use storage::RedisStorage;
 pub use tiered::{TieredStats, TieredStorage};

@@ -5,17 +5,17 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use larder_storage::{HandleMiss, MissFinishType};
 
+use crate::client::{Client, EntryKeys};
 use crate::config::MAX_CHUNKS;
+use crate::error::{Error, Result};
 use crate::stats::inc;
-use crate::storage::EntryKeys;
-use crate::{Error, RedisStorage, Result};
 
-/// The miss handler of a [`RedisStorage`]: full chunks go out as they fill up, the meta (and
+/// The miss handler of a [`RedisStorage`](crate::RedisStorage): full chunks go out as they fill up, the meta (and
 /// the last chunk, or the whole body when it fits in one) is published by
 /// [`finish`](HandleMiss::finish). Dropping it unfinished deletes the chunks
 /// sent so far (best effort; they expire anyway).
 pub(crate) struct RedisMiss {
-    storage: &'static RedisStorage,
+    client: &'static Client,
     keys: EntryKeys,
     version: String,
     meta: Vec<u8>,
@@ -39,7 +39,7 @@ const PIPELINE_CHUNKS: usize = 16;
 
 impl RedisMiss {
     pub(crate) fn new(
-        storage: &'static RedisStorage,
+        client: &'static Client,
         keys: EntryKeys,
         version: String,
         meta: Vec<u8>,
@@ -47,7 +47,7 @@ impl RedisMiss {
         marker: Vec<u8>,
     ) -> Self {
         RedisMiss {
-            storage,
+            client,
             keys,
             version,
             meta,
@@ -63,7 +63,7 @@ impl RedisMiss {
     }
 
     fn chunk_size(&self) -> usize {
-        self.storage.config().chunk_size
+        self.client.config().chunk_size
     }
 
     /// Cuts `data` into full chunks (without copying where it can), keeping the rest. A full
@@ -90,7 +90,7 @@ impl RedisMiss {
     /// Sends `chunks`, with the short expiry of unfinished parts, in pipelines of at most
     /// [`PIPELINE_CHUNKS`] so each call stays small enough for the timeout.
     async fn send(&mut self, chunks: Vec<Bytes>) -> Result<()> {
-        let ttl_ms = u64::try_from(self.storage.config().part_ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = u64::try_from(self.client.config().part_ttl.as_millis()).unwrap_or(u64::MAX);
         for batch in chunks.chunks(PIPELINE_CHUNKS) {
             let mut pipe = redis::pipe();
             for (i, chunk) in batch.iter().enumerate() {
@@ -101,11 +101,11 @@ impl RedisMiss {
                     .arg(ttl_ms)
                     .ignore();
             }
-            let mut conn = self.storage.connection();
+            let mut conn = self.client.connection();
             // Count the chunks as sent before the answer: if the call fails midway, `Drop`
             // still deletes whatever made it.
             self.sent += batch.len();
-            self.storage
+            self.client
                 .call(async move { pipe.query_async::<()>(&mut conn).await })
                 .await?;
         }
@@ -118,7 +118,7 @@ impl RedisMiss {
     async fn publish(&mut self) -> Result<i64> {
         // An invalidation is remembered for `part_ttl`: a write older than that could miss
         // one, so it is not published (its chunks would be expiring anyway).
-        if self.started.elapsed() >= self.storage.config().part_ttl {
+        if self.started.elapsed() >= self.client.config().part_ttl {
             return Err(Error::PartsExpired);
         }
         let rest = self.partial.split().freeze();
@@ -129,8 +129,8 @@ impl RedisMiss {
             Bytes::new()
         };
         let grace_ms =
-            u64::try_from(self.storage.config().replace_grace.as_millis()).unwrap_or(u64::MAX);
-        let mut invocation = self.storage.publish_script().prepare_invoke();
+            u64::try_from(self.client.config().replace_grace.as_millis()).unwrap_or(u64::MAX);
+        let mut invocation = self.client.scripts().publish.prepare_invoke();
         invocation
             .key(self.keys.meta())
             .key(self.keys.marker())
@@ -144,8 +144,8 @@ impl RedisMiss {
             .arg(&self.marker)
             .arg(grace_ms)
             .arg(inline.as_ref());
-        let mut conn = self.storage.connection();
-        self.storage
+        let mut conn = self.client.connection();
+        self.client
             .call(async move { invocation.invoke_async(&mut conn).await })
             .await
     }
@@ -176,7 +176,7 @@ impl HandleMiss for RedisMiss {
         self.done = true;
         let result = match self.publish().await {
             Ok(1) => {
-                inc(&self.storage.counters().writes_stored);
+                inc(&self.client.counters().writes_stored);
                 return Ok(MissFinishType::Created(self.len + self.meta.len()));
             }
             Ok(-1) => larder_storage::Error::WritePurged,
@@ -187,7 +187,7 @@ impl HandleMiss for RedisMiss {
             .into(),
             Err(e) => e.into(),
         };
-        inc(&self.storage.counters().writes_dropped);
+        inc(&self.client.counters().writes_dropped);
         tracing::debug!(error = %result, key = %self.keys.base, "redis cache write not stored");
         Err(result)
     }
@@ -198,7 +198,7 @@ impl Drop for RedisMiss {
         if self.done {
             return;
         }
-        inc(&self.storage.counters().writes_dropped);
+        inc(&self.client.counters().writes_dropped);
         if self.sent == 0 {
             return;
         }
@@ -209,11 +209,11 @@ impl Drop for RedisMiss {
         for index in 0..self.sent {
             cmd.arg(self.keys.chunk(&self.version, index));
         }
-        let storage = self.storage;
-        let mut conn = storage.connection();
+        let client = self.client;
+        let mut conn = client.connection();
         runtime.spawn(async move {
             // Best effort: the parts expire by themselves if this fails.
-            let _ = storage
+            let _ = client
                 .call(async move { cmd.query_async::<()>(&mut conn).await })
                 .await;
         });

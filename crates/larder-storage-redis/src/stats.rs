@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use larder_storage::metrics::{MetricSample, write_prometheus};
+
 /// A snapshot of a storage's counters (all since it was created), from
 /// [`RedisStorage::stats`](crate::RedisStorage::stats).
 ///
@@ -33,6 +35,59 @@ pub struct RedisStats {
 }
 
 impl RedisStats {
+    /// The counters as `larder_redis_*_total` metric samples, what
+    /// [`RedisStorage`](crate::RedisStorage)'s [`Storage::metrics`](larder_storage::Storage::metrics)
+    /// reports.
+    pub fn samples(&self) -> [MetricSample; 9] {
+        [
+            MetricSample::counter(
+                "larder_redis_hits_total",
+                "Lookups that found an entry in Redis.",
+                self.hits,
+            ),
+            MetricSample::counter(
+                "larder_redis_misses_total",
+                "Lookups that found nothing in Redis.",
+                self.misses,
+            ),
+            MetricSample::counter(
+                "larder_redis_lookup_errors_total",
+                "Lookups that failed (Redis down, slow or a bad entry); served from upstream.",
+                self.lookup_errors,
+            ),
+            MetricSample::counter(
+                "larder_redis_read_errors_total",
+                "Hits whose body could not be read to the end.",
+                self.read_errors,
+            ),
+            MetricSample::counter(
+                "larder_redis_writes_stored_total",
+                "Entries published to Redis.",
+                self.writes_stored,
+            ),
+            MetricSample::counter(
+                "larder_redis_writes_dropped_total",
+                "Writes to Redis that failed or were abandoned.",
+                self.writes_dropped,
+            ),
+            MetricSample::counter(
+                "larder_redis_errors_total",
+                "Failed Redis calls.",
+                self.errors,
+            ),
+            MetricSample::counter(
+                "larder_redis_timeouts_total",
+                "Redis calls that timed out.",
+                self.timeouts,
+            ),
+            MetricSample::counter(
+                "larder_redis_skipped_total",
+                "Redis calls not sent while Redis was marked down.",
+                self.skipped,
+            ),
+        ]
+    }
+
     /// The counters in the Prometheus text exposition format, as `larder_redis_*_total`
     /// counters with `HELP` and `TYPE` lines, ready to append to a `/metrics` page.
     ///
@@ -42,49 +97,8 @@ impl RedisStats {
     /// assert!(text.contains("\nlarder_redis_timeouts_total 0\n"));
     /// ```
     pub fn render_prometheus(&self) -> String {
-        use std::fmt::Write;
-        let rows: [(&str, &str, u64); 9] = [
-            ("hits", "Lookups that found an entry in Redis.", self.hits),
-            (
-                "misses",
-                "Lookups that found nothing in Redis.",
-                self.misses,
-            ),
-            (
-                "lookup_errors",
-                "Lookups that failed (Redis down, slow or a bad entry); served from upstream.",
-                self.lookup_errors,
-            ),
-            (
-                "read_errors",
-                "Hits whose body could not be read to the end.",
-                self.read_errors,
-            ),
-            (
-                "writes_stored",
-                "Entries published to Redis.",
-                self.writes_stored,
-            ),
-            (
-                "writes_dropped",
-                "Writes to Redis that failed or were abandoned.",
-                self.writes_dropped,
-            ),
-            ("errors", "Failed Redis calls.", self.errors),
-            ("timeouts", "Redis calls that timed out.", self.timeouts),
-            (
-                "skipped",
-                "Redis calls not sent while Redis was marked down.",
-                self.skipped,
-            ),
-        ];
         let mut out = String::with_capacity(1024);
-        for (name, help, value) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP larder_redis_{name}_total {help}\n# TYPE larder_redis_{name}_total counter\nlarder_redis_{name}_total {value}"
-            );
-        }
+        write_prometheus(&self.samples(), &mut out);
         out
     }
 }

@@ -76,12 +76,33 @@ pub enum Error {
         reason: &'static str,
     },
     /// An error from a storage backend (for implementations outside this crate, such as a
-    /// networked store).
+    /// networked store): an answer about the data or the request, not an outage.
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The storage backend could not be reached: it is down, did not answer in time, or is
+    /// being skipped after repeated failures. The source is the backend's own error. A caller
+    /// can treat the call as a miss and log the outage quietly (a backend reports an outage
+    /// once itself); ask with [`Error::is_unavailable`].
+    #[error("storage backend unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
+    /// Whether the backend could not be reached ([`Error::Unavailable`]), as opposed to an
+    /// error about the data or the call. Callers ask this instead of inspecting the source.
+    ///
+    /// ```
+    /// use larder_storage::Error;
+    ///
+    /// let timeout = std::io::Error::from(std::io::ErrorKind::TimedOut);
+    /// assert!(Error::Unavailable(Box::new(timeout)).is_unavailable());
+    /// assert!(!Error::Backend("bad entry".into()).is_unavailable());
+    /// assert!(!Error::WriteAbandoned.is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+
     pub(crate) fn invalid_meta(reason: &'static str) -> Self {
         Error::InvalidMeta { reason }
     }

@@ -35,6 +35,14 @@ impl Default for ResponseHeader {
     }
 }
 
+/// The header fields, for code generic over message heads (such as
+/// `CacheControl::from_resp_headers`).
+impl AsRef<HeaderMap> for ResponseHeader {
+    fn as_ref(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
 impl ResponseHeader {
     /// A header with `status`, HTTP/1.1 and no fields.
     pub fn new(status: StatusCode) -> Self {
@@ -43,6 +51,52 @@ impl ResponseHeader {
             version: Version::HTTP_11,
             headers: HeaderMap::new(),
         }
+    }
+
+    /// A header with `status` (a [`StatusCode`] or a `u16`), under pingora's name.
+    /// `size_hint` is the number of fields to reserve room for.
+    ///
+    /// ```
+    /// use larder_storage::ResponseHeader;
+    ///
+    /// let header = ResponseHeader::build(304, Some(4))?;
+    /// assert_eq!(header.status, http::StatusCode::NOT_MODIFIED);
+    /// assert!(ResponseHeader::build(1000, None).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`http::Error`] if `status` is not a valid status code.
+    pub fn build<S>(status: S, size_hint: Option<usize>) -> Result<Self, http::Error>
+    where
+        S: TryInto<StatusCode>,
+        http::Error: From<S::Error>,
+    {
+        Ok(ResponseHeader {
+            status: status.try_into()?,
+            version: Version::HTTP_11,
+            headers: HeaderMap::with_capacity(size_hint.unwrap_or(0)),
+        })
+    }
+
+    /// Replaces the status (a [`StatusCode`] or a `u16`).
+    ///
+    /// # Errors
+    ///
+    /// [`http::Error`] if `status` is not a valid status code; the status is then unchanged.
+    pub fn set_status<S>(&mut self, status: S) -> Result<(), http::Error>
+    where
+        S: TryInto<StatusCode>,
+        http::Error: From<S::Error>,
+    {
+        self.status = status.try_into()?;
+        Ok(())
+    }
+
+    /// Removes every value of the field `name`, returning the first one.
+    pub fn remove_header<N: http::header::AsHeaderName>(&mut self, name: N) -> Option<HeaderValue> {
+        self.headers.remove(name)
     }
 
     /// Appends a field, keeping any earlier values of the same name.

@@ -11,6 +11,7 @@
 //!   receivers.
 //! - [`MemCache`]: an in-memory [`Storage`] with streaming partial writes.
 //! - [`eviction::EvictionManager`] and its implementations.
+//! - [`metrics::MetricSample`]: the figures a storage reports through [`Storage::metrics`].
 //!
 //! # Example
 //!
@@ -48,6 +49,7 @@ mod header;
 pub mod key;
 mod memory;
 mod meta;
+pub mod metrics;
 pub mod partial;
 pub mod storage;
 

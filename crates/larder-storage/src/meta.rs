@@ -12,6 +12,9 @@ use http::HeaderMap;
 use crate::{HashBinary, ResponseHeader, Result};
 
 mod format;
+mod inner;
+
+use inner::CacheMetaInner;
 
 /// The metadata of a cached response: its freshness timestamps, stale-serving windows, the
 /// response header, the variance it was stored under, and a slot for embedding code's data.
@@ -42,19 +45,6 @@ mod format;
 /// ```
 #[derive(Clone, Debug)]
 pub struct CacheMeta(Arc<CacheMetaInner>);
-
-#[derive(Clone, Debug)]
-struct CacheMetaInner {
-    fresh_until: SystemTime,
-    created: SystemTime,
-    updated: SystemTime,
-    epoch_override: Option<SystemTime>,
-    stale_while_revalidate_sec: u32,
-    stale_if_error_sec: u32,
-    variance: Option<HashBinary>,
-    header: ResponseHeader,
-    extensions: http::Extensions,
-}
 
 impl CacheMeta {
     /// Creates a meta. `updated` starts equal to `created`.

@@ -138,6 +138,13 @@ pub trait Storage: Send + Sync {
         false
     }
 
+    /// Appends the storage's own figures (hits, errors, bytes held, ...) to `out`, for a
+    /// metrics page; the default reports nothing. A storage built on others adds theirs.
+    /// Samples rather than text: see [`metrics`](crate::metrics) for why.
+    fn metrics(&self, out: &mut Vec<crate::metrics::MetricSample>) {
+        let _ = out;
+    }
+
     /// The storage as `Any`, so callers can check its concrete type.
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static);
 }
@@ -194,6 +201,23 @@ pub trait HandleHit: Send + Sync {
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
         let _ = (start, end);
         Err(Error::SeekUnsupported)
+    }
+
+    /// Whether [`seek_multipart`](Self::seek_multipart) is supported, for the parts of a
+    /// `multipart/byteranges` response. Default: [`can_seek`](Self::can_seek).
+    fn can_seek_multipart(&self) -> bool {
+        self.can_seek()
+    }
+
+    /// Restricts the following reads to the next part `start..end` of a multi-range response
+    /// (same bounds as [`seek`](Self::seek)). A storage that reads parts differently from a
+    /// single range (say, one request per part) overrides it. Default: [`seek`](Self::seek).
+    ///
+    /// # Errors
+    ///
+    /// As [`seek`](Self::seek).
+    fn seek_multipart(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        self.seek(start, end)
     }
 
     /// Whether reading this hit counts as an access for the eviction manager. Default `true`.

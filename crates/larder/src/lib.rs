@@ -3,7 +3,11 @@
 //! larder is the caching layer of a reverse proxy or CDN node, split into crates that can be
 //! used one at a time, plus a ready caching reverse proxy built on them. It keeps the
 //! vocabulary of pingora-cache (`CacheKey`, `CacheMeta`, `Storage`, `HttpCache` phases,
-//! `MemCache`, `RTCache`), so [`cache`] mirrors `pingora::cache`, and follows RFC 9111.
+//! `MemCache`, `RTCache`) and follows RFC 9111. [`cache`] has the module paths of
+//! `pingora::cache` (`key`, `meta`, `storage`, `lock`, `eviction`, `filters`, `cache_control`,
+//! `max_file_size`, `predictor`, `put`, `prelude`); the porting table of `docs/guide.md` lists
+//! what else a port changes, and `examples/port_storage.rs` and `examples/port_cache_filter.rs`
+//! are two pingora-cache programs ported that way.
 //!
 //! # From the dependency to a cached hit
 //!
@@ -17,8 +21,9 @@
 //! use http::{StatusCode, header};
 //! use larder::cache::cache_control::CacheControl;
 //! use larder::cache::filters::{RespCacheable, resp_cacheable};
-//! use larder::cache::{CacheKey, CacheMetaDefaults, CachePhase, HitStatus, HttpCache, MemCache};
-//! use larder::cache::ResponseHeader;
+//! use larder::cache::key::CacheKey;
+//! use larder::cache::meta::CacheMetaDefaults;
+//! use larder::cache::{CachePhase, HitStatus, HttpCache, MemCache, ResponseHeader};
 //!
 //! // Storage lives as long as the process: `HttpCache` takes `&'static` references.
 //! static DEFAULTS: CacheMetaDefaults = CacheMetaDefaults::STRICT;
@@ -34,9 +39,9 @@
 //! cache.cache_miss();
 //! let mut response = ResponseHeader::new(StatusCode::OK);
 //! response.append_header(header::CACHE_CONTROL, "max-age=3600")?;
-//! let headers = response.headers.clone();
-//! let cc = CacheControl::from_headers(&headers);
-//! let RespCacheable::Cacheable(meta) = resp_cacheable(Some(&cc), response, false, &DEFAULTS)
+//! let cc = CacheControl::from_resp_headers(&response);
+//! let RespCacheable::Cacheable(meta) =
+//!     resp_cacheable(cc.as_ref(), response.clone(), false, &DEFAULTS)
 //! else { unreachable!("max-age=3600 is cacheable") };
 //! cache.set_cache_meta(meta);
 //! cache.set_miss_handler().await?;
@@ -62,7 +67,7 @@
 //!
 //! In a real proxy, the `proxy` feature's `CacheLayer` does all of this (plus locking,
 //! revalidation, stale serving, ranges and conditional requests) around any tower service,
-//! and the `larder` binary runs it in front of an origin.
+//! and the `larder` binary (crate `larder-server`) runs it in front of an origin.
 //!
 //! # Feature flags
 //!
@@ -72,7 +77,8 @@
 //! - `storage`: `larder::storage`, keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
 //! - `eviction`: `larder::eviction`, the eviction core (sharded weighted LRU, `TinyUFO` policy).
 //! - `memory-cache`: `larder::memory_cache`, `MemoryCache` and the read-through `RTCache`.
-//! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks.
+//! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks (with any
+//!   `Storage`; this feature does not pull in the Redis client).
 //! - `redis`: `larder::storage_redis`: `RedisStorage`, a `Storage` on Redis shared by a fleet of
 //!   proxies, and `TieredStorage`, local memory in front of it.
 //! - `full`: everything.
@@ -89,8 +95,8 @@ pub use larder_eviction as eviction;
 #[doc(inline)]
 pub use larder_storage as storage;
 
-/// HTTP caching: [`HttpCache`](cache::HttpCache) and everything it works with, under the names
-/// `pingora::cache` uses.
+/// HTTP caching: [`HttpCache`](cache::HttpCache) and everything it works with, under the module
+/// paths and names `pingora::cache` uses.
 #[cfg(feature = "cache")]
 pub mod cache {
     #[doc(inline)]

@@ -4,8 +4,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::Machine;
 use super::http::{Load, Results};
+
+/// The machine and the moment, for the report's header.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Machine {
+    pub(super) cores: usize,
+    pub(super) cpu: String,
+    pub(super) load_before: String,
+    pub(super) load_after: String,
+    pub(super) date: String,
+    pub(super) command: String,
+    /// Parts that failed; the report names them instead of their figures.
+    pub(super) failures: Vec<String>,
+}
 
 /// The workload the goals are judged on, as the benches label it (`larder_benches::HEADLINE`:
 /// Zipf 1.0, a cache of 1 % of the keys).

@@ -87,7 +87,15 @@ impl HttpCache {
             return;
         };
         let status = match reason {
+            // The origin's rules refused it: the next response will most likely be refused too.
             NoCacheReason::OriginNotCache
+            | NoCacheReason::StatusNotStorable
+            | NoCacheReason::StatusNotUnderstood
+            | NoCacheReason::NoStore
+            | NoCacheReason::Private
+            | NoCacheReason::Authorization
+            | NoCacheReason::VaryAny
+            | NoCacheReason::NoFreshness
             | NoCacheReason::ResponseTooLarge
             | NoCacheReason::PredictedResponseTooLarge
             // Each waiter gets its own answer (and cookie) from the origin, all at once rather
@@ -96,6 +104,7 @@ impl HttpCache {
             NoCacheReason::Custom(custom) => lock_ctx.cache_lock.custom_lock_status(custom),
             // Transient: another request may succeed where this one failed.
             NoCacheReason::NeverEnabled
+            | NoCacheReason::MethodNotCacheable
             | NoCacheReason::StorageError
             | NoCacheReason::InternalError
             | NoCacheReason::Deferred

@@ -47,10 +47,7 @@ async fn uncacheable_response_is_not_stored() {
     let env = Env::new();
     let origin = Origin::new(vec![ok(&[("cache-control", "no-store")], b"x")]);
     let first = get(env, "/a", &no_headers(), &origin).await;
-    assert_eq!(
-        first.phase,
-        CachePhase::Disabled(NoCacheReason::OriginNotCache)
-    );
+    assert_eq!(first.phase, CachePhase::Disabled(NoCacheReason::NoStore));
     get(env, "/a", &no_headers(), &origin).await;
     assert_eq!(origin.calls(), 2);
 }
@@ -63,7 +60,7 @@ async fn authorization_blocks_storage_unless_public() {
     let served = get(env, "/a", &auth, &origin).await;
     assert_eq!(
         served.phase,
-        CachePhase::Disabled(NoCacheReason::OriginNotCache)
+        CachePhase::Disabled(NoCacheReason::Authorization)
     );
     origin.set(vec![ok(&[("cache-control", "max-age=60, public")], b"x")]);
     assert_eq!(get(env, "/b", &auth, &origin).await.phase, CachePhase::Miss);
@@ -124,7 +121,7 @@ async fn stale_304_that_forbids_storage_is_served_uncached() {
     let served = get(env, "/a", &no_headers(), &origin).await;
     assert_eq!(
         served.phase,
-        CachePhase::RevalidatedNoCache(NoCacheReason::OriginNotCache)
+        CachePhase::RevalidatedNoCache(NoCacheReason::NoStore)
     );
     assert_eq!(served.body, b"body");
 }

@@ -5,4 +5,5 @@ mod flaky;
 mod flows;
 mod model;
 mod phases;
+mod put;
 mod tables;

@@ -276,21 +276,21 @@ async fn responses_that_must_not_be_stored_are_not() {
         &[("cache-control", "max-age=60, no-store")],
         &[],
         200,
-        "OriginNotCache",
+        "NoStore",
     )
     .await;
     check_not_stored(
         &[("cache-control", "max-age=60, private")],
         &[],
         200,
-        "OriginNotCache",
+        "Private",
     )
     .await;
     check_not_stored(
         &[("cache-control", "max-age=60")],
         &[("authorization", "Bearer x")],
         200,
-        "OriginNotCache",
+        "Authorization",
     )
     .await;
     // A redirect with only Last-Modified is not heuristically cacheable (RFC 9110 §15.1).
@@ -298,11 +298,18 @@ async fn responses_that_must_not_be_stored_are_not() {
         &[("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT")],
         &[],
         302,
-        "OriginNotCache",
+        "NoFreshness",
+    )
+    .await;
+    check_not_stored(
+        &[("cache-control", "max-age=60"), ("vary", "*")],
+        &[],
+        200,
+        "VaryAny",
     )
     .await;
     // No freshness at all: none is invented.
-    check_not_stored(&[], &[], 200, "OriginNotCache").await;
+    check_not_stored(&[], &[], 200, "NoFreshness").await;
     check_not_stored(
         &[("cache-control", "max-age=60")],
         &[("cache-control", "no-store")],
@@ -310,6 +317,37 @@ async fn responses_that_must_not_be_stored_are_not() {
         "RequestNoStore",
     )
     .await;
+}
+
+#[tokio::test]
+async fn each_refusal_rule_counts_under_its_own_reason() {
+    let origin = Origin::start(|parts, _| async move {
+        if parts.uri.path() == "/private" {
+            respond(200, &[("cache-control", "max-age=60, private")], "p")
+        } else {
+            respond(200, &[("cache-control", "max-age=60"), ("vary", "*")], "v")
+        }
+    })
+    .await;
+    let proxy = Proxy::start(&origin, cache_config()).await;
+    for (path, reason) in [("/private", "Private"), ("/vary", "VaryAny")] {
+        let got = get(&proxy.url(path)).await;
+        assert!(
+            got.cache_status().contains(&format!("detail={reason}")),
+            "{path}: {}",
+            got.cache_status()
+        );
+    }
+    let metrics = proxy.layer.render_metrics();
+    for reason in ["Private", "VaryAny"] {
+        assert!(
+            metrics.contains(&format!(
+                "larder_cache_not_stored_total{{reason=\"{reason}\"}} 1\n"
+            )),
+            "{metrics}"
+        );
+    }
+    assert!(!metrics.contains("reason=\"OriginNotCache\""), "{metrics}");
 }
 
 #[tokio::test]

@@ -156,7 +156,9 @@ pub(crate) async fn get(url: &str) -> Got {
 }
 
 /// The sample `name` from the Prometheus text an admin listener at `admin` serves on
-/// `/metrics`; panics (with the text) when it is missing.
+/// `/metrics`; panics (with the text) when it is missing. (Used by larder-server's tests,
+/// which include this file.)
+#[allow(dead_code)]
 pub(crate) async fn metric(admin: impl std::fmt::Display, name: &str) -> u64 {
     let text = get(&format!("http://{admin}/metrics")).await.text();
     let prefix = format!("{name} ");

@@ -1,12 +1,9 @@
-//! A sharded LRU [`EvictionManager`] over [`larder_eviction::Lru`].
+//! A sharded LRU [`EvictionManager`](super::EvictionManager) over [`larder_eviction::Lru`].
 
-use std::path::Path;
-use std::time::SystemTime;
+use larder_eviction::Lru;
 
-use async_trait::async_trait;
-use larder_eviction::{EvictionPolicy, Lru};
-
-use super::{EvictionManager, eviction_key, persist};
+use super::tracked::Tracked;
+use super::{eviction_key, persist};
 use crate::{CompactCacheKey, Error, Result};
 
 const FILE_PREFIX: &str = "lru.data";
@@ -16,11 +13,11 @@ const FILE_PREFIX: &str = "lru.data";
 ///
 /// Keys go to shard `eviction_key % N`. Admitting evicts the least recently used entries until
 /// the total size is within the limit (and the item count within the watermark, if set).
-/// [`access`](EvictionManager::access) of an untracked key starts tracking it without
+/// [`access`](super::EvictionManager::access) of an untracked key starts tracking it without
 /// evicting.
 ///
-/// [`save`](EvictionManager::save) writes one file per shard, `lru.data.{i}`, most recently
-/// used first; [`load`](EvictionManager::load) appends each file's entries at the tail of a
+/// [`save`](super::EvictionManager::save) writes one file per shard, `lru.data.{i}`, most recently
+/// used first; [`load`](super::EvictionManager::load) appends each file's entries at the tail of a
 /// shard, so loading into a fresh manager with the same `N` restores the order.
 ///
 /// ```
@@ -129,116 +126,43 @@ impl<const N: usize> Manager<N> {
     }
 }
 
-pub(super) fn lru_admit<const N: usize>(
+/// An access of an untracked key starts tracking it without evicting (`access` cannot return
+/// victims); shared with the single-list manager.
+pub(super) fn access_or_track<const N: usize>(
     lru: &Lru<CompactCacheKey, N>,
-    item: CompactCacheKey,
-    size: usize,
-) -> Vec<CompactCacheKey> {
-    lru.admit_and_evict(eviction_key(&item), item, size)
-        .into_iter()
-        .map(|e| e.data)
-        .collect()
-}
-
-pub(super) fn lru_access<const N: usize>(
-    lru: &Lru<CompactCacheKey, N>,
+    key: u64,
     item: &CompactCacheKey,
     size: usize,
 ) -> bool {
-    let key = eviction_key(item);
-    if lru.promote(key) {
-        true
-    } else {
+    lru.promote(key) || {
         lru.admit(key, item.clone(), size);
         false
     }
 }
 
-pub(super) fn lru_increment<const N: usize>(
-    lru: &Lru<CompactCacheKey, N>,
-    item: &CompactCacheKey,
-    delta: usize,
-    max_weight: Option<usize>,
-) -> Vec<CompactCacheKey> {
-    EvictionPolicy::increment_weight(lru, eviction_key(item), delta, max_weight)
-        .into_iter()
-        .map(|e| e.data)
-        .collect()
-}
+impl<const N: usize> Tracked for Manager<N> {
+    type Policy = Lru<CompactCacheKey, N>;
+    const FILE_PREFIX: &'static str = FILE_PREFIX;
 
-#[async_trait]
-impl<const N: usize> EvictionManager for Manager<N> {
-    fn total_size(&self) -> usize {
-        self.lru.weight()
+    fn policy(&self) -> &Self::Policy {
+        &self.lru
     }
 
-    fn total_items(&self) -> usize {
-        self.lru.len()
+    fn file_names(&self) -> Vec<String> {
+        (0..N)
+            .map(|shard| format!("{FILE_PREFIX}.{shard}"))
+            .collect()
     }
 
-    fn evicted_size(&self) -> usize {
-        self.lru.evicted_weight()
+    fn saved_entries(&self, shard: usize) -> Vec<(CompactCacheKey, usize)> {
+        self.shard_entries(shard)
     }
 
-    fn evicted_items(&self) -> usize {
-        self.lru.evicted_len()
+    fn restore(&self, entries: Vec<(CompactCacheKey, usize)>) {
+        self.insert_tail(entries);
     }
 
-    fn admit(
-        &self,
-        item: CompactCacheKey,
-        size: usize,
-        _fresh_until: SystemTime,
-    ) -> Vec<CompactCacheKey> {
-        lru_admit(&self.lru, item, size)
-    }
-
-    fn increment_weight(
-        &self,
-        item: &CompactCacheKey,
-        delta: usize,
-        max_weight: Option<usize>,
-    ) -> Vec<CompactCacheKey> {
-        lru_increment(&self.lru, item, delta, max_weight)
-    }
-
-    fn remove(&self, item: &CompactCacheKey) {
-        self.lru.remove(eviction_key(item));
-    }
-
-    fn access(&self, item: &CompactCacheKey, size: usize, _fresh_until: SystemTime) -> bool {
-        lru_access(&self.lru, item, size)
-    }
-
-    fn peek(&self, item: &CompactCacheKey) -> bool {
-        self.lru.peek(eviction_key(item))
-    }
-
-    async fn save(&self, dir_path: &str) -> Result<()> {
-        let dir = Path::new(dir_path);
-        for shard in 0..N {
-            let data = self.serialize_shard(shard);
-            persist::write_atomic(dir.join(format!("{FILE_PREFIX}.{shard}")), data).await?;
-        }
-        Ok(())
-    }
-
-    /// Loads every shard file. A missing file is an error; a corrupt one is skipped (with a
-    /// warning) while the others load, and then reported as the error.
-    async fn load(&self, dir_path: &str) -> Result<()> {
-        let dir = Path::new(dir_path);
-        let mut first_error = None;
-        for shard in 0..N {
-            match persist::load_file(dir.join(format!("{FILE_PREFIX}.{shard}"))).await {
-                Ok(entries) => self.insert_tail(entries),
-                Err(e @ Error::CorruptEvictionState { .. }) => {
-                    tracing::warn!(error = %e, "skipping corrupt eviction state");
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        persist::remove_tmp_files(dir.to_owned(), FILE_PREFIX).await;
-        first_error.map_or(Ok(()), Err)
+    fn access(&self, key: u64, item: &CompactCacheKey, size: usize) -> bool {
+        access_or_track(&self.lru, key, item, size)
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Three implementations over larder-eviction: [`simple_lru::Manager`] (one strict LRU list),
 //! [`lru::Manager`] (a sharded LRU, the default choice) and [`tinyufo::Manager`] (TinyUFO:
-//! S3-FIFO eviction with TinyLFU admission).
+//! S3-FIFO eviction with TinyLFU admission). They share one implementation of the trait, the
+//! delegation to their policy and the saving and loading below; each manager only says what it
+//! adds (its files, how an access of an untracked key is handled, an index beside the policy).
 //!
 //! # Saved state
 //!
@@ -94,6 +96,7 @@ pub mod lru;
 mod persist;
 pub mod simple_lru;
 pub mod tinyufo;
+mod tracked;
 
 /// The `u64` an eviction policy tracks a key under: the first 8 bytes of the combined hash,
 /// mixed with the hash of the user tag when there is one. Stable across processes and

@@ -1,14 +1,12 @@
-//! A single-list LRU [`EvictionManager`]: strict least-recently-used order over all keys.
+//! A single-list LRU [`EvictionManager`](super::EvictionManager): strict least-recently-used
+//! order over all keys.
 
-use std::path::Path;
-use std::time::SystemTime;
-
-use async_trait::async_trait;
 use larder_eviction::Lru;
 
-use super::lru::{lru_access, lru_admit, lru_increment};
-use super::{EvictionManager, eviction_key, persist};
-use crate::{CompactCacheKey, Result};
+use super::eviction_key;
+use super::lru::access_or_track;
+use super::tracked::Tracked;
+use crate::CompactCacheKey;
 
 const FILE_NAME: &str = "simple_lru.data";
 
@@ -16,8 +14,8 @@ const FILE_NAME: &str = "simple_lru.data";
 /// recently used keys, oldest first. Prefer the sharded [`lru::Manager`](super::lru::Manager)
 /// under contention.
 ///
-/// [`save`](EvictionManager::save) writes `simple_lru.data` (most recently used first);
-/// [`load`](EvictionManager::load) appends its entries at the tail, so loading into a fresh
+/// [`save`](super::EvictionManager::save) writes `simple_lru.data` (most recently used first);
+/// [`load`](super::EvictionManager::load) appends its entries at the tail, so loading into a fresh
 /// manager restores the order.
 ///
 /// ```
@@ -68,66 +66,25 @@ impl Manager {
     }
 }
 
-#[async_trait]
-impl EvictionManager for Manager {
-    fn total_size(&self) -> usize {
-        self.lru.weight()
+impl Tracked for Manager {
+    type Policy = Lru<CompactCacheKey, 1>;
+    const FILE_PREFIX: &'static str = FILE_NAME;
+
+    fn policy(&self) -> &Self::Policy {
+        &self.lru
     }
 
-    fn total_items(&self) -> usize {
-        self.lru.len()
+    fn saved_entries(&self, _file: usize) -> Vec<(CompactCacheKey, usize)> {
+        self.entries()
     }
 
-    fn evicted_size(&self) -> usize {
-        self.lru.evicted_weight()
-    }
-
-    fn evicted_items(&self) -> usize {
-        self.lru.evicted_len()
-    }
-
-    fn admit(
-        &self,
-        item: CompactCacheKey,
-        size: usize,
-        _fresh_until: SystemTime,
-    ) -> Vec<CompactCacheKey> {
-        lru_admit(&self.lru, item, size)
-    }
-
-    fn increment_weight(
-        &self,
-        item: &CompactCacheKey,
-        delta: usize,
-        max_weight: Option<usize>,
-    ) -> Vec<CompactCacheKey> {
-        lru_increment(&self.lru, item, delta, max_weight)
-    }
-
-    fn remove(&self, item: &CompactCacheKey) {
-        self.lru.remove(eviction_key(item));
-    }
-
-    fn access(&self, item: &CompactCacheKey, size: usize, _fresh_until: SystemTime) -> bool {
-        lru_access(&self.lru, item, size)
-    }
-
-    fn peek(&self, item: &CompactCacheKey) -> bool {
-        self.lru.peek(eviction_key(item))
-    }
-
-    async fn save(&self, dir_path: &str) -> Result<()> {
-        let data = persist::encode(&self.entries());
-        persist::write_atomic(Path::new(dir_path).join(FILE_NAME), data).await
-    }
-
-    async fn load(&self, dir_path: &str) -> Result<()> {
-        let dir = Path::new(dir_path);
-        let entries = persist::load_file(dir.join(FILE_NAME)).await?;
+    fn restore(&self, entries: Vec<(CompactCacheKey, usize)>) {
         for (key, weight) in entries {
             self.lru.insert_tail(eviction_key(&key), key, weight);
         }
-        persist::remove_tmp_files(dir.to_owned(), FILE_NAME).await;
-        Ok(())
+    }
+
+    fn access(&self, key: u64, item: &CompactCacheKey, size: usize) -> bool {
+        access_or_track(&self.lru, key, item, size)
     }
 }

@@ -5,15 +5,14 @@
 #![allow(clippy::doc_markdown)]
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
-use larder_eviction::{Evicted, EvictionPolicy, TinyUfoPolicy};
+use larder_eviction::{EvictionPolicy, TinyUfoPolicy};
 use parking_lot::Mutex;
 
-use super::{EvictionManager, eviction_key, persist};
-use crate::{CompactCacheKey, Result};
+use super::EvictionManager;
+use super::tracked::Tracked;
+use crate::CompactCacheKey;
 
 const FILE_NAME: &str = "tinyufo.data";
 const INDEX_SHARDS: usize = 16;
@@ -110,92 +109,53 @@ impl Manager {
             .flat_map(|shard| shard.lock().values().cloned().collect::<Vec<_>>())
             .collect()
     }
-
-    fn drop_victims(&self, victims: Vec<Evicted<CompactCacheKey>>) -> Vec<CompactCacheKey> {
-        victims
-            .into_iter()
-            .map(|v| {
-                self.index(v.key).lock().remove(&v.key);
-                v.data
-            })
-            .collect()
-    }
 }
 
-#[async_trait]
-impl EvictionManager for Manager {
-    fn total_size(&self) -> usize {
-        self.policy.weight()
+impl Tracked for Manager {
+    type Policy = TinyUfoPolicy<CompactCacheKey>;
+    const FILE_PREFIX: &'static str = FILE_NAME;
+
+    fn policy(&self) -> &Self::Policy {
+        &self.policy
     }
 
-    fn total_items(&self) -> usize {
-        self.policy.len()
+    fn saved_entries(&self, _file: usize) -> Vec<(CompactCacheKey, usize)> {
+        self.entries()
     }
 
-    fn evicted_size(&self) -> usize {
-        self.policy.evicted_weight()
+    /// TinyUFO has no order to restore: the saved keys are admitted again with their sizes.
+    fn restore(&self, entries: Vec<(CompactCacheKey, usize)>) {
+        let now = SystemTime::now();
+        for (key, weight) in entries {
+            // Victims of a reload were never stored by this process's storage; nothing to purge.
+            drop(EvictionManager::admit(self, key, weight, now));
+        }
     }
 
-    fn evicted_items(&self) -> usize {
-        self.policy.evicted_len()
+    /// TinyUFO cannot admit without evicting, and `access` cannot return victims: an untracked
+    /// key stays untracked.
+    fn access(&self, key: u64, _item: &CompactCacheKey, _size: usize) -> bool {
+        self.policy.access(key)
     }
 
-    fn admit(
-        &self,
-        item: CompactCacheKey,
-        size: usize,
-        _fresh_until: SystemTime,
-    ) -> Vec<CompactCacheKey> {
-        let key = eviction_key(&item);
-        let victims = self.policy.admit(key, item.clone(), size);
-        self.index(key).lock().insert(key, (item, size.max(1)));
-        self.drop_victims(victims)
+    fn peek(&self, key: u64) -> bool {
+        self.index(key).lock().contains_key(&key)
     }
 
-    fn increment_weight(
-        &self,
-        item: &CompactCacheKey,
-        delta: usize,
-        max_weight: Option<usize>,
-    ) -> Vec<CompactCacheKey> {
-        let key = eviction_key(item);
-        let victims = self.policy.increment_weight(key, delta, max_weight);
+    fn admitted(&self, key: u64, item: &CompactCacheKey, size: usize) {
+        self.index(key)
+            .lock()
+            .insert(key, (item.clone(), size.max(1)));
+    }
+
+    fn grown(&self, key: u64, delta: usize, max_weight: Option<usize>) {
         if let Some((_, weight)) = self.index(key).lock().get_mut(&key) {
             let grown = weight.saturating_add(delta);
             *weight = max_weight.map_or(grown, |m| grown.min(m).max(*weight));
         }
-        self.drop_victims(victims)
     }
 
-    fn remove(&self, item: &CompactCacheKey) {
-        let key = eviction_key(item);
-        self.policy.remove(key);
+    fn dropped(&self, key: u64) {
         self.index(key).lock().remove(&key);
-    }
-
-    fn access(&self, item: &CompactCacheKey, _size: usize, _fresh_until: SystemTime) -> bool {
-        self.policy.access(eviction_key(item))
-    }
-
-    fn peek(&self, item: &CompactCacheKey) -> bool {
-        let key = eviction_key(item);
-        self.index(key).lock().contains_key(&key)
-    }
-
-    async fn save(&self, dir_path: &str) -> Result<()> {
-        let data = persist::encode(&self.entries());
-        persist::write_atomic(Path::new(dir_path).join(FILE_NAME), data).await
-    }
-
-    async fn load(&self, dir_path: &str) -> Result<()> {
-        let dir = Path::new(dir_path);
-        let entries = persist::load_file(dir.join(FILE_NAME)).await?;
-        let now = SystemTime::now();
-        for (key, weight) in entries {
-            // Victims of a reload were never stored by this process's storage; nothing to purge.
-            drop(self.admit(key, weight, now));
-        }
-        persist::remove_tmp_files(dir.to_owned(), FILE_NAME).await;
-        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
-use super::CacheMetaInner;
+use super::inner::CacheMetaInner;
 use crate::codec::{Reader, put_bytes, put_varint};
 use crate::{Error, HashBinary, ResponseHeader, Result};
 

@@ -470,3 +470,21 @@ async fn repeated_hits_share_one_decoded_meta_without_its_changes() {
         assert_eq!(read_all(&mut hit).await.unwrap(), b"body");
     }
 }
+
+#[tokio::test]
+async fn seek_multipart_reads_each_part_with_one_handler() {
+    let cache = leak();
+    let span = Span::none();
+    let key = CacheKey::new("", "seek-multipart", "");
+    store(cache, &key, &meta("m"), &[b"0123", b"456789"]).await;
+    let (_, mut hit) = cache.lookup(&key, &span).await.unwrap().unwrap();
+    assert!(hit.can_seek_multipart());
+    hit.seek_multipart(1, Some(3)).unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"12");
+    hit.seek_multipart(7, None).unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"789");
+    assert!(matches!(
+        hit.seek_multipart(10, None),
+        Err(Error::SeekOutOfRange { start: 10, len: 10 })
+    ));
+}

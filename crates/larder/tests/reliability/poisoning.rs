@@ -377,9 +377,7 @@ async fn error_answers_to_unkeyed_fields_are_stored_only_with_a_default_ttl() {
     for default_ttl in [None, Some(60)] {
         let origin = origin().await;
         let mut cfg = config(Duration::from_secs(2));
-        let mut settings = larder::proxy::config::CacheSettings::default();
-        settings.default_ttl_secs = default_ttl;
-        cfg.defaults = settings.meta_defaults();
+        cfg.defaults = larder::proxy::config::meta_defaults(default_ttl, 0, 0);
         let proxy = Proxy::start(&origin, cfg).await;
         let url = proxy.url("/cpdos");
         let evil = send(Method::GET, &url, &[("x-http-method-override", "POST")]).await;

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use larder_proxy::config::{EvictionPolicy, ProxyConfig, StorageBackend};
+use larder_proxy::config::EvictionPolicy;
 use larder_proxy::{CacheLayer, DefaultHooks, SetCookiePolicy, Upstream, server};
+use larder_server::config::{ProxyConfig, StorageBackend};
 use tokio::net::TcpListener;
 use tower::Layer;
 
@@ -186,7 +187,7 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {admin} (admin)"))?;
         tracing::info!("admin listening on {}", admin_listener.local_addr()?);
         let layer = layer.clone();
-        // The layer renders the storage's own counters (Redis or tiered) too.
+        // The layer renders what the storage reports (Redis or tiered counters) too.
         let metrics: Arc<dyn Fn() -> String + Send + Sync> =
             Arc::new(move || layer.render_metrics());
         admin_task = Some(tokio::spawn(server::serve_admin(

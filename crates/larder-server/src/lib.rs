@@ -1,0 +1,50 @@
+//! The `larder` caching reverse proxy: its configuration (a TOML file overridden by flags) and
+//! the storage backends it wires into `larder-proxy`'s [`CacheLayer`].
+//!
+//! `larder-proxy` knows storage only through the `Storage` trait; this crate is where the
+//! binary picks one: a bounded in-memory cache, a Redis server shared by a fleet
+//! ([`RedisStorage`](larder_storage_redis::RedisStorage)), or memory in front of Redis
+//! ([`TieredStorage`](larder_storage_redis::TieredStorage)). See [`config`] for every key.
+//!
+//! ```text
+//! larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188
+//! larder --config larder.toml            # flags given too override the file
+//! ```
+//!
+//! ```
+//! use larder_server::config::ProxyConfig;
+//!
+//! let config = ProxyConfig::from_toml(
+//!     "upstream = \"http://127.0.0.1:8000\"\n[cache]\nsize = 1048576\n",
+//! )?;
+//! config.validate()?;
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let layer = larder_server::build_layer(&config.cache, larder_proxy::DefaultHooks)?;
+//! assert!(layer.render_metrics().contains("larder_requests_total 0"));
+//! # Ok::<(), larder_server::Error>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod config;
+mod error;
+mod storage;
+
+pub use error::Error;
+use larder_proxy::{CacheHooks, CacheLayer};
+
+/// A layer configured from the binary's `[cache]` settings: the storage they name (bounded
+/// memory, a Redis server shared by a fleet, or memory in front of Redis), lock timeouts,
+/// object size limit, freshness defaults, purge token and `Cache-Status` name; see
+/// [`config::CacheSettings::cache_config`].
+///
+/// # Errors
+///
+/// [`Error::ConfigInvalid`] for an unusable Redis URL, or when called outside a Tokio runtime
+/// with Redis storage.
+pub fn build_layer<H: CacheHooks>(
+    settings: &config::CacheSettings,
+    hooks: H,
+) -> Result<CacheLayer<H>, Error> {
+    Ok(CacheLayer::new(settings.cache_config()?, hooks))
+}
