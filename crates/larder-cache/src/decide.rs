@@ -527,7 +527,8 @@ pub fn store(facts: StoreFacts<'_>, filter: impl FnOnce() -> RespCacheable) -> S
 mod answer;
 
 pub use answer::{
-    Downstream, HitKind, downstream, forwarded_status, hit_status, range_needs_length, ttl,
+    Downstream, HitKind, downstream, downstream_with, forwarded_status, hit_status,
+    range_needs_length, ttl,
 };
 
 #[cfg(test)]

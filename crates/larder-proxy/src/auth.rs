@@ -1,8 +1,8 @@
 //! PURGE authorisation: a bearer token compared in constant time (public as
 //! `larder_proxy::purge`).
 
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, StatusCode};
 
 /// The outcome of checking a PURGE request's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,36 @@ pub enum PurgeAuth {
     Unauthorized,
     /// PURGE is not enabled (`405`).
     Disabled,
+}
+
+/// How a PURGE request ended, as [`CacheHooks::purge_response_filter`](crate::CacheHooks::purge_response_filter)
+/// sees it (pingora's `PurgeStatus`, plus [`Unauthorized`](Self::Unauthorized)).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum PurgeStatus<'a> {
+    /// The entry was purged (`200`).
+    Found,
+    /// No entry to purge, or the request has no cache key (`404`).
+    NotFound,
+    /// PURGE is not enabled: no token is configured (`405`; pingora's `NoCache`).
+    NoCache,
+    /// The credentials are missing or wrong (`401` with `WWW-Authenticate: Bearer`).
+    Unauthorized,
+    /// The storage failed (`500`).
+    Error(&'a larder_cache::Error),
+}
+
+impl PurgeStatus<'_> {
+    /// The status code of the canned answer.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Found => StatusCode::OK,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NoCache => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Error(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 /// Checks `Authorization: Bearer <token>` against the configured `token`. The comparison takes

@@ -11,6 +11,7 @@ use larder_cache::range::RangeBodyFilter;
 use larder_cache::{CachePhase, HttpCache, NoCacheReason, ResponseHeader};
 
 use crate::body::ProxyBody;
+use crate::callbacks;
 use crate::hit::downstream;
 use crate::hooks::CacheHooks;
 use crate::pump;
@@ -35,7 +36,11 @@ pub(crate) async fn answer<H: CacheHooks>(
         CachePhase::Miss => ctx.metrics().misses.inc(),
         _ => ctx.metrics().bypass.inc(),
     }
-    hooks.upstream_response_filter(ctx.req, &mut parts);
+    if let Err(e) = hooks.upstream_response_filter(ctx.req, &mut parts) {
+        let reason = callbacks::filter_failed(&e, "upstream_response_filter", Some(&mut cache));
+        let status = new_status(ctx.shared).fwd(ctx.fwd);
+        return callbacks::declined_answer(reason, status, Some(ctx.metrics()));
+    }
 
     // Store it?
     let facts = StoreFacts {
@@ -47,26 +52,35 @@ pub(crate) async fn answer<H: CacheHooks>(
         max_file_size: config.max_file_size,
     };
     let decision = decide::store(facts, || {
-        hooks.response_cache_filter(ctx.req, &ResponseHeader::from(&parts), config, times)
+        hooks
+            .response_cache_filter(ctx.req, &ResponseHeader::from(&parts), config, times)
+            .unwrap_or_else(callbacks::uncacheable_on_error)
     });
     let stored = match decision {
         Store::Write { meta, from_bypass } => {
-            if from_bypass {
-                cache.response_became_cacheable();
-                cache.cache_miss();
-            }
-            let variance = hooks.cache_vary_filter(&meta, ctx.req);
-            cache.set_cache_meta(meta);
-            cache.update_variance(variance);
-            match cache.set_miss_handler().await {
-                Ok(()) => {
-                    cache.response_became_cacheable();
-                    Ok(())
-                }
-                Err(e) => {
-                    storage_failed(&e, "could not start the cache write");
-                    cache.disable(NoCacheReason::StorageError);
-                    Err(NoCacheReason::StorageError)
+            // A bypassed request whose answer is cacheable becomes a miss, unless
+            // `cache_miss` declines it.
+            let skipped = if from_bypass {
+                callbacks::bypass_to_miss(hooks, ctx.req, &mut cache)
+            } else {
+                None
+            };
+            if let Some(reason) = skipped {
+                Err(reason)
+            } else {
+                let variance = hooks.cache_vary_filter(&meta, ctx.req);
+                cache.set_cache_meta(meta);
+                cache.update_variance(variance);
+                match cache.set_miss_handler().await {
+                    Ok(()) => {
+                        cache.response_became_cacheable();
+                        Ok(())
+                    }
+                    Err(e) => {
+                        storage_failed(&e, "could not start the cache write");
+                        cache.disable(NoCacheReason::StorageError);
+                        Err(NoCacheReason::StorageError)
+                    }
                 }
             }
         }

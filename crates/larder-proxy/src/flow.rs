@@ -15,13 +15,15 @@ use std::time::SystemTime;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use larder_cache::age::ResponseTimes;
-use larder_cache::cache_status::ForwardReason;
+use larder_cache::cache_status::{CacheStatus, ForwardReason};
 use larder_cache::decide::{self, Bypass, FoundAction, FoundFacts, HitKind, StaleAnswer};
 use larder_cache::lock::{LockStatus, WritePermit};
 use larder_cache::request::RequestDirectives;
 use larder_cache::{CacheKey, CachePhase, HitStatus, HttpCache, NoCacheReason};
 
 use crate::body::{self, ProxyBody, canned};
+use crate::callbacks;
+use crate::error::BoxError;
 use crate::headers;
 use crate::hit::serve_hit;
 use crate::hooks::{CacheHooks, StaleCause};
@@ -51,7 +53,8 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
     if let Some(resp) = target::reject(shared, parts) {
         return resp;
     }
-    let (mut resp, status) = if shared.hooks.is_purge(parts) {
+    let purging = shared.hooks.is_purge(parts);
+    let (mut resp, status) = if purging {
         // The cold arms are boxed so that the request's future stays small: only the hit path
         // lives in it.
         Box::pin(purge::purge(shared, parts)).await
@@ -59,14 +62,45 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
         run(shared, inner, parts, body).await
     };
     tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), cache_status = %status, "request");
+    decorate(shared, parts, &mut resp, &status);
+    if purging {
+        return resp;
+    }
+    if let Err(e) = callbacks::filter_response(&shared.hooks, parts, &mut resp).await {
+        resp = filter_failed(shared, parts, &status, &e);
+    }
+    resp
+}
+
+/// The `500` that replaces an answer whose response filter failed.
+#[cold]
+#[inline(never)]
+fn filter_failed<H>(
+    shared: &Shared<H>,
+    req: &Parts,
+    status: &CacheStatus,
+    error: &BoxError,
+) -> Response<ProxyBody> {
+    tracing::warn!(%error, "response_filter failed");
+    let mut resp = canned(StatusCode::INTERNAL_SERVER_ERROR);
+    decorate(shared, req, &mut resp, status);
+    resp
+}
+
+/// Adds `Cache-Status` and `Via` to the answer to `req`.
+fn decorate<H>(
+    shared: &Shared<H>,
+    req: &Parts,
+    resp: &mut Response<ProxyBody>,
+    status: &CacheStatus,
+) {
     status.append_to(resp.headers_mut());
     let version = resp.version();
     shared.via.append(resp.headers_mut(), version);
     // The response travels on the client's connection: speak the client's HTTP version, not
     // the upstream's (an HTTP/1.0 origin must not turn the client's HTTP/1.1 answer into 1.0,
     // which would also end keep-alive). `Via` above keeps the version received (RFC 9110 §7.6.3).
-    *resp.version_mut() = parts.version;
-    resp
+    *resp.version_mut() = req.version;
 }
 
 async fn run<H: CacheHooks, I: Inner>(
@@ -139,7 +173,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 Err(e) => {
                     // A failed lookup is a miss, so a bad entry can be overwritten.
                     crate::shared::storage_failed(&e, "cache lookup failed");
-                    cache.cache_miss();
+                    callbacks::cache_miss(&self.ctx.shared.hooks, self.ctx.req, cache);
                     return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             };
@@ -162,7 +196,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 let targeted = &ctx.shared.config.targeted_cache_control;
                 let reuse = ctx.directives.reuse(&meta, targeted, now);
                 let entry = decide::entry(reuse, || {
-                    hooks.cache_hit_filter(ctx.req, &meta, meta.is_fresh(now))
+                    callbacks::hit_filter(hooks, ctx.req, &meta, meta.is_fresh(now))
                 });
                 let Some(entry) = entry else {
                     // only-if-cached and the entry needs the origin (RFC 9111 §5.2.1.7).
@@ -223,7 +257,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                     return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
                 FoundAction::Miss => {
-                    cache.cache_miss();
+                    callbacks::cache_miss(&self.ctx.shared.hooks, self.ctx.req, cache);
                     return self.fetch_boxed(std::mem::take(cache), body).await;
                 }
             }
@@ -282,7 +316,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 cache.cache_found(meta, hit, HitStatus::ForceExpired);
             }
             if cache.phase() == CachePhase::CacheKey {
-                cache.cache_miss();
+                callbacks::cache_miss(&shared.hooks, &req, &mut cache);
             }
             let flow = Flow {
                 ctx: Ctx {
@@ -313,17 +347,32 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
 
     /// Goes upstream (miss, revalidation, bypass or uncached) and hands the answer to its
     /// outcome.
-    async fn fetch(&self, cache: HttpCache, body: ProxyBody) -> Answer {
+    async fn fetch(&self, mut cache: HttpCache, body: ProxyBody) -> Answer {
         let ctx = &self.ctx;
         let phase = cache.phase();
         if ctx.directives.only_if_cached() {
             return self.gateway_timeout(cache);
         }
         let for_cache = decide::fetches_for_cache(phase);
+        if let Some(reason) =
+            callbacks::upstream_declined(&ctx.shared.hooks, ctx.req, Some(&mut cache)).await
+        {
+            let status = new_status(ctx.shared).fwd(ctx.fwd);
+            return callbacks::declined_answer(reason, status, Some(ctx.metrics()));
+        }
         let stored = (phase == CachePhase::Stale).then(|| cache.cache_meta().headers().clone());
         let up = upstream_head(ctx.shared, ctx.req, |up| {
             decide::upstream_request(phase, &mut up.method, &mut up.headers, stored.as_ref());
         });
+        let up = match up {
+            Ok(up) => up,
+            Err(e) => {
+                let reason =
+                    callbacks::filter_failed(&e, "upstream_request_filter", Some(&mut cache));
+                let status = new_status(ctx.shared).fwd(ctx.fwd);
+                return callbacks::declined_answer(reason, status, Some(ctx.metrics()));
+            }
+        };
         let request_time = SystemTime::now();
         let result = self.inner.send(Request::from_parts(up, body)).await;
         let times = ResponseTimes {
@@ -386,7 +435,7 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 let status = new_status(ctx.shared)
                     .fwd(ctx.fwd)
                     .detail(NoCacheReason::UpstreamError.as_str());
-                (canned(StatusCode::BAD_GATEWAY), status)
+                (hooks.fail_to_proxy(ctx.req, &e).await, status)
             }
         }
     }

@@ -11,6 +11,7 @@ use larder_cache::range::{RangeBody, RangeBodyFilter};
 use larder_cache::{CachePhase, HttpCache, NoCacheReason, ResponseHeader};
 
 use crate::body::{self, CHANNEL_CHUNKS, ChannelBody, canned};
+use crate::callbacks;
 use crate::hooks::CacheHooks;
 use crate::pump::{finish_hit, pump_hit, read_hit};
 use crate::shared::{Answer, Ctx, age_value, new_status};
@@ -21,19 +22,17 @@ use crate::tasks::TaskKind;
 const INLINE_HIT_BYTES: usize = 64 * 1024;
 
 /// The client's preconditions, `HEAD` and `Range`, applied to a response the cache answers
-/// with (the hook evaluates the preconditions, [`decide::downstream`] the rest).
+/// with (the hooks evaluate the preconditions and choose the range, [`decide::downstream_with`]
+/// the rest).
 pub(crate) fn downstream<H: CacheHooks>(
     ctx: &Ctx<'_, H>,
     header: &mut ResponseHeader,
 ) -> Downstream {
-    let precondition = ctx.shared.hooks.cache_not_modified_filter(ctx.req, header);
-    decide::downstream(
-        &ctx.req.method,
-        &ctx.req.headers,
-        precondition,
-        header,
-        ctx.shared.config.max_ranges,
-    )
+    let hooks = &ctx.shared.hooks;
+    let precondition = callbacks::not_modified(hooks, ctx.req, header);
+    decide::downstream_with(&ctx.req.method, precondition, header, |header| {
+        hooks.range_header_filter(ctx.req, header, &ctx.shared.config)
+    })
 }
 
 /// Serves the found entry (inventory §3.2): `Age`, then the client's preconditions, HEAD

@@ -1,16 +1,21 @@
 //! The hooks trait: the cache callbacks of a proxy (pingora's `ProxyHttp` cache callbacks), each
 //! with a default that gives standard shared-cache behaviour (RFC 9111).
 
+use std::future::Future;
+
+use bytes::Bytes;
 use http::request::Parts;
-use http::{StatusCode, response};
+use http::{Response, StatusCode, response};
 use larder_cache::age::ResponseTimes;
 use larder_cache::conditional::{self, Precondition};
 use larder_cache::filters::{self, RespCacheable};
+use larder_cache::range::{self, RangeSpec};
 use larder_cache::set_cookie::{self, SetCookiePolicy};
 use larder_cache::variance::{VarianceBuilder, VaryNames, normalized_value, vary_names};
-use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, ResponseHeader};
+use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, HttpCache, ResponseHeader};
 
-use crate::auth::{self, PurgeAuth};
+use crate::auth::{self, PurgeAuth, PurgeStatus};
+use crate::body::{ProxyBody, canned};
 use crate::error::BoxError;
 use crate::shared::CacheConfig;
 
@@ -27,6 +32,11 @@ pub enum StaleCause<'a> {
 /// Callbacks that customise the cache. Every method has a default giving standard shared-cache
 /// behaviour (RFC 9111); implement only the ones to change. `req` is always the client's request
 /// head (hop-by-hop fields removed).
+///
+/// The callbacks pingora runs as `async fn` (`proxy_upstream_filter`, `response_filter`,
+/// `fail_to_proxy`) return `impl Future + Send`; implement them with `async fn`. Their
+/// defaults are ready at once and are not boxed, so a default costs a hit nothing. A callback
+/// that can fail returns [`BoxError`]; each says what its error leads to.
 pub trait CacheHooks: Send + Sync + 'static {
     /// Whether the request may use the cache at all. Default: `GET` and `HEAD` (other methods
     /// are forwarded; unsafe ones invalidate, RFC 9111 §4.4).
@@ -54,27 +64,32 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// chooses. The stored header never carries `Set-Cookie`: the client whose request filled
     /// the cache gets the upstream's fields, every later one the stored copy. An override that
     /// does not call the default should keep both rules.
+    ///
+    /// # Errors
+    ///
+    /// An error stores nothing, as `Uncacheable(InternalError)` would (a 304 still serves the
+    /// stored response, without updating it).
     fn response_cache_filter(
         &self,
         req: &Parts,
         resp: &ResponseHeader,
         config: &CacheConfig,
         times: ResponseTimes,
-    ) -> RespCacheable {
+    ) -> Result<RespCacheable, BoxError> {
         let set_cookie = if set_cookie::has_set_cookie(&resp.headers) {
             self.set_cookie_policy(req, resp, config)
         } else {
             // Not consulted: without a cookie every policy decides alike.
             config.set_cookie
         };
-        filters::resp_cacheable_targeted_with(
+        Ok(filters::resp_cacheable_targeted_with(
             resp.clone(),
             filters::authorization_present(&req.headers),
             &config.targeted_cache_control,
             &config.defaults,
             times,
             set_cookie,
-        )
+        ))
     }
 
     /// The policy for `resp`, an upstream response (or the header merged from a 304) that
@@ -96,27 +111,80 @@ pub trait CacheHooks: Send + Sync + 'static {
     }
 
     /// Runs on every found entry (fresh or stale) and may force a miss, an expiry or a fresh
-    /// hit. Default: `None` (the request directives and freshness decide).
+    /// hit. Default: `Ok(None)` (the request directives and freshness decide).
+    ///
+    /// # Errors
+    ///
+    /// An error treats the entry as absent (`HitStatus::FailedHitFilter`, a miss).
     fn cache_hit_filter(
         &self,
         req: &Parts,
         meta: &CacheMeta,
         is_fresh: bool,
-    ) -> Option<ForcedFreshness> {
+    ) -> Result<Option<ForcedFreshness>, BoxError> {
         let _ = (req, meta, is_fresh);
-        None
+        Ok(None)
+    }
+
+    /// Runs where the flow turns a lookup into a miss: nothing usable was found (and no other
+    /// request holds the key's cache lock), the lookup failed,
+    /// [`cache_hit_filter`](Self::cache_hit_filter) forced a miss, a background refresh found
+    /// the entry gone, or the response to a bypassed request (predicted uncacheable) turned out
+    /// storable. Not run for hits, revalidations or requests the cache does not handle.
+    /// Default: [`HttpCache::cache_miss`], which starts the miss (the response is stored if
+    /// storable). An override that neither calls it nor [disables](HttpCache::disable) the
+    /// cache leaves the request uncached (`Cache-Status` detail `CacheMissSkipped`).
+    fn cache_miss(&self, req: &Parts, cache: &mut HttpCache) {
+        let _ = req;
+        cache.cache_miss();
+    }
+
+    /// Runs after the cache decided to go upstream (a miss, a revalidation or refetch of a
+    /// stale entry, a background refresh, or a request the cache does not handle), just before
+    /// the request is sent. `Ok(false)` declines: nothing is sent, the cache is disabled with
+    /// `DeclinedToUpstream` (its lock released, so a waiting request looks again and may go
+    /// upstream itself), and the client gets `502` with that reason in `Cache-Status`.
+    /// Default: `Ok(true)`.
+    ///
+    /// # Errors
+    ///
+    /// An error does what declining does, with reason `InternalError` and `500`.
+    fn proxy_upstream_filter(
+        &self,
+        req: &Parts,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send {
+        let _ = req;
+        std::future::ready(Ok(true))
     }
 
     /// Changes the request sent upstream, after the cache removed the client's preconditions
-    /// and ranges and added its own validators. Default: nothing.
-    fn upstream_request_filter(&self, req: &Parts, upstream: &mut Parts) {
+    /// and ranges and added its own validators (and after
+    /// [`proxy_upstream_filter`](Self::proxy_upstream_filter) let it go). Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error sends nothing: the cache is disabled with `InternalError` and the client gets
+    /// `500`.
+    fn upstream_request_filter(&self, req: &Parts, upstream: &mut Parts) -> Result<(), BoxError> {
         let _ = (req, upstream);
+        Ok(())
     }
 
     /// Changes the upstream response before it is considered for storage (changes are
     /// stored). Not run for hits. Default: nothing.
-    fn upstream_response_filter(&self, req: &Parts, resp: &mut response::Parts) {
+    ///
+    /// # Errors
+    ///
+    /// On a 304 that revalidates a stored response, an error keeps the stored response
+    /// unchanged and still serves it; on any other response, the cache is disabled with
+    /// `InternalError` and the client gets `500`.
+    fn upstream_response_filter(
+        &self,
+        req: &Parts,
+        resp: &mut response::Parts,
+    ) -> Result<(), BoxError> {
         let _ = (req, resp);
+        Ok(())
     }
 
     /// Whether a stale response may be served: `cause` is `None` for stale-while-revalidate and
@@ -129,12 +197,107 @@ pub trait CacheHooks: Send + Sync + 'static {
 
     /// The client's preconditions evaluated against a response the cache answers with
     /// (RFC 9110 §13.2.2). Default: [`conditional::evaluate`].
-    fn cache_not_modified_filter(&self, req: &Parts, resp: &ResponseHeader) -> Precondition {
+    ///
+    /// # Errors
+    ///
+    /// An error fails open: the response is sent as if the preconditions held
+    /// ([`Precondition::Proceed`]).
+    fn cache_not_modified_filter(
+        &self,
+        req: &Parts,
+        resp: &ResponseHeader,
+    ) -> Result<Precondition, BoxError> {
         if !has_preconditions(&req.headers) {
             // Nothing to evaluate: skip parsing the stored validators.
-            return Precondition::Proceed;
+            return Ok(Precondition::Proceed);
         }
-        conditional::evaluate(&req.method, &req.headers, resp.status, &resp.headers)
+        Ok(conditional::evaluate(
+            &req.method,
+            &req.headers,
+            resp.status,
+            &resp.headers,
+        ))
+    }
+
+    /// How a `Range` request is answered from a response the cache serves: on a hit (also a
+    /// revalidated or stale one), and on a miss whose upstream request the cache changed (it
+    /// asked for the whole representation). Runs after the client's preconditions, for a
+    /// response that is not `304` / `412`; may change `resp`. The layer then writes the
+    /// `206` / `416` header for the answer when `resp` has a `Content-Length`:
+    /// [`RangeSpec::None`] sends the whole `200`, [`RangeSpec::Invalid`] a `416`. Default:
+    /// [`range::range_for_request`] with [`CacheConfig::max_ranges`] (RFC 9110 §14).
+    fn range_header_filter(
+        &self,
+        req: &Parts,
+        resp: &mut ResponseHeader,
+        config: &CacheConfig,
+    ) -> RangeSpec {
+        range::range_for_request(
+            &req.method,
+            &req.headers,
+            resp.status,
+            &resp.headers,
+            config.max_ranges,
+        )
+    }
+
+    /// Runs on every answer of the cache flow (hits, revalidated and stale answers, misses,
+    /// requests the cache does not handle, and error pages such as
+    /// [`fail_to_proxy`](Self::fail_to_proxy)'s), after `Cache-Status` and `Via` were added;
+    /// not on PURGE answers ([`purge_response_filter`](Self::purge_response_filter)) or on
+    /// requests refused for their target. Changes are not stored. Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error replaces the answer with `500` (with the same `Cache-Status`).
+    fn response_filter(
+        &self,
+        req: &Parts,
+        resp: &mut Response<ProxyBody>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = (req, resp);
+        std::future::ready(Ok(()))
+    }
+
+    /// Whether [`response_body_filter`](Self::response_body_filter) sees the body of `resp`,
+    /// asked after [`response_filter`](Self::response_filter). Default: `false`, so bodies
+    /// pass untouched with no per-chunk cost; override it with `response_body_filter`.
+    fn wants_response_body(&self, req: &Parts, resp: &Response<ProxyBody>) -> bool {
+        let _ = (req, resp);
+        false
+    }
+
+    /// Runs on every chunk of a body [`wants_response_body`](Self::wants_response_body) picked,
+    /// hits included, and once more with `None` and `end_of_stream` after the last chunk
+    /// (where it may set a tail). It may change or empty the chunk; a filter that changes the
+    /// length should remove `Content-Length` in [`response_filter`](Self::response_filter).
+    /// Changes are not stored. Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error ends the client's body in that error (never a clean short body).
+    fn response_body_filter(
+        &self,
+        req: &Parts,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+    ) -> Result<(), BoxError> {
+        let _ = (req, body, end_of_stream);
+        Ok(())
+    }
+
+    /// The answer when the upstream cannot be reached or fails before answering and no stale
+    /// response replaces it (stale-if-error and the disconnected case are tried first), for a
+    /// cached or an uncached request. The cache is already disabled with `UpstreamError`;
+    /// `Cache-Status`, `Via` and [`response_filter`](Self::response_filter) still apply to the
+    /// answer. Default: `502 Bad Gateway` with an empty body.
+    fn fail_to_proxy(
+        &self,
+        req: &Parts,
+        error: &BoxError,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send {
+        let _ = (req, error);
+        std::future::ready(canned(StatusCode::BAD_GATEWAY))
     }
 
     /// Whether the request purges its cache entry instead of being proxied. Default: the
@@ -147,6 +310,23 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// configured token, compared in constant time; [`PurgeAuth::Disabled`] without a token.
     fn purge_authorization(&self, req: &Parts, token: Option<&str>) -> PurgeAuth {
         auth::check_bearer(&req.headers, token)
+    }
+
+    /// May change or replace the canned answer to a PURGE request that ended in `status`
+    /// (`200`, `404`, `405`, `401` or `500`, each with `Content-Length: 0` and
+    /// `Cache-Control: private, no-store`); runs for every PURGE request. Default: nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error answers `500` instead.
+    fn purge_response_filter(
+        &self,
+        req: &Parts,
+        status: &PurgeStatus<'_>,
+        resp: &mut Response<ProxyBody>,
+    ) -> Result<(), BoxError> {
+        let _ = (req, status, resp);
+        Ok(())
     }
 }
 

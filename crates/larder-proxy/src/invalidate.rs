@@ -48,7 +48,7 @@ pub(crate) async fn store_post<H: CacheHooks>(
     };
     let times = ResponseTimes::at(SystemTime::now());
     let header = ResponseHeader::from(&parts);
-    let RespCacheable::Cacheable(meta) =
+    let Ok(RespCacheable::Cacheable(meta)) =
         shared
             .hooks
             .response_cache_filter(&target, &header, &shared.config, times)

@@ -58,7 +58,7 @@ impl<H: CacheHooks> CacheLayer<H> {
                 status_name: Arc::from(config.cache_status_name.as_str()),
                 key_hashes: PrimaryHashMemo::new(KEY_HASH_MEMO),
                 config,
-                hooks,
+                hooks: Arc::new(hooks),
                 tasks: Tasks::new(spawner, Arc::clone(&metrics)),
                 metrics,
             }),

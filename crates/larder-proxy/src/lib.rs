@@ -72,6 +72,14 @@
 //! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways and `Via` is added.
 //! - No freshness is invented: without explicit freshness or `Last-Modified`, nothing is stored
 //!   unless [`CacheConfig::defaults`] says so.
+//! - **Callbacks** ([`CacheHooks`]) steer each step as pingora's `ProxyHttp` cache callbacks
+//!   do: besides the cache decisions (key, storability, `Vary`, hit filter, stale serving),
+//!   `cache_miss` runs on every miss, `proxy_upstream_filter` may keep a request from the
+//!   upstream (`502`, `DeclinedToUpstream`), `range_header_filter` chooses how a range is
+//!   answered, `response_filter` and `response_body_filter` see every answer (hits included),
+//!   `purge_response_filter` the PURGE answer, and `fail_to_proxy` builds the error page when
+//!   the origin fails. Callbacks that can fail return [`BoxError`]. The defaults cost a hit
+//!   nothing: no boxed future, and bodies are not wrapped unless a hook asks for them.
 //! - **Cookies are never replayed**: a response with `Set-Cookie` is stored only when the origin
 //!   opts in for shared caches (`public`, `s-maxage`, `CDN-Cache-Control`), and the stored copy
 //!   has no `Set-Cookie`, so hits, revalidated hits and stale answers never carry one; only the
@@ -80,6 +88,7 @@
 
 mod auth;
 pub mod body;
+mod callbacks;
 pub mod config;
 mod error;
 mod fill;

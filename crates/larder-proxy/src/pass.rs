@@ -6,27 +6,29 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use larder_cache::decide::{self, Bypass};
 
-use crate::body::{ProxyBody, canned};
+use crate::body::ProxyBody;
+use crate::callbacks;
+use crate::error::BoxError;
 use crate::headers;
 use crate::hooks::CacheHooks;
 use crate::invalidate::{invalidate, store_post};
 use crate::shared::{Answer, Inner, Shared, new_status};
 
 /// The request head sent upstream, with `Via` added and the body fields gone when the body is
-/// not the client's.
+/// not the client's; `Err` when [`CacheHooks::upstream_request_filter`] failed.
 pub(crate) fn upstream_head<H: CacheHooks>(
     shared: &Shared<H>,
     req: &Parts,
     mutate: impl FnOnce(&mut Parts),
-) -> Parts {
+) -> Result<Parts, BoxError> {
     let mut up = req.clone();
     mutate(&mut up);
-    shared.hooks.upstream_request_filter(req, &mut up);
+    shared.hooks.upstream_request_filter(req, &mut up)?;
     shared.via.append(&mut up.headers, req.version);
-    up
+    Ok(up)
 }
 
 /// Forwards a request the cache does not handle (`why`), invalidating on unsafe methods and
@@ -46,6 +48,9 @@ pub(crate) async fn pass_through<H: CacheHooks, I: Inner>(
     let status = new_status(shared)
         .fwd(why.forward_reason())
         .detail(reason.as_str());
+    if let Some(reason) = callbacks::upstream_declined(&shared.hooks, req, None).await {
+        return callbacks::declined_answer(reason, status, None);
+    }
     let close = decide::body_without_meaning(&req.method) && !http_body::Body::is_end_stream(&body);
     let up = upstream_head(shared, req, |up| {
         if close {
@@ -57,6 +62,13 @@ pub(crate) async fn pass_through<H: CacheHooks, I: Inner>(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     });
+    let up = match up {
+        Ok(up) => up,
+        Err(e) => {
+            let reason = callbacks::filter_failed(&e, "upstream_request_filter", None);
+            return callbacks::declined_answer(reason, status, None);
+        }
+    };
     match inner.send(Request::from_parts(up, body)).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
@@ -73,7 +85,7 @@ pub(crate) async fn pass_through<H: CacheHooks, I: Inner>(
         Err(e) => {
             metrics.upstream_errors.inc();
             tracing::warn!(error = %e, "upstream failed");
-            (canned(StatusCode::BAD_GATEWAY), status)
+            (shared.hooks.fail_to_proxy(req, &e).await, status)
         }
     }
 }

@@ -1,13 +1,12 @@
 //! PURGE: authorisation (a bearer token compared in constant time) and the request that
 //! removes one entry.
 
-use http::header::{self, HeaderValue};
+use http::Method;
 use http::request::Parts;
-use http::{Method, StatusCode};
 use larder_cache::HttpCache;
 
-pub use crate::auth::{PurgeAuth, check_bearer, constant_time_eq};
-use crate::body::canned;
+pub use crate::auth::{PurgeAuth, PurgeStatus, check_bearer, constant_time_eq};
+use crate::callbacks;
 use crate::hooks::CacheHooks;
 use crate::shared::{Answer, Shared, enable, new_status};
 
@@ -18,14 +17,10 @@ pub(crate) async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Ans
     let auth = shared
         .hooks
         .purge_authorization(req, shared.config.purge_token.as_deref());
-    let code = match auth {
-        PurgeAuth::Disabled => StatusCode::METHOD_NOT_ALLOWED,
-        PurgeAuth::Unauthorized => {
-            let mut resp = canned(StatusCode::UNAUTHORIZED);
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return (resp, status);
-        }
+    let failure;
+    let outcome = match auth {
+        PurgeAuth::Disabled => PurgeStatus::NoCache,
+        PurgeAuth::Unauthorized => PurgeStatus::Unauthorized,
         PurgeAuth::Allowed => {
             let mut target = req.clone();
             target.method = Method::GET;
@@ -37,18 +32,22 @@ pub(crate) async fn purge<H: CacheHooks>(shared: &Shared<H>, req: &Parts) -> Ans
                     match cache.purge().await {
                         Ok(true) => {
                             shared.metrics.purges.inc();
-                            StatusCode::OK
+                            PurgeStatus::Found
                         }
-                        Ok(false) => StatusCode::NOT_FOUND,
+                        Ok(false) => PurgeStatus::NotFound,
                         Err(e) => {
                             tracing::warn!(error = %e, "purge failed");
-                            StatusCode::INTERNAL_SERVER_ERROR
+                            failure = e;
+                            PurgeStatus::Error(&failure)
                         }
                     }
                 }
-                _ => StatusCode::NOT_FOUND,
+                _ => PurgeStatus::NotFound,
             }
         }
     };
-    (canned(code), status)
+    (
+        callbacks::purge_answer(&shared.hooks, req, &outcome),
+        status,
+    )
 }

@@ -8,6 +8,7 @@ use larder_cache::decide::{self, HitKind};
 use larder_cache::filters::RespCacheable;
 use larder_cache::{HttpCache, NoCacheReason, ResponseHeader, set_cookie};
 
+use crate::callbacks;
 use crate::hit::serve_hit;
 use crate::hooks::CacheHooks;
 use crate::shared::{Answer, Ctx};
@@ -21,11 +22,18 @@ pub(crate) async fn not_modified<H: CacheHooks>(
     times: ResponseTimes,
 ) -> Answer {
     let hooks = &ctx.shared.hooks;
-    hooks.upstream_response_filter(ctx.req, &mut parts);
+    let filtered = hooks.upstream_response_filter(ctx.req, &mut parts);
     let merged = cache.revalidate_merge_header(&ResponseHeader::from(&parts));
-    let decision = decide::revalidated(ctx.directives.no_store(), || {
-        hooks.response_cache_filter(ctx.req, &merged, &ctx.shared.config, times)
-    });
+    let decision = if let Err(e) = filtered {
+        // The stored response is still served, unchanged (as pingora does).
+        callbacks::uncacheable_on_error(e)
+    } else {
+        decide::revalidated(ctx.directives.no_store(), || {
+            hooks
+                .response_cache_filter(ctx.req, &merged, &ctx.shared.config, times)
+                .unwrap_or_else(callbacks::uncacheable_on_error)
+        })
+    };
     let stored = match decision {
         RespCacheable::Cacheable(meta) => {
             if let Err(e) = cache.revalidate_cache_meta(meta).await {

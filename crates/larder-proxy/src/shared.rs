@@ -169,7 +169,8 @@ pub(crate) struct Shared<H> {
     /// The primary hashes of recently requested keys (see `flow::run`).
     pub(crate) key_hashes: PrimaryHashMemo,
     pub(crate) config: CacheConfig,
-    pub(crate) hooks: H,
+    /// Shared with the bodies that [`CacheHooks::response_body_filter`](crate::CacheHooks::response_body_filter) filters.
+    pub(crate) hooks: Arc<H>,
     pub(crate) metrics: Arc<Metrics>,
     /// The background tasks (fills, refreshes, body streams) and their spawner.
     pub(crate) tasks: Tasks,

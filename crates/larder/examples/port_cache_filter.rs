@@ -9,8 +9,8 @@
 //! Only what the porting table of `docs/guide.md` lists changed from the pingora version:
 //!
 //! - `pingora_cache::` paths became `larder::cache::`;
-//! - `impl ProxyHttp` became `impl CacheHooks` (no `Session`, no `CTX`, no `Result`: each
-//!   callback gets the request head, `http::request::Parts`);
+//! - `impl ProxyHttp` became `impl CacheHooks` (no `Session`, no `CTX`: each callback gets
+//!   the request head, `http::request::Parts`; `Result`s carry a `BoxError`);
 //! - what `request_cache_filter` passed to `session.cache.enable(..)` and
 //!   `set_max_file_size_bytes`, and `CacheOptionOverrides::wait_timeout`, moved into
 //!   `CacheConfig`, and `request_cache_filter` returns whether to cache;
@@ -54,7 +54,7 @@ use larder::cache::{
     CacheKey, CacheMeta, CacheMetaDefaults, ForcedFreshness, MemCache, RespCacheable,
     ResponseHeader, VarianceBuilder,
 };
-use larder::proxy::{CacheConfig, CacheHooks, CacheLayer, ProxyBody, StaleCause};
+use larder::proxy::{BoxError, CacheConfig, CacheHooks, CacheLayer, ProxyBody, StaleCause};
 use tower::{Layer, ServiceExt, service_fn};
 
 static CACHE_BACKEND: LazyLock<MemCache> = LazyLock::new(MemCache::new);
@@ -106,20 +106,20 @@ impl CacheHooks for ExampleProxyCache {
         req: &Parts,
         _meta: &CacheMeta,
         is_fresh: bool,
-    ) -> Option<ForcedFreshness> {
+    ) -> Result<Option<ForcedFreshness>, BoxError> {
         if req.headers.get("x-force-miss").is_some() {
-            return Some(ForcedFreshness::ForceMiss);
+            return Ok(Some(ForcedFreshness::ForceMiss));
         }
         if !is_fresh {
             if req.headers.get("x-force-fresh").is_some() {
-                return Some(ForcedFreshness::ForceFresh);
+                return Ok(Some(ForcedFreshness::ForceFresh));
             }
-            return None;
+            return Ok(None);
         }
         if req.headers.get("x-force-expire").is_some() {
-            return Some(ForcedFreshness::ForceExpired);
+            return Ok(Some(ForcedFreshness::ForceExpired));
         }
-        None
+        Ok(None)
     }
 
     fn cache_vary_filter(&self, meta: &CacheMeta, req: &Parts) -> Option<HashBinary> {
@@ -156,9 +156,14 @@ impl CacheHooks for ExampleProxyCache {
         resp: &ResponseHeader,
         _config: &CacheConfig,
         _times: ResponseTimes,
-    ) -> RespCacheable {
+    ) -> Result<RespCacheable, BoxError> {
         let cc = CacheControl::from_resp_headers(resp);
-        resp_cacheable(cc.as_ref(), resp.clone(), false, &CACHE_DEFAULT)
+        Ok(resp_cacheable(
+            cc.as_ref(),
+            resp.clone(),
+            false,
+            &CACHE_DEFAULT,
+        ))
     }
 
     fn should_serve_stale(&self, _req: &Parts, cause: Option<&StaleCause<'_>>) -> bool {

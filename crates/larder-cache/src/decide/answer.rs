@@ -54,6 +54,27 @@ pub fn downstream(
     header: &mut ResponseHeader,
     max_ranges: usize,
 ) -> Downstream {
+    downstream_with(method, precondition, header, |header| {
+        range::range_for_request(
+            method,
+            req_headers,
+            header.status,
+            &header.headers,
+            max_ranges,
+        )
+    })
+}
+
+/// [`downstream`] with the range chosen by `choose_range` (a hook that may also change the
+/// header), asked only when the preconditions let the response through; its
+/// [`RangeSpec::None`] sends the whole response and [`RangeSpec::Invalid`] a `416`.
+#[inline]
+pub fn downstream_with(
+    method: &Method,
+    precondition: Precondition,
+    header: &mut ResponseHeader,
+    choose_range: impl FnOnce(&mut ResponseHeader) -> RangeSpec,
+) -> Downstream {
     let mut out = Downstream {
         header_only: *method == Method::HEAD,
         range: None,
@@ -76,13 +97,7 @@ pub fn downstream(
         }
         Precondition::Proceed => {}
     }
-    let spec = range::range_for_request(
-        method,
-        req_headers,
-        header.status,
-        &header.headers,
-        max_ranges,
-    );
+    let spec = choose_range(header);
     if matches!(
         spec,
         RangeSpec::Single(_) | RangeSpec::Multi(_) | RangeSpec::Invalid

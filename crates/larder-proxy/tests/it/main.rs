@@ -5,6 +5,8 @@
 
 mod cache;
 mod cookie;
+mod hook_errors;
+mod hooks;
 mod interim;
 mod proxy;
 mod target;
