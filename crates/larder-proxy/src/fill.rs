@@ -8,7 +8,7 @@ use http::{Response, response};
 use larder_cache::age::ResponseTimes;
 use larder_cache::decide::{self, Downstream, Refusal, Store, StoreFacts};
 use larder_cache::range::RangeBodyFilter;
-use larder_cache::{CachePhase, HttpCache, NoCacheReason, ResponseHeader};
+use larder_cache::{CacheMeta, CachePhase, HttpCache, NoCacheReason, ResponseHeader};
 
 use crate::body::ProxyBody;
 use crate::callbacks;
@@ -57,33 +57,7 @@ pub(crate) async fn answer<H: CacheHooks>(
             .unwrap_or_else(callbacks::uncacheable_on_error)
     });
     let stored = match decision {
-        Store::Write { meta, from_bypass } => {
-            // A bypassed request whose answer is cacheable becomes a miss, unless
-            // `cache_miss` declines it.
-            let skipped = if from_bypass {
-                callbacks::bypass_to_miss(hooks, ctx.req, &mut cache)
-            } else {
-                None
-            };
-            if let Some(reason) = skipped {
-                Err(reason)
-            } else {
-                let variance = hooks.cache_vary_filter(&meta, ctx.req);
-                cache.set_cache_meta(meta);
-                cache.update_variance(variance);
-                match cache.set_miss_handler().await {
-                    Ok(()) => {
-                        cache.response_became_cacheable();
-                        Ok(())
-                    }
-                    Err(e) => {
-                        storage_failed(&e, "could not start the cache write");
-                        cache.disable(NoCacheReason::StorageError);
-                        Err(NoCacheReason::StorageError)
-                    }
-                }
-            }
-        }
+        Store::Write { meta, from_bypass } => start_write(ctx, &mut cache, meta, from_bypass).await,
         Store::Refuse { reason, action } => {
             match action {
                 Refusal::RetryUnderLock => cache.release_write_lock(NoCacheReason::UpstreamError),
@@ -141,4 +115,35 @@ pub(crate) async fn answer<H: CacheHooks>(
         &ctx.shared.tasks,
     );
     (Response::from_parts(parts, client_body), status)
+}
+
+/// Starts writing a storable response (`meta`) into the cache: `Err` with the reason when it
+/// is not written after all (a bypassed request whose `cache_miss` declines the miss, or a
+/// storage that cannot start the write).
+async fn start_write<H: CacheHooks>(
+    ctx: &Ctx<'_, H>,
+    cache: &mut HttpCache,
+    meta: CacheMeta,
+    from_bypass: bool,
+) -> Result<(), NoCacheReason> {
+    let hooks = &ctx.shared.hooks;
+    // A bypassed request whose answer is cacheable becomes a miss, unless `cache_miss`
+    // declines it.
+    if from_bypass && let Some(reason) = callbacks::bypass_to_miss(hooks, ctx.req, cache) {
+        return Err(reason);
+    }
+    let variance = hooks.cache_vary_filter(&meta, ctx.req);
+    cache.set_cache_meta(meta);
+    cache.update_variance(variance);
+    match cache.set_miss_handler().await {
+        Ok(()) => {
+            cache.response_became_cacheable();
+            Ok(())
+        }
+        Err(e) => {
+            storage_failed(&e, "could not start the cache write");
+            cache.disable(NoCacheReason::StorageError);
+            Err(NoCacheReason::StorageError)
+        }
+    }
 }
