@@ -115,7 +115,8 @@ pub trait CacheHooks: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// An error treats the entry as absent (`HitStatus::FailedHitFilter`, a miss).
+    /// An error treats the entry as absent (a miss, as pingora's `FailedHitFilter`; the hit
+    /// status recorded is `ForceMiss`).
     fn cache_hit_filter(
         &self,
         req: &Parts,
