@@ -441,7 +441,7 @@ async fn cache_status_tells_any_client_what_is_cached() {
     assert!(probe.ours().is_fwd("uri-miss"));
     let probe = get(&proxy.url("/visited")).await;
     assert!(
-        probe.cache_status().contains("; hit; ttl="),
+        probe.ours().hit && probe.ours().ttl.is_some(),
         "{}",
         probe.cache_status()
     );
