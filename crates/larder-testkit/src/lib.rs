@@ -20,6 +20,22 @@
 //!
 //! The kit is a dev-dependency only (`publish = false`). Its helpers panic on failure, which in a
 //! test is a failed test.
+//!
+//! ```
+//! use larder_testkit::{Origin, Proxy, cache_config, get, respond};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+//! let origin =
+//!     Origin::start(|_, _| async { respond(200, &[("cache-control", "max-age=60")], "hi") }).await;
+//! let proxy = Proxy::start(&origin, cache_config()).await;
+//! let first = get(&proxy.url("/greeting")).await;
+//! assert!(first.ours().is_fwd("uri-miss") && first.ours().is_stored());
+//! let second = get(&proxy.url("/greeting")).await;
+//! assert!(second.ours().hit);
+//! assert_eq!((second.text(), origin.hits()), ("hi".to_owned(), 1));
+//! # });
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 // Test code: a failed unwrap or expect is a failed test, and every helper may panic that way.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
