@@ -81,6 +81,8 @@
 //!   `Storage`; this feature does not pull in the Redis client).
 //! - `redis`: `larder::storage_redis`: `RedisStorage`, a `Storage` on Redis shared by a fleet of
 //!   proxies, and `TieredStorage`, local memory in front of it.
+//! - `disk`: `larder::storage_disk`: `DiskStorage`, a `Storage` on a local directory that
+//!   survives restarts and crashes.
 //! - `full`: everything.
 
 #[cfg(feature = "cache-control")]
@@ -114,3 +116,7 @@ pub use larder_proxy as proxy;
 #[cfg(feature = "redis")]
 #[doc(inline)]
 pub use larder_storage_redis as storage_redis;
+
+#[cfg(feature = "disk")]
+#[doc(inline)]
+pub use larder_storage_disk as storage_disk;
