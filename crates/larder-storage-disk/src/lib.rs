@@ -102,3 +102,44 @@ impl DiskStorage {
         self.len() == 0
     }
 }
+
+#[async_trait::async_trait]
+impl larder_storage::Storage for DiskStorage {
+    async fn lookup(
+        &'static self,
+        _key: &larder_storage::CacheKey,
+        _trace: &tracing::Span,
+    ) -> larder_storage::Result<Option<(larder_storage::CacheMeta, larder_storage::HitHandler)>> {
+        unimplemented!("skeleton")
+    }
+    async fn get_miss_handler(
+        &'static self,
+        _key: &larder_storage::CacheKey,
+        _meta: &larder_storage::CacheMeta,
+        _trace: &tracing::Span,
+    ) -> larder_storage::Result<larder_storage::MissHandler> {
+        unimplemented!("skeleton")
+    }
+    async fn purge(
+        &'static self,
+        _key: &larder_storage::CompactCacheKey,
+        _purge_type: larder_storage::PurgeType,
+        _trace: &tracing::Span,
+    ) -> larder_storage::Result<bool> {
+        unimplemented!("skeleton")
+    }
+    async fn update_meta(
+        &'static self,
+        _key: &larder_storage::CacheKey,
+        _meta: &larder_storage::CacheMeta,
+        _trace: &tracing::Span,
+    ) -> larder_storage::Result<bool> {
+        unimplemented!("skeleton")
+    }
+    fn support_streaming_partial_write(&self) -> bool {
+        true
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync + 'static) {
+        self
+    }
+}
