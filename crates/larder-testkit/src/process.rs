@@ -88,6 +88,53 @@ impl LarderProcess {
             .collect()
     }
 
+    /// Sends SIGTERM (a graceful shutdown) and waits up to `within` for the process to exit.
+    ///
+    /// # Panics
+    ///
+    /// When the signal cannot be sent or the process is still running after `within`; the
+    /// message shows its log.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "still running {within:?} after SIGTERM: {:?}",
+            self.log.lock()
+        );
+    }
+
+    /// Sends SIGKILL (a crash: no shutdown code runs) and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's peak resident set size in bytes (`VmHWM` in `/proc/<pid>/status`, Linux),
+    /// while it runs.
+    ///
+    /// # Panics
+    ///
+    /// When the status file cannot be read (the process has ended, or not Linux).
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     /// Whether the process is still running and its log has no panic.
     pub fn is_healthy(&mut self) -> bool {
         let running = self.child.try_wait().unwrap().is_none();

@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod binary;
+mod disk;
 mod redis_fleet;
 mod tiered_fleet;
