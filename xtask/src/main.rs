@@ -5,6 +5,7 @@
 mod bench;
 mod ci;
 mod conformance;
+mod disk_soak;
 mod fuzz;
 mod util;
 
@@ -18,6 +19,8 @@ commands:
   ci            formatting, lints, tests (with doc tests), docs, conformance, feature checks,
                 examples, benchmarks as a smoke test (bench --quick), fuzzing, cargo-deny
   conformance   the HTTP caching test suite against the larder proxy (see docs/conformance.md)
+  disk-soak     the disk tier's long tests: many kill -9 rounds, a 1 GiB object, a start over
+                100 000 stored objects; prints their figures (--help for the sizes)
   fuzz          every cargo-fuzz target for a bounded time (--time SECS, default 60)
   help          this text
 ";
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         "bench" => bench::main(rest),
         "ci" => ci::main(rest),
         "conformance" => conformance::main(rest),
+        "disk-soak" => disk_soak::main(rest),
         "fuzz" => fuzz::main(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
