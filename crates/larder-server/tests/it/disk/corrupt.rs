@@ -81,7 +81,7 @@ async fn corrupt_files_are_detected_and_refetched() {
         "/fast/cut/3145728",    // 3: truncate its body file to half
         "/fast/intact/102400",  // 4: untouched
     ];
-    let node = Node::start(&origin, &storage, &["--disk-size", "64MiB"]);
+    let node = Node::start(&origin, &storage, &["--disk-size", "67108864"]);
     let stored = fill_one_by_one(&node, dir.path(), &paths).await;
     node.stop();
 
@@ -103,7 +103,7 @@ async fn corrupt_files_are_detected_and_refetched() {
         .set_len(len / 2)
         .unwrap();
 
-    let node = Node::start(&origin, &storage, &["--disk-size", "64MiB"]);
+    let node = Node::start(&origin, &storage, &["--disk-size", "67108864"]);
     let client = larder_testkit::client();
     for path in &paths[..4] {
         let before = origin.hits_for(path);
@@ -140,7 +140,7 @@ async fn a_byte_flipped_under_a_running_process_is_not_served() {
     let dir = tempfile::tempdir().unwrap();
     let origin = content_origin().await;
     let path = "/fast/live/3145728";
-    let node = Node::start(&origin, &disk(dir.path()), &["--disk-size", "64MiB"]);
+    let node = Node::start(&origin, &disk(dir.path()), &["--disk-size", "67108864"]);
     let stored = fill_one_by_one(&node, dir.path(), &[path]).await;
     let (body, len) = &stored[0][0];
     assert!(

@@ -56,7 +56,7 @@ async fn a_full_disk_costs_no_answer() {
     let origin = content_origin().await;
     // 12 objects of 300 KB: 3.6 MB, far more than the 2 MiB the file system holds.
     let paths: Vec<String> = (0..12).map(|i| format!("/fast/full-{i}/300000")).collect();
-    let mut node = Node::start(&origin, &disk(&mount.0), &["--disk-size", "64MiB"]);
+    let mut node = Node::start(&origin, &disk(&mount.0), &["--disk-size", "67108864"]);
     let client = larder_testkit::client();
     for path in &paths {
         let got = node.read(&client, path).await;

@@ -75,7 +75,7 @@ async fn memory_and_disk_restart_cold_in_memory_warm_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let origin = content_origin().await;
     let storage = format!("memory+disk:{}", dir.path().display());
-    let flags = ["--disk-size", "64MiB", "--cache-size", "16MiB"];
+    let flags = ["--disk-size", "67108864", "--cache-size", "16777216"];
     fill(Node::start(&origin, &storage, &flags)).await;
     assert_eq!(origin.hits(), PATHS.len());
 

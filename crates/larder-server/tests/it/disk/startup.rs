@@ -14,7 +14,7 @@ const DEFAULT_OBJECTS: u64 = 10_000;
 /// How soon after the listener is up the first hit must be served.
 const FIRST_HIT_WITHIN: Duration = Duration::from_secs(2);
 
-const FLAGS: &[&str] = &["--disk-size", "2GiB"];
+const FLAGS: &[&str] = &["--disk-size", "2147483648"];
 
 fn path(i: u64) -> String {
     format!("/fast/s-{i}/{}", 200 + i % 1800)
