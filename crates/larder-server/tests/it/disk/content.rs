@@ -104,7 +104,7 @@ impl Content {
                 return None;
             }
             let block = at / BLOCK as u64;
-            if block > 0 && block % every.max(1) == 0 && !delay.is_zero() {
+            if block > 0 && block.is_multiple_of(every.max(1)) && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let n = usize::try_from((len - at).min(BLOCK as u64)).unwrap();

@@ -52,7 +52,7 @@ async fn a_large_object_streams_through_disk_in_bounded_memory() {
     eprintln!(
         "large object: {size} bytes filled in {secs:.1}s ({:.0} MiB/s), second reader done \
          at {:.1}s",
-        size as f64 / secs / f64::from(1 << 20),
+        f64::from(u32::try_from(size >> 20).unwrap()) / secs,
         second_took.as_secs_f64()
     );
     node.wait_metric("larder_disk_entries", 1, Duration::from_secs(10))
