@@ -6,8 +6,9 @@
 //!   atomically when complete, expiring with their freshness, read lazily with seeking.
 //! - [`RedisConfig`]: the server URL, key prefix, chunk size, timeouts and expiry knobs.
 //! - [`RedisStats`]: counters of hits, misses, failures and writes, for metrics.
-//! - [`TieredStorage`]: a local tier (a [`MemCache`](larder_storage::MemCache)) in front of
-//!   the shared one; hits from Redis are promoted into memory.
+//! - [`TieredStorage`] (re-exported from [`larder_storage::tiered`]): local tiers (a
+//!   [`MemCache`](larder_storage::MemCache), a disk) in front of the shared one; hits from
+//!   Redis are promoted into them.
 //! - [`Error`]: what went wrong; an outage (Redis unreachable, too slow, or skipped after
 //!   repeated failures) reaches callers as [`larder_storage::Error::Unavailable`], so they
 //!   can log it quietly by asking [`larder_storage::Error::is_unavailable`].
@@ -117,10 +118,9 @@ mod miss;
 mod scripts;
 mod stats;
 mod storage;
-mod tiered;
 
 pub use config::RedisConfig;
 pub use error::{Error, Result};
 pub use stats::RedisStats;
 pub use storage::RedisStorage;
-pub use tiered::{TieredStats, TieredStorage};
+pub use larder_storage::tiered::{TieredStats, TieredStorage};
