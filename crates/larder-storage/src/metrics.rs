@@ -103,12 +103,9 @@ impl MetricSample {
 ///     &[hits.with_label("tier", "memory"), MetricSample::gauge("g", "G.", 1), hits.with_label("tier", "disk")],
 ///     &mut text,
 /// );
-/// assert_eq!(
-///     text,
-///     "# HELP tier_hits_total Hits per tier.\n# TYPE tier_hits_total counter\n\
-///      tier_hits_total{tier=\"memory\"} 0\ntier_hits_total{tier=\"disk\"} 0\n\
-///      # HELP g G.\n# TYPE g gauge\ng 1\n"
-/// );
+/// let family = "# HELP tier_hits_total Hits per tier.\n# TYPE tier_hits_total counter\n\
+///     tier_hits_total{tier=\"memory\"} 0\ntier_hits_total{tier=\"disk\"} 0\n";
+/// assert_eq!(text, format!("{family}# HELP g G.\n# TYPE g gauge\ng 1\n"));
 /// ```
 pub fn write_prometheus(samples: &[MetricSample], out: &mut String) {
     for (i, first) in samples.iter().enumerate() {
