@@ -1,4 +1,5 @@
-//! [`StorageBackend`]: the `storage` setting (`--storage`), its grammar and its checks.
+//! [`StorageBackend`]: the `storage` setting (`--storage`), its grammar and its checks; and
+//! [`DiskSync`], the `disk_sync` setting.
 //!
 //! ```text
 //! storage  = "memory" | redis | tiers
@@ -202,6 +203,51 @@ impl TryFrom<String> for StorageBackend {
 
     fn try_from(s: String) -> Result<Self, Error> {
         s.parse()
+    }
+}
+
+/// When the disk tier flushes what it writes to the device: `never` (the default) or
+/// `always`; see `larder_storage_disk::SyncPolicy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+#[non_exhaustive]
+pub enum DiskSync {
+    /// Never fsync: an entry survives a crash of the process (the kernel has the data); a
+    /// power loss may lose recent entries, which the checksums then turn into misses.
+    #[default]
+    Never,
+    /// fsync each entry (body, meta and directory) before it becomes visible.
+    Always,
+}
+
+impl std::str::FromStr for DiskSync {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "never" => Ok(Self::Never),
+            "always" => Ok(Self::Always),
+            _ => Err(Error::ConfigInvalid(format!(
+                "unknown disk sync policy {s:?} (expected never or always)"
+            ))),
+        }
+    }
+}
+
+impl TryFrom<String> for DiskSync {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for DiskSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Never => "never",
+            Self::Always => "always",
+        })
     }
 }
 
