@@ -106,7 +106,9 @@
 //!   talks to one server) and TLS (`rediss://`).
 //!
 //! Library users build the same tiers with [`TieredStorage::new`]`(memory, redis)` and
-//! bound the memory tier with [`TieredStorage::with_eviction`].
+//! bound the memory tier with [`TieredStorage::with_eviction`]; more tiers (a disk between
+//! memory and Redis: `--storage memory+disk:/var/cache/larder+redis://10.0.0.5:6379`) with
+//! [`TieredStorage::from_tiers`] and [`larder_storage::tiered::Tier`].
 
 mod breaker;
 mod client;
