@@ -163,8 +163,12 @@ impl Read {
     }
 }
 
-/// GETs `url` (with `headers`) and checks the body against `content` from `offset` as it
-/// arrives. A request that fails before a head is `status` 0.
+/// The `Host` every request names. The cache key includes the host, and each start of the
+/// binary listens on a new port: as behind a load balancer, the name stays the same.
+pub(crate) const HOST: &str = "disk.test";
+
+/// GETs `url` (with `Host: disk.test` and `headers`) and checks the body against `content` from
+/// `offset` as it arrives. A request that fails before a head is `status` 0.
 pub(crate) async fn read(
     client: &larder_testkit::HttpClient,
     url: &str,
@@ -172,7 +176,7 @@ pub(crate) async fn read(
     content: &Content,
     offset: u64,
 ) -> Read {
-    let mut req = http::Request::builder().uri(url);
+    let mut req = http::Request::builder().uri(url).header("host", HOST);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
