@@ -1,8 +1,8 @@
 //! Deterministic bodies: what the origin sends for a path, generated on the fly and checked on
 //! the fly, so a 1 GiB object needs neither a stored copy nor a hash of one.
 //!
-//! A body is a run of 64 KiB blocks: one pseudo-random block per path (its seed), each block
-//! stamped in its first 8 bytes with its index. A byte out of place within a block, a block out
+//! A body is a run of 64 KiB blocks: a pseudo-random block rotated by the path's seed, each
+//! block stamped in its first 8 bytes with its index and the seed. A byte out of place within a block, a block out
 //! of place, another path's body, a short or a long body: each compares unequal.
 
 use std::time::Duration;
@@ -34,11 +34,21 @@ impl Content {
         let seed = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-        let mut state = seed;
+        // One pseudo-random block for all, rotated by the seed: two copies, not a generator
+        // run per path (which in a debug build costs more than the request).
+        static TABLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            let mut state = 0x5eed;
+            let mut table = Vec::with_capacity(BLOCK);
+            while table.len() < BLOCK {
+                table.extend_from_slice(&splitmix(&mut state).to_le_bytes());
+            }
+            table
+        });
+        let turn = usize::try_from(seed % BLOCK as u64).unwrap();
         let mut base = Vec::with_capacity(BLOCK);
-        while base.len() < BLOCK {
-            base.extend_from_slice(&splitmix(&mut state).to_le_bytes());
-        }
+        base.extend_from_slice(&table[turn..]);
+        base.extend_from_slice(&table[..turn]);
         Content { seed, base }
     }
 

@@ -1,9 +1,12 @@
 //! A start over many stored objects: the proxy answers at once, serves its first hit within
 //! 2 s of listening, and reports when the index has loaded (`larder_disk_loaded`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use larder_storage::{CacheMeta, ResponseHeader, Storage};
+use larder_storage_disk::{DiskConfig, DiskStorage, Eviction};
 
 use super::{Node, content_origin, disk, env_u64};
 
@@ -14,36 +17,72 @@ const DEFAULT_OBJECTS: u64 = 10_000;
 /// How soon after the listener is up the first hit must be served.
 const FIRST_HIT_WITHIN: Duration = Duration::from_secs(2);
 
-const FLAGS: &[&str] = &["--disk-size", "2147483648"];
+/// The disk's bound: room for every object.
+const DISK_BYTES: u64 = 2 << 30;
 
-fn path(i: u64) -> String {
-    format!("/fast/s-{i}/{}", 200 + i % 1800)
+const FLAGS: &[&str] = &["--disk-size", "2147483648", "--eviction", "lru"];
+
+/// Object `i`'s body size: 200 bytes to 2 KB.
+fn size(i: u64) -> u64 {
+    200 + i % 1800
 }
 
-/// Fills objects `0..n` through `node` with 16 concurrent clients.
-async fn fill(node: &Node, n: u64) {
-    let base = node.url("");
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (base, next) = (base.clone(), Arc::clone(&next));
-        tasks.push(tokio::spawn(async move {
-            let client = larder_testkit::client();
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as u64;
-                if i >= n {
-                    return;
-                }
-                let p = path(i);
-                let c = super::Content::for_path(&p);
-                let got = super::content::read(&client, &format!("{base}{p}"), &[], &c, 0).await;
-                assert!(got.complete(200 + i % 1800), "{p}: {got:?}");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+fn path(i: u64) -> String {
+    format!("/fast/s-{i}/{}", size(i))
+}
+
+/// Writes objects `0..n` into a cache directory in process, with the engine the binary uses,
+/// under the key the proxy computes for the same request and with the meta its response filter
+/// builds for the origin's answer (fresh for an hour): far faster than filling through the
+/// binary, and the start then proves the binary finds them.
+fn prefill(dir: &Path, n: u64) {
+    let mut config = DiskConfig::new(dir, DISK_BYTES);
+    config.eviction = Eviction::Lru;
+    // No background saver: its thread would hold the test's runtime open at the end.
+    config.save_interval = Duration::ZERO;
+    let disk: &'static DiskStorage = Box::leak(Box::new(DiskStorage::open(config).unwrap()));
+    let now = SystemTime::now();
+    // A few writers at once: the engine's calls are blocking file system calls.
+    const WRITERS: u64 = 4;
+    std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            scope.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    for i in (w..n).step_by(usize::try_from(WRITERS).unwrap()) {
+                        write_entry(disk, i, now).await;
+                    }
+                });
+            });
+        }
+    });
+    assert_eq!(disk.len() as u64, n);
+    disk.save_state().unwrap();
+}
+
+/// Writes object `i` as the proxy would store the origin's answer.
+async fn write_entry(disk: &'static DiskStorage, i: u64, now: SystemTime) {
+    let p = path(i);
+    let req = http::Request::get(p.as_str())
+        .header("host", super::content::HOST)
+        .body(())
+        .unwrap();
+    let key = larder_proxy::default_cache_key(&req.into_parts().0).unwrap();
+    let len = usize::try_from(size(i)).unwrap();
+    let mut header = ResponseHeader::new(http::StatusCode::OK);
+    header
+        .insert_header("cache-control", "public, max-age=3600")
+        .unwrap();
+    header.insert_header("content-length", len).unwrap();
+    let meta = CacheMeta::new(now + Duration::from_secs(3600), now, 0, 0, header);
+    let span = tracing::Span::none();
+    let mut miss = disk.get_miss_handler(&key, &meta, &span).await.unwrap();
+    let body = super::Content::for_path(&p).range(0, len);
+    miss.write_body(Bytes::from(body), true).await.unwrap();
+    miss.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,18 +90,12 @@ async fn a_start_over_many_objects_serves_hits_at_once() {
     let n = env_u64("LARDER_DISK_STARTUP_OBJECTS", DEFAULT_OBJECTS);
     let dir = tempfile::tempdir().unwrap();
     let origin = content_origin().await;
-    let node = Node::start(&origin, &disk(dir.path()), FLAGS);
     let t = Instant::now();
-    fill(&node, n).await;
-    let stored = node
-        .wait_metric("larder_disk_entries", n, Duration::from_secs(30))
-        .await;
-    assert_eq!(stored, n);
+    prefill(dir.path(), n);
     eprintln!(
-        "start-up: {n} objects filled through the binary in {:.1}s",
+        "start-up: {n} objects written in process in {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    node.stop();
     let fetched = origin.hits();
 
     let spawned = Instant::now();
@@ -77,13 +110,13 @@ async fn a_start_over_many_objects_serves_hits_at_once() {
         .await
         .expect("the first request after the start is answered within 2 s");
     let early_took = t.elapsed();
-    assert!(early.complete(200 + (n - 1) % 1800), "{early:?}");
+    assert!(early.complete(size(n - 1)), "{early:?}");
 
     // Then distinct stored objects until one is a hit.
     let mut first_hit = None;
     for i in 0..n {
         let got = node.read(&client, &path(i)).await;
-        assert!(got.complete(200 + i % 1800), "{got:?}");
+        assert!(got.complete(size(i)), "{got:?}");
         if got.hit() {
             first_hit = Some(spawned.elapsed());
             break;
