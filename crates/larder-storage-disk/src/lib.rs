@@ -109,7 +109,8 @@ impl larder_storage::Storage for DiskStorage {
         &'static self,
         _key: &larder_storage::CacheKey,
         _trace: &tracing::Span,
-    ) -> larder_storage::Result<Option<(larder_storage::CacheMeta, larder_storage::HitHandler)>> {
+    ) -> larder_storage::Result<Option<(larder_storage::CacheMeta, larder_storage::HitHandler)>>
+    {
         unimplemented!("skeleton")
     }
     async fn get_miss_handler(

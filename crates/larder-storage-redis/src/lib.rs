@@ -123,6 +123,6 @@ mod storage;
 
 pub use config::RedisConfig;
 pub use error::{Error, Result};
+pub use larder_storage::tiered::{TieredStats, TieredStorage};
 pub use stats::RedisStats;
 pub use storage::RedisStorage;
-pub use larder_storage::tiered::{TieredStats, TieredStorage};
