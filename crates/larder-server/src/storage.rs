@@ -326,12 +326,12 @@ mod tests {
                 ..CacheSettings::default()
             };
             let (config, wired) = settings.wire().unwrap();
-            let redis = match wired {
-                Wired::Redis(redis)
-                | Wired::Tiered {
-                    redis: Some(redis), ..
-                } => redis,
-                _ => panic!("{storage}: a redis storage"),
+            let (Wired::Redis(redis)
+            | Wired::Tiered {
+                redis: Some(redis), ..
+            }) = wired
+            else {
+                panic!("{storage}: a redis storage")
             };
             let e = redis.lookup(&key, &span).await.map(|_| ()).unwrap_err();
             assert!(e.is_unavailable(), "{storage}: {e}");
@@ -486,7 +486,7 @@ mod tests {
         };
         assert!(is_layer_storage(&config, tiered));
         assert_eq!(tier_names(tiered), ["memory", "disk", "redis"]);
-        let ttls: Vec<_> = tiered.tiers().map(|t| t.ttl()).collect();
+        let ttls: Vec<_> = tiered.tiers().map(Tier::ttl).collect();
         let seven = Some(Duration::from_secs(7));
         assert_eq!(ttls, [seven, seven, None], "local tiers only");
         assert!(std::ptr::eq(

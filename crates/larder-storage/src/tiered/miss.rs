@@ -65,7 +65,7 @@ impl HandleMiss for TieredMiss {
                     write
                         .tier
                         .finished(key.clone(), finished, fresh_until)
-                        .await
+                        .await;
                 }
                 Err(e) => write.failed(&e),
             }

@@ -1,5 +1,8 @@
 //! `TieredStorage` as an ordered list: three `MemCache` tiers, and a middle tier that fails.
 
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use larder_storage::eviction::simple_lru;
