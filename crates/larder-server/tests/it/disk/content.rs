@@ -31,12 +31,12 @@ fn splitmix(state: &mut u64) -> u64 {
 impl Content {
     /// The generator for `path` (FNV-1a of the path is the seed).
     pub(crate) fn for_path(path: &str) -> Self {
-        let seed = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
         // One pseudo-random block for all, rotated by the seed: two copies, not a generator
         // run per path (which in a debug build costs more than the request).
         static TABLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let seed = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         let table = TABLE.get_or_init(|| {
             let mut state = 0x5eed;
             let mut table = Vec::with_capacity(BLOCK);

@@ -17,6 +17,9 @@ const DEFAULT_OBJECTS: u64 = 10_000;
 /// How soon after the listener is up the first hit must be served.
 const FIRST_HIT_WITHIN: Duration = Duration::from_secs(2);
 
+/// Threads writing the objects at once: the engine's calls are blocking file system calls.
+const WRITERS: u64 = 4;
+
 /// The disk's bound: room for every object.
 const DISK_BYTES: u64 = 2 << 30;
 
@@ -42,8 +45,6 @@ fn prefill(dir: &Path, n: u64) {
     config.save_interval = Duration::ZERO;
     let disk: &'static DiskStorage = Box::leak(Box::new(DiskStorage::open(config).unwrap()));
     let now = SystemTime::now();
-    // A few writers at once: the engine's calls are blocking file system calls.
-    const WRITERS: u64 = 4;
     std::thread::scope(|scope| {
         for w in 0..WRITERS {
             scope.spawn(move || {
@@ -77,7 +78,7 @@ async fn write_entry(disk: &'static DiskStorage, i: u64, now: SystemTime) {
         .insert_header("cache-control", "public, max-age=3600")
         .unwrap();
     header.insert_header("content-length", len).unwrap();
-    let meta = CacheMeta::new(now + Duration::from_secs(3600), now, 0, 0, header);
+    let meta = CacheMeta::new(now + Duration::from_hours(1), now, 0, 0, header);
     let span = tracing::Span::none();
     let mut miss = disk.get_miss_handler(&key, &meta, &span).await.unwrap();
     let body = super::Content::for_path(&p).range(0, len);
