@@ -67,21 +67,26 @@ pub(crate) struct Node {
 impl Node {
     /// Starts the binary in front of `origin` with `--storage <storage>` and `extra` flags.
     pub(crate) fn start(origin: &Origin, storage: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--storage", storage];
+        args.extend_from_slice(extra);
+        Self::spawn(origin, &args)
+    }
+
+    /// Starts the binary in front of `origin` with `args` (after its upstream and listeners).
+    pub(crate) fn spawn(origin: &Origin, args: &[&str]) -> Self {
         let listen = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
         let upstream = origin.uri();
-        let mut args = vec![
+        let mut all = vec![
             "--upstream",
             &upstream,
             "--listen",
             &listen,
             "--admin",
             &admin,
-            "--storage",
-            storage,
         ];
-        args.extend_from_slice(extra);
-        let process = LarderProcess::start(env!("CARGO_BIN_EXE_larder"), &args);
+        all.extend_from_slice(args);
+        let process = LarderProcess::start(env!("CARGO_BIN_EXE_larder"), &all);
         Node {
             listen,
             admin,

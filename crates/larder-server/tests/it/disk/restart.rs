@@ -103,3 +103,36 @@ async fn memory_and_disk_restart_cold_in_memory_warm_on_disk() {
     }
     node.stop();
 }
+
+/// The same from the configuration file: `storage = "disk:…"`, `disk_size` with a unit and
+/// `disk_sync = "always"` (every entry flushed before it is visible).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_cache_from_the_config_file_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = dir.path().join("larder.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cache]\nstorage = \"disk:{}\"\ndisk_size = \"64MiB\"\ndisk_sync = \"always\"\n",
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let origin = content_origin().await;
+    fill(Node::spawn(&origin, &["--config", config])).await;
+    let node = Node::spawn(&origin, &["--config", config]);
+    let client = larder_testkit::client();
+    for path in PATHS {
+        let got = node.read(&client, path).await;
+        assert!(got.complete(size(path)) && got.hit(), "{path}: {got:?}");
+    }
+    assert_eq!(origin.hits(), PATHS.len(), "no new fetch after restart");
+    assert_eq!(
+        node.metric("larder_disk_max_bytes").await,
+        64 << 20,
+        "disk_size from the file"
+    );
+    node.stop();
+}
