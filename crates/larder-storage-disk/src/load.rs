@@ -73,6 +73,11 @@ fn scan_leaf(inner: &Inner, dir: &Path, seen: &mut HashSet<Name>) -> usize {
         let Some((name, body)) = file.to_str().and_then(Name::parse_file) else {
             continue;
         };
+        if inner.layout.leaf_dir(&name) != dir {
+            // Not where this build files it: nothing will ever read it.
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
         let bodies = names.entry(name).or_default();
         if let Some(id) = body {
             bodies.push(id);
