@@ -78,6 +78,7 @@
 
 mod error;
 pub mod format;
+mod inner;
 mod layout;
 mod load;
 mod read;

@@ -1,6 +1,13 @@
 //! Integration tests of the disk storage: the shared contract, restarts, corruption, streaming,
 //! eviction and device errors.
 
+// Test code: a failed unwrap or expect is a failed test, and sizes and seeds are small.
+#![allow(
+    clippy::unwrap_used,
+    clippy::missing_panics_doc,
+    clippy::cast_possible_truncation
+)]
+
 mod corruption;
 mod errors;
 mod eviction;

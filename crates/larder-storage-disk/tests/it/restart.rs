@@ -86,7 +86,7 @@ async fn orphans_a_crash_leaves_are_removed_at_start_up() {
     let orphan = body_file.with_extension("ffff");
     std::fs::copy(&body_file, &orphan).unwrap();
     let leaf = meta.parent().unwrap();
-    let stray = leaf.join(format!("{}", "0".repeat(32)));
+    let stray = leaf.join("0".repeat(32));
     let mut stray_meta = std::fs::read(&meta).unwrap();
     stray_meta.truncate(40);
     std::fs::write(&stray, stray_meta).unwrap();
