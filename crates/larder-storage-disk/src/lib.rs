@@ -60,8 +60,8 @@
 //!
 //! # Layout, format and crash safety
 //!
-//! See [`layout`](crate#layout) below, the meta file format in [`format`], and `docs/disk.md`
-//! for the commit protocol, the crash-safety policy ([`SyncPolicy`]), start-up and errors.
+//! The layout is below, the meta file format in [`format`], and `docs/disk.md` has
+//! the commit protocol, the crash-safety policy ([`SyncPolicy`]), start-up and errors.
 //!
 //! ## Layout
 //!
