@@ -4,8 +4,8 @@
 //! `cargo run --release -p larder-storage-disk --example disk_hits [dir]` (a temporary
 //! directory under the system's by default).
 
-// A measuring tool: a failed unwrap is a failed run.
-#![allow(clippy::unwrap_used)]
+// A measuring tool: a failed unwrap is a failed run, and rates need no exact integers.
+#![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +18,7 @@ use tracing::Span;
 fn meta() -> CacheMeta {
     let now = SystemTime::now();
     CacheMeta::new(
-        now + Duration::from_secs(3600),
+        now + Duration::from_hours(1),
         now,
         0,
         0,
@@ -27,14 +27,23 @@ fn meta() -> CacheMeta {
 }
 
 async fn put(disk: &'static DiskStorage, key: &CacheKey, size: usize) {
-    let mut miss = disk.get_miss_handler(key, &meta(), &Span::none()).await.unwrap();
-    miss.write_body(Bytes::from(vec![7u8; size]), true).await.unwrap();
+    let mut miss = disk
+        .get_miss_handler(key, &meta(), &Span::none())
+        .await
+        .unwrap();
+    miss.write_body(Bytes::from(vec![7u8; size]), true)
+        .await
+        .unwrap();
     miss.finish().await.unwrap();
 }
 
 fn main() {
-    let base = std::env::args().nth(1).map_or_else(std::env::temp_dir, Into::into);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let base = std::env::args()
+        .nth(1)
+        .map_or_else(std::env::temp_dir, Into::into);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         for (label, size) in [("1 KiB", 1 << 10), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
             let dir = tempfile::tempdir_in(&base).unwrap();
@@ -73,7 +82,7 @@ fn main() {
         let started = Instant::now();
         let again = DiskStorage::open(config).unwrap();
         let opened = started.elapsed();
-        assert!(again.wait_loaded(Duration::from_secs(120)));
+        assert!(again.wait_loaded(Duration::from_mins(2)));
         println!(
             "start-up of 100 000 entries (no saved state, page cache warm): open {opened:?}, scan done {:?}, {} entries",
             started.elapsed(),
@@ -82,7 +91,7 @@ fn main() {
         disk.save_state().unwrap();
         let started = Instant::now();
         let third = DiskStorage::open(DiskConfig::new(dir.path(), 4 << 30)).unwrap();
-        assert!(third.wait_loaded(Duration::from_secs(120)));
+        assert!(third.wait_loaded(Duration::from_mins(2)));
         println!("start-up of 100 000 entries with saved state: scan done {:?}", started.elapsed());
     });
 }

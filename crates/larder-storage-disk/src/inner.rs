@@ -242,7 +242,11 @@ impl Inner {
                 self.counters.io_ok(Op::Read);
                 bytes
             }
-            Ok(None) => return None,
+            Ok(None) => {
+                // Tracked but gone (removed by hand, or a purge raced a commit): forget it.
+                self.index.manager().remove(&ikey);
+                return None;
+            }
             Err(e) => {
                 self.counters.io_failed(Op::Read, &e);
                 return None;

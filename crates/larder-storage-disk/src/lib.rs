@@ -60,7 +60,7 @@
 //!
 //! # Layout, format and crash safety
 //!
-//! The layout is below, the meta file format in [`format`], and `docs/disk.md` has
+//! The layout is below, the meta file format in [`format`](mod@format), and `docs/disk.md` has
 //! the commit protocol, the crash-safety policy ([`SyncPolicy`]), start-up and errors.
 //!
 //! ## Layout

@@ -77,7 +77,6 @@ pub(crate) fn start(inner: &Arc<Inner>, key: &CacheKey, meta: &CacheMeta) -> Res
         inline: Some(Vec::new()),
         eof: false,
         failed: false,
-        finished: false,
     }))
 }
 
@@ -102,7 +101,6 @@ struct DiskMiss {
     inline: Option<Vec<u8>>,
     eof: bool,
     failed: bool,
-    finished: bool,
 }
 
 impl DiskMiss {
@@ -276,7 +274,6 @@ impl HandleMiss for DiskMiss {
             return Err(Error::Unavailable("disk cache write failed".into()));
         }
         let committed = self.commit();
-        self.finished = true;
         // Readers have every byte either way (in the tmp file they hold open).
         self.tx.send_modify(|p| p.done = true);
         let inner = Arc::clone(&self.inner);
