@@ -15,12 +15,14 @@ pub enum DiskError {
         path: PathBuf,
     },
     /// The directory is a cache of another format version.
-    #[error("{} is a larder disk cache of format {found}, this build reads format {}", path.display(), crate::layout::LAYOUT_VERSION)]
+    #[error("{} is a larder disk cache of format {found}, this build reads format {expected}", path.display())]
     OtherVersion {
         /// The directory.
         path: PathBuf,
         /// The version its marker names.
         found: String,
+        /// The version this build reads.
+        expected: u32,
     },
     /// A file operation failed.
     #[error("disk cache i/o failed at {}", path.display())]

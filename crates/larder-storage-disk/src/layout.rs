@@ -68,6 +68,7 @@ impl Layout {
                     return Err(DiskError::OtherVersion {
                         path: self.root.clone(),
                         found,
+                        expected: LAYOUT_VERSION,
                     });
                 }
             }

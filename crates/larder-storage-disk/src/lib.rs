@@ -60,8 +60,8 @@
 //!
 //! # Layout, format and crash safety
 //!
-//! See [`layout`](crate#layout) below, the meta file format in [`format`], and `docs/disk.md`
-//! for the commit protocol, the crash-safety policy ([`SyncPolicy`]), start-up and errors.
+//! The layout is below, the meta file format in [`format`](mod@format), and `docs/disk.md` has
+//! the commit protocol, the crash-safety policy ([`SyncPolicy`]), start-up and errors.
 //!
 //! ## Layout
 //!
@@ -78,6 +78,7 @@
 
 mod error;
 pub mod format;
+mod inner;
 mod layout;
 mod load;
 mod read;

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use crate::format;
+use crate::inner::{Inner, index_key, read_prefix};
 use crate::layout::Name;
-use crate::storage::{Inner, index_key, read_prefix};
 
 /// Loads the saved state, scans, and marks the storage loaded.
 pub(crate) fn run(inner: &Inner) {
@@ -57,7 +57,7 @@ fn load_state(inner: &Inner) {
     }
     let dir = dir.to_string_lossy().into_owned();
     let manager = inner.index.manager();
-    if let Err(e) = crate::storage::run_async(|| manager.load(&dir)) {
+    if let Err(e) = crate::inner::run_async(|| manager.load(&dir)) {
         tracing::warn!(error = %e, "cannot load the disk cache eviction state; rebuilding it");
     }
 }
@@ -73,6 +73,11 @@ fn scan_leaf(inner: &Inner, dir: &Path, seen: &mut HashSet<Name>) -> usize {
         let Some((name, body)) = file.to_str().and_then(Name::parse_file) else {
             continue;
         };
+        if inner.layout.leaf_dir(&name) != dir {
+            // Not where this build files it: nothing will ever read it.
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
         let bodies = names.entry(name).or_default();
         if let Some(id) = body {
             bodies.push(id);

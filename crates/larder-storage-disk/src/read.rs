@@ -5,19 +5,49 @@
 use std::any::Any;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use larder_storage::{CacheKey, CompactCacheKey, Error, HandleHit, Result, Storage};
+use larder_storage::{
+    CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HitHandler, Result, Storage,
+};
 use tokio::sync::watch;
 use tracing::Span;
 
 use crate::error::DiskError;
-use crate::stats::Op;
-use crate::storage::Inner;
-use crate::write::Progress;
+
+/// How far a write in progress got.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    pub(crate) len: u64,
+    pub(crate) done: bool,
+}
+
+/// A write in progress, as lookups see it.
+pub(crate) struct Inflight {
+    pub(crate) id: u64,
+    pub(crate) meta: CacheMeta,
+    pub(crate) file: Arc<File>,
+    pub(crate) progress: watch::Receiver<Progress>,
+}
+
+impl Inflight {
+    /// A reader of the write from its start.
+    pub(crate) fn reader(&self) -> (CacheMeta, HitHandler) {
+        let hit = PartialHit::new(Arc::clone(&self.file), self.progress.clone());
+        (self.meta.clone(), Box::new(hit))
+    }
+}
+
+/// Where a reader reports a body that failed its checks or a read that failed.
+pub(crate) trait Spoiled: Send + Sync {
+    /// The entry of `key` (entry `id`) failed a check: count it and remove it.
+    fn corrupt(&self, key: &CompactCacheKey, id: Option<u64>, path: &Path, reason: &str);
+    /// A read failed.
+    fn read_failed(&self, error: &DiskError);
+}
 
 /// The most bytes a reader of a write in progress hands out at once.
 const READ_PIECE: u64 = 64 << 10;
@@ -112,7 +142,7 @@ impl HandleHit for BytesHit {
 
 /// A large body file, read one chunk at a time with positional reads.
 pub(crate) struct FileHit {
-    inner: Arc<Inner>,
+    inner: Arc<dyn Spoiled>,
     key: CompactCacheKey,
     id: u64,
     path: PathBuf,
@@ -128,7 +158,7 @@ pub(crate) struct FileHit {
 impl FileHit {
     #[allow(clippy::too_many_arguments)] // Built in one place, from a decoded meta file.
     pub(crate) fn new(
-        inner: Arc<Inner>,
+        inner: Arc<dyn Spoiled>,
         key: CompactCacheKey,
         id: u64,
         path: PathBuf,
@@ -161,7 +191,7 @@ impl FileHit {
         let mut buf = vec![0; usize::try_from(chunk_end - chunk_start).unwrap_or(0)];
         if let Err(e) = self.file.read_exact_at(&mut buf, chunk_start) {
             let e = DiskError::io(&self.path)(e);
-            self.inner.counters.io_failed(Op::Read, &e);
+            self.inner.read_failed(&e);
             return Err(e.into());
         }
         let expected = usize::try_from(index)

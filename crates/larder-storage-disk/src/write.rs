@@ -18,41 +18,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use larder_storage::storage::streaming_write::U64WriteId;
 use larder_storage::{
-    CacheKey, CacheMeta, CompactCacheKey, Error, HandleMiss, HitHandler, MissFinishType,
-    MissHandler, Result,
+    CacheKey, CacheMeta, CompactCacheKey, Error, HandleMiss, MissFinishType, MissHandler, Result,
 };
 use tokio::sync::watch;
 
 use crate::SyncPolicy;
 use crate::error::DiskError;
 use crate::format;
+use crate::inner::{CHUNK_SIZE, INLINE_MAX, Inner, index_key, read_header};
 use crate::layout::{Name, sync_dir};
-use crate::read::PartialHit;
+use crate::read::{Inflight, Progress};
 use crate::stats::{Op, inc};
-use crate::storage::{CHUNK_SIZE, INLINE_MAX, Inner, index_key, read_header};
-
-/// How far a write in progress got.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Progress {
-    pub(crate) len: u64,
-    pub(crate) done: bool,
-}
-
-/// A write in progress, as lookups see it.
-pub(crate) struct Inflight {
-    pub(crate) id: u64,
-    meta: CacheMeta,
-    file: Arc<File>,
-    progress: watch::Receiver<Progress>,
-}
-
-impl Inflight {
-    /// A reader of the write from its start.
-    pub(crate) fn reader(&self) -> (CacheMeta, HitHandler) {
-        let hit = PartialHit::new(Arc::clone(&self.file), self.progress.clone());
-        (self.meta.clone(), Box::new(hit))
-    }
-}
 
 /// Starts a write: creates its body file in `tmp/` and registers it for lookups.
 pub(crate) fn start(inner: &Arc<Inner>, key: &CacheKey, meta: &CacheMeta) -> Result<MissHandler> {
@@ -101,7 +77,6 @@ pub(crate) fn start(inner: &Arc<Inner>, key: &CacheKey, meta: &CacheMeta) -> Res
         inline: Some(Vec::new()),
         eof: false,
         failed: false,
-        finished: false,
     }))
 }
 
@@ -126,7 +101,6 @@ struct DiskMiss {
     inline: Option<Vec<u8>>,
     eof: bool,
     failed: bool,
-    finished: bool,
 }
 
 impl DiskMiss {
@@ -300,7 +274,6 @@ impl HandleMiss for DiskMiss {
             return Err(Error::Unavailable("disk cache write failed".into()));
         }
         let committed = self.commit();
-        self.finished = true;
         // Readers have every byte either way (in the tmp file they hold open).
         self.tx.send_modify(|p| p.done = true);
         let inner = Arc::clone(&self.inner);
