@@ -30,6 +30,10 @@ pub(crate) const CHUNK_SIZE: u32 = 64 << 10;
 /// miss rather than a cut response.
 pub(crate) const VERIFY_WHOLE_MAX: u64 = 1 << 20;
 const STRIPES: usize = 256;
+const WRITE_SHARDS: usize = 16;
+
+/// The writes in progress of the names of one shard.
+pub(crate) type Writes = HashMap<Name, Vec<Arc<Inflight>>>;
 
 /// The eviction manager, used as the index of complete entries.
 pub(crate) enum Index {
@@ -77,8 +81,8 @@ pub(crate) struct Inner {
     pub(crate) loaded: AtomicBool,
     /// Serialises the file changes of one name: commit, purge, meta update, orphan removal.
     locks: Box<[Mutex<()>]>,
-    /// Writes in progress per name, oldest first.
-    pub(crate) writes: Mutex<HashMap<Name, Vec<Arc<Inflight>>>>,
+    /// Writes in progress per name, oldest first, in shards (every lookup looks here).
+    write_shards: Box<[Mutex<Writes>]>,
     next_id: AtomicU64,
 }
 
@@ -145,10 +149,15 @@ impl Inner {
             state_loaded: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            writes: Mutex::new(HashMap::new()),
+            write_shards: (0..WRITE_SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(first_id),
             config,
         })
+    }
+
+    /// The shard of the writes in progress that holds `name`'s.
+    pub(crate) fn writes(&self, name: &Name) -> parking_lot::MutexGuard<'_, Writes> {
+        self.write_shards[name.stripe(WRITE_SHARDS)].lock()
     }
 
     pub(crate) fn lock(&self, name: &Name) -> parking_lot::MutexGuard<'_, ()> {
@@ -224,8 +233,7 @@ impl Inner {
     pub(crate) fn lookup_sync(self: &Arc<Self>, key: &CacheKey) -> Option<(CacheMeta, HitHandler)> {
         let name = Name(key.combined_bin());
         if let Some(write) = self
-            .writes
-            .lock()
+            .writes(&name)
             .get(&name)
             .and_then(|w| w.last())
             .cloned()
@@ -350,7 +358,7 @@ impl Inner {
             let _guard = self.lock(&name);
             let removed = self.remove_files_locked(&name, None);
             let detached = match purge_type {
-                PurgeType::Invalidation => self.writes.lock().remove(&name).map_or(0, |w| w.len()),
+                PurgeType::Invalidation => self.writes(&name).remove(&name).map_or(0, |w| w.len()),
                 PurgeType::Eviction => 0,
             };
             (removed, detached)

@@ -58,7 +58,7 @@ pub(crate) fn start(inner: &Arc<Inner>, key: &CacheKey, meta: &CacheMeta) -> Res
         file: Arc::clone(&file),
         progress: rx,
     });
-    inner.writes.lock().entry(name).or_default().push(inflight);
+    inner.writes(&name).entry(name).or_default().push(inflight);
     Ok(Box::new(DiskMiss {
         inner: Arc::clone(inner),
         name,
@@ -171,8 +171,7 @@ impl DiskMiss {
         let body_path = layout.body_path(&self.name, self.id);
         let _guard = inner.lock(&self.name);
         let registered = inner
-            .writes
-            .lock()
+            .writes(&self.name)
             .get(&self.name)
             .is_some_and(|w| w.iter().any(|w| w.id == self.id));
         if !registered {
@@ -218,7 +217,7 @@ fn rename_creating_dir(
 }
 
 fn remove_inflight(inner: &Inner, name: Name, id: u64) {
-    let mut writes = inner.writes.lock();
+    let mut writes = inner.writes(&name);
     if let Some(list) = writes.get_mut(&name) {
         list.retain(|w| w.id != id);
         if list.is_empty() {
