@@ -114,14 +114,29 @@ pub(crate) fn read_prefix(path: &Path) -> std::io::Result<Option<(Vec<u8>, u64)>
     Ok(Some((buf, len)))
 }
 
-/// The id, inline flag and body length of the meta file at `path`, from its first bytes.
-pub(crate) fn read_header(path: &Path) -> std::io::Result<Option<(u64, bool, u64)>> {
+/// What the first bytes of a meta file say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// There is no meta file.
+    Missing,
+    /// There is one, but its header does not decode.
+    Invalid,
+    /// The entry id and whether the body is inline.
+    Valid { id: u64, inline: bool },
+}
+
+/// The header of the meta file at `path`, from its first bytes.
+pub(crate) fn read_header(path: &Path) -> std::io::Result<Header> {
     let Some((buf, _)) = read_prefix(path)? else {
-        return Ok(None);
+        return Ok(Header::Missing);
     };
-    Ok(format::decode_header(&buf)
-        .ok()
-        .map(|(h, _)| (h.id, h.inline_body.is_some(), h.body_len)))
+    Ok(match format::decode_header(&buf) {
+        Ok((h, _)) => Header::Valid {
+            id: h.id,
+            inline: h.inline_body.is_some(),
+        },
+        Err(_) => Header::Invalid,
+    })
 }
 
 impl Inner {
@@ -188,20 +203,20 @@ impl Inner {
     pub(crate) fn remove_files_locked(&self, name: &Name, only_id: Option<u64>) -> bool {
         let meta_path = self.layout.meta_path(name);
         let header = match read_header(&meta_path) {
-            Ok(Some(h)) => Some(h),
-            Ok(None) => return false,
+            Ok(Header::Missing) => return false,
+            Ok(header) => header,
             Err(e) => {
                 self.counters.io_failed(Op::Read, &e);
-                None
+                Header::Invalid
             }
         };
-        if let (Some(id), Some((found, ..))) = (only_id, header)
+        if let (Some(id), Header::Valid { id: found, .. }) = (only_id, header)
             && id != found
         {
             return false;
         }
         let removed = fs::remove_file(&meta_path).is_ok();
-        if let Some((id, false, _)) = header {
+        if let Header::Valid { id, inline: false } = header {
             let _ = fs::remove_file(self.layout.body_path(name, id));
         }
         removed
