@@ -1,8 +1,11 @@
 //! What a [`DiskStorage`](crate::DiskStorage) counts, and how it reports a failing device:
-//! the first failure of a kind is logged once at warn, the recovery once at info, and every
-//! failure is counted.
+//! every failure is counted; a failure of a kind (read or write) is logged at warn at most
+//! once a minute, and the recovery once at info when an operation of that kind succeeds after
+//! a minute without failures. A full disk fails some writes and not others (a small object
+//! still fits, a large one does not), so logging each change of state would flood the log.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use larder_storage::metrics::MetricSample;
 
@@ -107,15 +110,44 @@ impl Op {
     }
 }
 
+/// How often a failure of one kind is logged at warn, at most.
+const LOG_EVERY_SECS: u64 = 60;
+
+/// The log state of one kind of operation, in seconds since the counters were created plus
+/// one (0: never).
 #[derive(Debug, Default)]
+struct LogState {
+    /// When a failure was last logged at warn.
+    warned: AtomicU64,
+    /// When the last failure happened; 0 once its recovery was logged.
+    failed: AtomicU64,
+}
+
+#[derive(Debug)]
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) writes_stored: AtomicU64,
     pub(crate) corrupt: AtomicU64,
     pub(crate) io_errors: AtomicU64,
-    read_failing: AtomicBool,
-    write_failing: AtomicBool,
+    started: Instant,
+    read: LogState,
+    write: LogState,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            writes_stored: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+            io_errors: AtomicU64::new(0),
+            started: Instant::now(),
+            read: LogState::default(),
+            write: LogState::default(),
+        }
+    }
 }
 
 pub(crate) fn inc(counter: &AtomicU64) {
@@ -123,33 +155,56 @@ pub(crate) fn inc(counter: &AtomicU64) {
 }
 
 impl Counters {
-    fn failing(&self, op: Op) -> &AtomicBool {
+    fn log_state(&self, op: Op) -> &LogState {
         match op {
-            Op::Read => &self.read_failing,
-            Op::Write => &self.write_failing,
+            Op::Read => &self.read,
+            Op::Write => &self.write,
         }
     }
 
-    /// Counts a failed operation; the first of a run is logged at warn.
+    /// Seconds since the counters were created, plus one (0 stays "never").
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_secs() + 1
+    }
+
+    /// Counts a failed operation; logged at warn at most once a minute per kind.
     pub(crate) fn io_failed(&self, op: Op, error: &dyn std::error::Error) {
         inc(&self.io_errors);
-        if self.failing(op).swap(true, Ordering::Relaxed) {
-            tracing::debug!(op = op.as_str(), error = %error, "disk cache operation failed");
-        } else {
+        let state = self.log_state(op);
+        let now = self.now();
+        state.failed.store(now, Ordering::Relaxed);
+        let warned = state.warned.load(Ordering::Relaxed);
+        let due = warned == 0 || now.saturating_sub(warned) >= LOG_EVERY_SECS;
+        if due
+            && state
+                .warned
+                .compare_exchange(warned, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
             tracing::warn!(
                 op = op.as_str(),
                 error = %error,
                 source = error.source().map(ToString::to_string),
-                "disk cache {} failed; serving without it until it works again",
+                "disk cache {} failed; serving without it until it works again \
+                 (further failures are counted in larder_disk_io_errors_total)",
                 op.as_str()
             );
+        } else {
+            tracing::debug!(op = op.as_str(), error = %error, "disk cache operation failed");
         }
     }
 
-    /// Notes a successful operation; the first after a failure is logged.
+    /// Notes a successful operation: the first after a minute without failures of its kind
+    /// logs the recovery.
     pub(crate) fn io_ok(&self, op: Op) {
-        if self.failing(op).load(Ordering::Relaxed)
-            && self.failing(op).swap(false, Ordering::Relaxed)
+        let state = self.log_state(op);
+        let failed = state.failed.load(Ordering::Relaxed);
+        if failed != 0
+            && self.now().saturating_sub(failed) >= LOG_EVERY_SECS
+            && state
+                .failed
+                .compare_exchange(failed, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             tracing::info!(
                 op = op.as_str(),
@@ -176,9 +231,12 @@ mod tests {
         let e = std::io::Error::from(std::io::ErrorKind::StorageFull);
         counters.io_failed(Op::Write, &e);
         counters.io_failed(Op::Write, &e);
-        assert!(counters.write_failing.load(Ordering::Relaxed));
+        // Logged once, at the first failure (second 1).
+        assert_eq!(counters.write.warned.load(Ordering::Relaxed), 1);
+        // A success right after a failure is not yet a recovery.
         counters.io_ok(Op::Write);
-        assert!(!counters.write_failing.load(Ordering::Relaxed));
+        assert_eq!(counters.write.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.read.warned.load(Ordering::Relaxed), 0);
         let stats = DiskStats {
             io_errors: counters.io_errors.load(Ordering::Relaxed),
             loaded: true,
@@ -188,5 +246,27 @@ mod tests {
         let get = |name| samples.iter().find(|s| s.name == name).unwrap().value;
         assert_eq!(get("larder_disk_io_errors_total"), 2);
         assert_eq!(get("larder_disk_loaded"), 1);
+    }
+
+    #[test]
+    fn failures_warn_once_a_minute_and_recovery_waits_for_a_quiet_minute() {
+        let Some(started) = Instant::now().checked_sub(std::time::Duration::from_secs(120)) else {
+            return;
+        };
+        let counters = Counters {
+            started,
+            ..Counters::default()
+        };
+        // A failure two minutes ago was logged then: the next one is due again.
+        counters.write.warned.store(1, Ordering::Relaxed);
+        counters.write.failed.store(1, Ordering::Relaxed);
+        counters.io_ok(Op::Write);
+        assert_eq!(counters.write.failed.load(Ordering::Relaxed), 0, "recovered");
+        let e = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        counters.io_failed(Op::Write, &e);
+        assert_eq!(counters.write.warned.load(Ordering::Relaxed), 121);
+        counters.io_failed(Op::Write, &e);
+        assert_eq!(counters.write.warned.load(Ordering::Relaxed), 121);
+        assert_eq!(counters.io_errors.load(Ordering::Relaxed), 2);
     }
 }

@@ -7,6 +7,5 @@
 
 mod binary;
 mod disk;
-mod disk_restart;
 mod redis_fleet;
 mod tiered_fleet;

@@ -136,7 +136,12 @@ impl Node {
     /// Stops the process gracefully (SIGTERM), which saves the disk's eviction state.
     pub(crate) fn stop(mut self) {
         let status = self.process.terminate(Duration::from_secs(15));
-        assert!(status.success(), "exit {status}: {:?}", self.process.log());
+        let log = self.process.log();
+        assert!(status.success(), "exit {status}: {log:?}");
+        assert!(
+            log.iter().any(|l| l.contains("disk cache state saved")),
+            "a graceful stop saves the disk's eviction state: {log:?}"
+        );
     }
 }
 
