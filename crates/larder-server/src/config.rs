@@ -11,8 +11,9 @@
 //! size = "256MiB"             # bytes held in memory (bounded: least useful entries are evicted);
 //!                             # with memory+…, the size of the memory tier. Bytes, or a string
 //!                             # with a unit: B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)
-//! max_object_size = 8388608   # larger responses are passed through, not stored (0 = no limit)
-//! eviction = "tinyufo"        # or "lru" (the memory tier's and the disk's)
+//! max_object_size = "8MiB"    # larger responses are passed through, not stored (0 = no limit);
+//!                             # unset: 8MiB in memory, an eighth of disk_size on disk
+//! eviction = "tinyufo"        # or "lru": the memory tier's policy
 //! storage = "memory"          # where responses are stored, one of:
 //!                             #   "memory"                        this process only
 //!                             #   "redis://127.0.0.1:6379"        one Redis shared by a fleet
@@ -23,6 +24,7 @@
 //!                             #                                   memory, disk, then shared Redis
 //! disk_size = "20GiB"         # (disk) the most the directory holds (default 1GiB)
 //! disk_sync = "never"         # (disk) or "always": fsync every entry before it is visible
+//! disk_eviction = "lru"       # (disk) or "tinyufo"
 //! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
 //! redis_timeout_ms = 250      # (redis) the longest one call may take; then it is a miss
 //! local_ttl_secs = 0          # (memory+redis, disk+redis) serve a local copy at most this
@@ -56,20 +58,22 @@
 //! - `memory+redis://host:port[/db]`: a [`TieredStorage`](larder_storage::tiered::TieredStorage), each proxy's own memory tier of
 //!   `cache.size` bytes (evicting with `cache.eviction`) in front of the shared Redis.
 //!   Lookups try memory, then Redis; a Redis hit is copied into memory; new responses are
-//!   written to both. Responses larger than `cache.size` (or `max_object_size`) are stored in
-//!   neither. A PURGE (or an unsafe method's invalidation) removes the object from Redis and
+//!   written to both. Responses larger than `cache.size` (or `max_object_size`, 8 MiB unless
+//!   set) are stored in neither. A PURGE (or an unsafe method's invalidation) removes the object from Redis and
 //!   from this proxy's memory; the other proxies keep their local copy until it is evicted,
 //!   goes stale, or is older than `local_ttl_secs`. While Redis is unreachable, lookups that
 //!   miss memory are plain misses and writes fill memory only.
 //! - `disk:PATH`: a [`DiskStorage`](larder_storage_disk::DiskStorage) on the directory
-//!   `PATH` (created if missing), at most `disk_size` bytes, evicting with `cache.eviction`;
-//!   the cache survives restarts and crashes (the disk format: `docs/disk.md`). Responses up
-//!   to `disk_size` (or `max_object_size`) are stored; `cache.size` does not apply. On a
+//!   `PATH` (created if missing), at most `disk_size` bytes, evicting with `disk_eviction`
+//!   (LRU unless set); the cache survives restarts and crashes (the disk format:
+//!   `docs/disk.md`). Responses up to `max_object_size` (unset: an eighth of `disk_size`) are
+//!   stored; `cache.size` does not apply. On a
 //!   graceful shutdown (SIGTERM, Ctrl-C) the eviction order is saved, so a restart keeps it.
 //! - `memory+disk:PATH`: a memory tier of `cache.size` bytes in front of the disk: hot
 //!   objects are served from memory, a disk hit is copied into memory, new responses are
-//!   written to both. As with `memory+redis`, the memory tier holds each response while it
-//!   is written, so responses larger than `cache.size` are stored in neither.
+//!   written to both. A response larger than memory's limit (`max_object_size`, 8 MiB unless
+//!   set, capped by `cache.size`) goes to the disk alone, up to the disk's limit (as for
+//!   `disk:PATH`), and readers of its fill stream it from the disk.
 //! - `disk:PATH+redis://…`, `memory+disk:PATH+redis://…`: the same local tiers in front of a
 //!   Redis shared by a fleet; a Redis hit is copied into the disk and memory. A PURGE removes
 //!   the object from every tier of this proxy and from Redis.
@@ -104,8 +108,8 @@ use serde::Deserialize;
 
 use crate::Error;
 pub use crate::backend::{DiskSync, StorageBackend};
-use crate::size::deserialize_size;
 pub use crate::size::parse_size;
+use crate::size::{deserialize_size, deserialize_some_size};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -142,12 +146,16 @@ pub struct CacheSettings {
     /// a unit (`"256MiB"`).
     #[serde(deserialize_with = "deserialize_size")]
     pub size: u64,
-    /// Responses larger than this are not stored; 0 means no limit. The cache size caps it
-    /// (with disk storage alone, the disk size).
-    #[serde(deserialize_with = "deserialize_size")]
-    pub max_object_size: u64,
-    /// The eviction policy.
+    /// Responses larger than this are not stored; 0 means no limit. Each tier's size caps it
+    /// for that tier. Unset: 8 MiB for the memory tier and an eighth of `disk_size` for the
+    /// disk (see [`CacheSettings::max_object_sizes`]).
+    #[serde(default, deserialize_with = "deserialize_some_size")]
+    pub max_object_size: Option<u64>,
+    /// The eviction policy of the memory storage or tier.
     pub eviction: EvictionPolicy,
+    /// The eviction policy of the disk. LRU by default: `TinyUFO`'s admission window is a tenth
+    /// of the capacity, so it would evict at once any object larger than a tenth of the disk.
+    pub disk_eviction: EvictionPolicy,
     /// The storage backend.
     pub storage: StorageBackend,
     /// With disk storage: the most bytes the cache directory may hold (entries' meta and
@@ -204,8 +212,9 @@ impl Default for CacheSettings {
     fn default() -> Self {
         Self {
             size: 256 * 1024 * 1024,
-            max_object_size: 8 * 1024 * 1024,
+            max_object_size: None,
             eviction: EvictionPolicy::default(),
+            disk_eviction: EvictionPolicy::Lru,
             storage: StorageBackend::default(),
             disk_size: 1 << 30,
             disk_sync: DiskSync::default(),
@@ -559,7 +568,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.cache.size, 64 << 20);
         assert_eq!(c.cache.disk_size, 20 << 30);
-        assert_eq!(c.cache.max_object_size, 1_000_000_000);
+        assert_eq!(c.cache.max_object_size, Some(1_000_000_000));
         assert_eq!(c.cache.disk_sync, DiskSync::Always);
         assert_eq!(
             c.cache.storage.disk_path(),

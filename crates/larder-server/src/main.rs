@@ -38,11 +38,15 @@ struct Args {
     #[arg(long, value_parser = parse_size)]
     cache_size: Option<u64>,
     /// Responses larger than this are not stored (0 = no limit); bytes or with a unit.
+    /// Default: 8MiB in memory, an eighth of --disk-size on disk.
     #[arg(long, value_parser = parse_size)]
     max_object_size: Option<u64>,
-    /// Eviction policy of memory and disk: lru or tinyufo.
+    /// Eviction policy of the memory storage or tier: lru or tinyufo.
     #[arg(long)]
     eviction: Option<EvictionPolicy>,
+    /// Eviction policy of the disk: lru (default) or tinyufo.
+    #[arg(long)]
+    disk_eviction: Option<EvictionPolicy>,
     /// Storage backend: memory; redis://host:port, one Redis shared by a fleet of proxies;
     /// disk:PATH, a directory kept across restarts; or tiers joined by +, fastest first:
     /// memory+redis://host:port, memory+disk:PATH, [memory+]disk:PATH+redis://host:port.
@@ -106,11 +110,11 @@ impl Args {
         set!(
             listen => listen,
             cache_size => cache.size,
-            max_object_size => cache.max_object_size,
             eviction => cache.eviction,
             storage => cache.storage,
             disk_size => cache.disk_size,
             disk_sync => cache.disk_sync,
+            disk_eviction => cache.disk_eviction,
             redis_prefix => cache.redis_prefix,
             redis_timeout_ms => cache.redis_timeout_ms,
             local_ttl_secs => cache.local_ttl_secs,
@@ -121,6 +125,9 @@ impl Args {
             stale_if_error_secs => cache.stale_if_error_secs,
             set_cookie => cache.set_cookie,
         );
+        if self.max_object_size.is_some() {
+            c.cache.max_object_size = self.max_object_size;
+        }
         if self.upstream.is_some() {
             c.upstream = self.upstream;
         }
@@ -384,7 +391,7 @@ mod tests {
         );
         assert_eq!(
             (c.cache.disk_size, c.cache.size, c.cache.max_object_size),
-            (20 << 30, 256 << 20, 8_000_000)
+            (20 << 30, 256 << 20, Some(8_000_000))
         );
         assert_eq!(c.cache.disk_sync, DiskSync::Always);
 

@@ -73,6 +73,14 @@ where
     }
 }
 
+/// [`deserialize_size`] for an optional setting: present means `Some`.
+pub(crate) fn deserialize_some_size<'de, D>(d: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    deserialize_size(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

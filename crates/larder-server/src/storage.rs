@@ -69,16 +69,7 @@ impl CacheSettings {
         let size = usize::try_from(self.size).unwrap_or(usize::MAX);
         let mut config = CacheConfig::in_memory(size, self.eviction)
             .with_lock_timeouts(self.lock_age(), self.lock_timeout());
-        let max = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
-        // Memory holds a response whole while it is written: never more than its size.
-        let max_in_memory = if max == 0 { size } else { max.min(size) };
-        // Nor does the disk hold more than its size.
-        let disk_size = usize::try_from(self.disk_size).unwrap_or(usize::MAX);
-        let max_on_disk = if max == 0 {
-            disk_size
-        } else {
-            max.min(disk_size)
-        };
+        let (max_in_memory, max_on_disk) = self.max_object_sizes();
         config.max_file_size = Some(max_in_memory);
         let wired = match &self.storage {
             StorageBackend::Memory => Wired::Memory,
@@ -111,7 +102,12 @@ impl CacheSettings {
                 config.storage = Some(redis);
                 // Redis bounds itself.
                 config.eviction = None;
-                config.max_file_size = (max != 0).then_some(max);
+                // Redis bounds itself; unset, objects up to 8 MiB, and 0 lifts the limit.
+                config.max_file_size = match self.max_object_size {
+                    None => Some(8 << 20),
+                    Some(0) => None,
+                    Some(max) => Some(usize::try_from(max).unwrap_or(usize::MAX)),
+                };
             }
             Wired::Disk(disk) => {
                 config.storage = Some(disk);
@@ -125,12 +121,13 @@ impl CacheSettings {
                 // included), and the disk and Redis bound themselves, so the layer gets no
                 // eviction manager of its own.
                 config.eviction = None;
-                // The first tier holds what readers stream: with memory first, a response is
-                // held in memory whole; with the disk first, on disk.
-                config.max_file_size = Some(if self.storage.has_memory() {
-                    max_in_memory
-                } else {
+                // With a disk, a response too large for memory goes to the disk alone (the
+                // memory tier's write limit); without one, memory holds every response whole
+                // while it is written.
+                config.max_file_size = Some(if self.storage.disk_path().is_some() {
                     max_on_disk
+                } else {
+                    max_in_memory
                 });
             }
         }
@@ -169,12 +166,15 @@ impl CacheSettings {
                     "tiered storage: no memory tier to put in front".to_owned(),
                 ));
             };
-            tiers.push(local(
-                Tier::new(storage)
-                    .with_name("memory")
-                    .with_eviction(eviction)
-                    .with_max_promote_size(max),
-            ));
+            let mut tier = Tier::new(storage)
+                .with_name("memory")
+                .with_eviction(eviction)
+                .with_max_promote_size(max);
+            if disk.is_some() {
+                // What does not fit memory still goes to the disk.
+                tier = tier.with_max_write_size(max);
+            }
+            tiers.push(local(tier));
         }
         let disk = disk.map(|path| self.disk_storage(path)).transpose()?;
         if let Some(disk) = disk {
@@ -186,7 +186,12 @@ impl CacheSettings {
         }
         let redis = redis.map(|url| self.redis_storage(url)).transpose()?;
         if let Some(redis) = redis {
-            tiers.push(Tier::new(redis).with_name("redis"));
+            let mut tier = Tier::new(redis).with_name("redis");
+            if disk.is_some() {
+                // Behind a disk, Redis takes what it takes behind memory alone.
+                tier = tier.with_max_write_size(memory_config.max_file_size.unwrap_or(usize::MAX));
+            }
+            tiers.push(tier);
         }
         let tiered: &'static TieredStorage = Box::leak(Box::new(TieredStorage::from_tiers(tiers)));
         Ok(Wired::Tiered {
@@ -194,6 +199,20 @@ impl CacheSettings {
             disk,
             redis,
         })
+    }
+
+    /// The largest object the memory tier and the disk store: `max_object_size` capped by
+    /// each one's size (0: the size alone); unset, 8 MiB in memory and an eighth of
+    /// `disk_size` on disk, so that one object never empties either.
+    pub fn max_object_sizes(&self) -> (usize, usize) {
+        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let (size, disk_size) = (bytes(self.size), bytes(self.disk_size));
+        let cap = |limit: usize, default: usize| match self.max_object_size {
+            None => default.min(limit),
+            Some(0) => limit,
+            Some(max) => bytes(max).min(limit),
+        };
+        (cap(size, 8 << 20), cap(disk_size, disk_size / 8))
     }
 
     /// A leaked [`RedisStorage`] for `url` with the `redis_*` settings.
@@ -210,7 +229,7 @@ impl CacheSettings {
     /// `eviction` policy.
     fn disk_config(&self, path: &Path) -> DiskConfig {
         let mut disk = DiskConfig::new(path, self.disk_size);
-        disk.eviction = if self.eviction == EvictionPolicy::Lru {
+        disk.eviction = if self.disk_eviction == EvictionPolicy::Lru {
             Eviction::Lru
         } else {
             Eviction::TinyUfo
@@ -247,7 +266,7 @@ mod tests {
     async fn tiered_storage_puts_the_sized_memory_tier_in_front_of_redis() {
         let mut settings = CacheSettings {
             size: 1 << 20,
-            max_object_size: 0,
+            max_object_size: Some(0),
             storage: "memory+redis://127.0.0.1:1".parse().unwrap(),
             local_ttl_secs: 5,
             ..CacheSettings::default()
@@ -285,7 +304,7 @@ mod tests {
         assert_eq!(redis.config().url, "redis://127.0.0.1:1");
         assert_eq!(redis.config().timeout, Duration::from_millis(250));
 
-        settings.max_object_size = 1000;
+        settings.max_object_size = Some(1000);
         settings.redis_prefix = "edge:".into();
         let (config, wired) = settings.wire().unwrap();
         assert_eq!(config.max_file_size, Some(1000));
@@ -372,7 +391,7 @@ mod tests {
         CacheSettings {
             size: 1 << 20,
             disk_size: 64 << 20,
-            max_object_size: 0,
+            max_object_size: Some(0),
             storage: storage.parse().unwrap(),
             ..CacheSettings::default()
         }
@@ -399,18 +418,42 @@ mod tests {
             disk
         ));
 
-        settings.max_object_size = 10 << 20;
+        settings.max_object_size = Some(10 << 20);
         let (config, _) = settings.wire().unwrap();
         assert_eq!(config.max_file_size, Some(10 << 20));
-        settings.max_object_size = 1 << 30;
+        settings.max_object_size = Some(1 << 30);
         let (config, _) = settings.wire().unwrap();
         assert_eq!(config.max_file_size, Some(64 << 20));
     }
 
     #[test]
+    fn unset_object_limits_are_8_mib_in_memory_and_an_eighth_of_the_disk() {
+        let mut settings = settings("memory+disk:/c");
+        settings.size = 256 << 20;
+        settings.disk_size = 20 << 30;
+        settings.max_object_size = None;
+        assert_eq!(settings.max_object_sizes(), (8 << 20, 20 << 27));
+        settings.size = 1 << 20;
+        assert_eq!(
+            settings.max_object_sizes(),
+            (1 << 20, 20 << 27),
+            "capped by size"
+        );
+        settings.max_object_size = Some(0);
+        assert_eq!(
+            settings.max_object_sizes(),
+            (1 << 20, 20 << 30),
+            "0: each size"
+        );
+        settings.max_object_size = Some(100 << 20);
+        assert_eq!(settings.max_object_sizes(), (1 << 20, 100 << 20));
+    }
+
+    #[test]
     fn the_disk_gets_its_size_path_sync_and_eviction_policy() {
         let mut settings = settings("disk:/var/cache/larder");
-        settings.eviction = EvictionPolicy::Lru;
+        settings.eviction = EvictionPolicy::Tinyufo;
+        settings.disk_eviction = EvictionPolicy::Lru;
         settings.disk_sync = DiskSync::Always;
         let disk = settings.disk_config(Path::new("/var/cache/larder"));
         assert_eq!(disk.dir, Path::new("/var/cache/larder"));
@@ -419,7 +462,7 @@ mod tests {
             (disk.eviction, disk.sync),
             (Eviction::Lru, SyncPolicy::Always)
         );
-        settings.eviction = EvictionPolicy::Tinyufo;
+        settings.disk_eviction = EvictionPolicy::Tinyufo;
         settings.disk_sync = DiskSync::Never;
         let disk = settings.disk_config(Path::new("/c"));
         assert_eq!(
@@ -429,7 +472,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_in_front_of_the_disk_is_bounded_by_memory() {
+    async fn memory_in_front_of_the_disk_takes_what_fits_memory_and_the_disk_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let settings = settings(&format!("memory+disk:{}", dir.path().display()));
         let (config, wired) = settings.wire().unwrap();
@@ -446,10 +489,15 @@ mod tests {
         assert!(config.eviction.is_none(), "the tiers bound themselves");
         assert_eq!(
             config.max_file_size,
-            Some(1 << 20),
-            "memory holds a response while it is written"
+            Some(64 << 20),
+            "a response too large for memory still goes to the disk"
         );
         let memory = tiered.tier(0).unwrap();
+        assert_eq!(
+            memory.max_write_size(),
+            Some(1 << 20),
+            "memory takes what fits"
+        );
         let front = memory.eviction().expect("the memory tier is bounded");
         for i in 0..4 {
             let key = larder_storage::CacheKey::new("", format!("object-{i}"), "");
@@ -496,7 +544,9 @@ mod tests {
         assert!(std::ptr::eq(disk_storage(tiered).unwrap(), disk));
         assert_eq!(redis.config().url, "redis://127.0.0.1:1");
         assert!(config.eviction.is_none());
-        assert_eq!(config.max_file_size, Some(1 << 20));
+        assert_eq!(config.max_file_size, Some(64 << 20), "the disk's limit");
+        let limits: Vec<_> = tiered.tiers().map(Tier::max_write_size).collect();
+        assert_eq!(limits, [Some(1 << 20), None, Some(1 << 20)]);
         assert_eq!(
             tiered.tier(1).unwrap().max_promote_size(),
             1 << 20,

@@ -50,11 +50,19 @@ use tier::{TierState, inc};
 ///   [`TierStats::unavailable`]), so a proxy keeps serving from the other tiers without an
 ///   error per request; the tier reports the outage itself. Another error of a tier that is
 ///   not the last is logged and skipped; the last tier's fails the lookup. A write that a
-///   tier after the first cannot start or carry on is dropped for that tier (counted in
-///   [`TierStats::write_errors`]) and the others continue; the first tier's write is the one
-///   readers stream from, so its failure is the write's.
-/// - **Streaming.** Streaming partial writes are supported if the first tier supports them:
-///   readers then stream the first tier's copy of a write in progress.
+///   tier other than the streaming one (below) cannot start or carry on is dropped for that
+///   tier (counted in [`TierStats::write_errors`]) and the others continue; the streaming
+///   tier's write is the one readers stream from, so its failure is the write's.
+/// - **Write limits.** A tier with [`Tier::with_max_write_size`] takes only bodies up to that
+///   size: a response announcing a larger `Content-Length` is not written to it, and a body
+///   of unknown length that outgrows it is dropped from it (not an error). So a memory tier
+///   in front of a disk keeps what fits memory, and the disk also takes the rest.
+/// - **Streaming.** Readers of a write in progress stream it from the *streaming tier*: the
+///   first tier that takes the whole body (no write limit, or an announced length within
+///   it), else the first tier. The write's [tag](crate::HandleMiss::streaming_write_tag) is the
+///   streaming tier's index followed by that tier's own tag, so
+///   [`lookup_streaming_write`](Storage::lookup_streaming_write) reaches the right tier.
+///   Streaming partial writes are supported if the first tier supports them.
 /// - **Fleets.** A purge through one proxy reaches the shared tier and its own local tiers,
 ///   not the local tiers of the other proxies: they keep their copy until it is evicted or,
 ///   with [`Tier::with_ttl`], until it is that old. Bound that TTL by how long a purged
@@ -289,10 +297,19 @@ impl Storage for TieredStorage {
         streaming_write_tag: Option<&[u8]>,
         trace: &Span,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        // The write in progress streams through the first tier.
-        self.first()
-            .storage()
-            .lookup_streaming_write(key, streaming_write_tag, trace)
+        // The write in progress streams through the tier its tag names (see `TieredMiss`).
+        let Some((&index, tag)) = streaming_write_tag.and_then(<[u8]>::split_first) else {
+            return self
+                .first()
+                .storage()
+                .lookup_streaming_write(key, None, trace)
+                .await;
+        };
+        let Some(tier) = self.tiers.get(usize::from(index)) else {
+            return Ok(None);
+        };
+        tier.storage()
+            .lookup_streaming_write(key, Some(tag), trace)
             .await
     }
 
@@ -302,17 +319,31 @@ impl Storage for TieredStorage {
         meta: &CacheMeta,
         trace: &Span,
     ) -> Result<MissHandler> {
-        let (first_tier, later_tiers) = self.tiers.split_first().expect("never empty");
-        let first = first_tier
+        let len = miss::announced_len(meta);
+        // Readers stream from the first tier that takes the whole body (a disk behind a
+        // memory tier too small for it); its write is the one that must start.
+        let streaming_index = self
+            .tiers
+            .iter()
+            .position(|t| t.tier.takes_whole(len))
+            .unwrap_or(0);
+        let streaming_tier = &self.tiers[streaming_index];
+        let streaming = streaming_tier
             .storage()
             .get_miss_handler(key, meta, trace)
             .await?;
-        let mut later = Vec::with_capacity(later_tiers.len());
-        for tier in later_tiers {
+        let mut others = Vec::with_capacity(self.tiers.len() - 1);
+        for (i, tier) in self.tiers.iter().enumerate() {
+            if i == streaming_index
+                || matches!((tier.tier.max_write_size, len), (Some(max), Some(len)) if len > max)
+            {
+                continue;
+            }
             match tier.storage().get_miss_handler(key, meta, trace).await {
-                Ok(handler) => later.push(LaterWrite {
+                Ok(handler) => others.push(LaterWrite {
                     tier,
                     handler: Some(handler),
+                    written: 0,
                 }),
                 Err(e) => {
                     inc(&tier.counters.write_errors);
@@ -320,12 +351,17 @@ impl Storage for TieredStorage {
                 }
             }
         }
+        let tag = streaming.streaming_write_tag().map(|tag| {
+            let index = u8::try_from(streaming_index).unwrap_or(u8::MAX);
+            std::iter::once(index).chain(tag.iter().copied()).collect()
+        });
         Ok(Box::new(TieredMiss {
             key: key.to_compact(),
             fresh_until: meta.fresh_until(),
-            first_tier,
-            first,
-            later,
+            first_tier: streaming_tier,
+            first: streaming,
+            later: others,
+            tag,
         }))
     }
 

@@ -41,6 +41,7 @@ pub struct Tier {
     pub(crate) max_promote_size: usize,
     pub(crate) ttl: Option<Duration>,
     pub(crate) name: Option<&'static str>,
+    pub(crate) max_write_size: Option<usize>,
 }
 
 impl std::fmt::Debug for Tier {
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Tier {
             .field("name", &self.name)
             .field("max_promote_size", &self.max_promote_size)
             .field("ttl", &self.ttl)
+            .field("max_write_size", &self.max_write_size)
             .field("eviction", &self.eviction.is_some())
             .finish_non_exhaustive()
     }
@@ -63,6 +65,7 @@ impl Tier {
             eviction: None,
             max_promote_size: DEFAULT_MAX_PROMOTE_SIZE,
             ttl: None,
+            max_write_size: None,
             name: None,
         }
     }
@@ -83,6 +86,32 @@ impl Tier {
     pub fn with_max_promote_size(mut self, bytes: usize) -> Self {
         self.max_promote_size = bytes;
         self
+    }
+
+    /// The largest body this tier takes from a write (a memory tier in front of a disk: what
+    /// memory may hold). A larger body goes only to the tiers that take it: when the response
+    /// announces its length, this tier's write is not started; otherwise it is dropped once
+    /// the body outgrows the limit. Readers of a write in progress stream it from the first
+    /// tier that takes the whole body. `None` (the default): any size.
+    #[must_use]
+    pub fn with_max_write_size(mut self, bytes: usize) -> Self {
+        self.max_write_size = Some(bytes);
+        self
+    }
+
+    /// The largest body this tier takes from a write, if limited.
+    pub fn max_write_size(&self) -> Option<usize> {
+        self.max_write_size
+    }
+
+    /// Whether a write of a body of `len` bytes (`None`: not announced) may go to this tier
+    /// whole, so its readers can stream from it.
+    pub(crate) fn takes_whole(&self, len: Option<usize>) -> bool {
+        match (self.max_write_size, len) {
+            (None, _) => true,
+            (Some(max), Some(len)) => len <= max,
+            (Some(_), None) => false,
+        }
     }
 
     /// Serves an entry of this tier only while it is younger than `ttl` (since it was written

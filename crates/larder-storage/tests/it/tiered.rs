@@ -363,3 +363,115 @@ async fn a_failing_middle_tier_is_skipped_and_counted() {
     assert!(tiered.tier_as::<Flaky>().is_some());
     assert!(tiered.tier_as::<TieredStorage>().is_none());
 }
+
+/// `meta("big")` announcing a body of `len` bytes.
+fn meta_with_len(len: usize) -> CacheMeta {
+    let mut m = meta("big");
+    m.response_header_mut()
+        .insert_header("content-length", len.to_string())
+        .unwrap();
+    m
+}
+
+#[tokio::test]
+async fn a_body_larger_than_a_tiers_write_limit_skips_it_and_streams_from_the_next() {
+    let t = three(|i, tier| {
+        if i == 0 {
+            tier.with_max_write_size(10).with_max_promote_size(10)
+        } else {
+            tier
+        }
+    });
+    let key = CacheKey::new("", "big", "");
+    let span = Span::none();
+    let mut miss = t
+        .tiered
+        .get_miss_handler(&key, &meta_with_len(20), &span)
+        .await
+        .unwrap();
+    miss.write_body(bytes::Bytes::from_static(b"0123456789"), false)
+        .await
+        .unwrap();
+    // The write in progress streams from the warm tier, the first that takes it whole.
+    let tag = miss.streaming_write_tag().unwrap().to_vec();
+    assert_eq!(tag[0], 1, "the streaming tier's index leads the tag");
+    let (_, mut reader) = t
+        .tiered
+        .lookup_streaming_write(&key, Some(&tag), &span)
+        .await
+        .unwrap()
+        .expect("the write in progress");
+    miss.write_body(bytes::Bytes::from_static(b"abcdefghij"), true)
+        .await
+        .unwrap();
+    miss.finish().await.unwrap();
+    assert_eq!(
+        read_all(&mut reader).await.unwrap(),
+        b"0123456789abcdefghij"
+    );
+    assert!(
+        body_of(t.hot, &key).await.is_none(),
+        "too large for the hot tier"
+    );
+    assert_eq!(
+        body_of(t.warm, &key).await.unwrap(),
+        b"0123456789abcdefghij"
+    );
+    assert_eq!(
+        body_of(t.cold, &key).await.unwrap(),
+        b"0123456789abcdefghij"
+    );
+    // Nor is it promoted there.
+    assert_eq!(body_of(t.tiered, &key).await.unwrap().len(), 20);
+    assert!(body_of(t.hot, &key).await.is_none());
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_outgrowing_a_tier_is_dropped_from_it_only() {
+    let t = three(|i, tier| {
+        if i == 0 {
+            tier.with_max_write_size(10)
+        } else {
+            tier
+        }
+    });
+    let span = Span::none();
+    for (path, chunks) in [
+        ("small", &[&b"01234"[..]][..]),
+        ("large", &[b"01234", b"56789", b"x"]),
+    ] {
+        let key = CacheKey::new("", path, "");
+        // No Content-Length: the hot tier's write starts and is dropped if the body outgrows it.
+        let mut miss = t
+            .tiered
+            .get_miss_handler(&key, &meta("u"), &span)
+            .await
+            .unwrap();
+        assert_eq!(
+            miss.streaming_write_tag().unwrap()[0],
+            1,
+            "streams from warm"
+        );
+        for chunk in chunks {
+            miss.write_body(bytes::Bytes::copy_from_slice(chunk), false)
+                .await
+                .unwrap();
+        }
+        miss.write_body(bytes::Bytes::new(), true).await.unwrap();
+        miss.finish().await.unwrap();
+        let whole: Vec<u8> = chunks.concat();
+        let hot = body_of(t.hot, &key).await;
+        if whole.len() <= 10 {
+            assert_eq!(hot.unwrap(), whole, "{path} fits the hot tier");
+        } else {
+            assert!(hot.is_none(), "{path} outgrew the hot tier");
+        }
+        assert_eq!(body_of(t.warm, &key).await.unwrap(), whole);
+        assert_eq!(body_of(t.cold, &key).await.unwrap(), whole);
+    }
+    assert_eq!(
+        t.tiered.tier_stats(0).unwrap().write_errors,
+        0,
+        "not an error"
+    );
+}
