@@ -21,18 +21,12 @@ async fn a_large_object_streams_through_disk_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let origin = content_origin().await;
     let disk_size = format!("{}", size * 2 + (64 << 20));
-    // No object size limit (the default, 8 MiB, passes larger objects through unstored).
+    // No object size limit: unset, the disk keeps objects up to an eighth of its size. The
+    // disk evicts by LRU (its default), which keeps an object this large.
     let node = Node::start(
         &origin,
         &disk(dir.path()),
-        &[
-            "--disk-size",
-            &disk_size,
-            "--max-object-size",
-            "0",
-            "--eviction",
-            "lru",
-        ],
+        &["--disk-size", &disk_size, "--max-object-size", "0"],
     );
     let path = format!("/paced/big/{size}");
     let url = node.url(&path);

@@ -98,7 +98,10 @@ async fn memory_and_disk_restart_cold_in_memory_warm_on_disk() {
     assert_eq!(large, 2);
     for (name, want) in [
         ("larder_tiered_tier_hits_total{tier=\"disk\"}", n + large),
-        ("larder_tiered_tier_promotions_total{tier=\"memory\"}", n - large),
+        (
+            "larder_tiered_tier_promotions_total{tier=\"memory\"}",
+            n - large,
+        ),
         ("larder_tiered_tier_hits_total{tier=\"memory\"}", n - large),
         ("larder_disk_entries", n),
     ] {

@@ -23,7 +23,7 @@ const WRITERS: u64 = 4;
 /// The disk's bound: room for every object.
 const DISK_BYTES: u64 = 2 << 30;
 
-const FLAGS: &[&str] = &["--disk-size", "2147483648", "--eviction", "lru"];
+const FLAGS: &[&str] = &["--disk-size", "2147483648"];
 
 /// Object `i`'s body size: 200 bytes to 2 KB.
 fn size(i: u64) -> u64 {
