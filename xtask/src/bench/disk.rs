@@ -1,0 +1,331 @@
+//! The disk-hit rows: `larder --storage disk:<dir>` beside the memory `larder`, the tiered
+//! `memory+disk` one, nginx `proxy_cache` and the bare server, on the same URL, back to back for
+//! each body size, so that the ratios come from one moment of the machine.
+//!
+//! "Disk hits" here are warm: every object was requested until it was a hit before the run, so
+//! its file is in the page cache, and the figure is the storage's read path plus the proxy, not
+//! the device. A quick run (CI) measures only `larder-disk` at 1 KiB, to prove that the disk path
+//! answers hits under load; it needs no nginx.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use super::load::{Load, Proxy, Runner, Urls};
+use super::nginx;
+use super::process;
+
+/// The bare hyper server: the limit.
+pub(super) const BARE: &str = "bare";
+/// nginx `proxy_cache`: the peer.
+pub(super) const NGINX: &str = "nginx-proxy_cache";
+/// `larder --storage disk:<dir>`.
+pub(super) const DISK: &str = "larder-disk";
+/// `larder --storage memory+disk:<dir>`: a hit is served by the memory tier once promoted.
+pub(super) const TIERED: &str = "larder-memory+disk";
+/// `larder` with its default memory storage.
+pub(super) const MEMORY: &str = "larder-memory";
+
+/// The disk tier's bound in every run: far more than the three bodies.
+const DISK_SIZE: &str = "1GiB";
+
+/// One server's run at one body size.
+#[derive(Debug, Clone)]
+pub(super) struct Measured {
+    /// `1 KiB`, `64 KiB`, `1 MiB`.
+    pub(super) size: String,
+    /// One of [`BARE`], [`NGINX`], [`DISK`], [`TIERED`], [`MEMORY`].
+    pub(super) subject: String,
+    pub(super) load: Load,
+    /// larder's hits over its requests during the run, from `/metrics`.
+    pub(super) hit_ratio: Option<f64>,
+}
+
+/// The servers of the disk rows, started for the whole of them.
+struct Servers {
+    disk: Proxy,
+    tiered: Option<Proxy>,
+    nginx: Option<nginx::Nginx>,
+}
+
+/// The run's directory, removed when dropped (after the servers that use it).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!("larder-bench-disk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).map_err(|e| format!("cannot create {path:?}: {e}"))?;
+        Ok(Self(path))
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `--storage <kind>:<dir> --disk-size 1GiB`.
+fn storage_args(kind: &str, dir: &Path) -> Vec<String> {
+    vec![
+        "--storage".into(),
+        format!("{kind}:{}", dir.display()),
+        "--disk-size".into(),
+        DISK_SIZE.into(),
+    ]
+}
+
+/// Runs the disk rows for `sizes` (`1k`, `64k`, `1m`): the bare server on `limit_port`, the
+/// memory proxy `memory` (already running), and the disk, tiered and nginx servers started here
+/// in front of the origin on `origin`. Each size comes with its label in the report.
+pub(super) fn run(
+    run: &Runner<'_>,
+    sizes: &[(&str, String)],
+    limit_port: u16,
+    origin: u16,
+    memory: &Proxy,
+) -> Result<Vec<Measured>, String> {
+    let dir = TempDir::new()?;
+    let quick = run.plan.quick;
+    let mut servers = Servers {
+        disk: run.larder(
+            DISK,
+            origin,
+            &storage_args("disk", &dir.join("larder-disk")),
+        )?,
+        tiered: if quick {
+            None
+        } else {
+            Some(run.larder(
+                TIERED,
+                origin,
+                &storage_args("memory+disk", &dir.join("larder-tiered")),
+            )?)
+        },
+        nginx: match (&run.plan.nginx, quick) {
+            (Some(binary), false) => Some(nginx::start(run, binary, origin, &dir.join("nginx"))?),
+            _ => None,
+        },
+    };
+    let mut out = Vec::new();
+    for (size, label) in sizes {
+        let path = format!("/{size}");
+        let urls = Urls::Fixed(&path);
+        // Warm every server first: the object stored, read back once, so its file is in the
+        // page cache.
+        warm_larder(servers.disk.port, &path)?;
+        if let Some(tiered) = &servers.tiered {
+            warm_larder(tiered.port, &path)?;
+        }
+        if let Some(n) = &servers.nginx {
+            nginx::warm_hit(n.port, &path)?;
+        }
+        let mut measure = |subject: &str, port: u16, proxy: Option<&Proxy>| {
+            let m = measure(run, label, subject, port, proxy, &urls)?;
+            out.push(m);
+            Ok::<(), String>(())
+        };
+        if !quick {
+            measure(BARE, limit_port, None)?;
+        }
+        if let Some(n) = &mut servers.nginx {
+            measure(NGINX, n.port, None)?;
+            n.server.check_running()?;
+            // Still answering from its cache after the load.
+            nginx::warm_hit(n.port, &path)?;
+        }
+        measure(DISK, servers.disk.port, Some(&servers.disk))?;
+        servers.disk.server.check_running()?;
+        if let Some(tiered) = &mut servers.tiered {
+            measure(TIERED, tiered.port, Some(tiered))?;
+            tiered.server.check_running()?;
+        }
+        if !quick {
+            measure(MEMORY, memory.port, Some(memory))?;
+        }
+    }
+    drop(servers);
+    drop(dir);
+    Ok(out)
+}
+
+/// One wrk run against `port`; with a proxy, its hit ratio over the run from `/metrics`.
+fn measure(
+    run: &Runner<'_>,
+    size: &str,
+    subject: &str,
+    port: u16,
+    proxy: Option<&Proxy>,
+    urls: &Urls<'_>,
+) -> Result<Measured, String> {
+    let counters = |p: &Proxy| {
+        (
+            p.metric("larder_cache_hits_total"),
+            p.metric("larder_requests_total"),
+        )
+    };
+    let before = proxy.map(counters);
+    let load = run.wrk(
+        &format!("disk hit {size}: {subject}"),
+        port,
+        urls,
+        None,
+        run.duration,
+    )?;
+    let hit_ratio = match (before, proxy.map(counters)) {
+        (Some((Some(h0), Some(r0))), Some((Some(h1), Some(r1)))) if r1 > r0 => {
+            Some((h1 - h0) / (r1 - r0))
+        }
+        _ => None,
+    };
+    Ok(Measured {
+        size: size.to_owned(),
+        subject: subject.to_owned(),
+        load,
+        hit_ratio,
+    })
+}
+
+/// Requests `path` until larder answers it as a hit, for up to five seconds: a disk entry
+/// becomes visible once complete, which may be a moment after the first answer ends.
+fn warm_larder(port: u16, path: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = process::get(port, path, &[])?;
+    if first.status != 200 {
+        return Err(format!("warming {path}: larder answered {}", first.status));
+    }
+    loop {
+        let answer = process::get(port, path, &[])?;
+        let status = answer.header("cache-status").unwrap_or_default().to_owned();
+        if answer.status == 200 && status.contains("hit") {
+            if answer.body.len() != first.body.len() {
+                return Err(format!("warming {path}: the hit's body differs in length"));
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "warming {path}: larder did not answer a hit within 5 s (status {}, \
+                 Cache-Status {status:?})",
+                answer.status
+            ));
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// `subject`'s figure over `peer`'s at body size `size` in the disk rows `rows`.
+pub(super) fn ratio(
+    rows: &[Measured],
+    size: &str,
+    subject: &str,
+    peer: &str,
+    figure: impl Fn(&Load) -> f64,
+) -> Option<f64> {
+    let find = |name: &str| {
+        rows.iter()
+            .find(|m| m.size == size && m.subject == name)
+            .map(|m| figure(&m.load))
+    };
+    Some(find(subject)? / find(peer)?)
+}
+
+/// The disk-hit rows: each server at each size, with its ratios to nginx and to the bare
+/// server; then nginx's configuration.
+pub(super) fn render(
+    out: &mut String,
+    rows: &[Measured],
+    nginx_version: Option<&str>,
+    quick: bool,
+) {
+    let _ = writeln!(out, "## Disk hits (wrk)\n");
+    let _ = writeln!(
+        out,
+        "Same wrk set-up; every server on core 0 in turn, wrk and the origin on core 1. \
+         `{}` is `larder --storage disk:<tmp> --disk-size 1GiB`, `{}` is `larder --storage \
+         memory+disk:<tmp> --disk-size 1GiB` (a disk hit is promoted to memory, so its hits are \
+         the memory tier's), `{}` is the `larder` of the table above, with its default memory \
+         storage; `{}` is {} from Debian's package with the configuration below, one worker \
+         process. Hits are warm: before each run the object was requested until it was a hit \
+         (larder's `Cache-Status`, nginx's `X-Cache-Status: HIT`), so its file is in the page \
+         cache. The servers of a size ran back to back; ratios are req/s over nginx's and over \
+         the bare server's, and p99 over nginx's.{}\n",
+        DISK,
+        TIERED,
+        MEMORY,
+        NGINX,
+        nginx_version.unwrap_or("nginx"),
+        if quick {
+            " **Quick run**: only the debug larder-disk at 1 KiB, as a smoke test of the disk \
+             path under load."
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| Size | Server | req/s | p50 / p99 | over nginx | over bare | p99 over nginx | hit ratio |\n\
+         |---|---|---|---|---|---|---|---|"
+    );
+    for m in rows {
+        let ratio = |peer: &str, figure: fn(&Load) -> f64| {
+            if m.subject == peer {
+                return "—".to_owned();
+            }
+            ratio(rows, &m.size, &m.subject, peer, figure)
+                .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×"))
+        };
+        let flag = if m.load.errors + m.load.bad_status > 0 {
+            format!(
+                " ({} errors, {} bad statuses)",
+                m.load.errors, m.load.bad_status
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0}{flag} | {} / {} | {} | {} | {} | {} |",
+            m.size,
+            m.subject,
+            m.load.rps,
+            ms(m.load.p50_us),
+            ms(m.load.p99_us),
+            ratio(NGINX, |l| l.rps),
+            ratio(BARE, |l| l.rps),
+            ratio(NGINX, |l| l.p99_us),
+            percent(m.hit_ratio),
+        );
+    }
+    out.push('\n');
+    if nginx_version.is_some() {
+        let _ = writeln!(
+            out,
+            "nginx's configuration, as the bench writes it (`<tmp>` is the run's temporary \
+             directory, the ports are free ones of 127.0.0.1; nginx starts with `-p <tmp> -e \
+             <tmp>/error.log -c <tmp>/nginx.conf` under `taskset -c 0` and stops on SIGTERM to \
+             its pid; see `xtask/src/bench/nginx.rs` for the reasons of each setting):\n"
+        );
+        let _ = writeln!(
+            out,
+            "```nginx\n{}```\n",
+            nginx::config("<tmp>", "127.0.0.1:<port>", "127.0.0.1:<origin port>")
+        );
+    }
+}
+
+/// Microseconds as milliseconds, as the HTTP table shows them.
+fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1e3)
+}
+
+/// A fraction as a percentage, or a dash when not recorded.
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".to_owned(), |x| format!("{:.1} %", x * 100.0))
+}
