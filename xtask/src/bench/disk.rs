@@ -329,3 +329,55 @@ fn ms(us: f64) -> String {
 fn percent(x: Option<f64>) -> String {
     x.map_or_else(|| "—".to_owned(), |x| format!("{:.1} %", x * 100.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(subject: &str, rps: f64, p99_us: f64) -> Measured {
+        Measured {
+            size: "1 KiB".into(),
+            subject: subject.into(),
+            load: Load {
+                rps,
+                p50_us: 100.0,
+                p99_us,
+                errors: 0,
+                bad_status: 0,
+            },
+            hit_ratio: (subject != BARE && subject != NGINX).then_some(1.0),
+        }
+    }
+
+    #[test]
+    fn rows_show_their_ratios_to_nginx_and_to_the_bare_server() {
+        let rows = [
+            row(BARE, 400.0, 1000.0),
+            row(NGINX, 200.0, 2000.0),
+            row(DISK, 300.0, 1000.0),
+        ];
+        assert_eq!(ratio(&rows, "1 KiB", DISK, NGINX, |l| l.rps), Some(1.5));
+        assert_eq!(ratio(&rows, "64 KiB", DISK, NGINX, |l| l.rps), None);
+        let mut out = String::new();
+        render(&mut out, &rows, Some("nginx/1.22.1"), false);
+        assert!(
+            out.contains("| 1 KiB | larder-disk | 300 | 0.10 ms / 1.00 ms | 1.50× | 0.75× | 0.50× | 100.0 % |"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| 1 KiB | nginx-proxy_cache | 200 | 0.10 ms / 2.00 ms | — | 0.50× | — | — |"
+            ),
+            "{out}"
+        );
+        // The configuration is quoted with placeholders, not a run's paths.
+        assert!(out.contains("proxy_cache_path <tmp>/nginx-cache"), "{out}");
+        // Without nginx (a quick run) there is no configuration to quote.
+        let mut quick = String::new();
+        render(&mut quick, &rows[2..], None, true);
+        assert!(
+            !quick.contains("```nginx") && quick.contains("Quick run"),
+            "{quick}"
+        );
+    }
+}
