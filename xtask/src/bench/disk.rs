@@ -245,29 +245,29 @@ pub(super) fn render(
     quick: bool,
 ) {
     let _ = writeln!(out, "## Disk hits (wrk)\n");
-    let _ = writeln!(
-        out,
-        "Same wrk set-up; every server on core 0 in turn, wrk and the origin on core 1. \
-         `{}` is `larder --storage disk:<tmp> --disk-size 1GiB`, `{}` is `larder --storage \
-         memory+disk:<tmp> --disk-size 1GiB` (a disk hit is promoted to memory, so its hits are \
-         the memory tier's), `{}` is the `larder` of the table above, with its default memory \
-         storage; `{}` is {} from Debian's package with the configuration below, one worker \
-         process. Hits are warm: before each run the object was requested until it was a hit \
-         (larder's `Cache-Status`, nginx's `X-Cache-Status: HIT`), so its file is in the page \
-         cache. The servers of a size ran back to back; ratios are req/s over nginx's and over \
-         the bare server's, and p99 over nginx's.{}\n",
-        DISK,
-        TIERED,
-        MEMORY,
-        NGINX,
-        nginx_version.unwrap_or("nginx"),
-        if quick {
-            " **Quick run**: only the debug larder-disk at 1 KiB, as a smoke test of the disk \
-             path under load."
-        } else {
-            ""
-        }
-    );
+    if quick {
+        let _ = writeln!(
+            out,
+            "**Quick run**: only the debug `{DISK}` (`larder --storage disk:<tmp> --disk-size \
+             1GiB`) at 1 KiB, after a warm-up that made the object a hit: a smoke test of the \
+             disk path under load, without nginx.\n"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Same wrk set-up; every server on core 0 in turn, wrk and the origin on core 1. \
+             `{DISK}` is `larder --storage disk:<tmp> --disk-size 1GiB`, `{TIERED}` is `larder \
+             --storage memory+disk:<tmp> --disk-size 1GiB` (a disk hit is promoted to memory, so \
+             its hits are the memory tier's), `{MEMORY}` is the `larder` of the table above, with \
+             its default memory storage; `{NGINX}` is {} from Debian's package with the \
+             configuration below, one worker process. Hits are warm: before each run the object \
+             was requested until it was a hit (larder's `Cache-Status`, nginx's \
+             `X-Cache-Status: HIT`), so its file is in the page cache. The servers of a size ran \
+             back to back; ratios are req/s over nginx's and over the bare server's, and p99 over \
+             nginx's.\n",
+            nginx_version.unwrap_or("nginx"),
+        );
+    }
     let _ = writeln!(
         out,
         "| Size | Server | req/s | p50 / p99 | over nginx | over bare | p99 over nginx | hit ratio |\n\
