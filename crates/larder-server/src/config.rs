@@ -8,18 +8,25 @@
 //! admin = "127.0.0.1:9090"
 //!
 //! [cache]
-//! size = 268435456            # bytes held in memory (bounded: least useful entries are evicted);
-//!                             # with memory+redis, the size of each proxy's local tier
+//! size = "256MiB"             # bytes held in memory (bounded: least useful entries are evicted);
+//!                             # with memory+…, the size of the memory tier. Bytes, or a string
+//!                             # with a unit: B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)
 //! max_object_size = 8388608   # larger responses are passed through, not stored (0 = no limit)
-//! eviction = "tinyufo"        # or "lru"
+//! eviction = "tinyufo"        # or "lru" (the memory tier's and the disk's)
 //! storage = "memory"          # where responses are stored, one of:
 //!                             #   "memory"                        this process only
 //!                             #   "redis://127.0.0.1:6379"        one Redis shared by a fleet
 //!                             #   "memory+redis://127.0.0.1:6379" local memory in front of it
+//!                             #   "disk:/var/cache/larder"        a directory kept across restarts
+//!                             #   "memory+disk:/var/cache/larder" memory in front of the disk
+//!                             #   "memory+disk:/var/cache/larder+redis://127.0.0.1:6379"
+//!                             #                                   memory, disk, then shared Redis
+//! disk_size = "20GiB"         # (disk) the most the directory holds (default 1GiB)
+//! disk_sync = "never"         # (disk) or "always": fsync every entry before it is visible
 //! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
 //! redis_timeout_ms = 250      # (redis) the longest one call may take; then it is a miss
-//! local_ttl_secs = 0          # (memory+redis) serve a local copy at most this long, then ask
-//!                             # Redis again (0 = until evicted or stale)
+//! local_ttl_secs = 0          # (memory+redis, disk+redis) serve a local copy at most this
+//!                             # long, then ask Redis again (0 = until evicted or stale)
 //! lock_age_ms = 5000          # a fill older than this no longer blocks other requests
 //! lock_timeout_ms = 5000      # the longest a request waits for another's fill
 //! purge_token = "secret"      # PURGE needs `Authorization: Bearer secret`; unset = PURGE gets 405
@@ -39,11 +46,14 @@
 //!
 //! # Storage
 //!
+//! Tiers are joined by `+`, fastest first: `memory` first when present, then `disk:PATH`,
+//! then a Redis URL last ([`StorageBackend`] has the grammar).
+//!
 //! - `memory`: a `MemCache` of `cache.size` bytes with the `cache.eviction` policy.
 //! - `redis://host:port[/db]`: every proxy pointing at the same Redis (and `redis_prefix`)
 //!   shares one cache; Redis bounds its own memory (`maxmemory`) and `cache.size` does not
 //!   apply. See [`RedisStorage`](larder_storage_redis::RedisStorage).
-//! - `memory+redis://host:port[/db]`: a [`TieredStorage`](larder_storage_redis::TieredStorage), each proxy's own memory tier of
+//! - `memory+redis://host:port[/db]`: a [`TieredStorage`](larder_storage::tiered::TieredStorage), each proxy's own memory tier of
 //!   `cache.size` bytes (evicting with `cache.eviction`) in front of the shared Redis.
 //!   Lookups try memory, then Redis; a Redis hit is copied into memory; new responses are
 //!   written to both. Responses larger than `cache.size` (or `max_object_size`) are stored in
@@ -51,7 +61,19 @@
 //!   from this proxy's memory; the other proxies keep their local copy until it is evicted,
 //!   goes stale, or is older than `local_ttl_secs`. While Redis is unreachable, lookups that
 //!   miss memory are plain misses and writes fill memory only.
-//!
+//! - `disk:PATH`: a [`DiskStorage`](larder_storage_disk::DiskStorage) on the directory
+//!   `PATH` (created if missing), at most `disk_size` bytes, evicting with `cache.eviction`;
+//!   the cache survives restarts and crashes (the disk format: `docs/disk.md`). Responses up
+//!   to `disk_size` (or `max_object_size`) are stored; `cache.size` does not apply. On a
+//!   graceful shutdown (SIGTERM, Ctrl-C) the eviction order is saved, so a restart keeps it.
+//! - `memory+disk:PATH`: a memory tier of `cache.size` bytes in front of the disk: hot
+//!   objects are served from memory, a disk hit is copied into memory, new responses are
+//!   written to both. As with `memory+redis`, the memory tier holds each response while it
+//!   is written, so responses larger than `cache.size` are stored in neither.
+//! - `disk:PATH+redis://…`, `memory+disk:PATH+redis://…`: the same local tiers in front of a
+//!   Redis shared by a fleet; a Redis hit is copied into the disk and memory. A PURGE removes
+//!   the object from every tier of this proxy and from Redis.
+
 //! # Set-Cookie
 //!
 //! A shared cache that stored `Set-Cookie` would hand one user's session to the next user of
@@ -81,87 +103,9 @@ use larder_proxy::config::EvictionPolicy;
 use serde::Deserialize;
 
 use crate::Error;
-
-/// Where responses are stored: `memory`, `redis://host:port[/db]` or
-/// `memory+redis://host:port[/db]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(try_from = "String")]
-#[non_exhaustive]
-pub enum StorageBackend {
-    /// `memory`: in process memory, bounded by `cache.size`.
-    #[default]
-    Memory,
-    /// `redis://host:port[/db]`: a Redis (or Valkey) server at this URL, shared by every proxy
-    /// pointing at it. Redis bounds its own memory (`maxmemory`); `cache.size` does not apply.
-    Redis(String),
-    /// `memory+redis://host:port[/db]`: each proxy's own memory tier of `cache.size` bytes in
-    /// front of the Redis server at this URL (held without the `memory+`), shared by the
-    /// fleet. Hot objects are served from memory, misses are filled from Redis before going
-    /// upstream.
-    Tiered(String),
-}
-
-impl StorageBackend {
-    /// The Redis URL of the `redis://` and `memory+redis://` backends.
-    pub fn redis_url(&self) -> Option<&str> {
-        match self {
-            Self::Memory => None,
-            Self::Redis(url) | Self::Tiered(url) => Some(url),
-        }
-    }
-}
-
-impl std::fmt::Display for StorageBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Memory => f.write_str("memory"),
-            Self::Redis(url) => f.write_str(url),
-            Self::Tiered(url) => write!(f, "memory+{url}"),
-        }
-    }
-}
-
-/// Checks the syntax of a Redis URL (nothing is contacted).
-fn check_redis_url(url: &str) -> Result<String, Error> {
-    larder_storage_redis::RedisConfig::new(url)
-        .validate()
-        .map_err(|e| Error::ConfigInvalid(format!("storage: {e}")))?;
-    Ok(url.to_owned())
-}
-
-impl std::str::FromStr for StorageBackend {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        if s == "memory" {
-            Ok(Self::Memory)
-        } else if let Some(url) = s.strip_prefix("memory+") {
-            if url.starts_with("redis://") {
-                check_redis_url(url).map(Self::Tiered)
-            } else {
-                Err(Error::ConfigInvalid(format!(
-                    "unknown storage backend {s:?}: only redis:// can follow memory+ \
-                     (memory+redis://host:port)"
-                )))
-            }
-        } else if s.starts_with("redis://") {
-            check_redis_url(s).map(Self::Redis)
-        } else {
-            Err(Error::ConfigInvalid(format!(
-                "unknown storage backend {s:?} (expected memory, redis://host:port or \
-                 memory+redis://host:port)"
-            )))
-        }
-    }
-}
-
-impl TryFrom<String> for StorageBackend {
-    type Error = Error;
-
-    fn try_from(s: String) -> Result<Self, Error> {
-        s.parse()
-    }
-}
+pub use crate::backend::{DiskSync, StorageBackend};
+use crate::size::deserialize_size;
+pub use crate::size::parse_size;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -194,23 +138,35 @@ impl Default for ProxyConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct CacheSettings {
-    /// Bytes the storage may hold.
+    /// Bytes the memory storage (or memory tier) may hold. In the file, bytes or a string with
+    /// a unit (`"256MiB"`).
+    #[serde(deserialize_with = "deserialize_size")]
     pub size: u64,
-    /// Responses larger than this are not stored; 0 means no limit. The cache size caps it.
+    /// Responses larger than this are not stored; 0 means no limit. The cache size caps it
+    /// (with disk storage alone, the disk size).
+    #[serde(deserialize_with = "deserialize_size")]
     pub max_object_size: u64,
     /// The eviction policy.
     pub eviction: EvictionPolicy,
     /// The storage backend.
     pub storage: StorageBackend,
+    /// With disk storage: the most bytes the cache directory may hold (entries' meta and
+    /// bodies). In the file, bytes or a string with a unit (`"20GiB"`).
+    #[serde(deserialize_with = "deserialize_size")]
+    pub disk_size: u64,
+    /// With disk storage: when written entries are flushed to the device.
+    pub disk_sync: DiskSync,
     /// With Redis storage: the prefix of every key.
     pub redis_prefix: String,
     /// With Redis storage: the longest one Redis call may take, in milliseconds. A lookup
     /// that takes longer is a miss served from upstream; a write that takes longer is dropped.
     pub redis_timeout_ms: u64,
-    /// With `memory+redis` storage: how long, in seconds, a proxy serves an object from its
-    /// memory tier after it entered it (written or copied from Redis) before looking it up in
-    /// Redis again. Bounds how long an object purged through another proxy is still served
-    /// here. 0 (the default) keeps local copies until they are evicted or go stale.
+    /// With local tiers in front of Redis (`memory+redis`, `disk:…+redis`,
+    /// `memory+disk:…+redis`): how long, in seconds, a proxy serves an object from a local
+    /// tier after it entered it (written or copied from Redis) before looking it up in the
+    /// next tier again. Bounds how long an object purged through another proxy is still served
+    /// here. 0 (the default) keeps local copies until they are evicted or go stale. Ages are
+    /// kept in memory: after a restart, disk copies are checked against Redis again.
     pub local_ttl_secs: u64,
     /// How long a cache fill may hold the lock before other requests stop waiting for it.
     pub lock_age_ms: u64,
@@ -251,6 +207,8 @@ impl Default for CacheSettings {
             max_object_size: 8 * 1024 * 1024,
             eviction: EvictionPolicy::default(),
             storage: StorageBackend::default(),
+            disk_size: 1 << 30,
+            disk_sync: DiskSync::default(),
             redis_prefix: "larder:".to_owned(),
             redis_timeout_ms: 250,
             local_ttl_secs: 0,
@@ -328,12 +286,18 @@ impl ProxyConfig {
                 "cache.redis_timeout_ms must be above 0".to_owned(),
             ));
         }
-        if c.local_ttl_secs != 0 && !matches!(c.storage, StorageBackend::Tiered(_)) {
+        if c.local_ttl_secs != 0 && !c.storage.has_local_tier_before_redis() {
             return Err(Error::ConfigInvalid(format!(
-                "cache.local_ttl_secs applies only to storage = \"memory+redis://...\" \
-                 (storage is {:?})",
+                "cache.local_ttl_secs applies only to local tiers in front of Redis \
+                 (storage = \"memory+redis://...\" or \"[memory+]disk:PATH+redis://...\"; \
+                 storage is {:?})",
                 c.storage.to_string()
             )));
+        }
+        if c.storage.disk_path().is_some() && c.disk_size == 0 {
+            return Err(Error::ConfigInvalid(
+                "cache.disk_size must be above 0".to_owned(),
+            ));
         }
         if c.purge_token.as_deref() == Some("") {
             return Err(Error::ConfigInvalid(
@@ -437,7 +401,7 @@ mod tests {
             StorageBackend::Memory
         );
         let e = ProxyConfig::from_toml("[cache]\nstorage = \"disk\"\n").unwrap_err();
-        assert!(e.to_string().contains("redis://"), "{e}");
+        assert!(e.to_string().contains("disk:PATH"), "{e}");
         let mut c = c;
         c.cache.redis_timeout_ms = 0;
         assert!(
@@ -473,6 +437,14 @@ mod tests {
                 "memory+redis://:pw@cache.internal",
                 StorageBackend::Tiered("redis://:pw@cache.internal".into()),
             ),
+            (
+                "memory+disk:/var/cache/larder+redis://10.0.0.5:6379",
+                StorageBackend::Disk {
+                    memory: true,
+                    path: "/var/cache/larder".into(),
+                    redis: Some("redis://10.0.0.5:6379".into()),
+                },
+            ),
         ];
         for (value, want) in good {
             let got = storage(value).unwrap();
@@ -482,13 +454,21 @@ mod tests {
         }
         let bad = [
             ("disk", "memory+redis://"),
+            ("disk:", "needs a directory"),
+            ("redis://h:1+disk:/c", "redis must be the last tier"),
             ("Memory", "expected memory"),
             ("", "unknown storage backend"),
-            ("memory+", "only redis:// can follow memory+"),
-            ("memory+disk", "only redis:// can follow memory+"),
-            ("memory+memory", "only redis:// can follow memory+"),
+            ("memory+", "only redis:// or disk:PATH can follow memory+"),
+            (
+                "memory+disk",
+                "only redis:// or disk:PATH can follow memory+",
+            ),
+            (
+                "memory+memory",
+                "only redis:// or disk:PATH can follow memory+",
+            ),
             ("redis+memory://h:1", "unknown storage backend"),
-            ("memory+rediss://h:6379", "only redis://"),
+            ("memory+rediss://h:6379", "use redis://"),
             ("redis://", "redis url"),
             ("memory+redis://", "redis url"),
             ("redis://h:port", "redis url"),
@@ -539,9 +519,14 @@ mod tests {
         let mut c = ProxyConfig::from_toml(text).unwrap();
         assert_eq!(c.cache.local_ttl_secs, 30);
         c.validate().unwrap();
+        for local_then_redis in ["disk:/c+redis://h:1", "memory+disk:/c+redis://h:1"] {
+            c.cache.storage = local_then_redis.parse().unwrap();
+            c.validate().unwrap();
+        }
         for other in [
             StorageBackend::Memory,
             StorageBackend::Redis("redis://127.0.0.1:1".into()),
+            "memory+disk:/c".parse().unwrap(),
         ] {
             c.cache.storage = other;
             let e = c.validate().unwrap_err().to_string();
@@ -561,5 +546,51 @@ mod tests {
         );
         let e = ProxyConfig::from_toml("[cache]\nlocal_ttl_secs = -1\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn disk_settings_read_sizes_with_units_and_sync_words() {
+        let c = ProxyConfig::from_toml(
+            "upstream = \"http://127.0.0.1:2\"\n[cache]\nstorage = \"memory+disk:/var/cache/larder\"\n\
+             size = \"64MiB\"\ndisk_size = \"20GiB\"\ndisk_sync = \"always\"\n\
+             max_object_size = \"1GB\"\neviction = \"lru\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.cache.size, 64 << 20);
+        assert_eq!(c.cache.disk_size, 20 << 30);
+        assert_eq!(c.cache.max_object_size, 1_000_000_000);
+        assert_eq!(c.cache.disk_sync, DiskSync::Always);
+        assert_eq!(
+            c.cache.storage.disk_path(),
+            Some(Path::new("/var/cache/larder"))
+        );
+        let defaults = CacheSettings::default();
+        assert_eq!(
+            (defaults.disk_size, defaults.disk_sync),
+            (1 << 30, DiskSync::Never)
+        );
+        assert_eq!(
+            ProxyConfig::from_toml("[cache]\ndisk_size = 4096\n")
+                .unwrap()
+                .cache
+                .disk_size,
+            4096
+        );
+
+        let error = |text: &str| ProxyConfig::from_toml(text).unwrap_err().to_string();
+        let e = error("listen = \"127.0.0.1:1\"\n[cache]\ndisk_size = \"20 parsecs\"\n");
+        assert!(e.contains("line 3") && e.contains("unknown unit"), "{e}");
+        let e = error("[cache]\ndisk_sync = \"sometimes\"\n");
+        assert!(e.contains("never or always"), "{e}");
+        let e = error("[cache]\nsize = -5\n");
+        assert!(e.contains("line 2"), "{e}");
+
+        let mut c = c;
+        c.cache.disk_size = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("cache.disk_size"), "{e}");
+        c.cache.storage = StorageBackend::Memory;
+        c.validate().unwrap();
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! `larder-proxy` knows storage only through the `Storage` trait; this crate is where the
 //! binary picks one: a bounded in-memory cache, a Redis server shared by a fleet
-//! ([`RedisStorage`](larder_storage_redis::RedisStorage)), or memory in front of Redis
-//! ([`TieredStorage`](larder_storage_redis::TieredStorage)). See [`config`] for every key.
+//! ([`RedisStorage`](larder_storage_redis::RedisStorage)), a directory that survives restarts
+//! ([`DiskStorage`](larder_storage_disk::DiskStorage)), or tiers of them, memory first
+//! ([`TieredStorage`](larder_storage::tiered::TieredStorage)). See [`config`] for every key.
 //!
 //! ```text
 //! larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188
@@ -26,22 +27,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backend;
 pub mod config;
 mod error;
+mod size;
 mod storage;
 
 pub use error::Error;
 use larder_proxy::{CacheHooks, CacheLayer};
+pub use storage::disk_storage;
 
 /// A layer configured from the binary's `[cache]` settings: the storage they name (bounded
-/// memory, a Redis server shared by a fleet, or memory in front of Redis), lock timeouts,
+/// memory, a Redis server shared by a fleet, a disk, or tiers of them), lock timeouts,
 /// object size limit, freshness defaults, purge token and `Cache-Status` name; see
 /// [`config::CacheSettings::cache_config`].
 ///
 /// # Errors
 ///
-/// [`Error::ConfigInvalid`] for an unusable Redis URL, or when called outside a Tokio runtime
-/// with Redis storage.
+/// [`Error::ConfigInvalid`] for an unusable Redis URL or cache directory, or when called
+/// outside a Tokio runtime with Redis or disk storage.
 pub fn build_layer<H: CacheHooks>(
     settings: &config::CacheSettings,
     hooks: H,

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use larder_proxy::config::EvictionPolicy;
 use larder_proxy::{CacheLayer, DefaultHooks, SetCookiePolicy, Upstream, server};
-use larder_server::config::{ProxyConfig, StorageBackend};
+use larder_server::config::{DiskSync, ProxyConfig, StorageBackend};
 use tokio::net::TcpListener;
 use tower::Layer;
 
@@ -33,19 +33,27 @@ struct Args {
     /// The admin address serving /metrics and /healthz.
     #[arg(long)]
     admin: Option<SocketAddr>,
-    /// Bytes the cache may hold.
-    #[arg(long)]
+    /// Bytes the cache (with tiers: the memory tier) may hold: bytes or a size with a unit
+    /// (256MiB, 2GiB, 500MB).
+    #[arg(long, value_parser = parse_size)]
     cache_size: Option<u64>,
-    /// Responses larger than this many bytes are not stored (0 = no limit).
-    #[arg(long)]
+    /// Responses larger than this are not stored (0 = no limit); bytes or with a unit.
+    #[arg(long, value_parser = parse_size)]
     max_object_size: Option<u64>,
-    /// Eviction policy: lru or tinyufo.
+    /// Eviction policy of memory and disk: lru or tinyufo.
     #[arg(long)]
     eviction: Option<EvictionPolicy>,
-    /// Storage backend: memory; redis://host:port, one Redis shared by a fleet of proxies; or
-    /// memory+redis://host:port, this proxy's memory (--cache-size bytes) in front of it.
+    /// Storage backend: memory; redis://host:port, one Redis shared by a fleet of proxies;
+    /// disk:PATH, a directory kept across restarts; or tiers joined by +, fastest first:
+    /// memory+redis://host:port, memory+disk:PATH, [memory+]disk:PATH+redis://host:port.
     #[arg(long)]
     storage: Option<StorageBackend>,
+    /// (disk) The most the cache directory holds: bytes or with a unit (default 1GiB).
+    #[arg(long, value_parser = parse_size)]
+    disk_size: Option<u64>,
+    /// (disk) When entries are flushed to the device: never (the default) or always.
+    #[arg(long, value_name = "never|always")]
+    disk_sync: Option<DiskSync>,
     /// (redis) The prefix of every Redis key (default larder:).
     #[arg(long)]
     redis_prefix: Option<String>,
@@ -101,6 +109,8 @@ impl Args {
             max_object_size => cache.max_object_size,
             eviction => cache.eviction,
             storage => cache.storage,
+            disk_size => cache.disk_size,
+            disk_sync => cache.disk_sync,
             redis_prefix => cache.redis_prefix,
             redis_timeout_ms => cache.redis_timeout_ms,
             local_ttl_secs => cache.local_ttl_secs,
@@ -126,6 +136,11 @@ impl Args {
         c.validate()?;
         Ok(c)
     }
+}
+
+/// A size flag: bytes or a whole number with a unit (`20GiB`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    larder_server::config::parse_size(s)
 }
 
 /// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
@@ -167,6 +182,7 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     let upstream_uri = config.upstream.clone().context("no upstream")?;
     let upstream = Upstream::new(&upstream_uri)?;
     let cache_config = config.cache.cache_config()?;
+    let disk = cache_config.storage.and_then(larder_server::disk_storage);
     let layer = CacheLayer::new(cache_config, DefaultHooks);
     let service = layer.layer(upstream);
 
@@ -204,6 +220,13 @@ async fn run(config: ProxyConfig) -> anyhow::Result<()> {
     // Fills and refreshes still running finish (or are cancelled, logged) before exit.
     let drained = layer.drain(server::SHUTDOWN_GRACE).await;
     tracing::info!(?drained, "background tasks drained");
+    // The disk's eviction order survives a graceful restart.
+    if let Some(disk) = disk {
+        match disk.save_state() {
+            Ok(()) => tracing::info!("disk cache state saved"),
+            Err(e) => tracing::warn!(error = %e, "cannot save the disk cache state"),
+        }
+    }
     if let Some(t) = admin_task {
         t.await?;
     }
@@ -333,5 +356,85 @@ mod tests {
         ]);
         let e = format!("{:#}", args.into_config().unwrap_err());
         assert!(e.contains("local_ttl_secs"), "{e}");
+    }
+
+    #[test]
+    fn disk_flags_set_the_disk_tiers() {
+        let args = Args::parse_from([
+            "larder",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--storage",
+            "memory+disk:/var/cache/larder",
+            "--disk-size",
+            "20GiB",
+            "--cache-size",
+            "256MiB",
+            "--max-object-size",
+            "8MB",
+            "--disk-sync",
+            "always",
+        ]);
+        let c = args.into_config().unwrap();
+        assert_eq!(
+            c.cache.storage,
+            "memory+disk:/var/cache/larder"
+                .parse::<StorageBackend>()
+                .unwrap()
+        );
+        assert_eq!(
+            (c.cache.disk_size, c.cache.size, c.cache.max_object_size),
+            (20 << 30, 256 << 20, 8_000_000)
+        );
+        assert_eq!(c.cache.disk_sync, DiskSync::Always);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("larder.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://127.0.0.1:1\"\n[cache]\nstorage = \"disk:/srv/a\"\n\
+             disk_size = \"1GiB\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "larder",
+            "--config",
+            path.to_str().unwrap(),
+            "--disk-size",
+            "2147483648",
+        ]);
+        let c = args.into_config().unwrap();
+        assert_eq!(c.cache.disk_size, 2 << 30, "the flag overrides the file");
+        assert_eq!(c.cache.storage.to_string(), "disk:/srv/a");
+    }
+
+    #[test]
+    fn bad_disk_flags_are_clear_errors() {
+        for (flags, says) in [
+            (&["--disk-size", "20 GiBs"][..], "unknown unit"),
+            (&["--cache-size", "lots"][..], "invalid size"),
+            (&["--disk-sync", "sometimes"][..], "never or always"),
+            (&["--storage", "disk:"][..], "needs a directory"),
+            (
+                &["--storage", "redis://h:1+disk:/c"][..],
+                "redis must be the last tier",
+            ),
+        ] {
+            let e = Args::try_parse_from(["larder"].iter().chain(flags))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(flags[0]) && e.contains(says), "{flags:?}: {e}");
+        }
+        let args = Args::parse_from([
+            "larder",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--storage",
+            "disk:/c",
+            "--disk-size",
+            "0",
+        ]);
+        let e = format!("{:#}", args.into_config().unwrap_err());
+        assert!(e.contains("disk_size"), "{e}");
     }
 }

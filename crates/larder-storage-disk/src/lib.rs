@@ -1,8 +1,99 @@
-//! SKELETON (issue 15): the public API the disk tier's helpers agreed on. The engine fills it in;
-//! nothing here lands on main as it is.
+//! A persistent, crash-safe disk [`Storage`](larder_storage::Storage): a file per object on
+//! the OS page cache, checksummed, bounded by a byte size through an eviction manager whose
+//! state survives restarts.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use bytes::Bytes;
+//! use http::StatusCode;
+//! use larder_storage::{CacheKey, CacheMeta, ResponseHeader, Storage};
+//! use larder_storage_disk::{DiskConfig, DiskStorage};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let disk = DiskStorage::open(DiskConfig::new(dir.path(), 64 << 20))?;
+//! let disk: &'static DiskStorage = Box::leak(Box::new(disk));
+//! let span = tracing::Span::none();
+//! let key = CacheKey::new("", "https://example.com/", "");
+//! let now = SystemTime::now();
+//! let meta = CacheMeta::new(now + Duration::from_secs(60), now, 0, 0,
+//!     ResponseHeader::new(StatusCode::OK));
+//!
+//! let mut miss = disk.get_miss_handler(&key, &meta, &span).await?;
+//! miss.write_body(Bytes::from_static(b"hello"), true).await?;
+//! miss.finish().await?;
+//!
+//! let (meta, mut hit) = disk.lookup(&key, &span).await?.expect("stored");
+//! assert_eq!(meta.response_header().status, StatusCode::OK);
+//! assert_eq!(hit.read_body().await?.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(hit.read_body().await?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Why a file per object
+//!
+//! The engine is nginx's `proxy_cache` design: each entry is a meta file (key, checksums,
+//! the serialized `CacheMeta`, and the body itself when it is at most 64 KiB) plus, for
+//! larger bodies, a body file; reads go through the OS page cache. It gives what the cache
+//! needs and a block engine does not:
+//!
+//! - **Streaming writes readable while in progress**: a body is written to its file as it
+//!   arrives, and readers of the write read that file up to the written length.
+//! - **Objects of any size**, far larger than memory: a body is never held whole in memory,
+//!   neither when written nor when read (reads go chunk by chunk).
+//! - **Crash safety by rename**: an entry becomes visible by one `rename` of its meta file,
+//!   so a crash leaves the old entry or the new one, never a mix; per-chunk CRC-32s turn a
+//!   torn or corrupted file into a miss.
+//!
+//! foyer's block engine stores whole values bounded by its block (region) size and has no
+//! reader of a value in progress, so it would need a second store for large objects and a
+//! memory spool for streaming. Measured figures comparing the two are in the benchmarks
+//! document, section "disk engine choice" (`docs/benchmarks.md#disk-engine-choice`).
+//!
+//! Reads and writes are plain blocking syscalls on the calling thread, as nginx does without
+//! `aio threads`: with the data in the page cache they take microseconds, less than handing
+//! them to a thread pool would.
+//!
+//! # Layout, format and crash safety
+//!
+//! The layout is below, the meta file format in [`format`](mod@format), and `docs/disk.md` has
+//! the commit protocol, the crash-safety policy ([`SyncPolicy`]), start-up and errors.
+//!
+//! ## Layout
+//!
+//! ```text
+//! <dir>/larder-disk-cache            marker with the format version
+//! <dir>/objects/ab/cd/<32 hex>       meta file (the body inline when ≤ 64 KiB)
+//! <dir>/objects/ab/cd/<32 hex>.<id>  body file of a larger body
+//! <dir>/tmp/                         writes in progress (emptied at open)
+//! <dir>/eviction/                    saved eviction state
+//! ```
+//!
+//! A directory that is not empty and has no marker is refused (it is someone's files), as is
+//! a cache of another format version.
+
+mod error;
+pub mod format;
+mod inner;
+mod layout;
+mod load;
+mod read;
+mod stats;
+mod storage;
+mod write;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub use error::DiskError;
+pub use stats::DiskStats;
+pub use storage::DiskStorage;
 
 /// Which eviction manager bounds the directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +132,9 @@ pub struct DiskConfig {
     /// How often the eviction state is saved in the background (also saved by
     /// [`DiskStorage::save_state`]). Zero: only when asked.
     pub save_interval: Duration,
+    /// Injected failures, for tests.
+    #[doc(hidden)]
+    pub faults: Faults,
 }
 
 impl DiskConfig {
@@ -52,94 +146,47 @@ impl DiskConfig {
             eviction: Eviction::Lru,
             sync: SyncPolicy::Never,
             save_interval: Duration::from_secs(30),
+            faults: Faults::default(),
         }
     }
 }
 
-/// A `Storage` on a directory.
-#[derive(Debug)]
-pub struct DiskStorage {
-    _config: DiskConfig,
-}
+/// Test-only failure injection: a budget of bytes the storage may still write; once spent,
+/// every write fails with `ENOSPC` (`ErrorKind::StorageFull`). Clones share the budget.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Faults(Arc<AtomicU64>);
 
-impl DiskStorage {
-    /// Opens (or creates) the cache directory. Returns at once; the index of what is stored is
-    /// loaded in the background (lookups work meanwhile, by reading the files).
-    ///
-    /// # Errors
-    ///
-    /// The directory cannot be created or read, or it holds files that are not a cache's.
-    pub fn open(config: DiskConfig) -> larder_storage::Result<Self> {
-        Ok(DiskStorage { _config: config })
-    }
-
-    /// Whether the start-up load of the index has finished.
-    pub fn is_loaded(&self) -> bool {
-        unimplemented!("skeleton")
-    }
-
-    /// Saves the eviction state now (call on graceful shutdown).
-    ///
-    /// # Errors
-    ///
-    /// The state file cannot be written.
-    pub fn save_state(&self) -> larder_storage::Result<()> {
-        unimplemented!("skeleton")
-    }
-
-    /// Bytes held by complete entries.
-    pub fn stored_bytes(&self) -> u64 {
-        unimplemented!("skeleton")
-    }
-
-    /// Number of complete entries.
-    pub fn len(&self) -> usize {
-        unimplemented!("skeleton")
-    }
-
-    /// Whether no entry is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+impl Default for Faults {
+    fn default() -> Self {
+        Faults(Arc::new(AtomicU64::new(u64::MAX)))
     }
 }
 
-#[async_trait::async_trait]
-impl larder_storage::Storage for DiskStorage {
-    async fn lookup(
-        &'static self,
-        _key: &larder_storage::CacheKey,
-        _trace: &tracing::Span,
-    ) -> larder_storage::Result<Option<(larder_storage::CacheMeta, larder_storage::HitHandler)>> {
-        unimplemented!("skeleton")
+impl Faults {
+    /// Lets `bytes` more bytes be written, then fails writes (`u64::MAX`: no limit).
+    pub fn set_write_budget(&self, bytes: u64) {
+        self.0.store(bytes, Ordering::Relaxed);
     }
-    async fn get_miss_handler(
-        &'static self,
-        _key: &larder_storage::CacheKey,
-        _meta: &larder_storage::CacheMeta,
-        _trace: &tracing::Span,
-    ) -> larder_storage::Result<larder_storage::MissHandler> {
-        unimplemented!("skeleton")
-    }
-    async fn purge(
-        &'static self,
-        _key: &larder_storage::CompactCacheKey,
-        _purge_type: larder_storage::PurgeType,
-        _trace: &tracing::Span,
-    ) -> larder_storage::Result<bool> {
-        unimplemented!("skeleton")
-    }
-    async fn update_meta(
-        &'static self,
-        _key: &larder_storage::CacheKey,
-        _meta: &larder_storage::CacheMeta,
-        _trace: &tracing::Span,
-    ) -> larder_storage::Result<bool> {
-        unimplemented!("skeleton")
-    }
-    fn support_streaming_partial_write(&self) -> bool {
-        true
-    }
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync + 'static) {
-        self
+
+    /// Spends `n` bytes of the budget, or fails as a full device would.
+    pub(crate) fn write(&self, n: usize) -> std::io::Result<()> {
+        let n = n as u64;
+        let spent = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                if left == u64::MAX {
+                    Some(left)
+                } else {
+                    left.checked_sub(n)
+                }
+            });
+        match spent {
+            Ok(_) => Ok(()),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected: no space left on device",
+            )),
+        }
     }
 }

@@ -6,8 +6,9 @@
 //!   atomically when complete, expiring with their freshness, read lazily with seeking.
 //! - [`RedisConfig`]: the server URL, key prefix, chunk size, timeouts and expiry knobs.
 //! - [`RedisStats`]: counters of hits, misses, failures and writes, for metrics.
-//! - [`TieredStorage`]: a local tier (a [`MemCache`](larder_storage::MemCache)) in front of
-//!   the shared one; hits from Redis are promoted into memory.
+//! - [`TieredStorage`] (re-exported from [`larder_storage::tiered`]): local tiers (a
+//!   [`MemCache`](larder_storage::MemCache), a disk) in front of the shared one; hits from
+//!   Redis are promoted into them.
 //! - [`Error`]: what went wrong; an outage (Redis unreachable, too slow, or skipped after
 //!   repeated failures) reaches callers as [`larder_storage::Error::Unavailable`], so they
 //!   can log it quietly by asking [`larder_storage::Error::is_unavailable`].
@@ -105,7 +106,9 @@
 //!   talks to one server) and TLS (`rediss://`).
 //!
 //! Library users build the same tiers with [`TieredStorage::new`]`(memory, redis)` and
-//! bound the memory tier with [`TieredStorage::with_eviction`].
+//! bound the memory tier with [`TieredStorage::with_eviction`]; more tiers (a disk between
+//! memory and Redis: `--storage memory+disk:/var/cache/larder+redis://10.0.0.5:6379`) with
+//! [`TieredStorage::from_tiers`] and [`larder_storage::tiered::Tier`].
 
 mod breaker;
 mod client;
@@ -117,10 +120,9 @@ mod miss;
 mod scripts;
 mod stats;
 mod storage;
-mod tiered;
 
 pub use config::RedisConfig;
 pub use error::{Error, Result};
+pub use larder_storage::tiered::{TieredStats, TieredStorage};
 pub use stats::RedisStats;
 pub use storage::RedisStorage;
-pub use tiered::{TieredStats, TieredStorage};

@@ -11,6 +11,8 @@
 //!   receivers.
 //! - [`MemCache`]: an in-memory [`Storage`] with streaming partial writes.
 //! - [`eviction::EvictionManager`] and its implementations.
+//! - [`tiered::TieredStorage`]: an ordered list of storages used as one (memory in front of a
+//!   disk or a shared Redis), hits from later tiers promoted into earlier ones.
 //! - [`metrics::MetricSample`]: the figures a storage reports through [`Storage::metrics`].
 //!
 //! # Example
@@ -52,6 +54,7 @@ mod meta;
 pub mod metrics;
 pub mod partial;
 pub mod storage;
+pub mod tiered;
 
 pub use error::{Error, Result};
 pub use header::ResponseHeader;

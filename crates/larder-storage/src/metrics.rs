@@ -31,7 +31,11 @@ impl MetricKind {
 }
 
 /// One figure of a storage: a metric name in the Prometheus style (`larder_redis_hits_total`,
-/// counters ending in `_total`), what it counts, its kind and its value now.
+/// counters ending in `_total`), what it counts, its kind, an optional label and its value now.
+///
+/// Samples that share a name and differ by their label are one metric family, such as the
+/// figures of each tier of a [`TieredStorage`](crate::tiered::TieredStorage)
+/// (`larder_tiered_tier_hits_total{tier="disk"}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MetricSample {
@@ -41,6 +45,9 @@ pub struct MetricSample {
     pub help: &'static str,
     /// Counter or gauge.
     pub kind: MetricKind,
+    /// A label name and its value (`("tier", "disk")`), or none. The name follows the rules of
+    /// metric names; the value is written escaped.
+    pub label: Option<(&'static str, &'static str)>,
     /// The value now.
     pub value: u64,
 }
@@ -52,6 +59,7 @@ impl MetricSample {
             name,
             help,
             kind: MetricKind::Counter,
+            label: None,
             value,
         }
     }
@@ -62,13 +70,22 @@ impl MetricSample {
             name,
             help,
             kind: MetricKind::Gauge,
+            label: None,
             value,
         }
+    }
+
+    /// The sample with the label `name="value"`.
+    #[must_use]
+    pub const fn with_label(mut self, name: &'static str, value: &'static str) -> Self {
+        self.label = Some((name, value));
+        self
     }
 }
 
 /// Appends `samples` to `out` in the Prometheus text exposition format: a `HELP` line, a
-/// `TYPE` line and the value of each.
+/// `TYPE` line and the value of each. Samples of one name (differing by their label) are
+/// written as one family, under one `HELP` and `TYPE`, where the first of them appears.
 ///
 /// ```
 /// use larder_storage::metrics::{MetricSample, write_prometheus};
@@ -79,16 +96,52 @@ impl MetricSample {
 ///     text,
 ///     "# HELP demo_hits_total Hits.\n# TYPE demo_hits_total counter\ndemo_hits_total 3\n"
 /// );
+///
+/// let hits = MetricSample::counter("tier_hits_total", "Hits per tier.", 0);
+/// let mut text = String::new();
+/// write_prometheus(
+///     &[hits.with_label("tier", "memory"), MetricSample::gauge("g", "G.", 1), hits.with_label("tier", "disk")],
+///     &mut text,
+/// );
+/// let family = "# HELP tier_hits_total Hits per tier.\n# TYPE tier_hits_total counter\n\
+///     tier_hits_total{tier=\"memory\"} 0\ntier_hits_total{tier=\"disk\"} 0\n";
+/// assert_eq!(text, format!("{family}# HELP g G.\n# TYPE g gauge\ng 1\n"));
 /// ```
 pub fn write_prometheus(samples: &[MetricSample], out: &mut String) {
-    for s in samples {
+    for (i, first) in samples.iter().enumerate() {
+        if samples[..i].iter().any(|s| s.name == first.name) {
+            // Written with the first sample of its name.
+            continue;
+        }
         let _ = writeln!(
             out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}",
-            name = s.name,
-            help = s.help,
-            kind = s.kind.as_str(),
-            value = s.value,
+            "# HELP {name} {help}\n# TYPE {name} {kind}",
+            name = first.name,
+            help = first.help,
+            kind = first.kind.as_str(),
         );
+        for s in samples[i..].iter().filter(|s| s.name == first.name) {
+            write_sample(s, out);
+        }
     }
+}
+
+/// One sample line: name, label if any, value.
+fn write_sample(s: &MetricSample, out: &mut String) {
+    out.push_str(s.name);
+    if let Some((label, value)) = s.label {
+        out.push('{');
+        out.push_str(label);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push_str("\"}");
+    }
+    let _ = writeln!(out, " {}", s.value);
 }

@@ -74,13 +74,15 @@
 //! - `cache` (default): `larder::cache`, `HttpCache` and the RFC 9111 rules, with `MemCache`,
 //!   `CacheKey`, `CacheMeta` and the `Storage` traits. Enables `cache-control` and `storage`.
 //! - `cache-control`: `larder::cache_control`, Cache-Control and CDN-Cache-Control parsing.
-//! - `storage`: `larder::storage`, keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction managers.
+//! - `storage`: `larder::storage`, keys, `CacheMeta`, the `Storage` traits, `MemCache`, eviction
+//!   managers, and `larder::storage::tiered::TieredStorage`, storages used as one tier after
+//!   another (memory in front of a disk or Redis).
 //! - `eviction`: `larder::eviction`, the eviction core (sharded weighted LRU, `TinyUFO` policy).
 //! - `memory-cache`: `larder::memory_cache`, `MemoryCache` and the read-through `RTCache`.
 //! - `proxy`: `larder::proxy`, the tower `CacheLayer` and the proxy building blocks (with any
 //!   `Storage`; this feature does not pull in the Redis client).
 //! - `redis`: `larder::storage_redis`: `RedisStorage`, a `Storage` on Redis shared by a fleet of
-//!   proxies, and `TieredStorage`, local memory in front of it.
+//!   proxies, and (re-exported) `TieredStorage`, local memory in front of it.
 //! - `disk`: `larder::storage_disk`: `DiskStorage`, a `Storage` on a local directory that
 //!   survives restarts and crashes.
 //! - `full`: everything.

@@ -188,7 +188,9 @@ async fn open_breaker_turns_lookups_into_plain_misses_without_calls() {
     }
     assert!(redis.is_marked_down());
     assert_eq!(
-        tiered.back_redis().map(RedisStorage::is_marked_down),
+        tiered
+            .tier_as::<RedisStorage>()
+            .map(RedisStorage::is_marked_down),
         Some(true)
     );
     let stats = redis.stats();

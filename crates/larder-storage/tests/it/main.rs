@@ -4,3 +4,4 @@ mod eviction;
 mod fixture;
 mod memcache;
 mod model;
+mod tiered;

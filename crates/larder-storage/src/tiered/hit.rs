@@ -1,15 +1,16 @@
-//! [`PromotingHit`]: a back-tier hit that copies the body into the front tier as it is read.
+//! [`PromotingHit`]: a hit from a later tier that copies the body into earlier tiers as it
+//! is read.
 
 use std::any::Any;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use larder_storage::{CacheKey, CacheMeta, HandleHit, HitHandler, Result, Storage};
 use tracing::Span;
 
-use super::front::{FrontTier, Tier};
+use super::tier::{Backend, TierState};
+use crate::{CacheKey, CacheMeta, HandleHit, HitHandler, Result, Storage};
 
-/// A back-tier body being collected for promotion.
+/// A body being collected for promotion.
 struct Promotion {
     key: CacheKey,
     meta: CacheMeta,
@@ -17,27 +18,39 @@ struct Promotion {
     len: usize,
 }
 
-/// A back-tier hit that copies the body into the front tier when read to its end.
+/// A hit from a later tier that copies the body, when read to its end, into the earlier
+/// tiers that take promotions of its size.
 pub(crate) struct PromotingHit {
-    front: &'static FrontTier,
-    back: Tier,
+    /// The tiers to promote into, earliest first.
+    targets: Vec<&'static TierState>,
+    /// The largest body any target takes.
+    max_len: usize,
+    /// The tier the hit comes from.
+    source: Backend,
     inner: HitHandler,
     /// `None` once promotion is off (a seek, a too large body or a read error).
     promotion: Option<Promotion>,
 }
 
 impl PromotingHit {
-    /// A back-tier hit of `key` that will be promoted into `front` if read to its end.
+    /// A hit of `key` from `source` that will be promoted into `targets` (not empty) if read
+    /// to its end.
     pub(crate) fn new(
-        front: &'static FrontTier,
-        back: Tier,
+        targets: Vec<&'static TierState>,
+        source: Backend,
         inner: HitHandler,
         key: CacheKey,
         meta: CacheMeta,
     ) -> Self {
+        let max_len = targets
+            .iter()
+            .map(|t| t.tier.max_promote_size)
+            .max()
+            .unwrap_or(0);
         PromotingHit {
-            front,
-            back,
+            targets,
+            max_len,
+            source,
             inner,
             promotion: Some(Promotion {
                 key,
@@ -58,14 +71,18 @@ impl HandleHit for PromotingHit {
                 if let Some(p) = &mut self.promotion {
                     p.len += chunk.len();
                     p.body.push(chunk.clone());
-                    if p.len > self.front.max_promote_size {
+                    if p.len > self.max_len {
                         self.promotion = None;
                     }
                 }
             }
             Ok(None) => {
                 if let Some(p) = self.promotion.take() {
-                    self.front.promote(&p.key, &p.meta, p.body).await;
+                    for target in &self.targets {
+                        if p.len <= target.tier.max_promote_size {
+                            target.promote(&p.key, &p.meta, &p.body).await;
+                        }
+                    }
                 }
             }
             Err(_) => self.promotion = None,
@@ -79,7 +96,7 @@ impl HandleHit for PromotingHit {
         key: &CacheKey,
         trace: &Span,
     ) -> Result<()> {
-        self.inner.finish(self.back, key, trace).await
+        self.inner.finish(self.source, key, trace).await
     }
 
     fn can_seek(&self) -> bool {
@@ -90,6 +107,15 @@ impl HandleHit for PromotingHit {
         // A range is not the whole body: no promotion from this hit.
         self.promotion = None;
         self.inner.seek(start, end)
+    }
+
+    fn can_seek_multipart(&self) -> bool {
+        self.inner.can_seek_multipart()
+    }
+
+    fn seek_multipart(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        self.promotion = None;
+        self.inner.seek_multipart(start, end)
     }
 
     fn should_count_access(&self) -> bool {

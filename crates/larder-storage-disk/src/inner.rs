@@ -1,0 +1,478 @@
+//! The state a storage shares with its handlers and background threads: the index, the
+//! per-name locks, the writes in progress, and the file operations on complete entries
+//! (lookup, purge, meta update, removal of corrupt entries).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use larder_storage::eviction::{EvictionManager, lru, tinyufo};
+use larder_storage::{CacheKey, CacheMeta, CompactCacheKey, HitHandler, PurgeType, Result};
+use parking_lot::Mutex;
+
+use crate::error::DiskError;
+use crate::format::{self, MetaFile};
+use crate::layout::{Layout, Name};
+use crate::read::{BytesHit, FileHit, Inflight, Spoiled};
+use crate::stats::{Counters, Op};
+use crate::{DiskConfig, Eviction};
+
+/// Bodies up to this many bytes are stored inside the meta file.
+pub(crate) const INLINE_MAX: u64 = 64 << 10;
+/// The size of a checksummed body chunk.
+pub(crate) const CHUNK_SIZE: u32 = 64 << 10;
+/// Body files up to this size are read and verified whole at lookup, so a corrupt one is a
+/// miss rather than a cut response.
+pub(crate) const VERIFY_WHOLE_MAX: u64 = 1 << 20;
+const STRIPES: usize = 256;
+
+/// The eviction manager, used as the index of complete entries.
+pub(crate) enum Index {
+    // Both boxed: each is large, and there is one per storage.
+    Lru(Box<lru::Manager<16>>),
+    TinyUfo(Box<tinyufo::Manager>),
+}
+
+impl Index {
+    pub(crate) fn manager(&self) -> &dyn EvictionManager {
+        match self {
+            Index::Lru(m) => &**m,
+            Index::TinyUfo(m) => &**m,
+        }
+    }
+
+    /// Every tracked key.
+    pub(crate) fn entries(&self) -> Vec<(CompactCacheKey, usize)> {
+        match self {
+            Index::Lru(m) => (0..m.shards()).flat_map(|s| m.shard_entries(s)).collect(),
+            Index::TinyUfo(m) => m.entries(),
+        }
+    }
+}
+
+/// The key the index tracks an entry under: the user tag does not select an entry, so it is
+/// left out.
+pub(crate) fn index_key(key: &CompactCacheKey) -> CompactCacheKey {
+    CompactCacheKey {
+        primary: key.primary,
+        variance: key.variance.clone(),
+        user_tag: "".into(),
+    }
+}
+
+/// Everything a storage shares with its handlers and background threads.
+pub(crate) struct Inner {
+    pub(crate) config: DiskConfig,
+    pub(crate) layout: Layout,
+    pub(crate) index: Index,
+    pub(crate) counters: Counters,
+    /// The saved eviction state was loaded (saving before would lose it).
+    pub(crate) state_loaded: AtomicBool,
+    /// The start-up scan finished: the index knows every entry.
+    pub(crate) loaded: AtomicBool,
+    /// Serialises the file changes of one name: commit, purge, meta update, orphan removal.
+    locks: Box<[Mutex<()>]>,
+    /// Writes in progress per name, oldest first.
+    pub(crate) writes: Mutex<HashMap<Name, Vec<Arc<Inflight>>>>,
+    next_id: AtomicU64,
+}
+
+/// Reads a file that may be missing: `Ok(None)` when it is.
+fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The first bytes of the meta file at `path` (enough for its header and key) and the
+/// file's length; `Ok(None)` when it is missing.
+pub(crate) fn read_prefix(path: &Path) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut buf = Vec::with_capacity(512);
+    file.by_ref().take(512).read_to_end(&mut buf)?;
+    if len > 512 && format::decode_header(&buf) == Err(format::FormatError("truncated")) {
+        // A long user tag: the key can take up to 64 KiB more.
+        file.take(format::FIXED_LEN as u64 + 16 + 65_536)
+            .read_to_end(&mut buf)?;
+    }
+    Ok(Some((buf, len)))
+}
+
+/// The id, inline flag and body length of the meta file at `path`, from its first bytes.
+pub(crate) fn read_header(path: &Path) -> std::io::Result<Option<(u64, bool, u64)>> {
+    let Some((buf, _)) = read_prefix(path)? else {
+        return Ok(None);
+    };
+    Ok(format::decode_header(&buf)
+        .ok()
+        .map(|(h, _)| (h.id, h.inline_body.is_some(), h.body_len)))
+}
+
+impl Inner {
+    /// Prepares the directory and builds an empty index.
+    pub(crate) fn new(config: DiskConfig) -> Result<Self> {
+        let layout = Layout::new(&config.dir);
+        layout.prepare()?;
+        let limit = usize::try_from(config.max_size).unwrap_or(usize::MAX);
+        let index = match config.eviction {
+            Eviction::Lru => Index::Lru(Box::new(lru::Manager::with_capacity(limit, 1024))),
+            Eviction::TinyUfo => {
+                let items = usize::try_from(config.max_size / (16 << 10))
+                    .unwrap_or(usize::MAX)
+                    .clamp(1024, 1 << 22);
+                Index::TinyUfo(Box::new(tinyufo::Manager::new(limit, items)))
+            }
+        };
+        let first_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2));
+        Ok(Inner {
+            layout,
+            index,
+            counters: Counters::default(),
+            state_loaded: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
+            locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            writes: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(first_id),
+            config,
+        })
+    }
+
+    pub(crate) fn lock(&self, name: &Name) -> parking_lot::MutexGuard<'_, ()> {
+        self.locks[name.stripe(STRIPES)].lock()
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn save_state(&self) -> Result<()> {
+        if !self.state_loaded.load(Ordering::Acquire) {
+            tracing::debug!("disk cache eviction state not loaded yet; not saving");
+            return Ok(());
+        }
+        let dir = self.layout.eviction.to_string_lossy().into_owned();
+        let manager = self.index.manager();
+        run_async(|| manager.save(&dir))
+    }
+
+    /// Removes the files of `name` (meta, then body) if its meta file still names entry
+    /// `only_id` (any entry when `None`). Returns whether a meta file was removed.
+    pub(crate) fn remove_files(&self, name: &Name, only_id: Option<u64>) -> bool {
+        let _guard = self.lock(name);
+        self.remove_files_locked(name, only_id)
+    }
+
+    pub(crate) fn remove_files_locked(&self, name: &Name, only_id: Option<u64>) -> bool {
+        let meta_path = self.layout.meta_path(name);
+        let header = match read_header(&meta_path) {
+            Ok(Some(h)) => Some(h),
+            Ok(None) => return false,
+            Err(e) => {
+                self.counters.io_failed(Op::Read, &e);
+                None
+            }
+        };
+        if let (Some(id), Some((found, ..))) = (only_id, header)
+            && id != found
+        {
+            return false;
+        }
+        let removed = fs::remove_file(&meta_path).is_ok();
+        if let Some((id, false, _)) = header {
+            let _ = fs::remove_file(self.layout.body_path(name, id));
+        }
+        removed
+    }
+
+    /// Purges evicted entries' files.
+    pub(crate) fn purge_victims(&self, victims: Vec<CompactCacheKey>) {
+        for victim in victims {
+            self.remove_files(&Name(victim.combined_bin()), None);
+        }
+    }
+
+    /// A stored file failed its checks: count it and remove the entry.
+    pub(crate) fn corrupt(
+        &self,
+        ikey: &CompactCacheKey,
+        id: Option<u64>,
+        path: &Path,
+        reason: &str,
+    ) {
+        self.counters.corrupt(path, reason);
+        let name = Name(ikey.combined_bin());
+        if self.remove_files(&name, id) || id.is_none() {
+            // A removed entry no longer takes room.
+            self.index.manager().remove(ikey);
+        }
+    }
+
+    pub(crate) fn lookup_sync(self: &Arc<Self>, key: &CacheKey) -> Option<(CacheMeta, HitHandler)> {
+        let name = Name(key.combined_bin());
+        if let Some(write) = self
+            .writes
+            .lock()
+            .get(&name)
+            .and_then(|w| w.last())
+            .cloned()
+        {
+            return Some(write.reader());
+        }
+        let ikey = index_key(&key.to_compact());
+        if self.loaded.load(Ordering::Acquire) && !self.index.manager().peek(&ikey) {
+            return None;
+        }
+        let meta_path = self.layout.meta_path(&name);
+        let bytes = match read_optional(&meta_path) {
+            Ok(Some(bytes)) => {
+                self.counters.io_ok(Op::Read);
+                bytes
+            }
+            Ok(None) => {
+                // Tracked but gone (removed by hand, or a purge raced a commit): forget it.
+                self.index.manager().remove(&ikey);
+                return None;
+            }
+            Err(e) => {
+                self.counters.io_failed(Op::Read, &e);
+                return None;
+            }
+        };
+        let file = match format::decode(&bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                self.corrupt(&ikey, None, &meta_path, e.0);
+                return None;
+            }
+        };
+        let Ok(meta) = CacheMeta::deserialize(file.meta) else {
+            self.corrupt(
+                &ikey,
+                Some(file.id),
+                &meta_path,
+                "cache meta does not decode",
+            );
+            return None;
+        };
+        let fresh_until = meta.fresh_until();
+        let (hit, weight) = self.open_body(&ikey, &file, bytes.len() as u64)?;
+        self.index.manager().access(&ikey, weight, fresh_until);
+        Some((meta, hit))
+    }
+
+    /// The reader of a complete entry's body, and the entry's weight.
+    fn open_body(
+        self: &Arc<Self>,
+        ikey: &CompactCacheKey,
+        file: &MetaFile<'_>,
+        meta_len: u64,
+    ) -> Option<(HitHandler, usize)> {
+        if let Some(body) = file.inline_body {
+            let weight = usize::try_from(meta_len).unwrap_or(usize::MAX);
+            return Some((
+                Box::new(BytesHit::new(Bytes::copy_from_slice(body), weight)),
+                weight,
+            ));
+        }
+        let name = Name(ikey.combined_bin());
+        let path = self.layout.body_path(&name, file.id);
+        let body = match fs::File::open(&path) {
+            Ok(body) => body,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.corrupt(ikey, Some(file.id), &path, "body file missing");
+                return None;
+            }
+            Err(e) => {
+                self.counters.io_failed(Op::Read, &e);
+                return None;
+            }
+        };
+        let len = match body.metadata() {
+            Ok(m) => m.len(),
+            Err(e) => {
+                self.counters.io_failed(Op::Read, &e);
+                return None;
+            }
+        };
+        if len != file.body_len {
+            self.corrupt(ikey, Some(file.id), &path, "body file length differs");
+            return None;
+        }
+        let weight = usize::try_from(meta_len + len).unwrap_or(usize::MAX);
+        if len <= VERIFY_WHOLE_MAX {
+            let mut whole = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            if let Err(e) = (&body).take(len).read_to_end(&mut whole) {
+                self.counters.io_failed(Op::Read, &e);
+                return None;
+            }
+            if whole.len() as u64 != len
+                || !format::chunks_match(&whole, file.chunk_size, file.chunk_crcs)
+            {
+                self.corrupt(ikey, Some(file.id), &path, "body checksum mismatch");
+                return None;
+            }
+            return Some((Box::new(BytesHit::new(Bytes::from(whole), weight)), weight));
+        }
+        let crcs = (0..file.chunk_count())
+            .filter_map(|i| file.chunk_crc(i))
+            .collect();
+        let hit = FileHit::new(
+            Arc::clone(self) as Arc<dyn Spoiled>,
+            ikey.clone(),
+            file.id,
+            path,
+            body,
+            file.body_len,
+            file.chunk_size,
+            crcs,
+            weight,
+        );
+        Some((Box::new(hit), weight))
+    }
+
+    pub(crate) fn purge_sync(&self, key: &CompactCacheKey, purge_type: PurgeType) -> bool {
+        let name = Name(key.combined_bin());
+        let (removed, detached) = {
+            let _guard = self.lock(&name);
+            let removed = self.remove_files_locked(&name, None);
+            let detached = match purge_type {
+                PurgeType::Invalidation => self.writes.lock().remove(&name).map_or(0, |w| w.len()),
+                PurgeType::Eviction => 0,
+            };
+            (removed, detached)
+        };
+        self.index.manager().remove(&index_key(key));
+        tracing::debug!(key = %key, purge_type = purge_type.as_str(), removed, detached, "disk cache purge");
+        removed || detached > 0
+    }
+
+    pub(crate) fn update_meta_sync(&self, key: &CacheKey, meta: &CacheMeta) -> Result<bool> {
+        let meta_bytes = meta.serialize()?;
+        let name = Name(key.combined_bin());
+        let meta_path = self.layout.meta_path(&name);
+        let (weight, fresh_until) = {
+            let _guard = self.lock(&name);
+            let bytes = match read_optional(&meta_path) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return Ok(false),
+                Err(e) => {
+                    self.counters.io_failed(Op::Read, &e);
+                    return Err(DiskError::io(&meta_path)(e).into());
+                }
+            };
+            let Ok(old) = format::decode(&bytes) else {
+                self.counters
+                    .corrupt(&meta_path, "meta file does not decode");
+                self.remove_files_locked(&name, None);
+                return Ok(false);
+            };
+            let crcs: Vec<u32> = (0..old.chunk_count())
+                .filter_map(|i| old.chunk_crc(i))
+                .collect();
+            let new = format::encode(
+                old.id,
+                old.created,
+                old.body_len,
+                old.chunk_size,
+                &old.key,
+                &meta_bytes,
+                &crcs,
+                old.inline_body,
+            );
+            let tmp = self.layout.tmp_path(self.next_id(), "meta");
+            let written = self
+                .write_new_file(&tmp, &new)
+                .and_then(|()| fs::rename(&tmp, &meta_path).map_err(DiskError::io(&meta_path)));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                self.counters.io_failed(Op::Write, &e);
+                return Err(e.into());
+            }
+            let body = if old.inline_body.is_some() {
+                0
+            } else {
+                old.body_len
+            };
+            (new.len() as u64 + body, meta.fresh_until())
+        };
+        let weight = usize::try_from(weight).unwrap_or(usize::MAX);
+        let victims = self
+            .index
+            .manager()
+            .admit(index_key(&key.to_compact()), weight, fresh_until);
+        self.purge_victims(victims);
+        Ok(true)
+    }
+
+    /// Writes `data` into a new file at `path` (synced under [`SyncPolicy::Always`](crate::SyncPolicy::Always)).
+    pub(crate) fn write_new_file(
+        &self,
+        path: &Path,
+        data: &[u8],
+    ) -> std::result::Result<(), DiskError> {
+        use std::io::Write as _;
+        let io = DiskError::io(path);
+        self.config
+            .faults
+            .write(data.len())
+            .map_err(DiskError::io(path))?;
+        let result = (|| {
+            let mut file = fs::File::create(path)?;
+            file.write_all(data)?;
+            if self.config.sync == crate::SyncPolicy::Always {
+                file.sync_all()?;
+            }
+            Ok(())
+        })();
+        result.map_err(io)
+    }
+}
+
+/// Runs an async eviction-manager call to completion from synchronous code, on a thread of
+/// its own (so it works inside or outside a tokio runtime).
+pub(crate) fn run_async<'a, F, Fut>(f: F) -> Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| larder_storage::Error::Unavailable(Box::new(e)))?;
+                rt.block_on(f())
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(larder_storage::Error::Backend(
+                    "eviction state thread panicked".into(),
+                ))
+            })
+    })
+}
+
+impl Spoiled for Inner {
+    fn corrupt(&self, key: &CompactCacheKey, id: Option<u64>, path: &Path, reason: &str) {
+        Inner::corrupt(self, key, id, path, reason);
+    }
+
+    fn read_failed(&self, error: &DiskError) {
+        self.counters.io_failed(Op::Read, error);
+    }
+}

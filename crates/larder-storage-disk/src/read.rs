@@ -1,0 +1,370 @@
+//! Reading bodies back: a verified body in memory ([`BytesHit`]: inline bodies and body files
+//! up to 1 MiB), a large body file chunk by chunk ([`FileHit`]: each chunk's CRC-32 checked
+//! before its bytes are handed out), and a write in progress ([`PartialHit`]).
+
+use std::any::Any;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use larder_storage::{
+    CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HitHandler, Result, Storage,
+};
+use tokio::sync::watch;
+use tracing::Span;
+
+use crate::error::DiskError;
+
+/// How far a write in progress got.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    pub(crate) len: u64,
+    pub(crate) done: bool,
+}
+
+/// A write in progress, as lookups see it.
+pub(crate) struct Inflight {
+    pub(crate) id: u64,
+    pub(crate) meta: CacheMeta,
+    pub(crate) file: Arc<File>,
+    pub(crate) progress: watch::Receiver<Progress>,
+}
+
+impl Inflight {
+    /// A reader of the write from its start.
+    pub(crate) fn reader(&self) -> (CacheMeta, HitHandler) {
+        let hit = PartialHit::new(Arc::clone(&self.file), self.progress.clone());
+        (self.meta.clone(), Box::new(hit))
+    }
+}
+
+/// Where a reader reports a body that failed its checks or a read that failed.
+pub(crate) trait Spoiled: Send + Sync {
+    /// The entry of `key` (entry `id`) failed a check: count it and remove it.
+    fn corrupt(&self, key: &CompactCacheKey, id: Option<u64>, path: &Path, reason: &str);
+    /// A read failed.
+    fn read_failed(&self, error: &DiskError);
+}
+
+/// The most bytes a reader of a write in progress hands out at once.
+const READ_PIECE: u64 = 64 << 10;
+
+/// Checks a seek against a body of `len` bytes; returns the clamped end.
+fn check_seek(start: usize, end: Option<usize>, len: usize) -> Result<usize> {
+    if start >= len {
+        return Err(Error::SeekOutOfRange { start, len });
+    }
+    let end = end.map_or(len, |end| end.min(len));
+    if end <= start {
+        return Err(Error::InvalidSeekRange { start, end });
+    }
+    Ok(end)
+}
+
+/// A complete body already read and verified.
+pub(crate) struct BytesHit {
+    body: Bytes,
+    start: usize,
+    end: usize,
+    done: bool,
+    weight: usize,
+}
+
+impl BytesHit {
+    pub(crate) fn new(body: Bytes, weight: usize) -> Self {
+        BytesHit {
+            start: 0,
+            end: body.len(),
+            body,
+            done: false,
+            weight,
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done || self.start >= self.end {
+            return None;
+        }
+        self.done = true;
+        Some(self.body.slice(self.start..self.end))
+    }
+}
+
+#[async_trait]
+impl HandleHit for BytesHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        Ok(self.next_chunk())
+    }
+
+    fn read_body_now(&mut self) -> Option<Result<Option<Bytes>>> {
+        Some(Ok(self.next_chunk()))
+    }
+
+    fn finish_now(&mut self) -> Option<Result<()>> {
+        Some(Ok(()))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        self.end = check_seek(start, end, self.body.len())?;
+        self.start = start;
+        self.done = false;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.weight
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+/// A large body file, read one chunk at a time with positional reads.
+pub(crate) struct FileHit {
+    inner: Arc<dyn Spoiled>,
+    key: CompactCacheKey,
+    id: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    chunk_size: u64,
+    crcs: Vec<u32>,
+    pos: u64,
+    end: u64,
+    weight: usize,
+}
+
+impl FileHit {
+    #[allow(clippy::too_many_arguments)] // Built in one place, from a decoded meta file.
+    pub(crate) fn new(
+        inner: Arc<dyn Spoiled>,
+        key: CompactCacheKey,
+        id: u64,
+        path: PathBuf,
+        file: File,
+        len: u64,
+        chunk_size: u32,
+        crcs: Vec<u32>,
+        weight: usize,
+    ) -> Self {
+        FileHit {
+            inner,
+            key,
+            id,
+            path,
+            file,
+            len,
+            chunk_size: u64::from(chunk_size.max(1)),
+            crcs,
+            pos: 0,
+            end: len,
+            weight,
+        }
+    }
+
+    /// Reads and verifies the chunk holding `pos`, and returns its part up to `end`.
+    fn read_chunk(&mut self) -> Result<Bytes> {
+        let index = self.pos / self.chunk_size;
+        let chunk_start = index * self.chunk_size;
+        let chunk_end = (chunk_start + self.chunk_size).min(self.len);
+        let mut buf = vec![0; usize::try_from(chunk_end - chunk_start).unwrap_or(0)];
+        if let Err(e) = self.file.read_exact_at(&mut buf, chunk_start) {
+            let e = DiskError::io(&self.path)(e);
+            self.inner.read_failed(&e);
+            return Err(e.into());
+        }
+        let expected = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.crcs.get(i).copied());
+        if expected != Some(crc32fast::hash(&buf)) {
+            self.inner.corrupt(
+                &self.key,
+                Some(self.id),
+                &self.path,
+                "body chunk checksum mismatch",
+            );
+            // The response is cut, never completed with wrong bytes.
+            return Err(DiskError::Corrupt {
+                path: self.path.clone(),
+            }
+            .into());
+        }
+        let from = usize::try_from(self.pos - chunk_start).unwrap_or(0);
+        let to = usize::try_from(self.end.min(chunk_end) - chunk_start).unwrap_or(0);
+        self.pos = self.end.min(chunk_end);
+        Ok(Bytes::from(buf).slice(from..to))
+    }
+}
+
+#[async_trait]
+impl HandleHit for FileHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        self.read_chunk().map(Some)
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    /// Reads from the chunk holding `start` on: nothing before it is read.
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = usize::try_from(self.len).unwrap_or(usize::MAX);
+        let end = check_seek(start, end, len)?;
+        self.pos = start as u64;
+        self.end = end as u64;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.weight
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+/// A reader of a write in progress: reads the body file being written up to the written
+/// length, woken by each write; its bytes were written by this process, so no checksum.
+pub(crate) struct PartialHit {
+    file: Arc<File>,
+    progress: watch::Receiver<Progress>,
+    pos: u64,
+    end: Option<u64>,
+    /// Start of a seek not yet checked against the final length.
+    seek_start: Option<u64>,
+}
+
+impl PartialHit {
+    pub(crate) fn new(file: Arc<File>, progress: watch::Receiver<Progress>) -> Self {
+        PartialHit {
+            file,
+            progress,
+            pos: 0,
+            end: None,
+            seek_start: None,
+        }
+    }
+}
+
+#[async_trait]
+impl HandleHit for PartialHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let progress = *self.progress.borrow_and_update();
+            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
+            if self.pos < limit {
+                self.seek_start = None;
+                let n = (limit - self.pos).min(READ_PIECE);
+                let mut buf = vec![0; usize::try_from(n).unwrap_or(0)];
+                self.file
+                    .read_exact_at(&mut buf, self.pos)
+                    .map_err(|e| Error::Unavailable(Box::new(e)))?;
+                self.pos += n;
+                return Ok(Some(Bytes::from(buf)));
+            }
+            if progress.done {
+                if let Some(start) = self.seek_start.take()
+                    && start >= progress.len
+                {
+                    return Err(Error::SeekOutOfRange {
+                        start: usize::try_from(start).unwrap_or(usize::MAX),
+                        len: usize::try_from(progress.len).unwrap_or(usize::MAX),
+                    });
+                }
+                return Ok(None);
+            }
+            if self.end.is_some_and(|end| self.pos >= end) {
+                return Ok(None);
+            }
+            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
+                // The writer was dropped without finishing.
+                return Err(Error::WriteAbandoned);
+            }
+        }
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &Span,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    /// Seeks within the body being written; reads wait until the bytes arrive. A start
+    /// beyond the final length fails now if the write is done, or at the next read.
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let progress = *self.progress.borrow();
+        if progress.done && start as u64 >= progress.len {
+            return Err(Error::SeekOutOfRange {
+                start,
+                len: usize::try_from(progress.len).unwrap_or(usize::MAX),
+            });
+        }
+        if let Some(end) = end
+            && end <= start
+        {
+            return Err(Error::InvalidSeekRange { start, end });
+        }
+        self.pos = start as u64;
+        self.end = end.map(|e| e as u64);
+        self.seek_start = Some(start as u64);
+        Ok(())
+    }
+
+    fn should_count_access(&self) -> bool {
+        // The writer admits the entry when it finishes; a read of the write is not an access.
+        false
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
