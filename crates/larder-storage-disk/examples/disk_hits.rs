@@ -45,7 +45,12 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        for (label, size) in [("1 KiB", 1 << 10), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
+        for (label, size) in [
+            ("1 KiB", 1 << 10),
+            ("64 KiB (inline)", 64 << 10),
+            ("64 KiB + 1 (body file)", (64 << 10) + 1),
+            ("1 MiB", 1 << 20),
+        ] {
             let dir = tempfile::tempdir_in(&base).unwrap();
             let disk: &'static DiskStorage =
                 Box::leak(Box::new(DiskStorage::open(DiskConfig::new(dir.path(), 4 << 30)).unwrap()));

@@ -30,6 +30,10 @@ pub(crate) const CHUNK_SIZE: u32 = 64 << 10;
 /// miss rather than a cut response.
 pub(crate) const VERIFY_WHOLE_MAX: u64 = 1 << 20;
 const STRIPES: usize = 256;
+const WRITE_SHARDS: usize = 16;
+
+/// The writes in progress of the names of one shard.
+pub(crate) type Writes = HashMap<Name, Vec<Arc<Inflight>>>;
 
 /// The eviction manager, used as the index of complete entries.
 pub(crate) enum Index {
@@ -77,8 +81,8 @@ pub(crate) struct Inner {
     pub(crate) loaded: AtomicBool,
     /// Serialises the file changes of one name: commit, purge, meta update, orphan removal.
     locks: Box<[Mutex<()>]>,
-    /// Writes in progress per name, oldest first.
-    pub(crate) writes: Mutex<HashMap<Name, Vec<Arc<Inflight>>>>,
+    /// Writes in progress per name, oldest first, in shards (every lookup looks here).
+    write_shards: Box<[Mutex<Writes>]>,
     next_id: AtomicU64,
 }
 
@@ -110,14 +114,29 @@ pub(crate) fn read_prefix(path: &Path) -> std::io::Result<Option<(Vec<u8>, u64)>
     Ok(Some((buf, len)))
 }
 
-/// The id, inline flag and body length of the meta file at `path`, from its first bytes.
-pub(crate) fn read_header(path: &Path) -> std::io::Result<Option<(u64, bool, u64)>> {
+/// What the first bytes of a meta file say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// There is no meta file.
+    Missing,
+    /// There is one, but its header does not decode.
+    Invalid,
+    /// The entry id and whether the body is inline.
+    Valid { id: u64, inline: bool },
+}
+
+/// The header of the meta file at `path`, from its first bytes.
+pub(crate) fn read_header(path: &Path) -> std::io::Result<Header> {
     let Some((buf, _)) = read_prefix(path)? else {
-        return Ok(None);
+        return Ok(Header::Missing);
     };
-    Ok(format::decode_header(&buf)
-        .ok()
-        .map(|(h, _)| (h.id, h.inline_body.is_some(), h.body_len)))
+    Ok(match format::decode_header(&buf) {
+        Ok((h, _)) => Header::Valid {
+            id: h.id,
+            inline: h.inline_body.is_some(),
+        },
+        Err(_) => Header::Invalid,
+    })
 }
 
 impl Inner {
@@ -145,10 +164,15 @@ impl Inner {
             state_loaded: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            writes: Mutex::new(HashMap::new()),
+            write_shards: (0..WRITE_SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(first_id),
             config,
         })
+    }
+
+    /// The shard of the writes in progress that holds `name`'s.
+    pub(crate) fn writes(&self, name: &Name) -> parking_lot::MutexGuard<'_, Writes> {
+        self.write_shards[name.stripe(WRITE_SHARDS)].lock()
     }
 
     pub(crate) fn lock(&self, name: &Name) -> parking_lot::MutexGuard<'_, ()> {
@@ -179,20 +203,20 @@ impl Inner {
     pub(crate) fn remove_files_locked(&self, name: &Name, only_id: Option<u64>) -> bool {
         let meta_path = self.layout.meta_path(name);
         let header = match read_header(&meta_path) {
-            Ok(Some(h)) => Some(h),
-            Ok(None) => return false,
+            Ok(Header::Missing) => return false,
+            Ok(header) => header,
             Err(e) => {
                 self.counters.io_failed(Op::Read, &e);
-                None
+                Header::Invalid
             }
         };
-        if let (Some(id), Some((found, ..))) = (only_id, header)
+        if let (Some(id), Header::Valid { id: found, .. }) = (only_id, header)
             && id != found
         {
             return false;
         }
         let removed = fs::remove_file(&meta_path).is_ok();
-        if let Some((id, false, _)) = header {
+        if let Header::Valid { id, inline: false } = header {
             let _ = fs::remove_file(self.layout.body_path(name, id));
         }
         removed
@@ -224,8 +248,7 @@ impl Inner {
     pub(crate) fn lookup_sync(self: &Arc<Self>, key: &CacheKey) -> Option<(CacheMeta, HitHandler)> {
         let name = Name(key.combined_bin());
         if let Some(write) = self
-            .writes
-            .lock()
+            .writes(&name)
             .get(&name)
             .and_then(|w| w.last())
             .cloned()
@@ -350,7 +373,7 @@ impl Inner {
             let _guard = self.lock(&name);
             let removed = self.remove_files_locked(&name, None);
             let detached = match purge_type {
-                PurgeType::Invalidation => self.writes.lock().remove(&name).map_or(0, |w| w.len()),
+                PurgeType::Invalidation => self.writes(&name).remove(&name).map_or(0, |w| w.len()),
                 PurgeType::Eviction => 0,
             };
             (removed, detached)

@@ -170,8 +170,7 @@ impl Storage for DiskStorage {
         let name = Name(key.combined_bin());
         let write = self
             .inner
-            .writes
-            .lock()
+            .writes(&name)
             .get(&name)
             .and_then(|w| w.iter().find(|w| w.id == id))
             .cloned();

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::SyncPolicy;
 use crate::error::DiskError;
 use crate::format;
-use crate::inner::{CHUNK_SIZE, INLINE_MAX, Inner, index_key, read_header};
+use crate::inner::{CHUNK_SIZE, Header, INLINE_MAX, Inner, index_key, read_header};
 use crate::layout::{Name, sync_dir};
 use crate::read::{Inflight, Progress};
 use crate::stats::{Op, inc};
@@ -58,7 +58,7 @@ pub(crate) fn start(inner: &Arc<Inner>, key: &CacheKey, meta: &CacheMeta) -> Res
         file: Arc::clone(&file),
         progress: rx,
     });
-    inner.writes.lock().entry(name).or_default().push(inflight);
+    inner.writes(&name).entry(name).or_default().push(inflight);
     Ok(Box::new(DiskMiss {
         inner: Arc::clone(inner),
         name,
@@ -171,15 +171,14 @@ impl DiskMiss {
         let body_path = layout.body_path(&self.name, self.id);
         let _guard = inner.lock(&self.name);
         let registered = inner
-            .writes
-            .lock()
+            .writes(&self.name)
             .get(&self.name)
             .is_some_and(|w| w.iter().any(|w| w.id == self.id));
         if !registered {
             let _ = fs::remove_file(&tmp_meta);
             return Ok(None);
         }
-        let old = read_header(&meta_path).ok().flatten();
+        let old = read_header(&meta_path).unwrap_or(Header::Invalid);
         if inline.is_none() {
             rename_creating_dir(&self.tmp_body, &body_path).map_err(cleanup)?;
         }
@@ -189,9 +188,16 @@ impl DiskMiss {
         }
         if always {
             let dir = layout.leaf_dir(&self.name);
-            sync_dir(&dir).map_err(DiskError::io(dir))?;
+            // The entry is visible and complete already: a failed directory sync only weakens
+            // its durability, so it is counted and the commit goes on.
+            if let Err(e) = sync_dir(&dir).map_err(DiskError::io(dir)) {
+                inner.counters.io_failed(Op::Write, &e);
+            }
         }
-        if let Some((old_id, false, _)) = old
+        if let Header::Valid {
+            id: old_id,
+            inline: false,
+        } = old
             && old_id != self.id
         {
             let _ = fs::remove_file(layout.body_path(&self.name, old_id));
@@ -218,7 +224,7 @@ fn rename_creating_dir(
 }
 
 fn remove_inflight(inner: &Inner, name: Name, id: u64) {
-    let mut writes = inner.writes.lock();
+    let mut writes = inner.writes(&name);
     if let Some(list) = writes.get_mut(&name) {
         list.retain(|w| w.id != id);
         if list.is_empty() {

@@ -102,3 +102,16 @@ async fn corruption_found_by_a_running_storage_is_counted_and_purged() {
         .unwrap();
     assert_eq!(corrupt.value, 1);
 }
+
+#[tokio::test]
+async fn a_meta_file_whose_header_does_not_decode_is_removed_by_a_running_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path(), 64 << 20);
+    put(disk, "z", b"small").await;
+    let (meta, _) = files_of_only_entry(dir.path());
+    flip(&meta, 0);
+    assert!(get(disk, "z").await.is_none());
+    assert_eq!(disk.stats().corrupt, 1);
+    assert!(!meta.exists());
+    assert_eq!(disk.len(), 0);
+}

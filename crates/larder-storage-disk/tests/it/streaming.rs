@@ -152,19 +152,18 @@ proptest! {
     /// small inline body.
     #[test]
     fn seek_reads_the_right_bytes(ranges in proptest::collection::vec((0usize..(3 << 20), 1usize..(300 << 10)), 1..6)) {
-        static DISK: std::sync::OnceLock<(tempfile::TempDir, &'static DiskStorage)> = std::sync::OnceLock::new();
+        type Fixture = (tempfile::TempDir, &'static DiskStorage, Vec<u8>, Vec<u8>);
+        static DISK: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
         let rt = runtime();
-        let (_, disk) = DISK.get_or_init(|| {
+        let (_, disk, large, small) = DISK.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let disk = open(dir.path(), 64 << 20);
             rt.block_on(async {
                 put(disk, "large", &body(3 << 20, 5)).await;
                 put(disk, "small", &body(1000, 6)).await;
             });
-            (dir, disk)
+            (dir, disk, body(3 << 20, 5), body(1000, 6))
         });
-        let large = body(3 << 20, 5);
-        let small = body(1000, 6);
         rt.block_on(async {
             let mut h_large = hit(disk, "large").await;
             let mut h_small = hit(disk, "small").await;
