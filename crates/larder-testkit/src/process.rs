@@ -25,6 +25,9 @@ pub fn free_port() -> u16 {
 pub struct LarderProcess {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr into `log`; joined once the process has ended, so the log
+    /// then holds every line it wrote.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LarderProcess {
@@ -46,7 +49,7 @@ impl LarderProcess {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("listening on") && !line.contains("admin") {
                     let _ = tx.send(());
@@ -54,7 +57,11 @@ impl LarderProcess {
                 lines.lock().push(line);
             }
         });
-        let process = Self { child, log };
+        let process = Self {
+            child,
+            log,
+            reader: Some(reader),
+        };
         assert!(
             rx.recv_timeout(Duration::from_secs(10)).is_ok(),
             "no `listening on` line: {:?}",
@@ -88,7 +95,8 @@ impl LarderProcess {
             .collect()
     }
 
-    /// Sends SIGTERM (a graceful shutdown) and waits up to `within` for the process to exit.
+    /// Sends SIGTERM (a graceful shutdown) and waits up to `within` for the process to exit;
+    /// the log then holds every line it wrote.
     ///
     /// # Panics
     ///
@@ -101,6 +109,7 @@ impl LarderProcess {
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.try_wait() {
+                self.read_to_end();
                 return status;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -115,6 +124,15 @@ impl LarderProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.read_to_end();
+    }
+
+    /// Waits for the stderr reader to take the last lines of a process that has ended (its
+    /// end of the pipe is closed, so the reader finishes).
+    fn read_to_end(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 
     /// The process's peak resident set size in bytes (`VmHWM` in `/proc/<pid>/status`, Linux),
