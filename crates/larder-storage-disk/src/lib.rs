@@ -78,9 +78,11 @@
 
 mod error;
 pub mod format;
+mod hot;
 mod inner;
 mod layout;
 mod load;
+mod lookup;
 mod read;
 mod stats;
 mod storage;
@@ -132,13 +134,19 @@ pub struct DiskConfig {
     /// How often the eviction state is saved in the background (also saved by
     /// [`DiskStorage::save_state`]). Zero: only when asked.
     pub save_interval: Duration,
+    /// How many recently hit entries keep their decoded meta and an open descriptor of the
+    /// file holding their body (nginx's `open_file_cache`), so a hit is one positional read.
+    /// Each costs one file descriptor (mind `RLIMIT_NOFILE`) and its decoded headers in
+    /// memory. Zero: every lookup reads the files.
+    pub open_files: usize,
     /// Injected failures, for tests.
     #[doc(hidden)]
     pub faults: Faults,
 }
 
 impl DiskConfig {
-    /// A directory bounded to `max_size` bytes, LRU eviction, no fsync, state saved every 30 s.
+    /// A directory bounded to `max_size` bytes, LRU eviction, no fsync, state saved every 30 s,
+    /// 1024 hot entries kept open.
     pub fn new(dir: impl Into<PathBuf>, max_size: u64) -> Self {
         DiskConfig {
             dir: dir.into(),
@@ -146,6 +154,7 @@ impl DiskConfig {
             eviction: Eviction::Lru,
             sync: SyncPolicy::Never,
             save_interval: Duration::from_secs(30),
+            open_files: 1024,
             faults: Faults::default(),
         }
     }
