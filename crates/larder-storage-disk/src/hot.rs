@@ -11,8 +11,8 @@
 //! ([`Probe::Miss`] carries the shard's generation), so an entry read before a replace is
 //! never inserted after it.
 //!
-//! Bounded by a count of entries (`DiskConfig::open_files`), each holding one descriptor;
-//! CLOCK eviction per shard.
+//! Bounded by a count of entries (`DiskConfig::open_files`, at most a quarter of the soft
+//! `RLIMIT_NOFILE`), each holding one descriptor; CLOCK eviction per shard.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -188,6 +188,23 @@ impl Hot {
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().slots.len()).sum()
     }
+}
+
+/// How many hot entries to keep when `wanted` are asked for: at most a quarter of the
+/// process's soft `RLIMIT_NOFILE`, so the cache's descriptors leave room for connections.
+pub(crate) fn capacity(wanted: usize) -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let Some(budget) = limit.and_then(|l| usize::try_from(l / 4).ok()) else {
+        return wanted;
+    };
+    if wanted > budget {
+        tracing::info!(
+            wanted,
+            kept = budget,
+            "disk cache: fewer hot entries kept open than configured, for RLIMIT_NOFILE"
+        );
+    }
+    wanted.min(budget)
 }
 
 /// Whether `body`, cut into chunks of `chunk_size`, matches `crcs`.

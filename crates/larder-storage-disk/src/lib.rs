@@ -136,8 +136,8 @@ pub struct DiskConfig {
     pub save_interval: Duration,
     /// How many recently hit entries keep their decoded meta and an open descriptor of the
     /// file holding their body (nginx's `open_file_cache`), so a hit is one positional read.
-    /// Each costs one file descriptor (mind `RLIMIT_NOFILE`) and its decoded headers in
-    /// memory. Zero: every lookup reads the files.
+    /// Each costs one file descriptor and its decoded headers in memory; at most a quarter
+    /// of the process's soft `RLIMIT_NOFILE` are kept. Zero: every lookup reads the files.
     pub open_files: usize,
     /// Injected failures, for tests.
     #[doc(hidden)]
