@@ -5,22 +5,29 @@
 //! cmake to build); build the benches crate's binaries and benches; run each criterion suite with
 //! `LARDER_BENCH_METRICS` pointing at a file that benches append extra figures to (see
 //! `benches/src/lib.rs`); measure bytes per entry with a counting allocator; run wrk against the
-//! bare hyper server and the `larder` proxy (see [`http`]); read criterion's JSON results; write
-//! the report. A full run writes `docs/benchmarks.md`; `--quick` and `--only` are smoke tests and
+//! bare hyper server and the `larder` proxy (see [`http`]), then the disk-hit rows beside nginx
+//! `proxy_cache`, installed from Debian's package too (see [`disk`], [`nginx`]); read criterion's
+//! JSON results; write the report. A partial run given `--out` updates that report (see
+//! [`splice`]). A full run writes `docs/benchmarks.md`; `--quick` and `--only` are smoke tests and
 //! write their report beside the benches' build instead, so CI never rewrites the figures.
 //!
 //! `--quick` is what `cargo xtask ci` runs, so it is built to be cheap on a fresh machine: the
 //! benches crate builds with its `quick-bench` profile (see `benches/Cargo.toml`), the suites get
 //! `LARDER_BENCH_QUICK=1` (shorter streams, two workloads) and criterion's shortest settings,
-//! and the HTTP rows use the debug `larder` that the conformance step has already built. It fails
+//! and the HTTP rows use the debug `larder` that the conformance step has already built (one disk
+//! row, larder alone: nginx is neither installed nor run). It fails
 //! when something does not build, panics or answers wrongly, never on a figure.
 
 // Paths in messages are quoted on purpose: a path with spaces stays unambiguous.
 #![allow(clippy::unnecessary_debug_formatting)]
 
+mod disk;
 mod http;
+mod load;
+mod nginx;
 mod process;
 mod report;
+mod splice;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,12 +41,14 @@ usage: cargo xtask bench [options]
 
   --quick        a smoke test (what CI runs): a quickly built, briefly run benchmark of each
                  kind, HTTP rows for 1 KiB only, 2 s each, against a debug build of larder
+                 (memory and disk storage; no nginx)
   --only NAME    one part: a criterion suite (cache_control, eviction, memory_cache), memory
                  or http
   --report-only  run nothing: report the results already on disk (every criterion result there,
                  the last run's extra figures; no HTTP rows)
   --out PATH     where the report goes (default: docs/benchmarks.md for a full run, else
-                 <bench target>/benchmarks-quick.md)
+                 <bench target>/benchmarks-quick.md); with --only, an existing report there is
+                 updated: the sections of the parts not run keep their last figures
 
 environment:
   LARDER_BENCH_TARGET_DIR  the benches crate's target dir (default: CARGO_TARGET_DIR, else target/)
@@ -220,11 +229,26 @@ fn http_part(
     run(step, &mut build)
         .map_err(|e| machine.failures.push(e))
         .ok()?;
-    let plan = http::Plan {
+    // nginx `proxy_cache` is the disk-hit peer of a full run; a quick run measures larder alone.
+    let nginx = if opts.quick {
+        None
+    } else {
+        match ensure_package("nginx", "nginx").and_then(|()| {
+            locate("nginx").ok_or_else(|| "nginx is installed but not found".to_owned())
+        }) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                machine.failures.push(format!("nginx: {e}"));
+                None
+            }
+        }
+    };
+    let plan = load::Plan {
         quick: opts.quick,
         cores: machine.cores,
         bare: ctx.bins.join("bare_server"),
         larder: workspace_target().join(profile_dir).join("larder"),
+        nginx,
         work: ctx.target.join("bench-http"),
     };
     match http::run(&plan) {
@@ -267,6 +291,15 @@ fn write_report(
         opts.quick,
         analysis.as_deref(),
     );
+    // A partial run into an existing report updates it: the parts it did not run keep their
+    // last figures (criterion results are not kept on disk between machines, so `--report-only`
+    // cannot supply them).
+    let text = match std::fs::read_to_string(&out) {
+        Ok(old) if opts.only.is_some() && !opts.quick && opts.out.is_some() => {
+            splice::splice(&old, &text)
+        }
+        _ => text,
+    };
     std::fs::write(&out, text).map_err(|e| format!("cannot write {out:?}: {e}"))?;
     eprintln!("xtask bench: wrote {out:?}");
     Ok(())
@@ -403,11 +436,20 @@ fn ensure_package(program: &str, package: &str) -> Result<(), String> {
     )
 }
 
-/// Whether `program` is an executable file on `PATH` (wrk has no `--version` that succeeds).
+/// Whether `program` is an executable file on `PATH` or in an `sbin` directory (wrk has no
+/// `--version` that succeeds).
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program)))
-    })
+    locate(program).is_some()
+}
+
+/// Where `program` is: on `PATH`, else in `/usr/sbin` or `/sbin` (where Debian puts nginx,
+/// missing from an unprivileged user's `PATH`).
+fn locate(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {

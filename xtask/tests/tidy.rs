@@ -61,10 +61,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "xtask/src/bench/report.rs",
         "benchmark report tables; to split by table",
     ),
-    (
-        "xtask/src/bench/http.rs",
-        "HTTP benchmark driver; to split by scenario",
-    ),
 ];
 
 fn root() -> PathBuf {

@@ -1,27 +1,16 @@
 //! The HTTP load runs: wrk on loopback against the bare hyper server (the limit) and the
-//! `larder` proxy, back to back for each row, so the ratios come from one moment of the machine.
-//!
-//! Cores: the measured server (bare or proxy) runs on core 0; wrk and the origin behind the proxy
-//! share core 1. Every wrk run prints its own summary line from a Lua `done` hook, which this
-//! module parses (no scraping of wrk's human report).
+//! `larder` proxy, back to back for each row, so the ratios come from one moment of the machine;
+//! then the disk-hit rows (see [`super::disk`]) and the memory fill. How servers start and wrk
+//! runs is [`super::load`]'s.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::process::{self, Launcher, Server};
-
-/// One wrk summary.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Load {
-    pub(super) rps: f64,
-    pub(super) p50_us: f64,
-    pub(super) p99_us: f64,
-    /// Socket errors and timeouts.
-    pub(super) errors: u64,
-    /// Answers with a status outside 2xx and 3xx.
-    pub(super) bad_status: u64,
-}
+use super::disk::{self, Measured};
+use super::load::{
+    CLIENT_CORE, CONNECTIONS, Load, Plan, Proxy, Runner, SERVER_CORE, Urls, warm_hit,
+};
+use super::process::{self, Launcher};
 
 /// One row of the HTTP table: the limit and the proxy on the same workload.
 #[derive(Debug, Clone)]
@@ -51,28 +40,13 @@ pub(super) struct Memory {
 pub(super) struct Results {
     pub(super) rows: Vec<Row>,
     pub(super) memory: Option<Memory>,
+    /// The disk-hit rows, every server at every size.
+    pub(super) disk: Vec<Measured>,
+    /// nginx's version (`nginx/1.22.1`) when it ran as the disk-hit peer.
+    pub(super) nginx: Option<String>,
     pub(super) pinned: bool,
     pub(super) connections: u32,
     pub(super) duration: Duration,
-}
-
-impl Load {
-    fn fields(&self) -> String {
-        format!(
-            "{}\t{}\t{}\t{}\t{}",
-            self.rps, self.p50_us, self.p99_us, self.errors, self.bad_status
-        )
-    }
-
-    fn from_fields(f: &[&str]) -> Option<Self> {
-        Some(Self {
-            rps: f.first()?.parse().ok()?,
-            p50_us: f.get(1)?.parse().ok()?,
-            p99_us: f.get(2)?.parse().ok()?,
-            errors: f.get(3)?.parse().ok()?,
-            bad_status: f.get(4)?.parse().ok()?,
-        })
-    }
 }
 
 impl Results {
@@ -95,6 +69,19 @@ impl Results {
                 r.larder.fields(),
                 r.note.replace(['\t', '\n'], " ")
             );
+        }
+        for m in &self.disk {
+            let hit = m.hit_ratio.map_or_else(String::new, |h| h.to_string());
+            let _ = writeln!(
+                out,
+                "disk\t{}\t{}\t{}\t{hit}",
+                m.size,
+                m.subject,
+                m.load.fields()
+            );
+        }
+        if let Some(v) = &self.nginx {
+            let _ = writeln!(out, "nginx\t{v}");
         }
         if let Some(m) = &self.memory {
             let opt = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
@@ -136,6 +123,15 @@ impl Results {
                         note: f[13].to_owned(),
                     });
                 }
+                Some("disk") if f.len() >= 9 => {
+                    results.as_mut()?.disk.push(Measured {
+                        size: f[1].to_owned(),
+                        subject: f[2].to_owned(),
+                        load: Load::from_fields(&f[3..8])?,
+                        hit_ratio: f[8].parse().ok(),
+                    });
+                }
+                Some("nginx") if f.len() >= 2 => results.as_mut()?.nginx = Some(f[1].to_owned()),
                 Some("memory") if f.len() >= 8 => {
                     results.as_mut()?.memory = Some(Memory {
                         cache_size: f[1].parse().ok()?,
@@ -151,78 +147,6 @@ impl Results {
             }
         }
         results
-    }
-}
-
-/// What to run.
-pub(super) struct Plan {
-    pub(super) quick: bool,
-    pub(super) cores: usize,
-    /// `bare_server`.
-    pub(super) bare: PathBuf,
-    /// The release `larder` binary.
-    pub(super) larder: PathBuf,
-    /// Scripts and logs go here.
-    pub(super) work: PathBuf,
-}
-
-const CONNECTIONS: u32 = 64;
-/// The measured server's core, and the core of wrk and the origin.
-const SERVER_CORE: usize = 0;
-const CLIENT_CORE: usize = 1;
-
-/// wrk's Lua hook printing the summary this module parses.
-const DONE: &str = r#"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "LARDER_WRK requests=%.0f duration_us=%.0f p50_us=%.0f p99_us=%.0f errors=%.0f status=%.0f\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
-"#;
-
-/// Which URLs a wrk run requests.
-enum Urls<'a> {
-    /// The same path each time.
-    Fixed(&'a str),
-    /// `prefix` followed by a counter: every request a new URL.
-    Unique(&'a str),
-    /// `prefix` followed by a uniformly random number below `n`.
-    Random(&'a str, usize),
-    /// `prefix` followed by a counter modulo `n`: a cycle through `n` URLs.
-    Cycle(&'a str, usize),
-    /// `prefix` followed by a counter halved: each new URL requested twice in a row, so on
-    /// separate connections at about the same time (a miss with a second concurrent reader).
-    Pairs(&'a str),
-}
-
-impl Urls<'_> {
-    fn script(&self) -> String {
-        let request = match self {
-            Urls::Fixed(_) => String::new(),
-            Urls::Unique(prefix) => format!(
-                "local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, \"{prefix}\" .. n)\nend\n"
-            ),
-            Urls::Random(prefix, n) => format!(
-                "math.randomseed(7)\nrequest = function()\n  return wrk.format(nil, \"{prefix}\" .. math.random(0, {}))\nend\n",
-                n - 1
-            ),
-            Urls::Cycle(prefix, n) => format!(
-                "local n = 0\nrequest = function()\n  n = (n + 1) % {n}\n  return wrk.format(nil, \"{prefix}\" .. n)\nend\n"
-            ),
-            Urls::Pairs(prefix) => format!(
-                "local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, \"{prefix}\" .. math.floor(n / 2))\nend\n"
-            ),
-        };
-        format!("{request}{DONE}")
-    }
-
-    fn path(&self) -> &str {
-        match self {
-            Urls::Fixed(p) => p,
-            _ => "/",
-        }
     }
 }
 
@@ -260,7 +184,8 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
     for size in sizes {
         let path = format!("/{size}");
         warm_hit(proxy.port, &path)?;
-        results.rows.push(run.row(
+        results.rows.push(measure_row(
+            &run,
             &format!("hit {}", label(size)),
             limit_port,
             &mut proxy,
@@ -268,6 +193,15 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
             None,
         )?);
     }
+
+    // Disk hits beside memory hits and nginx's, with the memory proxy of the rows above.
+    let labelled: Vec<(&str, String)> = sizes.iter().map(|s| (*s, label(s))).collect();
+    results.disk = disk::run(&run, &labelled, limit_port, origin_port, &proxy)?;
+    results.nginx = plan
+        .nginx
+        .as_deref()
+        .filter(|_| !plan.quick)
+        .and_then(super::nginx::version);
 
     // Conditional requests answered from the cache: the stored ETag matches.
     let inm = ("If-None-Match", "\"1024\"");
@@ -280,7 +214,8 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
             answer.status
         )
     };
-    let mut row = run.row(
+    let mut row = measure_row(
+        &run,
         "304 (If-None-Match) 1 KiB",
         limit_port,
         &mut proxy,
@@ -291,7 +226,8 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
     results.rows.push(row);
 
     // The miss path: every request a new URL, fetched from the origin and stored.
-    results.rows.push(run.row(
+    results.rows.push(measure_row(
+        &run,
         "miss 1 KiB (unique URLs, stored)",
         limit_port,
         &mut proxy,
@@ -299,7 +235,8 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
         None,
     )?);
     // A miss read by two clients at once: one fill, read back by both at their own pace.
-    results.rows.push(run.row(
+    results.rows.push(measure_row(
+        &run,
         "miss 1 MiB, 2 readers each (unique URLs, stored)",
         limit_port,
         &mut proxy,
@@ -308,8 +245,14 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
     )?);
     drop(proxy);
 
-    // Churn: 16 384 URLs of 1 KiB drawn at random through a cache of 8 MiB (a little under half
-    // of them fit once per-entry metadata is counted).
+    results.rows.push(churn(&run, limit_port, origin_port)?);
+    results.memory = Some(memory(&run, origin_port)?);
+    Ok(results)
+}
+
+/// Churn: 16 384 URLs of 1 KiB drawn at random through a cache of 8 MiB (a little under half of
+/// them fit once per-entry metadata is counted), in a proxy of its own.
+fn churn(run: &Runner<'_>, limit_port: u16, origin_port: u16) -> Result<Row, String> {
     let mut small = run.larder(
         "larder-churn",
         origin_port,
@@ -322,17 +265,16 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
         None,
         Duration::from_secs(2),
     )?;
-    results.rows.push(run.row(
+    let row = measure_row(
+        run,
         "churn 1 KiB (16 Ki URLs, 8 MiB cache)",
         limit_port,
         &mut small,
         &Urls::Random("/1k/churn-", 16_384),
         None,
-    )?);
+    )?;
     drop(small);
-
-    results.memory = Some(run.memory(origin_port)?);
-    Ok(results)
+    Ok(row)
 }
 
 /// `1k` → `1 KiB`.
@@ -344,269 +286,86 @@ fn label(size: &str) -> String {
     }
 }
 
-/// Fetches `path` twice through the proxy and checks that the second answer was a hit.
-fn warm_hit(port: u16, path: &str) -> Result<(), String> {
-    let first = process::get(port, path, &[])?;
-    if first.status != 200 {
-        return Err(format!("warming {path}: larder answered {}", first.status));
-    }
-    let second = process::get(port, path, &[])?;
-    let status = second.header("cache-status").unwrap_or_default().to_owned();
-    if second.status != 200 || !status.contains("hit") {
-        return Err(format!(
-            "warming {path}: the second request was not a hit (status {}, Cache-Status {status:?})",
-            second.status
-        ));
-    }
-    if second.body.len() != first.body.len() {
-        return Err(format!("warming {path}: the hit's body differs in length"));
-    }
-    Ok(())
-}
-
-/// A running proxy with its ports.
-struct Proxy {
-    server: Server,
-    port: u16,
-    admin: u16,
-}
-
-impl Proxy {
-    /// Counters from `/metrics` by name (lines `name value`, labels left out).
-    fn metrics(&self) -> Result<Vec<(String, f64)>, String> {
-        let answer = process::get(self.admin, "/metrics", &[])?;
-        let text = String::from_utf8_lossy(&answer.body);
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with("larder_") && !l.contains('{'))
-            .filter_map(|l| {
-                let (name, value) = l.split_once(' ')?;
-                Some((name.to_owned(), value.trim().parse().ok()?))
-            })
-            .collect())
-    }
-
-    fn metric(&self, name: &str) -> Option<f64> {
-        self.metrics()
-            .ok()?
-            .into_iter()
-            .find_map(|(n, v)| (n == name).then_some(v))
-    }
-}
-
-struct Runner<'a> {
-    plan: &'a Plan,
-    launcher: Launcher,
-    duration: Duration,
-}
-
-impl Runner<'_> {
-    /// Starts a bare server pinned to `core`; returns it with its port.
-    fn bare(&self, name: &str, core: usize) -> Result<(Server, u16), String> {
-        let port = crate::util::free_port()?;
-        let cmd = self.launcher.command(
-            &self.plan.bare,
-            &["--listen".into(), format!("127.0.0.1:{port}")],
-            Some(core),
-            self.limit(),
-        );
-        let mut server = Server::spawn(name, cmd, &self.plan.work.join(format!("{name}.log")))?;
-        server.wait_for_port(port, Duration::from_secs(10))?;
-        Ok((server, port))
-    }
-
-    /// Starts the proxy on core 0 in front of the origin on `origin`.
-    fn larder(&self, name: &str, origin: u16, extra: &[String]) -> Result<Proxy, String> {
-        let port = crate::util::free_port()?;
-        let admin = crate::util::free_port()?;
-        let mut args = vec![
-            "--upstream".into(),
-            format!("http://127.0.0.1:{origin}"),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--admin".into(),
-            format!("127.0.0.1:{admin}"),
-        ];
-        args.extend(extra.iter().cloned());
-        let cmd = self
-            .launcher
-            .command(&self.plan.larder, &args, Some(SERVER_CORE), self.limit());
-        let mut server = Server::spawn(name, cmd, &self.plan.work.join(format!("{name}.log")))?;
-        server.wait_for_port(port, Duration::from_secs(20))?;
-        server.wait_for_port(admin, Duration::from_secs(5))?;
-        Ok(Proxy {
-            server,
-            port,
-            admin,
-        })
-    }
-
-    /// An upper bound for any one server's life: every run of the plan, with room to spare.
-    fn limit(&self) -> Duration {
-        self.duration * 30 + Duration::from_mins(5)
-    }
-
-    /// The bare server, then the proxy, on the same URLs.
-    fn row(
-        &self,
-        name: &str,
-        limit_port: u16,
-        proxy: &mut Proxy,
-        urls: &Urls<'_>,
-        header: Option<(&str, &str)>,
-    ) -> Result<Row, String> {
-        let bare = self.wrk(
-            &format!("{name}: bare"),
-            limit_port,
-            urls,
-            header,
-            self.duration,
-        )?;
-        let hits_before = proxy.metric("larder_cache_hits_total");
-        let requests_before = proxy.metric("larder_requests_total");
-        let larder = self.wrk(
-            &format!("{name}: larder"),
-            proxy.port,
-            urls,
-            header,
-            self.duration,
-        )?;
-        proxy.server.check_running()?;
-        let hit_ratio = match (
-            hits_before,
-            requests_before,
-            proxy.metric("larder_cache_hits_total"),
-            proxy.metric("larder_requests_total"),
-        ) {
-            (Some(h0), Some(r0), Some(h1), Some(r1)) if r1 > r0 => Some((h1 - h0) / (r1 - r0)),
-            _ => None,
-        };
-        Ok(Row {
-            name: name.to_owned(),
-            bare,
-            larder,
-            hit_ratio,
-            note: String::new(),
-        })
-    }
-
-    /// One wrk run from core 1.
-    fn wrk(
-        &self,
-        name: &str,
-        port: u16,
-        urls: &Urls<'_>,
-        header: Option<(&str, &str)>,
-        duration: Duration,
-    ) -> Result<Load, String> {
-        let script = self.plan.work.join(format!("{}.lua", slug(name)));
-        std::fs::write(&script, urls.script())
-            .map_err(|e| format!("cannot write {script:?}: {e}"))?;
-        let mut args = vec![
-            "-t1".to_owned(),
-            format!("-c{CONNECTIONS}"),
-            format!("-d{}s", duration.as_secs()),
-            "--latency".into(),
-            "--timeout".into(),
-            "10s".into(),
-            "-s".into(),
-            script.display().to_string(),
-        ];
-        if let Some((h, v)) = header {
-            args.extend(["-H".into(), format!("{h}: {v}")]);
-        }
-        args.push(format!("http://127.0.0.1:{port}{}", urls.path()));
-        let cmd = self.launcher.command(
-            Path::new("wrk"),
-            &args,
-            Some(CLIENT_CORE),
-            duration + Duration::from_secs(30),
-        );
-        let out = process::output(name, cmd)?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let load =
-            parse_wrk(&stdout).ok_or_else(|| format!("{name}: no summary from wrk:\n{stdout}"))?;
-        eprintln!(
-            "<== {name}: {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {} errors, {} bad statuses",
-            load.rps, load.p50_us, load.p99_us, load.errors, load.bad_status
-        );
-        Ok(load)
-    }
-
-    /// Fills a 256 MiB cache with 16 KiB bodies and reads the proxy's RSS and cache gauges.
-    fn memory(&self, origin: u16) -> Result<Memory, String> {
-        const CACHE: u64 = 256 * 1024 * 1024;
-        const BODY: usize = 16 * 1024;
-        // 1.5 times what fits, so the cache ends full and evicting.
-        let urls = usize::try_from(CACHE * 3 / 2 / BODY as u64).unwrap_or(usize::MAX);
-        let mut proxy = self.larder(
-            "larder-memory",
-            origin,
-            &["--cache-size".into(), CACHE.to_string()],
-        )?;
-        let pid = process::worker_pid(proxy.server.id());
-        let rss_empty = process::rss_bytes(pid);
-        let fill = if self.plan.quick {
-            Duration::from_secs(3)
-        } else {
-            Duration::from_secs(15)
-        };
-        let _ = self.wrk(
-            "memory fill",
-            proxy.port,
-            &Urls::Cycle("/16k/fill-", urls),
-            None,
-            fill,
-        )?;
-        proxy.server.check_running()?;
-        Ok(Memory {
-            cache_size: CACHE,
-            body: BODY,
-            urls,
-            rss: process::rss_bytes(pid),
-            rss_empty,
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // gauges are counts
-            cache_bytes: proxy.metric("larder_cache_bytes").map(|v| v as u64),
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            entries: proxy.metric("larder_cache_entries").map(|v| v as u64),
-        })
-    }
-}
-
-/// A file-name-safe form of a run's name.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_owned()
-}
-
-/// Parses the `LARDER_WRK key=value ...` line of the [`DONE`] hook.
-fn parse_wrk(stdout: &str) -> Option<Load> {
-    let line = stdout.lines().find(|l| l.starts_with("LARDER_WRK "))?;
-    let field = |key: &str| -> Option<f64> {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
-            .parse()
-            .ok()
+/// The bare server, then the proxy, on the same URLs.
+fn measure_row(
+    run: &Runner<'_>,
+    name: &str,
+    limit_port: u16,
+    proxy: &mut Proxy,
+    urls: &Urls<'_>,
+    header: Option<(&str, &str)>,
+) -> Result<Row, String> {
+    let bare = run.wrk(
+        &format!("{name}: bare"),
+        limit_port,
+        urls,
+        header,
+        run.duration,
+    )?;
+    let hits_before = proxy.metric("larder_cache_hits_total");
+    let requests_before = proxy.metric("larder_requests_total");
+    let larder = run.wrk(
+        &format!("{name}: larder"),
+        proxy.port,
+        urls,
+        header,
+        run.duration,
+    )?;
+    proxy.server.check_running()?;
+    let hit_ratio = match (
+        hits_before,
+        requests_before,
+        proxy.metric("larder_cache_hits_total"),
+        proxy.metric("larder_requests_total"),
+    ) {
+        (Some(h0), Some(r0), Some(h1), Some(r1)) if r1 > r0 => Some((h1 - h0) / (r1 - r0)),
+        _ => None,
     };
-    let duration_us = field("duration_us")?;
-    let requests = field("requests")?;
-    if duration_us <= 0.0 {
-        return None;
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // wrk prints counts
-    Some(Load {
-        rps: requests / (duration_us / 1e6),
-        p50_us: field("p50_us")?,
-        p99_us: field("p99_us")?,
-        errors: field("errors")? as u64,
-        bad_status: field("status")? as u64,
+    Ok(Row {
+        name: name.to_owned(),
+        bare,
+        larder,
+        hit_ratio,
+        note: String::new(),
+    })
+}
+
+/// Fills a 256 MiB cache with 16 KiB bodies and reads the proxy's RSS and cache gauges.
+fn memory(run: &Runner<'_>, origin: u16) -> Result<Memory, String> {
+    const CACHE: u64 = 256 * 1024 * 1024;
+    const BODY: usize = 16 * 1024;
+    // 1.5 times what fits, so the cache ends full and evicting.
+    let urls = usize::try_from(CACHE * 3 / 2 / BODY as u64).unwrap_or(usize::MAX);
+    let mut proxy = run.larder(
+        "larder-memory",
+        origin,
+        &["--cache-size".into(), CACHE.to_string()],
+    )?;
+    let pid = process::worker_pid(proxy.server.id());
+    let rss_empty = process::rss_bytes(pid);
+    let fill = if run.plan.quick {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(15)
+    };
+    let _ = run.wrk(
+        "memory fill",
+        proxy.port,
+        &Urls::Cycle("/16k/fill-", urls),
+        None,
+        fill,
+    )?;
+    proxy.server.check_running()?;
+    Ok(Memory {
+        cache_size: CACHE,
+        body: BODY,
+        urls,
+        rss: process::rss_bytes(pid),
+        rss_empty,
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // gauges are counts
+        cache_bytes: proxy.metric("larder_cache_bytes").map(|v| v as u64),
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        entries: proxy.metric("larder_cache_entries").map(|v| v as u64),
     })
 }
 
@@ -632,16 +391,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wrk_summary_parses() {
-        let out = "Running 2s test\nLARDER_WRK requests=20000 duration_us=2000000 p50_us=150 p99_us=900 errors=1 status=2\n";
-        let load = parse_wrk(out).expect("a summary");
-        assert!((load.rps - 10_000.0).abs() < 1e-6);
-        assert!((load.p99_us - 900.0).abs() < 1e-6);
-        assert_eq!((load.errors, load.bad_status), (1, 2));
-        assert!(parse_wrk("no summary").is_none());
-    }
-
-    #[test]
     fn results_round_trip_through_tsv() {
         let load = Load {
             rps: 1234.5,
@@ -665,6 +414,21 @@ mod tests {
                 rss: Some(5),
                 ..Memory::default()
             }),
+            disk: vec![
+                Measured {
+                    size: "1 KiB".into(),
+                    subject: disk::DISK.into(),
+                    load,
+                    hit_ratio: Some(1.0),
+                },
+                Measured {
+                    size: "1 KiB".into(),
+                    subject: disk::NGINX.into(),
+                    load,
+                    hit_ratio: None,
+                },
+            ],
+            nginx: Some("nginx/1.22.1".into()),
             pinned: true,
             connections: 64,
             duration: Duration::from_secs(10),
@@ -672,13 +436,20 @@ mod tests {
         let back = Results::from_tsv(&results.to_tsv()).expect("readable");
         assert_eq!(back.to_tsv(), results.to_tsv());
         assert_eq!(back.rows[0].hit_ratio, Some(0.5));
+        assert_eq!(back.disk.len(), 2);
+        assert_eq!(back.disk[0].subject, "larder-disk");
+        assert_eq!(
+            (back.disk[0].hit_ratio, back.disk[1].hit_ratio),
+            (Some(1.0), None)
+        );
+        assert_eq!(back.nginx.as_deref(), Some("nginx/1.22.1"));
         assert!(Results::from_tsv("").is_none());
     }
 
     #[test]
-    fn labels_and_slugs() {
+    fn labels() {
+        assert_eq!(label("1k"), "1 KiB");
         assert_eq!(label("64k"), "64 KiB");
         assert_eq!(label("1m"), "1 MiB");
-        assert_eq!(slug("hit 1 KiB: bare"), "hit-1-kib-bare");
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::http::{Load, Results};
+use super::disk;
+use super::http::Results;
+use super::load::Load;
 
 /// The machine and the moment, for the report's header.
 #[derive(Debug, Clone, Default)]
@@ -399,6 +401,9 @@ pub(super) fn render(
 
     if let Some(h) = http {
         render_http(&mut out, h, quick);
+        if !h.disk.is_empty() {
+            disk::render(&mut out, &h.disk, h.nginx.as_deref(), quick);
+        }
     }
 
     if !pairs.is_empty() {
@@ -525,6 +530,15 @@ fn render_goals(out: &mut String, pairs: &[Pair<'_>], extra: &Metrics, http: Opt
             row.map(|r| r.larder.p99_us / r.bare.p99_us),
             1.5,
             false,
+        );
+    }
+    for size in ["1 KiB", "64 KiB", "1 MiB"] {
+        goal(
+            out,
+            &format!("disk hit {size}: larder-disk req/s over nginx proxy_cache's"),
+            http.and_then(|h| disk::ratio(&h.disk, size, disk::DISK, disk::NGINX, |l| l.rps)),
+            1.0,
+            true,
         );
     }
     // The eviction core has more than one way to drive it (`larder_lru`, `larder_lru_one_call`,
