@@ -58,6 +58,16 @@
 //! `aio threads`: with the data in the page cache they take microseconds, less than handing
 //! them to a thread pool would.
 //!
+//! # Hot entries
+//!
+//! Like nginx's `open_file_cache`, up to [`DiskConfig::open_files`] recently hit entries keep
+//! their decoded `CacheMeta`, body place, chunk CRC-32s and an open descriptor of the file
+//! holding the body (one descriptor each; at most a quarter of the soft `RLIMIT_NOFILE`), so
+//! their hits are one positional read and a CRC check of the body. Stored files are never
+//! written once renamed into place, and every change of a name's files (commit, meta update,
+//! purge, eviction, corruption found, start-up removal) drops its hot entry under the name's
+//! lock, so a hot entry is never stale. `docs/disk.md` has the details.
+//!
 //! # Layout, format and crash safety
 //!
 //! The layout is below, the meta file format in [`format`](mod@format), and `docs/disk.md` has
