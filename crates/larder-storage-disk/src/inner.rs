@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use larder_storage::eviction::{EvictionManager, lru, tinyufo};
-use larder_storage::{CacheKey, CacheMeta, CompactCacheKey, HitHandler, PurgeType, Result};
+use larder_storage::{CacheKey, CacheMeta, CompactCacheKey, PurgeType, Result};
 use parking_lot::Mutex;
 
 use crate::error::DiskError;
-use crate::format::{self, MetaFile};
+use crate::format;
+use crate::hot::Hot;
 use crate::layout::{Layout, Name};
-use crate::read::{BytesHit, FileHit, Inflight, Spoiled};
+use crate::read::{Inflight, Spoiled};
 use crate::stats::{Counters, Op};
 use crate::{DiskConfig, Eviction};
 
@@ -84,10 +84,12 @@ pub(crate) struct Inner {
     /// Writes in progress per name, oldest first, in shards (every lookup looks here).
     write_shards: Box<[Mutex<Writes>]>,
     next_id: AtomicU64,
+    /// The hot entries: decoded metas and open descriptors of recently hit entries.
+    pub(crate) hot: Hot,
 }
 
 /// Reads a file that may be missing: `Ok(None)` when it is.
-fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -166,6 +168,7 @@ impl Inner {
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             write_shards: (0..WRITE_SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(first_id),
+            hot: Hot::new(crate::hot::capacity(config.open_files)),
             config,
         })
     }
@@ -201,6 +204,13 @@ impl Inner {
     }
 
     pub(crate) fn remove_files_locked(&self, name: &Name, only_id: Option<u64>) -> bool {
+        let removed = self.remove_files_of(name, only_id);
+        // After the files changed: a lookup that read them before cannot cache them now.
+        self.hot.remove(name);
+        removed
+    }
+
+    fn remove_files_of(&self, name: &Name, only_id: Option<u64>) -> bool {
         let meta_path = self.layout.meta_path(name);
         let header = match read_header(&meta_path) {
             Ok(Header::Missing) => return false,
@@ -243,128 +253,6 @@ impl Inner {
             // A removed entry no longer takes room.
             self.index.manager().remove(ikey);
         }
-    }
-
-    pub(crate) fn lookup_sync(self: &Arc<Self>, key: &CacheKey) -> Option<(CacheMeta, HitHandler)> {
-        let name = Name(key.combined_bin());
-        if let Some(write) = self
-            .writes(&name)
-            .get(&name)
-            .and_then(|w| w.last())
-            .cloned()
-        {
-            return Some(write.reader());
-        }
-        let ikey = index_key(&key.to_compact());
-        if self.loaded.load(Ordering::Acquire) && !self.index.manager().peek(&ikey) {
-            return None;
-        }
-        let meta_path = self.layout.meta_path(&name);
-        let bytes = match read_optional(&meta_path) {
-            Ok(Some(bytes)) => {
-                self.counters.io_ok(Op::Read);
-                bytes
-            }
-            Ok(None) => {
-                // Tracked but gone (removed by hand, or a purge raced a commit): forget it.
-                self.index.manager().remove(&ikey);
-                return None;
-            }
-            Err(e) => {
-                self.counters.io_failed(Op::Read, &e);
-                return None;
-            }
-        };
-        let file = match format::decode(&bytes) {
-            Ok(file) => file,
-            Err(e) => {
-                self.corrupt(&ikey, None, &meta_path, e.0);
-                return None;
-            }
-        };
-        let Ok(meta) = CacheMeta::deserialize(file.meta) else {
-            self.corrupt(
-                &ikey,
-                Some(file.id),
-                &meta_path,
-                "cache meta does not decode",
-            );
-            return None;
-        };
-        let fresh_until = meta.fresh_until();
-        let (hit, weight) = self.open_body(&ikey, &file, bytes.len() as u64)?;
-        self.index.manager().access(&ikey, weight, fresh_until);
-        Some((meta, hit))
-    }
-
-    /// The reader of a complete entry's body, and the entry's weight.
-    fn open_body(
-        self: &Arc<Self>,
-        ikey: &CompactCacheKey,
-        file: &MetaFile<'_>,
-        meta_len: u64,
-    ) -> Option<(HitHandler, usize)> {
-        if let Some(body) = file.inline_body {
-            let weight = usize::try_from(meta_len).unwrap_or(usize::MAX);
-            return Some((
-                Box::new(BytesHit::new(Bytes::copy_from_slice(body), weight)),
-                weight,
-            ));
-        }
-        let name = Name(ikey.combined_bin());
-        let path = self.layout.body_path(&name, file.id);
-        let body = match fs::File::open(&path) {
-            Ok(body) => body,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.corrupt(ikey, Some(file.id), &path, "body file missing");
-                return None;
-            }
-            Err(e) => {
-                self.counters.io_failed(Op::Read, &e);
-                return None;
-            }
-        };
-        let len = match body.metadata() {
-            Ok(m) => m.len(),
-            Err(e) => {
-                self.counters.io_failed(Op::Read, &e);
-                return None;
-            }
-        };
-        if len != file.body_len {
-            self.corrupt(ikey, Some(file.id), &path, "body file length differs");
-            return None;
-        }
-        let weight = usize::try_from(meta_len + len).unwrap_or(usize::MAX);
-        if len <= VERIFY_WHOLE_MAX {
-            let mut whole = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-            if let Err(e) = (&body).take(len).read_to_end(&mut whole) {
-                self.counters.io_failed(Op::Read, &e);
-                return None;
-            }
-            if whole.len() as u64 != len
-                || !format::chunks_match(&whole, file.chunk_size, file.chunk_crcs)
-            {
-                self.corrupt(ikey, Some(file.id), &path, "body checksum mismatch");
-                return None;
-            }
-            return Some((Box::new(BytesHit::new(Bytes::from(whole), weight)), weight));
-        }
-        let crcs = (0..file.chunk_count())
-            .filter_map(|i| file.chunk_crc(i))
-            .collect();
-        let hit = FileHit::new(
-            Arc::clone(self) as Arc<dyn Spoiled>,
-            ikey.clone(),
-            file.id,
-            path,
-            body,
-            file.body_len,
-            file.chunk_size,
-            crcs,
-            weight,
-        );
-        Some((Box::new(hit), weight))
     }
 
     pub(crate) fn purge_sync(&self, key: &CompactCacheKey, purge_type: PurgeType) -> bool {
@@ -425,6 +313,7 @@ impl Inner {
                 self.counters.io_failed(Op::Write, &e);
                 return Err(e.into());
             }
+            self.hot.remove(&name);
             let body = if old.inline_body.is_some() {
                 0
             } else {

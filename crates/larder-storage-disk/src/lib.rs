@@ -58,6 +58,16 @@
 //! `aio threads`: with the data in the page cache they take microseconds, less than handing
 //! them to a thread pool would.
 //!
+//! # Hot entries
+//!
+//! Like nginx's `open_file_cache`, up to [`DiskConfig::open_files`] recently hit entries keep
+//! their decoded `CacheMeta`, body place, chunk CRC-32s and an open descriptor of the file
+//! holding the body (one descriptor each; at most a quarter of the soft `RLIMIT_NOFILE`), so
+//! their hits are one positional read and a CRC check of the body. Stored files are never
+//! written once renamed into place, and every change of a name's files (commit, meta update,
+//! purge, eviction, corruption found, start-up removal) drops its hot entry under the name's
+//! lock, so a hot entry is never stale. `docs/disk.md` has the details.
+//!
 //! # Layout, format and crash safety
 //!
 //! The layout is below, the meta file format in [`format`](mod@format), and `docs/disk.md` has
@@ -78,9 +88,11 @@
 
 mod error;
 pub mod format;
+mod hot;
 mod inner;
 mod layout;
 mod load;
+mod lookup;
 mod read;
 mod stats;
 mod storage;
@@ -132,13 +144,19 @@ pub struct DiskConfig {
     /// How often the eviction state is saved in the background (also saved by
     /// [`DiskStorage::save_state`]). Zero: only when asked.
     pub save_interval: Duration,
+    /// How many recently hit entries keep their decoded meta and an open descriptor of the
+    /// file holding their body (nginx's `open_file_cache`), so a hit is one positional read.
+    /// Each costs one file descriptor and its decoded headers in memory; at most a quarter
+    /// of the process's soft `RLIMIT_NOFILE` are kept. Zero: every lookup reads the files.
+    pub open_files: usize,
     /// Injected failures, for tests.
     #[doc(hidden)]
     pub faults: Faults,
 }
 
 impl DiskConfig {
-    /// A directory bounded to `max_size` bytes, LRU eviction, no fsync, state saved every 30 s.
+    /// A directory bounded to `max_size` bytes, LRU eviction, no fsync, state saved every 30 s,
+    /// 1024 hot entries kept open.
     pub fn new(dir: impl Into<PathBuf>, max_size: u64) -> Self {
         DiskConfig {
             dir: dir.into(),
@@ -146,6 +164,7 @@ impl DiskConfig {
             eviction: Eviction::Lru,
             sync: SyncPolicy::Never,
             save_interval: Duration::from_secs(30),
+            open_files: 1024,
             faults: Faults::default(),
         }
     }

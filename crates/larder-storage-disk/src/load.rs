@@ -126,6 +126,7 @@ fn settle(inner: &Inner, name: &Name, bodies: &[u64]) -> bool {
         }
     }
     let Some((id, inline, body_len, key, meta_len)) = header else {
+        inner.hot.remove(name);
         return false;
     };
     let body = if inline {
@@ -139,6 +140,7 @@ fn settle(inner: &Inner, name: &Name, bodies: &[u64]) -> bool {
                     .corrupt(&meta_path, "body file missing or torn");
                 let _ = fs::remove_file(&meta_path);
                 let _ = fs::remove_file(layout.body_path(name, id));
+                inner.hot.remove(name);
                 return false;
             }
         }

@@ -33,6 +33,8 @@ pub struct DiskStats {
     pub io_errors: u64,
     /// Whether the start-up scan has finished.
     pub loaded: bool,
+    /// Hot entries kept with an open descriptor (bounded by `DiskConfig::open_files`).
+    pub open_files: u64,
 }
 
 impl DiskStats {

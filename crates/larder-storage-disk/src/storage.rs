@@ -128,6 +128,7 @@ impl DiskStorage {
             corrupt: c.corrupt.load(Ordering::Relaxed),
             io_errors: c.io_errors.load(Ordering::Relaxed),
             loaded: self.is_loaded(),
+            open_files: self.inner.hot.len() as u64,
         }
     }
 

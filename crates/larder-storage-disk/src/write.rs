@@ -186,6 +186,8 @@ impl DiskMiss {
             let _ = fs::remove_file(&body_path);
             return Err(cleanup(e));
         }
+        // The name's files changed: its hot entry (if any) describes the replaced ones.
+        inner.hot.remove(&self.name);
         if always {
             let dir = layout.leaf_dir(&self.name);
             // The entry is visible and complete already: a failed directory sync only weakens

@@ -11,6 +11,7 @@
 mod corruption;
 mod errors;
 mod eviction;
+mod hot;
 mod restart;
 mod shared_contract;
 mod streaming;

@@ -1,0 +1,174 @@
+//! The hot-entry cache: hits go through it, and every change of an entry's files drops it, so
+//! a hit never serves a replaced, purged, evicted or damaged entry.
+
+use std::fs;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::Path;
+
+use larder_storage::PurgeType;
+
+use super::*;
+
+/// Flips the byte at `at` in place: the same inode, which a cached descriptor reads.
+fn flip_in_place(path: &Path, at: u64) {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[!b[0]]).unwrap();
+}
+
+/// The sizes of the three ways a body is read: inline, a body file read whole, a large body
+/// file read chunk by chunk.
+const SIZES: [usize; 3] = [1000, 300 << 10, 3 << 20];
+
+/// Stores `name` and hits it twice, so the second hit goes through the hot cache.
+async fn stored_and_hot(disk: &'static DiskStorage, name: &str, data: &[u8]) {
+    put(disk, name, data).await;
+    assert_eq!(get(disk, name).await.unwrap().unwrap(), data);
+    assert!(disk.stats().open_files >= 1, "{:?}", disk.stats());
+    assert_eq!(get(disk, name).await.unwrap().unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_replaced_entry_is_never_served_from_the_hot_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path(), 64 << 20);
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let name = format!("r{i}");
+        stored_and_hot(disk, &name, &body(size, 1)).await;
+        // Replaced by a body of another size and content, then by one of the same size.
+        put(disk, &name, &body(size / 2 + 7, 2)).await;
+        assert_eq!(
+            get(disk, &name).await.unwrap().unwrap(),
+            body(size / 2 + 7, 2)
+        );
+        put(disk, &name, &body(size, 3)).await;
+        assert_eq!(get(disk, &name).await.unwrap().unwrap(), body(size, 3));
+        assert_eq!(get(disk, &name).await.unwrap().unwrap(), body(size, 3));
+    }
+}
+
+#[tokio::test]
+async fn update_meta_is_seen_by_the_next_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path(), 64 << 20);
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let name = format!("u{i}");
+        stored_and_hot(disk, &name, &body(size, 4)).await;
+        let new_meta = contract::meta("updated");
+        assert!(
+            disk.update_meta(&key(&name), &new_meta, &Span::none())
+                .await
+                .unwrap()
+        );
+        let (meta, mut hit) = disk
+            .lookup(&key(&name), &Span::none())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta, new_meta);
+        assert_eq!(contract::read_all(&mut hit).await.unwrap(), body(size, 4));
+    }
+}
+
+#[tokio::test]
+async fn purged_entries_leave_the_hot_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path(), 64 << 20);
+    for purge_type in [PurgeType::Eviction, PurgeType::Invalidation] {
+        stored_and_hot(disk, "p", b"purge me").await;
+        let compact = key("p").to_compact();
+        assert!(
+            disk.purge(&compact, purge_type, &Span::none())
+                .await
+                .unwrap()
+        );
+        assert_eq!(disk.stats().open_files, 0, "{purge_type:?}");
+        assert!(get(disk, "p").await.is_none(), "{purge_type:?}");
+    }
+}
+
+#[tokio::test]
+async fn evicted_entries_leave_the_hot_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for about three 100 KiB entries.
+    let disk = open(dir.path(), 330 << 10);
+    stored_and_hot(disk, "old", &body(100 << 10, 5)).await;
+    for i in 0..6 {
+        put(disk, &format!("new{i}"), &body(100 << 10, 6)).await;
+    }
+    assert!(get(disk, "old").await.is_none(), "evicted");
+    assert!(disk.stats().evictions >= 1);
+    assert_eq!(disk.stats().open_files, 0, "{:?}", disk.stats());
+}
+
+#[tokio::test]
+async fn damage_under_a_cached_descriptor_is_detected_counted_and_dropped() {
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = open(dir.path(), 64 << 20);
+        let name = format!("c{i}");
+        stored_and_hot(disk, &name, &body(size, 7)).await;
+        let (meta, body_file) = files_of_only_entry(dir.path());
+        match &body_file {
+            // The byte before the meta file's trailing checksum is the inline body's last.
+            None => flip_in_place(&meta, fs::metadata(&meta).unwrap().len() - 5),
+            Some(body_file) => flip_in_place(body_file, size as u64 - 3),
+        }
+        match get(disk, &name).await {
+            None => {}
+            Some(Err(_)) => assert!(size > 1 << 20, "only a large body is cut mid-stream"),
+            Some(Ok(got)) => panic!("a damaged entry was served whole ({} bytes)", got.len()),
+        }
+        let stats = disk.stats();
+        assert_eq!(stats.corrupt, 1, "{stats:?}");
+        assert_eq!(stats.open_files, 0, "{stats:?}");
+        assert!(!meta.exists());
+        assert!(get(disk, &name).await.is_none(), "removed after detection");
+    }
+}
+
+#[tokio::test]
+async fn a_file_torn_under_a_cached_descriptor_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path(), 64 << 20);
+    stored_and_hot(disk, "t", &body(300 << 10, 8)).await;
+    let (_, body_file) = files_of_only_entry(dir.path());
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(body_file.unwrap())
+        .unwrap();
+    file.set_len(1000).unwrap();
+    assert!(get(disk, "t").await.is_none());
+    assert_eq!(disk.stats().corrupt, 1);
+    assert_eq!(disk.stats().open_files, 0);
+}
+
+#[tokio::test]
+async fn the_hot_cache_is_bounded_and_can_be_off() {
+    for open_files in [0, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = DiskConfig::new(dir.path(), 64 << 20);
+        config.open_files = open_files;
+        let disk = open_with(config);
+        assert!(disk.wait_loaded(Duration::from_secs(10)));
+        for i in 0..40 {
+            let name = format!("b{i}");
+            put(disk, &name, &body(100 + i, 9)).await;
+            for _ in 0..2 {
+                assert_eq!(get(disk, &name).await.unwrap().unwrap(), body(100 + i, 9));
+            }
+        }
+        let cached = disk.stats().open_files;
+        assert!(cached <= open_files as u64, "{cached} > {open_files}");
+        if open_files > 0 {
+            assert!(cached > 0);
+        }
+    }
+}
