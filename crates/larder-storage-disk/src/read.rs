@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use larder_storage::partial::{Follower, Progress};
 use larder_storage::{
     CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HitHandler, Result, Storage,
 };
@@ -17,13 +18,6 @@ use tokio::sync::watch;
 use tracing::Span;
 
 use crate::error::DiskError;
-
-/// How far a write in progress got.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Progress {
-    pub(crate) len: u64,
-    pub(crate) done: bool,
-}
 
 /// A write in progress, as lookups see it.
 pub(crate) struct Inflight {
@@ -265,21 +259,14 @@ impl HandleHit for FileHit {
 /// length, woken by each write; its bytes were written by this process, so no checksum.
 pub(crate) struct PartialHit {
     file: Arc<File>,
-    progress: watch::Receiver<Progress>,
-    pos: u64,
-    end: Option<u64>,
-    /// Start of a seek not yet checked against the final length.
-    seek_start: Option<u64>,
+    follower: Follower,
 }
 
 impl PartialHit {
     pub(crate) fn new(file: Arc<File>, progress: watch::Receiver<Progress>) -> Self {
         PartialHit {
             file,
-            progress,
-            pos: 0,
-            end: None,
-            seek_start: None,
+            follower: Follower::new(progress),
         }
     }
 }
@@ -287,38 +274,18 @@ impl PartialHit {
 #[async_trait]
 impl HandleHit for PartialHit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            let progress = *self.progress.borrow_and_update();
-            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
-            if self.pos < limit {
-                self.seek_start = None;
-                let n = (limit - self.pos).min(READ_PIECE);
-                let mut buf = vec![0; usize::try_from(n).unwrap_or(0)];
-                self.file
-                    .read_exact_at(&mut buf, self.pos)
-                    .map_err(|e| Error::Unavailable(Box::new(e)))?;
-                self.pos += n;
-                return Ok(Some(Bytes::from(buf)));
-            }
-            if progress.done {
-                if let Some(start) = self.seek_start.take()
-                    && start >= progress.len
-                {
-                    return Err(Error::SeekOutOfRange {
-                        start: usize::try_from(start).unwrap_or(usize::MAX),
-                        len: usize::try_from(progress.len).unwrap_or(usize::MAX),
-                    });
-                }
-                return Ok(None);
-            }
-            if self.end.is_some_and(|end| self.pos >= end) {
-                return Ok(None);
-            }
-            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
-                // The writer was dropped without finishing.
-                return Err(Error::WriteAbandoned);
-            }
-        }
+        let Some(range) = self.follower.next().await? else {
+            return Ok(None);
+        };
+        let n = range
+            .len()
+            .min(usize::try_from(READ_PIECE).unwrap_or(usize::MAX));
+        let mut buf = vec![0; n];
+        self.file
+            .read_exact_at(&mut buf, range.start as u64)
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
+        self.follower.advance(n);
+        Ok(Some(Bytes::from(buf)))
     }
 
     async fn finish(
@@ -334,25 +301,9 @@ impl HandleHit for PartialHit {
         true
     }
 
-    /// Seeks within the body being written; reads wait until the bytes arrive. A start
-    /// beyond the final length fails now if the write is done, or at the next read.
+    /// Seeks within the body being written: [`Follower::seek`].
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let progress = *self.progress.borrow();
-        if progress.done && start as u64 >= progress.len {
-            return Err(Error::SeekOutOfRange {
-                start,
-                len: usize::try_from(progress.len).unwrap_or(usize::MAX),
-            });
-        }
-        if let Some(end) = end
-            && end <= start
-        {
-            return Err(Error::InvalidSeekRange { start, end });
-        }
-        self.pos = start as u64;
-        self.end = end.map(|e| e as u64);
-        self.seek_start = Some(start as u64);
-        Ok(())
+        self.follower.seek(start, end)
     }
 
     fn should_count_access(&self) -> bool {

@@ -27,7 +27,9 @@ use crate::error::DiskError;
 use crate::format;
 use crate::inner::{CHUNK_SIZE, Header, INLINE_MAX, Inner, index_key, read_header};
 use crate::layout::{Name, sync_dir};
-use crate::read::{Inflight, Progress};
+use larder_storage::partial::Progress;
+
+use crate::read::Inflight;
 use crate::stats::{Op, inc};
 
 /// Starts a write: creates its body file in `tmp/` and registers it for lookups.
@@ -273,7 +275,8 @@ impl HandleMiss for DiskMiss {
         }
         self.written = new_len;
         // Wakes every reader waiting for more bytes.
-        self.tx.send_modify(|p| p.len = new_len);
+        self.tx
+            .send_modify(|p| p.len = usize::try_from(new_len).unwrap_or(usize::MAX));
         Ok(())
     }
 

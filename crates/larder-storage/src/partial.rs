@@ -8,8 +8,13 @@
 //! Readers are woken by each chunk (no polling). A reader ends cleanly only after
 //! [`PartialWriter::end`]; when the writer is dropped before that, a reader gets the bytes
 //! written so far and then [`Error::WriteAbandoned`], never a clean short body.
+//!
+//! [`Follower`] is that reading protocol alone, for a storage whose writes in progress live
+//! elsewhere (a file being written): it says which bytes to read next, waits for the writer,
+//! and checks seeks, while the storage reads the bytes from where it keeps them.
 
 use std::any::Any;
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -43,10 +48,130 @@ struct Chunks {
     ends: Vec<usize>,
 }
 
-#[derive(Clone, Copy, Default)]
-struct Progress {
-    len: usize,
-    done: bool,
+/// How far a write in progress got, as its writer publishes it (in a
+/// [`watch`](tokio::sync::watch) channel) to a [`Follower`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes written so far.
+    pub len: usize,
+    /// Whether the body is complete. A channel whose sender is dropped before this is set
+    /// means the write was abandoned.
+    pub done: bool,
+}
+
+/// A reader's place in a write in progress: where it reads, where its range stops, and a seek
+/// still to check against the final length. It waits for the writer through the progress
+/// channel; the bytes themselves are the storage's to read.
+///
+/// ```
+/// use larder_storage::partial::{Follower, Progress};
+/// use tokio::sync::watch;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (tx, rx) = watch::channel(Progress::default());
+/// let mut follower = Follower::new(rx);
+/// tx.send_replace(Progress { len: 4, done: false });
+/// assert_eq!(follower.next().await.unwrap(), Some(0..4));
+/// follower.advance(4);
+/// tx.send_replace(Progress { len: 4, done: true });
+/// assert_eq!(follower.next().await.unwrap(), None);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct Follower {
+    progress: watch::Receiver<Progress>,
+    /// The next body offset to read.
+    pos: usize,
+    /// Exclusive end of the range to read, `None` = to the end of the body.
+    end: Option<usize>,
+    /// Start of a seek that has not yet been checked against the final body length.
+    seek_start: Option<usize>,
+}
+
+impl Follower {
+    /// A reader at the start of the body whose writer publishes `progress`.
+    pub fn new(progress: watch::Receiver<Progress>) -> Self {
+        Follower {
+            progress,
+            pos: 0,
+            end: None,
+            seek_start: None,
+        }
+    }
+
+    /// The next offset to read.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes written and not yet read (`pos..limit`, never empty), waiting for the writer
+    /// until there are some; `None` at the end of the body or of the sought range. Read any
+    /// prefix of the range, then [`advance`](Self::advance) by its length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriteAbandoned`] when the writer was dropped before finishing (after the bytes
+    /// it wrote were read); [`Error::SeekOutOfRange`] when a seek went past the final length.
+    pub async fn next(&mut self) -> Result<Option<Range<usize>>> {
+        loop {
+            let progress = *self.progress.borrow_and_update();
+            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
+            if self.pos < limit {
+                self.seek_start = None;
+                return Ok(Some(self.pos..limit));
+            }
+            if progress.done {
+                if let Some(start) = self.seek_start.take()
+                    && start >= progress.len
+                {
+                    return Err(Error::SeekOutOfRange {
+                        start,
+                        len: progress.len,
+                    });
+                }
+                return Ok(None);
+            }
+            if self.end.is_some_and(|end| self.pos >= end) {
+                return Ok(None);
+            }
+            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
+                // The sender is gone: the writer was dropped without finishing.
+                return Err(Error::WriteAbandoned);
+            }
+        }
+    }
+
+    /// Records that `n` bytes from [`pos`](Self::pos) were read.
+    pub fn advance(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    /// Restricts the following reads to `start..end` (see [`HandleHit::seek`]); reads wait
+    /// until the bytes arrive.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SeekOutOfRange`] at once when the write is done and `start` is past its end
+    /// (otherwise at the next read if it ends short of `start`), and
+    /// [`Error::InvalidSeekRange`] when `end` is not after `start`.
+    pub fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let progress = *self.progress.borrow();
+        if progress.done && start >= progress.len {
+            return Err(Error::SeekOutOfRange {
+                start,
+                len: progress.len,
+            });
+        }
+        if let Some(end) = end
+            && end <= start
+        {
+            return Err(Error::InvalidSeekRange { start, end });
+        }
+        self.pos = start;
+        self.end = end;
+        self.seek_start = Some(start);
+        Ok(())
+    }
 }
 
 impl PartialBody {
@@ -54,10 +179,7 @@ impl PartialBody {
     pub fn reader(self: &Arc<Self>) -> HitHandler {
         Box::new(PartialHit {
             body: Arc::clone(self),
-            progress: self.progress.clone(),
-            pos: 0,
-            end: None,
-            seek_start: None,
+            follower: Follower::new(self.progress.clone()),
             chunk_hint: 0,
         })
     }
@@ -142,13 +264,7 @@ impl PartialWriter {
 /// A reader of a write in progress.
 struct PartialHit {
     body: Arc<PartialBody>,
-    progress: watch::Receiver<Progress>,
-    /// The next body offset to read.
-    pos: usize,
-    /// Exclusive end of the range to read, `None` = to the end of the body.
-    end: Option<usize>,
-    /// Start of a seek that has not yet been checked against the final body length.
-    seek_start: Option<usize>,
+    follower: Follower,
     chunk_hint: usize,
 }
 
@@ -156,7 +272,7 @@ impl PartialHit {
     /// Returns the bytes from `pos` up to `limit` that sit in one stored chunk.
     fn read_chunk(&mut self, limit: usize) -> Bytes {
         let chunks = self.body.chunks.read();
-        let pos = self.pos;
+        let pos = self.follower.pos();
         let hinted = self.chunk_hint < chunks.ends.len()
             && pos < chunks.ends[self.chunk_hint]
             && (self.chunk_hint == 0 || chunks.ends[self.chunk_hint - 1] <= pos);
@@ -168,7 +284,7 @@ impl PartialHit {
         let chunk_start = if i == 0 { 0 } else { chunks.ends[i - 1] };
         let chunk_end = chunks.ends[i].min(limit);
         let out = chunks.data[i].slice(pos - chunk_start..chunk_end - chunk_start);
-        self.pos = chunk_end;
+        self.follower.advance(chunk_end - pos);
         self.chunk_hint = if chunk_end == chunks.ends[i] {
             i + 1
         } else {
@@ -181,32 +297,10 @@ impl PartialHit {
 #[async_trait]
 impl HandleHit for PartialHit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        loop {
-            let progress = *self.progress.borrow_and_update();
-            let limit = self.end.map_or(progress.len, |end| end.min(progress.len));
-            if self.pos < limit {
-                self.seek_start = None;
-                return Ok(Some(self.read_chunk(limit)));
-            }
-            if progress.done {
-                if let Some(start) = self.seek_start.take()
-                    && start >= progress.len
-                {
-                    return Err(Error::SeekOutOfRange {
-                        start,
-                        len: progress.len,
-                    });
-                }
-                return Ok(None);
-            }
-            if self.end.is_some_and(|end| self.pos >= end) {
-                return Ok(None);
-            }
-            if self.progress.changed().await.is_err() && !self.progress.borrow().done {
-                // The sender is gone: the writer was dropped without finishing.
-                return Err(Error::WriteAbandoned);
-            }
-        }
+        let Some(range) = self.follower.next().await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.read_chunk(range.end)))
     }
 
     async fn finish(
@@ -222,25 +316,9 @@ impl HandleHit for PartialHit {
         true
     }
 
-    /// Seeks within the body being written; reads wait until the bytes arrive. A start beyond
-    /// the final length fails now if the write is done, or at the next read otherwise.
+    /// Seeks within the body being written: [`Follower::seek`].
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let progress = *self.progress.borrow();
-        if progress.done && start >= progress.len {
-            return Err(Error::SeekOutOfRange {
-                start,
-                len: progress.len,
-            });
-        }
-        if let Some(end) = end
-            && end <= start
-        {
-            return Err(Error::InvalidSeekRange { start, end });
-        }
-        self.pos = start;
-        self.end = end;
-        self.seek_start = Some(start);
-        Ok(())
+        self.follower.seek(start, end)
     }
 
     fn should_count_access(&self) -> bool {
