@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use larder_storage::partial::{Follower, Progress};
+use larder_storage::storage::seek_end;
 use larder_storage::{
     CacheKey, CacheMeta, CompactCacheKey, Error, HandleHit, HitHandler, Result, Storage,
 };
@@ -45,18 +46,6 @@ pub(crate) trait Spoiled: Send + Sync {
 
 /// The most bytes a reader of a write in progress hands out at once.
 const READ_PIECE: u64 = 64 << 10;
-
-/// Checks a seek against a body of `len` bytes; returns the clamped end.
-fn check_seek(start: usize, end: Option<usize>, len: usize) -> Result<usize> {
-    if start >= len {
-        return Err(Error::SeekOutOfRange { start, len });
-    }
-    let end = end.map_or(len, |end| end.min(len));
-    if end <= start {
-        return Err(Error::InvalidSeekRange { start, end });
-    }
-    Ok(end)
-}
 
 /// A complete body already read and verified.
 pub(crate) struct BytesHit {
@@ -115,7 +104,7 @@ impl HandleHit for BytesHit {
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        self.end = check_seek(start, end, self.body.len())?;
+        self.end = seek_end(start, end, self.body.len())?;
         self.start = start;
         self.done = false;
         Ok(())
@@ -236,7 +225,7 @@ impl HandleHit for FileHit {
     /// Reads from the chunk holding `start` on: nothing before it is read.
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
         let len = usize::try_from(self.len).unwrap_or(usize::MAX);
-        let end = check_seek(start, end, len)?;
+        let end = seek_end(start, end, len)?;
         self.pos = start as u64;
         self.end = end as u64;
         Ok(())

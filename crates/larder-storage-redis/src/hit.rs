@@ -149,19 +149,7 @@ impl HandleHit for RedisHit {
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> larder_storage::Result<()> {
-        if start >= self.len {
-            return Err(larder_storage::Error::SeekOutOfRange {
-                start,
-                len: self.len,
-            });
-        }
-        let end = match end {
-            Some(end) if end <= start => {
-                return Err(larder_storage::Error::InvalidSeekRange { start, end });
-            }
-            Some(end) => end.min(self.len),
-            None => self.len,
-        };
+        let end = larder_storage::storage::seek_end(start, end, self.len)?;
         self.pos = start;
         self.end = end;
         // Chunks already fetched stay if the new range still needs them.

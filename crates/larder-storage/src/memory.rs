@@ -512,16 +512,8 @@ impl HandleHit for CompleteHit {
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let len = self.body.len();
-        if start >= len {
-            return Err(Error::SeekOutOfRange { start, len });
-        }
-        let end = end.map_or(len, |end| end.min(len));
-        if end <= start {
-            return Err(Error::InvalidSeekRange { start, end });
-        }
+        self.end = crate::storage::seek_end(start, end, self.body.len())?;
         self.start = start;
-        self.end = end;
         self.done = false;
         Ok(())
     }

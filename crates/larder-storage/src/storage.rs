@@ -240,6 +240,33 @@ pub trait HandleHit: Send + Sync {
 /// A boxed [`HandleHit`].
 pub type HitHandler = Box<dyn HandleHit + Send + Sync>;
 
+/// Where a [`HandleHit::seek`] to `start..end` stops in a complete body of `len` bytes: `end`
+/// capped at `len`, or `len` when `None`. The bounds every storage's seek checks.
+///
+/// ```
+/// use larder_storage::storage::seek_end;
+///
+/// assert_eq!(seek_end(2, Some(100), 10).ok(), Some(10));
+/// assert_eq!(seek_end(2, None, 10).ok(), Some(10));
+/// assert!(seek_end(10, None, 10).is_err());
+/// assert!(seek_end(4, Some(4), 10).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`Error::SeekOutOfRange`] when `start` is not within the body, and
+/// [`Error::InvalidSeekRange`] when `end` is not after `start`.
+pub fn seek_end(start: usize, end: Option<usize>, len: usize) -> Result<usize> {
+    if start >= len {
+        return Err(Error::SeekOutOfRange { start, len });
+    }
+    let end = end.map_or(len, |end| end.min(len));
+    if end <= start {
+        return Err(Error::InvalidSeekRange { start, end });
+    }
+    Ok(end)
+}
+
 /// Writes the body of a cache miss into storage.
 ///
 /// Dropping the handler without calling [`finish`](Self::finish) abandons the write: nothing
