@@ -49,7 +49,7 @@ struct Chunks {
 }
 
 /// How far a write in progress got, as its writer publishes it (in a
-/// [`watch`](tokio::sync::watch) channel) to a [`Follower`].
+/// [`watch`] channel) to a [`Follower`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Bytes written so far.
