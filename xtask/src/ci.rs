@@ -13,6 +13,7 @@ const FACADE_FEATURES: &[&str] = &[
     "memory-cache",
     "proxy",
     "redis",
+    "disk",
     "full",
 ];
 
