@@ -108,6 +108,7 @@ pub mod server;
 mod shared;
 mod target;
 pub mod tasks;
+pub mod tls;
 mod upstream;
 
 pub use body::ProxyBody;
@@ -117,4 +118,4 @@ pub use larder_cache::SetCookiePolicy;
 pub use layer::{CacheLayer, CacheService};
 pub use shared::CacheConfig;
 pub use tasks::{DrainReport, Spawn, TokioSpawner};
-pub use upstream::Upstream;
+pub use upstream::{ForwardedHeaders, Upstream, UpstreamOptions};

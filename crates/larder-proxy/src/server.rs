@@ -99,6 +99,50 @@ where
     }
 }
 
+/// What the server knows of the connection a request came on, put in every request's
+/// extensions by [`serve_with`] (read by [`Upstream`](crate::Upstream) for the forwarding fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The local address the client connected to.
+    pub local: std::net::SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Where [`serve_with`] gets the TLS settings of each new connection (so a reload can swap
+/// certificates for new connections while old ones keep theirs).
+pub type TlsSource = Arc<dyn Fn() -> Arc<rustls::ServerConfig> + Send + Sync>;
+
+/// Serves the services `make_service` returns (called once per accepted connection, so a
+/// reload takes effect for new connections while open ones keep theirs) on `listener`, over
+/// TLS when `tls` is given, until `shutdown` completes; then waits at most `grace` for open
+/// connections to finish their requests.
+pub async fn serve_with<M, S, B>(
+    listener: TcpListener,
+    make_service: M,
+    tls: Option<TlsSource>,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) where
+    M: Fn() -> S + Send + Sync + 'static,
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    // Contract stub: TLS and per-connection services land with the listener work.
+    let _ = (tls, grace);
+    serve(listener, make_service(), shutdown).await;
+}
+
 /// Serves the admin endpoints: `GET /metrics` (the text `metrics` returns, Prometheus format)
 /// and `GET /healthz` (`ok`), until `shutdown` completes.
 pub async fn serve_admin(

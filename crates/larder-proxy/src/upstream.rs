@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::path::PathBuf;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,13 +42,87 @@ pub struct Upstream {
     authority: Authority,
 }
 
+/// How [`Upstream`] reaches its origin: TLS, HTTP/2, timeouts, pooling and the fields it adds.
+///
+/// `Default` is what `Upstream::new` uses: certificates verified against the system store and
+/// the bundled roots, HTTP/2 when the origin's ALPN offers it, 10 s to connect, 60 s for the
+/// response head, at most 32 idle connections kept for 60 s, the client's `Host` kept, and no
+/// forwarding fields added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpstreamOptions {
+    /// (https) PEM certificates of the CAs the origin's certificate must chain to, instead of
+    /// the system store and bundled roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// (https) The server name sent in SNI and checked against the certificate; the upstream
+    /// URI's host when `None`.
+    pub sni: Option<String>,
+    /// (https) Accept any certificate. Logged as a warning when the client is built.
+    pub insecure_skip_verify: bool,
+    /// (https) Offer `h2` in ALPN and speak HTTP/2 when the origin picks it.
+    pub http2: bool,
+    /// The longest a TCP connect (and TLS handshake) may take.
+    pub connect_timeout: Duration,
+    /// The longest from sending a request to receiving the response head; then the client gets
+    /// 504 (or a stale response inside stale-if-error).
+    pub response_timeout: Duration,
+    /// The most idle connections kept open to the origin.
+    pub pool_max_idle: usize,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// `Host` sent to the origin: `None` keeps the name the client asked for; `Some` replaces it.
+    pub host: Option<String>,
+    /// Which forwarding fields are added to requests sent to the origin.
+    pub forwarded: ForwardedHeaders,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            sni: None,
+            insecure_skip_verify: false,
+            http2: true,
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(60),
+            pool_max_idle: 32,
+            pool_idle_timeout: Duration::from_mins(1),
+            host: None,
+            forwarded: ForwardedHeaders::default(),
+        }
+    }
+}
+
+/// The forwarding fields [`Upstream`] adds from the request's
+/// [`ClientInfo`](crate::server::ClientInfo); all off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForwardedHeaders {
+    /// Append the client's address to `X-Forwarded-For`.
+    pub x_forwarded_for: bool,
+    /// Append `for=…;proto=…;host=…` to `Forwarded` (RFC 7239).
+    pub forwarded: bool,
+    /// Set `X-Forwarded-Proto` to `https` or `http`, as the client connected.
+    pub x_forwarded_proto: bool,
+}
+
 impl Upstream {
-    /// A client for the origin at `uri` (`http://host[:port]`; a path is ignored).
+    /// A client for the origin at `uri` (`http://host[:port]`; a path is ignored), with
+    /// [`UpstreamOptions::default`].
     ///
     /// # Errors
     ///
     /// [`Error::UpstreamUri`] when `uri` is not an absolute `http` URI.
     pub fn new(uri: &str) -> Result<Self, Error> {
+        Self::with_options(uri, &UpstreamOptions::default())
+    }
+
+    /// A client for the origin at `uri` reached as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UpstreamUri`] when `uri` is not an absolute `http` URI.
+    pub fn with_options(uri: &str, options: &UpstreamOptions) -> Result<Self, Error> {
         let bad = || Error::UpstreamUri(uri.to_owned());
         let parsed: Uri = uri.parse().map_err(|_| bad())?;
         let scheme = parsed.scheme().cloned().ok_or_else(bad)?;
@@ -57,9 +132,10 @@ impl Upstream {
         let authority = parsed.authority().cloned().ok_or_else(bad)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.set_connect_timeout(Some(options.connect_timeout));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_mins(1))
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_max_idle_per_host(options.pool_max_idle)
             .build(connector);
         Ok(Self {
             client,
