@@ -84,7 +84,7 @@ impl Default for UpstreamOptions {
             insecure_skip_verify: false,
             http2: true,
             connect_timeout: Duration::from_secs(10),
-            response_timeout: Duration::from_secs(60),
+            response_timeout: Duration::from_mins(1),
             pool_max_idle: 32,
             pool_idle_timeout: Duration::from_mins(1),
             host: None,
