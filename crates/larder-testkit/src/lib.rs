@@ -15,6 +15,7 @@
 //! - [`metric`]: one sample from an admin listener's `/metrics`.
 //! - [`LarderProcess`]: the built `larder` binary, started by path and killed on drop.
 //! - [`RedisServer`]: a throwaway `redis-server` on a free port.
+//! - [`tls`]: a throwaway CA and the leaf certificates it signs, for TLS tests.
 //! - [`storage_contract`]: the [`Storage`](larder_storage::Storage) contract as a suite any
 //!   backend runs.
 //!
@@ -49,6 +50,7 @@ mod proxy;
 pub mod raw;
 mod redis;
 pub mod storage_contract;
+pub mod tls;
 
 pub use cache_status::{CacheStatus, Member, ParseError, Value};
 pub use client::{
