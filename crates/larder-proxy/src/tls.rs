@@ -205,7 +205,10 @@ mod tests {
         let ca = TestCa::new("versions CA");
         let a = ca.leaf(&["a.example"]);
         let config = server_config(&[pair(&a)]).unwrap();
-        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 
     #[test]
@@ -220,7 +223,10 @@ mod tests {
             cert: missing.clone(),
             key: a.key_file.clone(),
         }]));
-        assert!(m.contains("missing.pem") && m.contains("cannot read"), "{m}");
+        assert!(
+            m.contains("missing.pem") && m.contains("cannot read"),
+            "{m}"
+        );
 
         let m = message(server_config(&[CertPair {
             cert: a.key_file.clone(),
