@@ -109,6 +109,7 @@ mod shared;
 mod target;
 pub mod tasks;
 pub mod tls;
+mod upgrade;
 mod upstream;
 
 pub use body::ProxyBody;

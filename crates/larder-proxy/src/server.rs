@@ -37,6 +37,7 @@ fn builder() -> auto::Builder<TokioExecutor> {
         .header_read_timeout(Duration::from_secs(30));
     b.http2()
         .max_header_list_size(u32::try_from(MAX_REQUEST_HEAD).unwrap_or(u32::MAX))
+        .enable_connect_protocol()
         .timer(TokioTimer::new());
     b
 }
@@ -79,7 +80,7 @@ where
                 let _ = stream.set_nodelay(true);
                 let (io, service) =
                     InterimIo::new(stream, TowerToHyperService::new(service.clone()));
-                let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
