@@ -26,6 +26,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -33,6 +34,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use larder_cache::cache_status::ForwardReason;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::body::{self, ProxyBody, canned};
 use crate::callbacks;
@@ -45,6 +47,9 @@ use crate::tasks::TaskKind;
 
 /// The `Cache-Status` detail and not-stored reason of an upgrade request.
 const DETAIL: &str = "Upgrade";
+
+/// How long the other side of a tunnel may stay open once one side closed.
+const LINGER: Duration = Duration::from_secs(10);
 
 /// The `Sec-WebSocket-Key` field (RFC 6455 §11.3.1).
 const SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
@@ -211,12 +216,41 @@ fn spawn_tunnel<H>(shared: &Shared<H>, client: OnUpgrade, origin: OnUpgrade) {
                 return;
             }
         };
-        let (mut client, mut origin) = (TokioIo::new(client), TokioIo::new(origin));
-        match tokio::io::copy_bidirectional(&mut client, &mut origin).await {
-            Ok((up, down)) => tracing::debug!(up, down, "tunnel closed"),
-            Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
-        }
+        join(TokioIo::new(client), TokioIo::new(origin)).await;
     });
+}
+
+/// Copies bytes both ways between `client` and `origin` until both directions end. When one
+/// side closes, the other is told (its write half is shut down) and gets [`LINGER`] to finish
+/// and close too, so a peer that never closes cannot hold the tunnel open.
+async fn join<C, O>(client: C, origin: O)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    O: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut origin_rx, mut origin_tx) = tokio::io::split(origin);
+    let up = async {
+        let copied = tokio::io::copy(&mut client_rx, &mut origin_tx).await;
+        let _ = origin_tx.shutdown().await;
+        copied
+    };
+    let down = async {
+        let copied = tokio::io::copy(&mut origin_rx, &mut client_tx).await;
+        let _ = client_tx.shutdown().await;
+        copied
+    };
+    tokio::pin!(up, down);
+    let (first, side, rest) = tokio::select! {
+        copied = &mut up => (copied, "client", tokio::time::timeout(LINGER, &mut down).await),
+        copied = &mut down => (copied, "origin", tokio::time::timeout(LINGER, &mut up).await),
+    };
+    match (first, rest) {
+        (Ok(first), Ok(Ok(rest))) => tracing::debug!(closed_first = side, first, rest, "tunnel closed"),
+        (first, rest) => {
+            tracing::debug!(closed_first = side, ?first, ?rest, "tunnel ended with an error or a peer that stayed open");
+        }
+    }
 }
 
 /// Counts an open tunnel until dropped (closed, failed or cancelled).
@@ -302,6 +336,11 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    /// An `OnUpgrade` that never upgrades (what a server that upgrades would put in).
+    fn no_upgrade() -> OnUpgrade {
+        hyper::upgrade::on(Request::new(()))
+    }
+
     fn parts(req: http::request::Builder) -> Parts {
         req.body(()).unwrap().into_parts().0
     }
@@ -318,7 +357,7 @@ mod tests {
             }
             let mut p = parts(b);
             if on {
-                p.extensions.insert(OnUpgrade::none());
+                p.extensions.insert(no_upgrade());
             }
             Requested::take(&mut p).is_some()
         };
@@ -339,7 +378,7 @@ mod tests {
                 .version(Version::HTTP_2)
                 .header("sec-websocket-version", "13"),
         );
-        p.extensions.insert(OnUpgrade::none());
+        p.extensions.insert(no_upgrade());
         // Plain CONNECT: not an upgrade.
         assert!(Requested::take(&mut p.clone()).is_none());
         p.extensions

@@ -10,3 +10,4 @@ mod hooks;
 mod interim;
 mod proxy;
 mod target;
+mod upgrade;
