@@ -62,7 +62,14 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
         Box::pin(purge::purge(shared, parts)).await
     } else if let Some(requested) = parts.extensions.get::<Requested>() {
         // An upgrade (WebSocket) bypasses the cache: forwarded, then tunnelled.
-        Box::pin(upgrade::forward(shared, inner, parts, body, requested.clone())).await
+        Box::pin(upgrade::forward(
+            shared,
+            inner,
+            parts,
+            body,
+            requested.clone(),
+        ))
+        .await
     } else {
         run(shared, inner, parts, body).await
     };

@@ -152,7 +152,10 @@ pub(crate) async fn forward<H: CacheHooks, I: Inner>(
             // A 2xx to CONNECT opens the stream as a tunnel: an origin that answered without
             // switching must not look as if it had.
             tracing::debug!(status = %parts.status, "the origin did not switch protocols");
-            return (canned(StatusCode::BAD_GATEWAY), status.detail("UpgradeRefused"));
+            return (
+                canned(StatusCode::BAD_GATEWAY),
+                status.detail("UpgradeRefused"),
+            );
         }
         return (Response::from_parts(parts, body), status);
     }
@@ -196,7 +199,11 @@ fn origin_request(up: &mut Parts, requested: &Requested) {
     if requested.extended_connect {
         up.method = Method::GET;
         up.version = Version::HTTP_11;
-        if requested.protocol.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        if requested
+            .protocol
+            .as_bytes()
+            .eq_ignore_ascii_case(b"websocket")
+        {
             up.headers.insert(SEC_WEBSOCKET_KEY, websocket_key());
         }
     }
@@ -246,9 +253,16 @@ where
         copied = &mut down => (copied, "origin", tokio::time::timeout(LINGER, &mut up).await),
     };
     match (first, rest) {
-        (Ok(first), Ok(Ok(rest))) => tracing::debug!(closed_first = side, first, rest, "tunnel closed"),
+        (Ok(first), Ok(Ok(rest))) => {
+            tracing::debug!(closed_first = side, first, rest, "tunnel closed")
+        }
         (first, rest) => {
-            tracing::debug!(closed_first = side, ?first, ?rest, "tunnel ended with an error or a peer that stayed open");
+            tracing::debug!(
+                closed_first = side,
+                ?first,
+                ?rest,
+                "tunnel ended with an error or a peer that stayed open"
+            );
         }
     }
 }
@@ -283,7 +297,8 @@ fn websocket_key() -> HeaderValue {
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     let text = base64(&bytes);
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
+    HeaderValue::from_str(&text)
+        .unwrap_or_else(|_| HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 /// Standard base64 with padding (RFC 4648 §4).

@@ -98,7 +98,11 @@ fn answer(mut req: Request<Incoming>, log: &Mutex<Vec<Seen>>) -> Response<Full<B
             let upgraded = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
                 let Ok(upgraded) = upgraded.await else { return };
-                echo(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await).await;
+                echo(
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await,
+                )
+                .await;
             });
             Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -148,7 +152,9 @@ where
             .unwrap();
         assert_eq!(got, Message::text(format!("echo hello {i}")));
     }
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     let got = ws.next().await.unwrap().unwrap();
     assert_eq!(got, Message::binary(vec![0u8, 1, 2, 255]));
 }
@@ -246,10 +252,22 @@ async fn websocket_is_tunnelled_and_never_stored() {
     let url = format!("http://{}/ws", proxy.addr);
     let first = get(&url).await;
     assert_eq!(first.text(), "plain");
-    assert!(first.cache().last().unwrap().fwd.is_some(), "{}", first.cache_status());
-    assert!(!first.cache_status().contains("hit"), "{}", first.cache_status());
+    assert!(
+        first.cache().last().unwrap().fwd.is_some(),
+        "{}",
+        first.cache_status()
+    );
+    assert!(
+        !first.cache_status().contains("hit"),
+        "{}",
+        first.cache_status()
+    );
     let second = get(&url).await;
-    assert!(second.cache().last().unwrap().hit, "{}", second.cache_status());
+    assert!(
+        second.cache().last().unwrap().hit,
+        "{}",
+        second.cache_status()
+    );
     assert_eq!(origin.seen().len(), 2);
 }
 
@@ -361,10 +379,17 @@ async fn refused_upgrades_are_passed_through_uncached() {
     assert_eq!(raw::first_status(&text), 200, "{text}");
     assert!(text.ends_with("page"), "{text}");
     let head = raw::head_field(&text, "cache-status").unwrap();
-    assert!(head.contains("fwd=bypass") && head.contains("detail=upgrade"), "{head}");
+    assert!(
+        head.contains("fwd=bypass") && head.contains("detail=upgrade"),
+        "{head}"
+    );
     assert!(raw::head_field(&text, "upgrade").is_none(), "{text}");
     let plain = get(&format!("http://{}/page", proxy.addr)).await;
-    assert!(!plain.cache().last().unwrap().hit, "{}", plain.cache_status());
+    assert!(
+        !plain.cache().last().unwrap().hit,
+        "{}",
+        plain.cache_status()
+    );
     assert_eq!(origin.seen().len(), 3);
     assert_eq!(origin.seen()[1].headers[header::UPGRADE], "websocket");
     assert_eq!(proxy.layer.metrics().upgrades.get(), 0);
@@ -382,7 +407,11 @@ async fn h2_client(proxy: SocketAddr) -> hyper::client::conn::http2::SendRequest
     send
 }
 
-fn extended_connect(proxy: SocketAddr, path: &str, protocol: Option<&'static str>) -> Request<Empty<Bytes>> {
+fn extended_connect(
+    proxy: SocketAddr,
+    path: &str,
+    protocol: Option<&'static str>,
+) -> Request<Empty<Bytes>> {
     let mut req = Request::builder()
         .method(Method::CONNECT)
         .uri(format!("http://{proxy}{path}"))
@@ -416,7 +445,10 @@ async fn h2_extended_connect_is_tunnelled_to_an_http1_origin() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let status = cache_status(resp.headers());
-    assert!(status.contains("fwd=bypass") && status.contains("detail=Upgrade"), "{status}");
+    assert!(
+        status.contains("fwd=bypass") && status.contains("detail=Upgrade"),
+        "{status}"
+    );
     assert!(resp.headers().get("sec-websocket-accept").is_none());
     let upgraded = hyper::upgrade::on(&mut resp).await.unwrap();
     let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
@@ -437,7 +469,10 @@ async fn h2_extended_connect_is_tunnelled_to_an_http1_origin() {
     assert_eq!(proxy.layer.metrics().upgrades.get(), 1);
 
     // Plain CONNECT keeps its 405; an origin that does not switch is a 502, not a tunnel.
-    let resp = h2.send_request(extended_connect(proxy.addr, "/ws", None)).await.unwrap();
+    let resp = h2
+        .send_request(extended_connect(proxy.addr, "/ws", None))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     let resp = h2
         .send_request(extended_connect(proxy.addr, "/page", Some("websocket")))
