@@ -351,6 +351,45 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_tunnel_carries_both_ways_and_ends_once_one_side_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, mut client_peer) = tokio::io::duplex(64);
+        let (origin, mut origin_peer) = tokio::io::duplex(64);
+        let tunnel = tokio::spawn(join(client, origin));
+        let mut buf = [0u8; 2];
+        for _ in 0..3 {
+            client_peer.write_all(b"up").await.unwrap();
+            origin_peer.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"up");
+            origin_peer.write_all(b"dn").await.unwrap();
+            client_peer.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"dn");
+        }
+        // The client goes; the origin is told (end of stream) but stays open.
+        drop(client_peer);
+        let mut rest = Vec::new();
+        origin_peer.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        let started = tokio::time::Instant::now();
+        tunnel.await.unwrap();
+        assert!(started.elapsed() >= LINGER);
+        drop(origin_peer);
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_ends_at_once_when_both_sides_close() {
+        let (client, client_peer) = tokio::io::duplex(64);
+        let (origin, origin_peer) = tokio::io::duplex(64);
+        let tunnel = tokio::spawn(join(client, origin));
+        drop(origin_peer);
+        drop(client_peer);
+        tokio::time::timeout(Duration::from_secs(1), tunnel)
+            .await
+            .expect("no linger when both sides are gone")
+            .unwrap();
+    }
+
     /// An `OnUpgrade` that never upgrades (what a server that upgrades would put in).
     fn no_upgrade() -> OnUpgrade {
         hyper::upgrade::on(Request::new(()))
