@@ -254,7 +254,7 @@ where
     };
     match (first, rest) {
         (Ok(first), Ok(Ok(rest))) => {
-            tracing::debug!(closed_first = side, first, rest, "tunnel closed")
+            tracing::debug!(closed_first = side, first, rest, "tunnel closed");
         }
         (first, rest) => {
             tracing::debug!(
