@@ -1,8 +1,8 @@
 //! The upstream: a pooled hyper-util client that sends every request to one origin.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,8 +28,9 @@ use crate::interim;
 /// can never make the origin answer for another host than the one the answer is stored under.
 ///
 /// A `101 Switching Protocols` answering a request without `Upgrade` is an error (RFC 9110
-/// §15.2.2: a server switches only to a protocol the client asked for): the proxy never
-/// forwards `Upgrade`, so such an answer is a broken origin, not a response to pass on.
+/// §15.2.2: a server switches only to a protocol the client asked for): the proxy forwards
+/// `Upgrade` only for an upgrade request, so such an answer is a broken origin, not a response
+/// to pass on.
 ///
 /// Interim responses (`102`, `103 Early Hints`, …) the origin sends before the final one are
 /// forwarded to the client when the request came through [`crate::server::serve`] over

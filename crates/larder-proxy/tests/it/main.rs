@@ -11,3 +11,4 @@ mod interim;
 mod proxy;
 mod target;
 mod tls_listener;
+mod upgrade;
