@@ -109,7 +109,7 @@ mod shared;
 mod target;
 pub mod tasks;
 pub mod tls;
-mod upstream;
+pub mod upstream;
 
 pub use body::ProxyBody;
 pub use error::{BoxError, Error};
