@@ -360,6 +360,9 @@ fn set_host(req: &mut Request<ProxyBody>) {
 }
 
 #[cfg(test)]
+mod flow_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
