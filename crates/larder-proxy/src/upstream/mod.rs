@@ -177,14 +177,18 @@ impl Default for UpstreamOptions {
     }
 }
 
-/// The forwarding fields [`Upstream`] adds from the request's
-/// [`ClientInfo`](crate::server::ClientInfo); all off by default.
+/// The forwarding fields [`Upstream`] adds from the request's [`ClientInfo`]; all off by
+/// default. A request without `ClientInfo` (a background refresh, or a server that does not
+/// insert it) gets none of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ForwardedHeaders {
-    /// Append the client's address to `X-Forwarded-For`.
+    /// Append the client's address to `X-Forwarded-For`, after the values the client sent
+    /// (as nginx's `$proxy_add_x_forwarded_for`); an IPv4-mapped IPv6 address is shown as IPv4.
     pub x_forwarded_for: bool,
-    /// Append `for=…;proto=…;host=…` to `Forwarded` (RFC 7239).
+    /// Append the element `for=…;proto=…;host=…` to `Forwarded` (RFC 7239 §4; an IPv6
+    /// address bracketed and quoted, §6), after the elements the client sent; `host` is the
+    /// name the client asked for, before [`UpstreamOptions::host`] replaces it.
     pub forwarded: bool,
     /// Set `X-Forwarded-Proto` to `https` or `http`, as the client connected.
     pub x_forwarded_proto: bool,
