@@ -43,8 +43,10 @@ use crate::server::ClientInfo;
 /// An `https://` origin's certificate is verified (see [`UpstreamOptions`]). When its ALPN
 /// picks `h2` the requests go over HTTP/2, with that name as `:authority` (RFC 9113 §8.3.1)
 /// and without connection-specific fields; otherwise, and always for `http://`, over
-/// HTTP/1.1. Every connection goes to the configured origin; the pool keeps connections apart
-/// per name asked for, so an HTTP/2 connection carries one name's requests.
+/// HTTP/1.1. Every connection goes to the configured origin. For an `https://` origin with
+/// [`UpstreamOptions::http2`] on, the pool keeps connections apart per name sent (an HTTP/2
+/// connection carries one name's requests), so clients asking for many names make as many
+/// connections; [`UpstreamOptions::host`] pins one name (and one set of connections).
 ///
 /// A connection that is not up (TCP and TLS) within [`UpstreamOptions::connect_timeout`] fails
 /// the request with [`Timeout::Connect`]; a response head that does not come within
@@ -200,7 +202,8 @@ impl Upstream {
     ///
     /// # Errors
     ///
-    /// [`Error::UpstreamUri`] when `uri` is not an absolute `http` or `https` URI.
+    /// [`Error::UpstreamUri`] when `uri` is not an absolute `http` or `https` URI;
+    /// [`Error::ConfigInvalid`] when an `https` URI's host is not a valid TLS server name.
     pub fn new(uri: &str) -> Result<Self, Error> {
         Self::with_options(uri, &UpstreamOptions::default())
     }

@@ -158,7 +158,10 @@ async fn https_origin_miss_then_hit_with_a_private_ca() {
     // The client's name reaches the origin (as `:authority` over h2), not the origin's address.
     assert_eq!(seen[0].uri.path(), "/a");
     let asked = proxy.addr.to_string();
-    assert_eq!(seen[0].uri.authority().map(http::uri::Authority::as_str), Some(&*asked));
+    assert_eq!(
+        seen[0].uri.authority().map(http::uri::Authority::as_str),
+        Some(&*asked)
+    );
     // An IP address is never sent as SNI (RFC 6066 §3).
     assert_eq!(seen[0].sni, None);
 }
