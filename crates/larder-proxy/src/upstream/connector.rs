@@ -15,7 +15,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::Timeout;
+use super::timeout::Timeout;
 use crate::error::BoxError;
 
 /// A connection to the origin: plain TCP, or TLS over TCP (its ALPN tells the pool whether it

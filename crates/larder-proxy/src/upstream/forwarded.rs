@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
-use super::ForwardedHeaders;
+use super::options::ForwardedHeaders;
 use crate::server::ClientInfo;
 
 /// `X-Forwarded-For`.

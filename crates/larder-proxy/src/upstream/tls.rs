@@ -10,7 +10,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::UpstreamOptions;
+use super::options::UpstreamOptions;
 use crate::error::Error;
 
 /// The rustls client settings `options` ask for, with `h2` offered in ALPN (before
