@@ -20,7 +20,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::ServerName;
 
 use self::connector::OriginConnector;
@@ -148,7 +148,11 @@ impl Upstream {
             tls,
             timeout: options.connect_timeout,
         };
+        // With a timer the pool closes idle connections when their time is up, rather than
+        // finding them expired at the next checkout (which may never come).
         let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .pool_idle_timeout(options.pool_idle_timeout)
             .pool_max_idle_per_host(options.pool_max_idle)
             .build(connector);

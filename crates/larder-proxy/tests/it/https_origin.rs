@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +41,8 @@ type Handler =
 struct TlsOrigin {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// How many TLS connections are open.
+    open: Arc<AtomicUsize>,
 }
 
 impl TlsOrigin {
@@ -67,11 +70,17 @@ impl TlsOrigin {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
+        let open = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&open);
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = listener.accept().await.unwrap();
-                let (acceptor, handler, log) =
-                    (acceptor.clone(), Arc::clone(&handler), Arc::clone(&log));
+                let (acceptor, handler, log, count) = (
+                    acceptor.clone(),
+                    Arc::clone(&handler),
+                    Arc::clone(&log),
+                    Arc::clone(&count),
+                );
                 tokio::spawn(async move {
                     // A refused handshake (the client did not trust us) just ends here.
                     let Ok(tls) = acceptor.accept(tcp).await else {
@@ -84,13 +93,15 @@ impl TlsOrigin {
                         let answer = handler(n);
                         async move { Ok::<_, std::convert::Infallible>(answer.await) }
                     });
+                    count.fetch_add(1, Ordering::SeqCst);
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
+                    count.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Self { addr, seen }
+        Self { addr, seen, open }
     }
 
     /// `https://127.0.0.1:port`.
@@ -381,4 +392,44 @@ async fn connect_timeout_covers_a_handshake_that_never_ends() {
         got.cache()
     );
     assert!(!held.lock().is_empty());
+}
+
+/// Waits up to 2 s for `origin` to have `n` connections open; how many it has then.
+async fn open_becomes(origin: &TlsOrigin, n: usize) -> usize {
+    for _ in 0..200 {
+        if origin.open.load(Ordering::SeqCst) == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    origin.open.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn idle_connections_are_kept_as_configured() {
+    let ca = TestCa::new("larder test CA");
+    let origin = cacheable_origin(&ca, &["127.0.0.1"]).await;
+    // Kept (the default minute): one connection serves both requests and stays open.
+    let proxy = proxy_to(&origin.uri(), &trusting(&ca)).await;
+    get(&proxy.url("/k1")).await;
+    get(&proxy.url("/k2")).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(open_becomes(&origin, 1).await, 1);
+    drop(proxy);
+
+    // Closed once idle for 200 ms.
+    let origin = cacheable_origin(&ca, &["127.0.0.1"]).await;
+    let mut options = trusting(&ca);
+    options.pool_idle_timeout = Duration::from_millis(200);
+    let proxy = proxy_to(&origin.uri(), &options).await;
+    get(&proxy.url("/t")).await;
+    assert_eq!(open_becomes(&origin, 0).await, 0);
+
+    // Not kept at all.
+    let origin = cacheable_origin(&ca, &["127.0.0.1"]).await;
+    let mut options = trusting(&ca);
+    options.pool_max_idle = 0;
+    let proxy = proxy_to(&origin.uri(), &options).await;
+    get(&proxy.url("/n")).await;
+    assert_eq!(open_becomes(&origin, 0).await, 0);
 }
