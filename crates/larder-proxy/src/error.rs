@@ -10,8 +10,8 @@ pub enum Error {
     /// A configuration value is out of range or missing.
     #[error("invalid config: {0}")]
     ConfigInvalid(String),
-    /// The upstream URI is not an absolute `http://` URI.
-    #[error("invalid upstream uri {0:?}: expected http://host[:port]")]
+    /// The upstream URI is not an absolute `http://` or `https://` URI.
+    #[error("invalid upstream uri {0:?}: expected http://host[:port] or https://host[:port]")]
     UpstreamUri(String),
     /// The upstream could not be reached or failed while answering.
     #[error("upstream request failed")]

@@ -28,9 +28,11 @@ use crate::headers;
 use crate::hit::serve_hit;
 use crate::hooks::{CacheHooks, StaleCause};
 use crate::pass::{pass_through, upstream_head};
+use crate::server::ClientInfo;
 use crate::shared::{Answer, Ctx, Inner, Shared, enable, new_status};
 use crate::tasks::TaskKind;
 use crate::upgrade::{self, Requested};
+use crate::upstream::Timeout;
 use crate::{fill, purge, revalidate, target};
 
 /// How many lookups one request may make (vary re-lookups and lock waits) before it gives up
@@ -316,6 +318,8 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
         let inner = I::clone(self.inner);
         let mut req = Parts::clone(self.ctx.req);
         decide::refresh_request(&mut req.method, &mut req.headers);
+        // The refresh is the cache's own request, not the client's: no forwarding fields.
+        req.extensions.remove::<ClientInfo>();
         let tasks = &self.ctx.shared.tasks;
         tasks.spawn(TaskKind::Refresh, async move {
             let mut cache = HttpCache::new();
@@ -444,9 +448,10 @@ impl<H: CacheHooks, I: Inner> Flow<'_, H, I> {
                 }
                 ctx.metrics()
                     .not_stored(NoCacheReason::UpstreamError.as_str());
-                let status = new_status(ctx.shared)
-                    .fwd(ctx.fwd)
-                    .detail(NoCacheReason::UpstreamError.as_str());
+                // A timeout names itself, so a 504 says which wait ran out.
+                let detail = Timeout::find(&*e)
+                    .map_or(NoCacheReason::UpstreamError.as_str(), Timeout::as_str);
+                let status = new_status(ctx.shared).fwd(ctx.fwd).detail(detail);
                 (hooks.fail_to_proxy(ctx.req, &e).await, status)
             }
         }

@@ -18,6 +18,7 @@ use crate::auth::{self, PurgeAuth, PurgeStatus};
 use crate::body::{ProxyBody, canned};
 use crate::error::BoxError;
 use crate::shared::CacheConfig;
+use crate::upstream::Timeout;
 
 /// Why a stale response could be served instead of the upstream's answer.
 #[derive(Debug)]
@@ -291,14 +292,17 @@ pub trait CacheHooks: Send + Sync + 'static {
     /// response replaces it (stale-if-error and the disconnected case are tried first), for a
     /// cached or an uncached request. The cache is already disabled with `UpstreamError`;
     /// `Cache-Status`, `Via` and [`response_filter`](Self::response_filter) still apply to the
-    /// answer. Default: `502 Bad Gateway` with an empty body.
+    /// answer. Default: an empty body with `504 Gateway Timeout` when the origin did not send
+    /// its response head in time ([`Timeout::Response`](crate::upstream::Timeout)), else
+    /// `502 Bad Gateway`.
     fn fail_to_proxy(
         &self,
         req: &Parts,
         error: &BoxError,
     ) -> impl Future<Output = Response<ProxyBody>> + Send {
-        let _ = (req, error);
-        std::future::ready(canned(StatusCode::BAD_GATEWAY))
+        let _ = req;
+        let status = Timeout::find(&**error).map_or(StatusCode::BAD_GATEWAY, Timeout::status);
+        std::future::ready(canned(status))
     }
 
     /// Whether the request purges its cache entry instead of being proxied. Default: the

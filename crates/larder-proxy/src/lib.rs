@@ -87,6 +87,14 @@
 //!   dropped as a hop-by-hop field.
 //! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways (save an upgrade's
 //!   `Upgrade` and `Connection: upgrade`) and `Via` is added.
+//! - **Origins** ([`Upstream`]) are `http://` (HTTP/1.1) or `https://`: the certificate is
+//!   verified against the system store and the bundled roots, or a private CA
+//!   ([`UpstreamOptions::ca_file`]), with an optional SNI override; HTTP/2 is spoken when the
+//!   origin's ALPN picks it. A connection not up within the connect timeout is `502`, a
+//!   response head not in within the response timeout `504` (both with `Cache-Status`, and
+//!   stale-if-error still applies); connections are pooled with a bound on idle ones.
+//!   `X-Forwarded-For`, `Forwarded` and `X-Forwarded-Proto` can be added from the
+//!   [`server::ClientInfo`] of the request, and `Host` replaced.
 //! - No freshness is invented: without explicit freshness or `Last-Modified`, nothing is stored
 //!   unless [`CacheConfig::defaults`] says so.
 //! - **Callbacks** ([`CacheHooks`]) steer each step as pingora's `ProxyHttp` cache callbacks
@@ -127,7 +135,7 @@ mod target;
 pub mod tasks;
 pub mod tls;
 mod upgrade;
-mod upstream;
+pub mod upstream;
 
 pub use body::ProxyBody;
 pub use error::{BoxError, Error};

@@ -7,6 +7,7 @@ mod cache;
 mod cookie;
 mod hook_errors;
 mod hooks;
+mod https_origin;
 mod interim;
 mod proxy;
 mod target;
