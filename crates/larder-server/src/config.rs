@@ -108,7 +108,14 @@ use serde::Deserialize;
 
 use crate::Error;
 pub use crate::backend::{DiskSync, StorageBackend};
+pub use crate::duration::{parse_ms, parse_secs, parse_secs_duration, parse_secs_u32};
 pub use crate::size::parse_size;
+pub use site::{
+    CertFiles, ForwardingSettings, ListenerSettings, SiteSettings, UnknownHost,
+};
+use crate::duration::{
+    deserialize_duration, deserialize_ms, deserialize_secs, deserialize_secs_u32, deserialize_some_secs_u32,
+};
 use crate::size::{deserialize_size, deserialize_some_size};
 
 /// The whole configuration.
@@ -116,13 +123,28 @@ use crate::size::{deserialize_size, deserialize_some_size};
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ProxyConfig {
-    /// Where the proxy listens.
+    /// Where the proxy listens (plain HTTP) when there is no `[[listener]]` table.
     pub listen: SocketAddr,
-    /// The origin, `http://host[:port]`. Required.
+    /// The origin, `http://host[:port]`, of the one site of a configuration without
+    /// `[[site]]`: every host goes there.
     pub upstream: Option<String>,
     /// Where the admin endpoints (`/metrics`, `/healthz`) listen; none when unset.
     pub admin: Option<SocketAddr>,
-    /// Cache settings.
+    /// What a request for a host no `[[site]]` names gets: 421 (the default) or 404.
+    pub unknown_host: UnknownHost,
+    /// How long open connections and background fills get to finish on shutdown (default
+    /// 10s). In the file, seconds or a string with a unit (`"30s"`).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub shutdown_grace: Duration,
+    /// The forwarding fields added to requests sent to origins (sites may set their own).
+    pub forwarding: ForwardingSettings,
+    /// `[[listener]]` tables; when none, one plain listener on `listen`.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerSettings>,
+    /// `[[site]]` tables; when none, one site for every host, to `upstream`.
+    #[serde(rename = "site")]
+    pub sites: Vec<SiteSettings>,
+    /// Cache settings: the storage every site shares, and the defaults of the per-site ones.
     pub cache: CacheSettings,
 }
 
@@ -132,6 +154,11 @@ impl Default for ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6188)),
             upstream: None,
             admin: None,
+            unknown_host: UnknownHost::default(),
+            shutdown_grace: larder_proxy::server::SHUTDOWN_GRACE,
+            forwarding: ForwardingSettings::default(),
+            listeners: Vec::new(),
+            sites: Vec::new(),
             cache: CacheSettings::default(),
         }
     }
@@ -168,6 +195,7 @@ pub struct CacheSettings {
     pub redis_prefix: String,
     /// With Redis storage: the longest one Redis call may take, in milliseconds. A lookup
     /// that takes longer is a miss served from upstream; a write that takes longer is dropped.
+    #[serde(alias = "redis_timeout", deserialize_with = "deserialize_ms")]
     pub redis_timeout_ms: u64,
     /// With local tiers in front of Redis (`memory+redis`, `disk:…+redis`,
     /// `memory+disk:…+redis`): how long, in seconds, a proxy serves an object from a local
@@ -175,10 +203,13 @@ pub struct CacheSettings {
     /// next tier again. Bounds how long an object purged through another proxy is still served
     /// here. 0 (the default) keeps local copies until they are evicted or go stale. Ages are
     /// kept in memory: after a restart, disk copies are checked against Redis again.
+    #[serde(alias = "local_ttl", deserialize_with = "deserialize_secs")]
     pub local_ttl_secs: u64,
     /// How long a cache fill may hold the lock before other requests stop waiting for it.
+    #[serde(alias = "lock_age", deserialize_with = "deserialize_ms")]
     pub lock_age_ms: u64,
     /// The longest a request waits on another request's fill.
+    #[serde(alias = "lock_timeout", deserialize_with = "deserialize_ms")]
     pub lock_timeout_ms: u64,
     /// The bearer token PURGE needs; PURGE is refused with 405 when unset.
     pub purge_token: Option<String>,
@@ -186,10 +217,17 @@ pub struct CacheSettings {
     pub cache_status_name: String,
     /// A freshness lifetime for responses without explicit freshness or `Last-Modified`. Unset
     /// (the default) invents none, as RFC 9111 §4.2.2 expects.
+    #[serde(
+        alias = "default_ttl",
+        default,
+        deserialize_with = "deserialize_some_secs_u32"
+    )]
     pub default_ttl_secs: Option<u32>,
     /// The stale-while-revalidate window when the origin gives none.
+    #[serde(alias = "stale_while_revalidate", deserialize_with = "deserialize_secs_u32")]
     pub stale_while_revalidate_secs: u32,
     /// The stale-if-error window when the origin gives none.
+    #[serde(alias = "stale_if_error", deserialize_with = "deserialize_secs_u32")]
     pub stale_if_error_secs: u32,
     /// Which responses that set a cookie are stored (always without the cookie): `opt-in`
     /// (the default), `never` or `strip`; see the module docs.
@@ -267,24 +305,54 @@ impl ProxyConfig {
     /// [`Error::ConfigInvalid`] naming the field, or [`Error::Proxy`] with
     /// [`larder_proxy::Error::UpstreamUri`].
     pub fn validate(&self) -> Result<(), Error> {
-        let Some(upstream) = &self.upstream else {
-            return Err(Error::ConfigInvalid(
-                "no upstream: set `upstream` in the file or pass --upstream".to_owned(),
-            ));
-        };
-        larder_proxy::Upstream::new(upstream)?;
+        match (&self.upstream, self.sites.is_empty()) {
+            (None, true) => {
+                return Err(Error::ConfigInvalid(
+                    "no upstream: set `upstream` in the file, pass --upstream, or add [[site]] \
+                     tables"
+                        .to_owned(),
+                ));
+            }
+            (Some(upstream), true) => {
+                larder_proxy::Upstream::new(upstream)?;
+            }
+            (Some(_), false) => {
+                return Err(Error::ConfigInvalid(
+                    "`upstream` (or --upstream) and [[site]] tables cannot both be set: give the \
+                     catch-all site its own table with hosts = [\"*\"]"
+                        .to_owned(),
+                ));
+            }
+            (None, false) => {}
+        }
+        let mut seen = std::collections::HashSet::new();
+        for site in &self.sites {
+            site.validate()?;
+            for host in &site.hosts {
+                if !seen.insert(host.to_ascii_lowercase()) {
+                    return Err(Error::ConfigInvalid(format!(
+                        "host {host:?} is named by two sites"
+                    )));
+                }
+            }
+        }
+        let mut addresses = std::collections::HashSet::new();
+        for listener in &self.listeners {
+            listener.validate()?;
+            if !addresses.insert(listener.address) {
+                return Err(Error::ConfigInvalid(format!(
+                    "two listeners on {}",
+                    listener.address
+                )));
+            }
+        }
         let c = &self.cache;
         if c.size == 0 {
             return Err(Error::ConfigInvalid(
                 "cache.size must be above 0".to_owned(),
             ));
         }
-        if c.cache_status_name.is_empty()
-            || !c
-                .cache_status_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+        if !site::is_token(&c.cache_status_name) {
             return Err(Error::ConfigInvalid(format!(
                 "cache.cache_status_name {:?} must be a token (letters, digits, - _ .)",
                 c.cache_status_name
@@ -317,6 +385,25 @@ impl ProxyConfig {
     }
 }
 
+impl ProxyConfig {
+    /// The listeners: the `[[listener]]` tables, or one plain listener on `listen`.
+    pub fn listener_list(&self) -> Vec<ListenerSettings> {
+        if self.listeners.is_empty() {
+            vec![ListenerSettings::plain(self.listen)]
+        } else {
+            self.listeners.clone()
+        }
+    }
+
+    /// The sites: the `[[site]]` tables, or one site for every host, to `upstream`.
+    pub fn site_list(&self) -> Vec<SiteSettings> {
+        match (&self.upstream, self.sites.is_empty()) {
+            (Some(upstream), true) => vec![SiteSettings::catch_all(upstream)],
+            _ => self.sites.clone(),
+        }
+    }
+}
+
 impl CacheSettings {
     /// The lock age timeout.
     pub fn lock_age(&self) -> Duration {
@@ -341,5 +428,6 @@ impl CacheSettings {
     }
 }
 
+mod site;
 #[cfg(test)]
 mod tests;

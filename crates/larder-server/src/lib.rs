@@ -29,7 +29,11 @@
 
 mod backend;
 pub mod config;
+mod duration;
 mod error;
+mod hosts;
+pub mod reload;
+pub mod sites;
 mod size;
 mod storage;
 
