@@ -8,4 +8,5 @@
 mod binary;
 mod disk;
 mod redis_fleet;
+mod sites;
 mod tiered_fleet;
