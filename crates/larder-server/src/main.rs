@@ -515,4 +515,59 @@ mod tests {
         let e = format!("{:#}", args.to_config().unwrap_err());
         assert!(e.contains("disk_size"), "{e}");
     }
+
+    #[test]
+    fn flags_take_units() {
+        let args = Args::parse_from([
+            "larder",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--cache-size",
+            "64MiB",
+            "--lock-timeout",
+            "5s",
+            "--lock-age-ms",
+            "750",
+            "--default-ttl",
+            "2m",
+            "--stale-if-error-secs",
+            "30",
+            "--shutdown-grace",
+            "1m",
+        ]);
+        let c = args.to_config().unwrap();
+        assert_eq!(c.cache.size, 64 << 20);
+        assert_eq!((c.cache.lock_timeout_ms, c.cache.lock_age_ms), (5000, 750));
+        assert_eq!(
+            (c.cache.default_ttl_secs, c.cache.stale_if_error_secs),
+            (Some(120), 30)
+        );
+        assert_eq!(c.shutdown_grace, Duration::from_secs(60));
+        let e = Args::try_parse_from(["larder", "--lock-timeout", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--lock-timeout") && e.contains("invalid duration"), "{e}");
+    }
+
+    #[test]
+    fn listen_flag_replaces_the_file_listeners() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("larder.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://127.0.0.1:1\"\n[[listener]]\naddress = \"127.0.0.1:7\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "larder",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9",
+        ]);
+        let c = args.to_config().unwrap();
+        let listeners = c.listener_list();
+        assert_eq!(listeners.len(), 1);
+        assert_eq!(listeners[0].address.port(), 9);
+    }
 }
