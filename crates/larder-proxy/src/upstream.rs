@@ -1,8 +1,8 @@
 //! The upstream: a pooled hyper-util client that sends every request to one origin.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -108,15 +108,14 @@ use serde::Deserialize;
 
 use crate::Error;
 pub use crate::backend::{DiskSync, StorageBackend};
+use crate::duration::{
+    deserialize_duration, deserialize_ms, deserialize_secs, deserialize_secs_u32,
+    deserialize_some_secs_u32,
+};
 pub use crate::duration::{parse_ms, parse_secs, parse_secs_duration, parse_secs_u32};
 pub use crate::size::parse_size;
-pub use site::{
-    CertFiles, ForwardingSettings, ListenerSettings, SiteSettings, UnknownHost,
-};
-use crate::duration::{
-    deserialize_duration, deserialize_ms, deserialize_secs, deserialize_secs_u32, deserialize_some_secs_u32,
-};
 use crate::size::{deserialize_size, deserialize_some_size};
+pub use site::{CertFiles, ForwardingSettings, ListenerSettings, SiteSettings, UnknownHost};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -224,7 +223,10 @@ pub struct CacheSettings {
     )]
     pub default_ttl_secs: Option<u32>,
     /// The stale-while-revalidate window when the origin gives none.
-    #[serde(alias = "stale_while_revalidate", deserialize_with = "deserialize_secs_u32")]
+    #[serde(
+        alias = "stale_while_revalidate",
+        deserialize_with = "deserialize_secs_u32"
+    )]
     pub stale_while_revalidate_secs: u32,
     /// The stale-if-error window when the origin gives none.
     #[serde(alias = "stale_if_error", deserialize_with = "deserialize_secs_u32")]

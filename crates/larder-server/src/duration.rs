@@ -30,7 +30,9 @@ fn parse_duration(s: &str, bare: Bare) -> Result<Duration, String> {
         format!("invalid duration {s:?}: expected a whole number with a unit (250ms, 5s, 2m, 1h)")
     };
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: u64 = t.parse().map_err(|_| format!("invalid duration {s:?}: too large"))?;
+        let n: u64 = t
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: too large"))?;
         return Ok(match bare {
             Bare::Millis => Duration::from_millis(n),
             Bare::Secs => Duration::from_secs(n),
@@ -50,10 +52,7 @@ fn parse_duration(s: &str, bare: Bare) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("invalid duration {s:?}: too large"))?;
         let after = rest[digits..].trim_start();
-        let unit_len = after
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
+        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = after[..unit_len].to_ascii_lowercase();
         let millis_per: u64 = match unit.as_str() {
             "ms" => 1,
@@ -158,8 +157,7 @@ pub(crate) fn deserialize_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result
 pub(crate) fn deserialize_secs_u32<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<u32, D::Error> {
-    parse_secs_u32(&DurationValue::deserialize(d)?.text())
-        .map_err(serde::de::Error::custom)
+    parse_secs_u32(&DurationValue::deserialize(d)?.text()).map_err(serde::de::Error::custom)
 }
 
 /// [`deserialize_secs_u32`] for an optional setting: present means `Some`.
@@ -227,7 +225,11 @@ mod tests {
         assert_eq!(parse_ms("5s"), Ok(5000));
         assert_eq!(parse_secs("60"), Ok(60));
         assert_eq!(parse_secs("2m"), Ok(120));
-        assert!(parse_secs("500ms").unwrap_err().contains("whole number of seconds"));
+        assert!(
+            parse_secs("500ms")
+                .unwrap_err()
+                .contains("whole number of seconds")
+        );
         assert_eq!(parse_secs_u32("1h"), Ok(3600));
         assert!(parse_secs_u32("99999999999").is_err());
     }

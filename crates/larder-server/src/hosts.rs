@@ -103,8 +103,14 @@ mod tests {
 
     #[test]
     fn the_host_asked_for() {
-        assert_eq!(host_of("/", Some("A.Example:8080")).as_deref(), Some("a.example"));
-        assert_eq!(host_of("/", Some("a.example.")).as_deref(), Some("a.example"));
+        assert_eq!(
+            host_of("/", Some("A.Example:8080")).as_deref(),
+            Some("a.example")
+        );
+        assert_eq!(
+            host_of("/", Some("a.example.")).as_deref(),
+            Some("a.example")
+        );
         assert_eq!(
             host_of("http://b.example:81/x", Some("a.example")).as_deref(),
             Some("b.example"),

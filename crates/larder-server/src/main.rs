@@ -18,8 +18,8 @@ use larder_server::config::{
     DiskSync, ProxyConfig, StorageBackend, parse_ms, parse_secs, parse_secs_duration,
     parse_secs_u32, parse_size,
 };
-use tokio::net::TcpListener;
 use larder_server::reload::Running;
+use tokio::net::TcpListener;
 
 /// A caching reverse proxy (RFC 9111) in front of one HTTP origin.
 #[derive(Debug, Parser)]
@@ -158,7 +158,6 @@ impl Args {
     }
 }
 
-
 /// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
 /// the returned future is first polled, so call it before serving: a SIGTERM that arrives
 /// while the server starts must not kill the process with the default action.
@@ -200,14 +199,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 async fn reload_on_hangup(args: Arc<Args>, running: Arc<Running>) {
     #[cfg(unix)]
     {
-        let mut hup =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGHUP");
-                    return;
-                }
-            };
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP");
+                return;
+            }
+        };
         while hup.recv().await.is_some() {
             if args.config.is_none() {
                 tracing::warn!("SIGHUP: no configuration file to reload (start with --config)");
@@ -542,11 +540,14 @@ mod tests {
             (c.cache.default_ttl_secs, c.cache.stale_if_error_secs),
             (Some(120), 30)
         );
-        assert_eq!(c.shutdown_grace, Duration::from_secs(60));
+        assert_eq!(c.shutdown_grace, Duration::from_mins(1));
         let e = Args::try_parse_from(["larder", "--lock-timeout", "soon"])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--lock-timeout") && e.contains("invalid duration"), "{e}");
+        assert!(
+            e.contains("--lock-timeout") && e.contains("invalid duration"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -158,6 +158,10 @@ fn load_certificates(
 ) -> Result<Vec<Option<Arc<rustls::ServerConfig>>>, Error> {
     Ok(listeners
         .iter()
-        .map(|l| l.is_tls().then(|| server_config(&l.cert_pairs())).transpose())
+        .map(|l| {
+            l.is_tls()
+                .then(|| server_config(&l.cert_pairs()))
+                .transpose()
+        })
         .collect::<Result<Vec<_>, _>>()?)
 }

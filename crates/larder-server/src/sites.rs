@@ -109,13 +109,19 @@ impl Stores {
         };
         check("cache.storage", a.storage != b.storage);
         check("cache.size", a.size != b.size);
-        check("cache.max_object_size", a.max_object_size != b.max_object_size);
+        check(
+            "cache.max_object_size",
+            a.max_object_size != b.max_object_size,
+        );
         check("cache.eviction", a.eviction != b.eviction);
         check("cache.disk_eviction", a.disk_eviction != b.disk_eviction);
         check("cache.disk_size", a.disk_size != b.disk_size);
         check("cache.disk_sync", a.disk_sync != b.disk_sync);
         check("cache.redis_prefix", a.redis_prefix != b.redis_prefix);
-        check("cache.redis_timeout", a.redis_timeout_ms != b.redis_timeout_ms);
+        check(
+            "cache.redis_timeout",
+            a.redis_timeout_ms != b.redis_timeout_ms,
+        );
         check("cache.local_ttl", a.local_ttl_secs != b.local_ttl_secs);
         check("cache.lock_age", a.lock_age_ms != b.lock_age_ms);
         changed
@@ -282,20 +288,18 @@ where
         let snapshot = self.current.load();
         let sites = (self.sites)(&snapshot);
         let host = request_host(&req);
-        match sites.route(host.as_deref()) {
-            Some(service) => tower::Service::call(&mut service.clone(), req),
-            None => {
-                let status = sites.unknown.status();
-                let mut resp = Response::new(larder_proxy::body::full(format!(
-                    "{status}: no site here for this host\n"
-                )));
-                *resp.status_mut() = status;
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("text/plain"),
-                );
-                Box::pin(std::future::ready(Ok(resp)))
-            }
+        if let Some(service) = sites.route(host.as_deref()) {
+            return tower::Service::call(&mut service.clone(), req);
         }
+        let status = sites.unknown.status();
+        let mut resp = Response::new(larder_proxy::body::full(format!(
+            "{status}: no site here for this host\n"
+        )));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain"),
+        );
+        Box::pin(std::future::ready(Ok(resp)))
     }
 }

@@ -57,11 +57,18 @@ impl TestCa {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf params");
         if let Some(first) = names.first() {
-            params.distinguished_name.push(DnType::CommonName, first.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
         }
         let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
-        let stem = names.first().map_or("leaf", String::as_str).replace('*', "star");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        let stem = names
+            .first()
+            .map_or("leaf", String::as_str)
+            .replace('*', "star");
         let cert_file = self.dir.path().join(format!("{stem}.crt"));
         let key_file = self.dir.path().join(format!("{stem}.key"));
         let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
@@ -85,7 +92,10 @@ mod tests {
         let ca = TestCa::new("larder test CA");
         let leaf = ca.leaf(&["a.example", "127.0.0.1"]);
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
-        assert_eq!(std::fs::read_to_string(&leaf.cert_file).unwrap(), leaf.cert_pem);
+        assert_eq!(
+            std::fs::read_to_string(&leaf.cert_file).unwrap(),
+            leaf.cert_pem
+        );
         assert!(
             std::fs::read_to_string(&leaf.key_file)
                 .unwrap()

@@ -178,8 +178,7 @@ impl SiteSettings {
 /// Whether `s` can be a `Cache-Status` cache name.
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 

@@ -270,7 +270,11 @@ fn durations_take_units_under_old_and_new_names() {
     .unwrap();
     assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(30));
     assert_eq!(
-        (c.cache.lock_timeout_ms, c.cache.lock_age_ms, c.cache.redis_timeout_ms),
+        (
+            c.cache.lock_timeout_ms,
+            c.cache.lock_age_ms,
+            c.cache.redis_timeout_ms
+        ),
         (2000, 750, 1000)
     );
     assert_eq!(
@@ -325,7 +329,10 @@ fn sites_listeners_and_forwarding_parse() {
     assert_eq!(a.response_timeout, std::time::Duration::from_secs(20));
     assert!(a.forwarded.x_forwarded_for && !a.forwarded.forwarded);
     let b = sites[1].upstream_options(c.forwarding);
-    assert!(b.forwarded.forwarded && !b.forwarded.x_forwarded_for, "a site's own");
+    assert!(
+        b.forwarded.forwarded && !b.forwarded.x_forwarded_for,
+        "a site's own"
+    );
     assert_eq!(b.host.as_deref(), Some("b.internal"));
 
     // Without [[site]] and [[listener]]: one site for every host, one plain listener.
@@ -341,7 +348,10 @@ fn bad_sites_and_listeners_are_clear_errors() {
     let site = |extra: &str| format!("[[site]]\nhosts = [\"a.example\"]\n{extra}");
     for (text, says) in [
         (
-            format!("upstream = \"http://127.0.0.1:1\"\n{}", site("upstream = \"http://h\"\n")),
+            format!(
+                "upstream = \"http://127.0.0.1:1\"\n{}",
+                site("upstream = \"http://h\"\n")
+            ),
             "cannot both be set",
         ),
         (site("upstream = \"ftp://h\"\n"), "must be http://host"),
@@ -349,8 +359,14 @@ fn bad_sites_and_listeners_are_clear_errors() {
             site("upstream = \"http://h\"\nca_file = \"/ca.pem\"\n"),
             "need an https:// upstream",
         ),
-        (site("upstream = \"http://h\"\ncache_status_name = \"a b\"\n"), "token"),
-        (site("upstream = \"http://h\"\npurge_token = \"\"\n"), "purge_token"),
+        (
+            site("upstream = \"http://h\"\ncache_status_name = \"a b\"\n"),
+            "token",
+        ),
+        (
+            site("upstream = \"http://h\"\npurge_token = \"\"\n"),
+            "purge_token",
+        ),
         (
             site("upstream = \"http://h\"\nconnect_timeout = 0\n"),
             "above 0",

@@ -78,12 +78,18 @@ async fn two_sites_reach_their_own_origin_and_never_share_entries() {
     let _child = spawn(&["--config", path.to_str().unwrap()]);
 
     let first_a = get_for(&listen, "a.example", "/same").await;
-    assert_eq!((first_a.status.as_u16(), first_a.text().as_str()), (200, "from a"));
+    assert_eq!(
+        (first_a.status.as_u16(), first_a.text().as_str()),
+        (200, "from a")
+    );
     assert_eq!(first_a.ours().name, "edge-a");
     assert!(!first_a.ours().hit);
     // The same path on the other site is a miss that goes to b's origin.
     let first_b = get_for(&listen, "b.example:8080", "/same").await;
-    assert_eq!((first_b.status.as_u16(), first_b.text().as_str()), (200, "from b"));
+    assert_eq!(
+        (first_b.status.as_u16(), first_b.text().as_str()),
+        (200, "from b")
+    );
     assert_eq!(first_b.ours().name, "larder");
     assert!(!first_b.ours().hit, "no cross-site hit");
     // Each is then a hit of its own site.
@@ -97,7 +103,10 @@ async fn two_sites_reach_their_own_origin_and_never_share_entries() {
     // A wildcard name is site a's, and a name of its own in the cache.
     let wild = get_for(&listen, "www.a.example", "/same").await;
     assert_eq!(wild.text(), "from a");
-    assert!(!wild.ours().hit, "www.a.example is another key than a.example");
+    assert!(
+        !wild.ours().hit,
+        "www.a.example is another key than a.example"
+    );
     assert_eq!((a.hits(), b.hits()), (2, 1));
 
     // An unknown host reaches no origin.
@@ -124,7 +133,8 @@ async fn unknown_host_can_be_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the forwarding fields in Upstream and ClientInfo from serve_with"]
 async fn forwarding_fields_reach_the_origin() {
-    let a = Origin::start(|_, _| async { respond(200, &[("cache-control", "no-store")], "a") }).await;
+    let a =
+        Origin::start(|_, _| async { respond(200, &[("cache-control", "no-store")], "a") }).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("larder.toml");
     let listen = format!("127.0.0.1:{}", free_port());
@@ -144,7 +154,11 @@ async fn forwarding_fields_reach_the_origin() {
     let field = |name| larder_testkit::field(&seen, name);
     assert_eq!(field("x-forwarded-for"), "127.0.0.1");
     assert_eq!(field("x-forwarded-proto"), "http");
-    assert!(field("forwarded").contains("for=127.0.0.1"), "{}", field("forwarded"));
+    assert!(
+        field("forwarded").contains("for=127.0.0.1"),
+        "{}",
+        field("forwarded")
+    );
     assert_eq!(field("host"), "origin.internal");
 }
 
@@ -191,7 +205,7 @@ async fn reload_under_load_fails_no_request_and_keeps_the_cache() {
     write(&path, &two_sites(&listen, &a2, &b, "edge-a2", 421));
     hangup(&child);
     wait_for_log(&child, before, "configuration reloaded");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         let failures = task.await.unwrap();
@@ -231,7 +245,10 @@ async fn an_invalid_file_on_reload_keeps_the_running_config() {
         assert_eq!(get_for(&listen, "b.example", "/x").await.text(), "from b");
     }
     assert!(
-        child.log().iter().any(|l| l.contains(" ERROR ") && l.contains("rejected")),
+        child
+            .log()
+            .iter()
+            .any(|l| l.contains(" ERROR ") && l.contains("rejected")),
         "{:?}",
         child.log()
     );
