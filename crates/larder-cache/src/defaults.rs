@@ -93,6 +93,15 @@ pub struct CacheMetaDefaults {
     default_ttl: Option<Duration>,
 }
 
+/// Status codes defined as heuristically cacheable (RFC 9110 §15.1); public as
+/// `filters::is_heuristically_cacheable`.
+pub(crate) fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
 const fn no_default_ttl(_: StatusCode) -> Option<Duration> {
     None
 }
@@ -166,10 +175,8 @@ impl CacheMetaDefaults {
         } else {
             status
         };
-        (self.fresh_sec_fn)(status).or_else(|| {
-            self.default_ttl
-                .filter(|_| crate::filters::is_heuristically_cacheable(status))
-        })
+        (self.fresh_sec_fn)(status)
+            .or_else(|| self.default_ttl.filter(|_| heuristically_cacheable(status)))
     }
 
     /// The default stale-while-revalidate window in seconds.

@@ -56,7 +56,9 @@ impl<H: CacheHooks> CacheLayer<H> {
 
     /// A layer like [`with_spawner`](Self::with_spawner)'s that counts into `metrics`, so
     /// several layers (one per site, over one storage) report one set of counters and any of
-    /// them renders it.
+    /// them renders it. A [`drain`](Self::drain) of one of them then waits for the background
+    /// tasks of all of them (it cancels only its own when the grace period is over): drain
+    /// them all together.
     pub fn with_metrics(
         config: CacheConfig,
         hooks: H,

@@ -1,11 +1,46 @@
 //! The `larder` binary's configuration: a TOML file, overridden by command-line flags, and
 //! its checks. [`CacheSettings::cache_config`] turns the `[cache]` table into the layer's
-//! `CacheConfig`, wiring in the storage it names.
+//! `CacheConfig`, wiring in the storage it names; `crate::sites` builds one layer per site
+//! over it. `docs/deploy.md` has a full example of two HTTPS sites behind a TLS listener.
+//!
+//! Durations take a string with units, `ms`, `s`, `m`, `h`, `d` (`"250ms"`, `"5s"`,
+//! `"1h30m"`); a bare number keeps the unit of the key's long name (`lock_timeout = 5000` is
+//! `lock_timeout_ms = 5000`, milliseconds; `default_ttl = 60` is seconds), and is seconds in
+//! keys without one (`shutdown_grace`, `connect_timeout`). Each `*_ms` / `*_secs` key can be
+//! written under its short name (`lock_timeout`, `default_ttl`), not both. Sizes take bytes or
+//! a unit (`"256MiB"`).
 //!
 //! ```toml
-//! listen = "127.0.0.1:6188"
-//! upstream = "http://127.0.0.1:8000"
+//! listen = "127.0.0.1:6188"     # one plain listener, when there is no [[listener]]
+//! upstream = "http://127.0.0.1:8000"   # one site for every host, when there is no [[site]]
 //! admin = "127.0.0.1:9090"
+//! unknown_host = 421            # or 404: what a host no [[site]] names gets
+//! shutdown_grace = "10s"        # connections and background fills finish within it
+//!
+//! [forwarding]                  # fields added to requests to origins (all off by default)
+//! x_forwarded_for = false       # append the client's address
+//! forwarded = false             # append for=…;proto=…;host=… (RFC 7239)
+//! x_forwarded_proto = false     # https or http, as the client connected
+//!
+//! [[listener]]                  # any number; replaces `listen`
+//! address = "0.0.0.0:443"
+//! tls_cert = "/etc/larder/a.pem"   # PEM chain and key: the listener speaks TLS (h2, http/1.1)
+//! tls_key = "/etc/larder/a.key"
+//! certificates = [{ cert = "/etc/larder/b.pem", key = "/etc/larder/b.key" }]   # by SNI
+//!
+//! [[site]]                      # any number; replaces `upstream`
+//! hosts = ["a.example", "*.a.example"]   # exact, *. (one or more labels) or *; any case
+//! upstream = "https://origin.internal:8443"
+//! ca_file = "/etc/larder/ca.pem"          # (https) a private CA
+//! sni = "origin.internal"                 # (https) default: the upstream's host
+//! insecure_skip_verify = false            # (https) logged loudly when true
+//! http2 = true                            # (https) offer h2 in ALPN
+//! connect_timeout = "10s"
+//! response_timeout = "60s"                # to the response head; then 504
+//! host = "a.example"                      # the Host sent; default: the one asked for
+//! forwarding = { x_forwarded_for = true } # instead of [forwarding]
+//! # And, overriding [cache]'s for this site: default_ttl, stale_while_revalidate,
+//! # stale_if_error, purge_token, max_object_size, cache_status_name.
 //!
 //! [cache]
 //! size = "256MiB"             # bytes held in memory (bounded: least useful entries are evicted);
@@ -26,18 +61,18 @@
 //! disk_sync = "never"         # (disk) or "always": fsync every entry before it is visible
 //! disk_eviction = "lru"       # (disk) or "tinyufo"
 //! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
-//! redis_timeout_ms = 250      # (redis) the longest one call may take; then it is a miss
-//! local_ttl_secs = 0          # (memory+redis, disk+redis) serve a local copy at most this
+//! redis_timeout = "250ms"      # (redis) the longest one call may take; then it is a miss
+//! local_ttl = "0s"             # (memory+redis, disk+redis) serve a local copy at most this
 //!                             # long, then ask Redis again (0 = until evicted or stale)
-//! lock_age_ms = 5000          # a fill older than this no longer blocks other requests
-//! lock_timeout_ms = 5000      # the longest a request waits for another's fill
+//! lock_age = "5s"              # a fill older than this no longer blocks other requests
+//! lock_timeout = "5s"          # the longest a request waits for another's fill
 //! purge_token = "secret"      # PURGE needs `Authorization: Bearer secret`; unset = PURGE gets 405
 //! cache_status_name = "larder"
 //! # Off by default: no freshness is invented for responses without explicit freshness
 //! # (RFC 9111 §4.2.2 heuristics from Last-Modified still apply).
-//! # default_ttl_secs = 60
-//! stale_while_revalidate_secs = 0
-//! stale_if_error_secs = 0
+//! # default_ttl = "1m"
+//! stale_while_revalidate = "0s"
+//! stale_if_error = "0s"
 //! set_cookie = "opt-in"       # which responses with Set-Cookie are stored (never with the
 //!                             # cookie), one of:
 //!                             #   "opt-in"  those the origin marks public, s-maxage or
@@ -124,8 +159,8 @@ pub use site::{CertFiles, ForwardingSettings, ListenerSettings, SiteSettings, Un
 pub struct ProxyConfig {
     /// Where the proxy listens (plain HTTP) when there is no `[[listener]]` table.
     pub listen: SocketAddr,
-    /// The origin, `http://host[:port]`, of the one site of a configuration without
-    /// `[[site]]`: every host goes there.
+    /// The origin (`http://host[:port]`, or `https://` where the proxy supports it) of the
+    /// one site of a configuration without `[[site]]`: every host goes there.
     pub upstream: Option<String>,
     /// Where the admin endpoints (`/metrics`, `/healthz`) listen; none when unset.
     pub admin: Option<SocketAddr>,

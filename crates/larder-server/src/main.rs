@@ -293,7 +293,7 @@ async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<()> {
     }
     // Fills and refreshes still running, of every configuration loaded, finish (or are
     // cancelled, logged) before exit.
-    let drained = running.stores().drain(grace).await;
+    let drained = running.current().sites.drain(grace).await;
     tracing::info!(?drained, "background tasks drained");
     // The disk's eviction order survives a graceful restart.
     if let Some(disk) = running.stores().disk() {

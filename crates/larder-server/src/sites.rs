@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,14 +26,12 @@ use crate::config::{CacheSettings, ProxyConfig, SiteSettings, UnknownHost};
 use crate::hosts::{HostRoutes, request_host};
 
 /// What every site shares, built once when the process starts: the storage and its eviction
-/// manager, lock and predictor (in a base [`CacheConfig`]), one set of counters, and every
-/// layer built over them (drained on shutdown, old configurations' included).
+/// manager, lock and predictor (in a base [`CacheConfig`]) and one set of counters.
 pub struct Stores {
     base: CacheConfig,
     started: CacheSettings,
     metrics: Arc<Metrics>,
     metrics_layer: CacheLayer<DefaultHooks>,
-    layers: Mutex<Vec<CacheLayer<DefaultHooks>>>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -64,7 +62,6 @@ impl Stores {
             started: settings.clone(),
             metrics,
             metrics_layer,
-            layers: Mutex::new(Vec::new()),
         })
     }
 
@@ -77,24 +74,6 @@ impl Stores {
     /// The disk storage, if the storage has one.
     pub fn disk(&self) -> Option<&'static DiskStorage> {
         self.base.storage.and_then(crate::disk_storage)
-    }
-
-    /// Waits, at most `grace`, for the background tasks of every layer built so far.
-    pub async fn drain(&self, grace: Duration) -> Vec<DrainReport> {
-        let layers = self
-            .layers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut set = tokio::task::JoinSet::new();
-        for layer in layers {
-            set.spawn(async move { layer.drain(grace).await });
-        }
-        let mut reports = Vec::new();
-        while let Some(r) = set.join_next().await {
-            reports.extend(r.ok());
-        }
-        reports
     }
 
     /// The `[cache]` keys of `new` that differ from those the storage was built with and that
@@ -154,19 +133,14 @@ impl Stores {
         c
     }
 
-    /// A layer for `site`, counted in the shared counters and drained on shutdown.
+    /// A layer for `site`, counted in the shared counters.
     fn layer(&self, cache: &CacheSettings, site: &SiteSettings) -> CacheLayer<DefaultHooks> {
-        let layer = CacheLayer::with_metrics(
+        CacheLayer::with_metrics(
             self.site_config(cache, site),
             DefaultHooks,
             Arc::new(TokioSpawner),
             Arc::clone(&self.metrics),
-        );
-        self.layers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(layer.clone());
-        layer
+        )
     }
 }
 
@@ -175,6 +149,7 @@ impl Stores {
 pub struct Sites {
     routes: HostRoutes<usize>,
     services: Vec<CacheService<Upstream, DefaultHooks>>,
+    layers: Vec<CacheLayer<DefaultHooks>>,
     unknown: UnknownHost,
 }
 
@@ -195,11 +170,13 @@ impl Sites {
     /// [`Error::Proxy`] when a site's upstream client cannot be built (its URI, its CA file).
     pub fn build(config: &ProxyConfig, stores: &Stores) -> Result<Self, Error> {
         let mut routes = HostRoutes::default();
-        let mut services = Vec::new();
+        let (mut services, mut layers) = (Vec::new(), Vec::new());
         for (i, site) in config.site_list().iter().enumerate() {
             let options = site.upstream_options(config.forwarding);
             let upstream = Upstream::with_options(&site.upstream, &options)?;
-            services.push(stores.layer(&config.cache, site).layer(upstream));
+            let layer = stores.layer(&config.cache, site);
+            services.push(layer.layer(upstream));
+            layers.push(layer);
             for host in &site.hosts {
                 routes.add(host, i);
             }
@@ -207,8 +184,30 @@ impl Sites {
         Ok(Self {
             routes,
             services,
+            layers,
             unknown: config.unknown_host,
         })
+    }
+
+    /// Waits, at most `grace`, for the background tasks in flight (of these sites, and of the
+    /// layers of configurations reloaded away from: they count into the same counters); then
+    /// cancels these sites' tasks. The figures are of every layer together.
+    pub async fn drain(&self, grace: Duration) -> DrainReport {
+        let mut set = tokio::task::JoinSet::new();
+        for layer in &self.layers {
+            let layer = layer.clone();
+            set.spawn(async move { layer.drain(grace).await });
+        }
+        let mut total = DrainReport::default();
+        while let Some(report) = set.join_next().await {
+            if let Ok(r) = report {
+                // Every report counts the shared tasks: the largest is the whole.
+                total.in_flight = total.in_flight.max(r.in_flight);
+                total.cancelled = total.cancelled.max(r.cancelled);
+                total.left = total.left.max(r.left);
+            }
+        }
+        total
     }
 
     /// The service of the site for `host` (`None`: a request without a host, which only a
