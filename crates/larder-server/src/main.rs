@@ -1,8 +1,9 @@
-//! `larder`: a caching reverse proxy in front of one HTTP origin.
+//! `larder`: a caching reverse proxy in front of one origin, or of several sites by host name.
 //!
 //! ```text
 //! larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188
 //! larder --config larder.toml            # flags given too override the file
+//! kill -HUP <pid>                         # reload the file (and certificates)
 //! ```
 
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use larder_server::config::{
 use larder_server::reload::Running;
 use tokio::net::TcpListener;
 
-/// A caching reverse proxy (RFC 9111) in front of one HTTP origin.
+/// A caching reverse proxy (RFC 9111) in front of one or several HTTP origins.
 #[derive(Debug, Parser)]
 #[command(name = "larder", version, about)]
 struct Args {

@@ -50,6 +50,9 @@ pub struct Running {
     stores: Stores,
     /// The listeners bound at start; a reload cannot move them.
     listeners: Vec<ListenerSettings>,
+    /// The admin address and shutdown grace at start, which a reload does not change.
+    admin: Option<std::net::SocketAddr>,
+    grace: std::time::Duration,
     current: Arc<Current<Snapshot>>,
 }
 
@@ -62,11 +65,14 @@ impl Running {
     pub fn start(config: ProxyConfig) -> Result<Self, Error> {
         let stores = Stores::new(&config.cache)?;
         let listeners = config.listener_list();
+        let (admin, grace) = (config.admin, config.shutdown_grace);
         let tls = load_certificates(&listeners)?;
         let snapshot = Snapshot::build(config, &stores, tls)?;
         Ok(Self {
             stores,
             listeners,
+            admin,
+            grace,
             current: Arc::new(Current::new(snapshot)),
         })
     }
@@ -79,6 +85,11 @@ impl Running {
     /// The listeners bound at start.
     pub fn listeners(&self) -> &[ListenerSettings] {
         &self.listeners
+    }
+
+    /// The shutdown grace period at start.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        self.grace
     }
 
     /// The current configuration.
@@ -138,9 +149,10 @@ impl Running {
             );
             self.current.load().tls.clone()
         };
-        let admin_changed = config.admin != self.current.load().config.admin;
-        if admin_changed {
-            tracing::warn!("the admin address needs a restart; it stays as it is");
+        if config.admin != self.admin || config.shutdown_grace != self.grace {
+            tracing::warn!(
+                "admin and shutdown_grace need a restart; they keep their values until then"
+            );
         }
         let snapshot = Snapshot::build(config, &self.stores, tls)?;
         self.current.store(snapshot);

@@ -302,3 +302,76 @@ where
         Box::pin(std::future::ready(Ok(resp)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    fn site(toml: &str) -> SiteSettings {
+        let c = ProxyConfig::from_toml(&format!(
+            "[[site]]\nhosts = [\"a.example\"]\nupstream = \"http://127.0.0.1:1\"\n{toml}"
+        ))
+        .unwrap();
+        c.sites[0].clone()
+    }
+
+    #[test]
+    fn each_site_has_its_own_cache_settings_over_one_storage() {
+        let mut cache = CacheSettings::default();
+        cache.default_ttl_secs = Some(10);
+        cache.purge_token = Some("shared".into());
+        cache.max_object_size = Some(1 << 20);
+        let stores = Stores::new(&cache).unwrap();
+        let a = stores.site_config(
+            &cache,
+            &site("default_ttl = \"1m\"\ncache_status_name = \"edge-a\"\nmax_object_size = \"4MiB\"\n"),
+        );
+        let b = stores.site_config(
+            &cache,
+            &site("purge_token = \"b\"\nmax_object_size = 1000\n"),
+        );
+        assert_eq!(
+            a.defaults.fresh_sec(StatusCode::OK),
+            Some(Duration::from_mins(1))
+        );
+        assert_eq!(
+            b.defaults.fresh_sec(StatusCode::OK),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            (a.cache_status_name.as_str(), b.cache_status_name.as_str()),
+            ("edge-a", "larder")
+        );
+        assert_eq!(
+            (a.purge_token.as_deref(), b.purge_token.as_deref()),
+            (Some("shared"), Some("b"))
+        );
+        assert_eq!(
+            a.max_file_size,
+            Some(1 << 20),
+            "a site cannot raise the storage's limit"
+        );
+        assert_eq!(b.max_file_size, Some(1000));
+        assert!(
+            std::ptr::addr_eq(a.storage.unwrap(), b.storage.unwrap()),
+            "one storage"
+        );
+    }
+
+    #[test]
+    fn restart_needed_names_the_storage_keys() {
+        let cache = CacheSettings::default();
+        let stores = Stores::new(&cache).unwrap();
+        let mut new = cache.clone();
+        new.cache_status_name = "other".into();
+        new.lock_timeout_ms = 1;
+        assert!(stores.restart_needed(&new).is_empty());
+        new.size *= 2;
+        new.lock_age_ms = 1;
+        assert_eq!(
+            stores.restart_needed(&new),
+            ["cache.size", "cache.lock_age"]
+        );
+    }
+}

@@ -9,5 +9,5 @@ mod binary;
 mod disk;
 mod redis_fleet;
 mod sites;
-mod tls;
 mod tiered_fleet;
+mod tls;

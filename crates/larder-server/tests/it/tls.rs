@@ -135,7 +135,11 @@ async fn tls_listener_picks_the_certificate_by_sni_and_reloads_it() {
     let got = tls_get(&listen, "b.example", &ca, "/x").await;
     assert_eq!((got.status, got.body.as_str()), (200, "from b"));
     assert_eq!(got.leaf, der(&b));
-    assert!(got.cache_status.starts_with("edge-b"), "{}", got.cache_status);
+    assert!(
+        got.cache_status.starts_with("edge-b"),
+        "{}",
+        got.cache_status
+    );
     let hit = tls_get(&listen, "b.example", &ca, "/x").await;
     assert!(hit.cache_status.contains("hit"), "{}", hit.cache_status);
 
@@ -145,7 +149,11 @@ async fn tls_listener_picks_the_certificate_by_sni_and_reloads_it() {
     hangup_and_wait(&child, "configuration reloaded");
     let got = tls_get(&listen, "b.example", &ca, "/x").await;
     assert_eq!(got.leaf, der(&b2));
-    assert!(got.cache_status.contains("hit"), "the cache survives: {}", got.cache_status);
+    assert!(
+        got.cache_status.contains("hit"),
+        "the cache survives: {}",
+        got.cache_status
+    );
 
     // A key file that does not load is refused; the running certificates stay.
     let broken = dir.path().join("broken.key");
