@@ -61,11 +61,14 @@
 //! disk_sync = "never"         # (disk) or "always": fsync every entry before it is visible
 //! disk_eviction = "lru"       # (disk) or "tinyufo"
 //! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
-//! redis_timeout = "250ms"      # (redis) the longest one call may take; then it is a miss
-//! local_ttl = "0s"             # (memory+redis, disk+redis) serve a local copy at most this
+//! redis_timeout = "250ms"     # (redis) the longest one call may take; then it is a miss
+//! local_ttl = "0s"            # (memory+redis, disk+redis) serve a local copy at most this
 //!                             # long, then ask Redis again (0 = until evicted or stale)
-//! lock_age = "5s"              # a fill older than this no longer blocks other requests
-//! lock_timeout = "5s"          # the longest a request waits for another's fill
+//! # Each key above with a unit can be written with its long name too, where a bare number
+//! # keeps its unit: redis_timeout_ms, local_ttl_secs, lock_age_ms, lock_timeout_ms,
+//! # default_ttl_secs, stale_while_revalidate_secs, stale_if_error_secs.
+//! lock_age = "5s"             # a fill older than this no longer blocks other requests
+//! lock_timeout = "5s"         # the longest a request waits for another's fill
 //! purge_token = "secret"      # PURGE needs `Authorization: Bearer secret`; unset = PURGE gets 405
 //! cache_status_name = "larder"
 //! # Off by default: no freshness is invented for responses without explicit freshness

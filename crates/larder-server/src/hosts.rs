@@ -33,6 +33,13 @@ impl<T: Clone> HostRoutes<T> {
         }
     }
 
+    /// The value of `*` when it is the only pattern: every request's, whatever its host.
+    pub(crate) fn only_any(&self) -> Option<&T> {
+        self.any
+            .as_ref()
+            .filter(|_| self.exact.is_empty() && self.wildcards.is_empty())
+    }
+
     /// The value for `host` (a bare name, lower case, no port), if any pattern matches.
     pub(crate) fn get(&self, host: &str) -> Option<&T> {
         if let Some(v) = self.exact.get(host) {
@@ -87,10 +94,15 @@ mod tests {
         assert_eq!(r.get("example.com"), None, "a wildcard needs a label");
         assert_eq!(r.get("b.example"), None);
         assert_eq!(r.get("notexample.com"), None);
+        assert_eq!(r.only_any(), None);
         let mut r = routes();
         r.add("*", "any");
+        assert_eq!(r.only_any(), None);
         assert_eq!(r.get("b.example"), Some(&"any"));
         assert_eq!(r.get("a.example"), Some(&"a"));
+        let mut r = HostRoutes::default();
+        r.add("*", "any");
+        assert_eq!(r.only_any(), Some(&"any"));
     }
 
     fn host_of(uri: &str, host: Option<&str>) -> Option<String> {

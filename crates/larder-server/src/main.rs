@@ -194,19 +194,31 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// A SIGHUP listener, installed when this is called (before serving: a SIGHUP that arrives
+/// while the server starts must not end the process with the default action).
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::error!(error = %e, "cannot listen for SIGHUP"))
+            .ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// Re-reads the configuration (the file, then the same flags over it) on every SIGHUP and
 /// makes it current for new requests and handshakes; a file that does not parse or validate,
 /// or certificates that do not load, are logged and the old configuration stays.
-async fn reload_on_hangup(args: Arc<Args>, running: Arc<Running>) {
+async fn reload_on_hangup(hangup: Hangup, args: Arc<Args>, running: Arc<Running>) {
     #[cfg(unix)]
     {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP");
-                return;
-            }
-        };
+        let Some(mut hup) = hangup else { return };
         while hup.recv().await.is_some() {
             if args.config.is_none() {
                 tracing::warn!("SIGHUP: no configuration file to reload (start with --config)");
@@ -231,7 +243,7 @@ async fn reload_on_hangup(args: Arc<Args>, running: Arc<Running>) {
         }
     }
     #[cfg(not(unix))]
-    let _ = (args, running);
+    let _ = (hangup, args, running);
 }
 
 async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<()> {
@@ -248,11 +260,16 @@ async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<()> {
     }
 
     let shutdown = shutdown_signal();
+    let hangup = hangup_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let reloader = tokio::spawn(reload_on_hangup(Arc::new(args), Arc::clone(&running)));
+    let reloader = tokio::spawn(reload_on_hangup(
+        hangup,
+        Arc::new(args),
+        Arc::clone(&running),
+    ));
     let mut admin_task = None;
     if let Some(admin) = admin {
         let admin_listener = TcpListener::bind(admin)
