@@ -74,8 +74,9 @@ async fn two_sites_reach_their_own_origin_and_never_share_entries() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("larder.toml");
     let listen = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
     write(&path, &two_sites(&listen, &a, &b, "edge-a", 421));
-    let _child = spawn(&["--config", path.to_str().unwrap()]);
+    let _child = spawn(&["--config", path.to_str().unwrap(), "--admin", &admin]);
 
     let first_a = get_for(&listen, "a.example", "/same").await;
     assert_eq!(
@@ -115,6 +116,17 @@ async fn two_sites_reach_their_own_origin_and_never_share_entries() {
     let apex = get_for(&listen, "example", "/same").await;
     assert_eq!(apex.status.as_u16(), 421);
     assert_eq!((a.hits(), b.hits()), (2, 1));
+
+    // One set of counters for both sites: the five requests that reached a site.
+    let metrics = larder_testkit::get(&format!("http://{admin}/metrics"))
+        .await
+        .text();
+    assert!(metrics.contains("larder_requests_total 5\n"), "{metrics}");
+    assert_eq!(
+        metrics.matches("\nlarder_requests_total ").count(),
+        1,
+        "one series, valid Prometheus text: {metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
