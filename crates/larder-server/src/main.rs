@@ -224,15 +224,15 @@ async fn reload_on_hangup(hangup: Hangup, args: Arc<Args>, running: Arc<Running>
                 tracing::warn!("SIGHUP: no configuration file to reload (start with --config)");
                 continue;
             }
-            let loaded = {
-                let args = Arc::clone(&args);
-                tokio::task::spawn_blocking(move || args.to_config()).await
-            };
-            let result = match loaded {
-                Ok(Ok(config)) => running.reload(config).map_err(anyhow::Error::from),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(anyhow::Error::from(e)),
-            };
+            // Reading files and building clients (certificate stores) blocks.
+            let (args, running) = (Arc::clone(&args), Arc::clone(&running));
+            let result = tokio::task::spawn_blocking(move || {
+                let config = args.to_config()?;
+                running.reload(config).map_err(anyhow::Error::from)
+            })
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
             match result {
                 Ok(()) => tracing::info!("configuration reloaded"),
                 Err(e) => tracing::error!(
