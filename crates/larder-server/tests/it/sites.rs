@@ -164,12 +164,12 @@ async fn forwarding_fields_reach_the_origin() {
     assert_eq!(got.status.as_u16(), 200);
     let seen = a.last_request();
     let field = |name| larder_testkit::field(&seen, name);
-    assert_eq!(field("x-forwarded-for"), "127.0.0.1");
+    assert!(field("x-forwarded-for").contains("127.0.0.1"), "{seen:?}");
     assert_eq!(field("x-forwarded-proto"), "http");
+    let forwarded = field("forwarded");
     assert!(
-        field("forwarded").contains("for=127.0.0.1"),
-        "{}",
-        field("forwarded")
+        forwarded.contains("127.0.0.1") && forwarded.contains("proto=http"),
+        "{forwarded}"
     );
     assert_eq!(field("host"), "origin.internal");
 }
