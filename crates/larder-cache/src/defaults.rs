@@ -90,6 +90,16 @@ pub struct CacheMetaDefaults {
     stale_if_error_sec: u32,
     heuristic: Option<HeuristicFreshness>,
     ttl_scope: DefaultTtlScope,
+    default_ttl: Option<Duration>,
+}
+
+/// Status codes defined as heuristically cacheable (RFC 9110 §15.1); public as
+/// `filters::is_heuristically_cacheable`.
+pub(crate) fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
 }
 
 const fn no_default_ttl(_: StatusCode) -> Option<Duration> {
@@ -115,7 +125,33 @@ impl CacheMetaDefaults {
             stale_if_error_sec,
             heuristic: Some(HeuristicFreshness::DEFAULT),
             ttl_scope: DefaultTtlScope::WithoutExplicitFreshness,
+            default_ttl: None,
         }
+    }
+
+    /// Sets or removes (`None`) one lifetime for every status RFC 9110 §15.1 calls
+    /// heuristically cacheable, used when `fresh_sec_fn` gives none for the status. Unlike the
+    /// function pointer it is a value, so two policies in one process (two sites) can carry
+    /// different lifetimes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::StatusCode;
+    /// use larder_cache::CacheMetaDefaults;
+    ///
+    /// let d = CacheMetaDefaults::STRICT.with_default_ttl(Some(Duration::from_secs(60)));
+    /// assert_eq!(d.fresh_sec(StatusCode::NOT_FOUND), Some(Duration::from_secs(60)));
+    /// assert_eq!(d.fresh_sec(StatusCode::INTERNAL_SERVER_ERROR), None);
+    /// ```
+    #[must_use]
+    pub const fn with_default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The lifetime set by [`with_default_ttl`](Self::with_default_ttl).
+    pub const fn default_ttl(&self) -> Option<Duration> {
+        self.default_ttl
     }
 
     /// Sets or removes (`None`) the `Last-Modified` heuristic.
@@ -140,6 +176,7 @@ impl CacheMetaDefaults {
             status
         };
         (self.fresh_sec_fn)(status)
+            .or_else(|| self.default_ttl.filter(|_| heuristically_cacheable(status)))
     }
 
     /// The default stale-while-revalidate window in seconds.

@@ -68,10 +68,7 @@ pub fn authorization_present(request_headers: &HeaderMap) -> bool {
 
 /// Status codes defined as heuristically cacheable (RFC 9110 §15.1).
 pub fn is_heuristically_cacheable(status: StatusCode) -> bool {
-    matches!(
-        status.as_u16(),
-        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
-    )
+    crate::defaults::heuristically_cacheable(status)
 }
 
 /// Status codes whose caching requirements this cache implements, for `must-understand`

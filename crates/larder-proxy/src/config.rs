@@ -5,7 +5,6 @@
 //! The `larder` binary's TOML file and flags, and the storage backends they name (memory,
 //! Redis, memory in front of Redis), are the `larder-server` crate's.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -45,15 +44,17 @@ impl std::str::FromStr for EvictionPolicy {
 /// freshness or `Last-Modified`, and the given stale-while-revalidate and stale-if-error
 /// windows for responses that name none.
 ///
-/// `CacheMetaDefaults` takes a plain function for the per-status lifetime, so the default
-/// lifetime is kept in a process-wide value read by that function: one process runs one
-/// configuration, and the last call wins.
+/// The lifetime is held by the returned value
+/// ([`CacheMetaDefaults::with_default_ttl`]), so layers with different policies can share a
+/// process.
 ///
 /// ```
 /// use http::StatusCode;
 ///
 /// let defaults = larder_proxy::config::meta_defaults(Some(60), 0, 0);
+/// let other = larder_proxy::config::meta_defaults(Some(5), 0, 0);
 /// assert_eq!(defaults.fresh_sec(StatusCode::NOT_FOUND), Some(std::time::Duration::from_secs(60)));
+/// assert_eq!(other.fresh_sec(StatusCode::OK), Some(std::time::Duration::from_secs(5)));
 /// assert_eq!(defaults.fresh_sec(StatusCode::INTERNAL_SERVER_ERROR), None);
 /// ```
 pub fn meta_defaults(
@@ -61,24 +62,11 @@ pub fn meta_defaults(
     stale_while_revalidate_secs: u32,
     stale_if_error_secs: u32,
 ) -> CacheMetaDefaults {
-    let ttl = default_ttl_secs.map_or(u64::MAX, u64::from);
-    DEFAULT_TTL_SECS.store(ttl, Ordering::Relaxed);
-    CacheMetaDefaults::new(
-        configured_ttl,
-        stale_while_revalidate_secs,
-        stale_if_error_secs,
-    )
+    CacheMetaDefaults::new(no_ttl, stale_while_revalidate_secs, stale_if_error_secs)
+        .with_default_ttl(default_ttl_secs.map(|s| Duration::from_secs(u64::from(s))))
 }
 
-static DEFAULT_TTL_SECS: AtomicU64 = AtomicU64::new(u64::MAX);
-
-/// The configured default lifetime, for the statuses RFC 9110 §15.1 calls heuristically
-/// cacheable.
-fn configured_ttl(status: StatusCode) -> Option<Duration> {
-    let secs = DEFAULT_TTL_SECS.load(Ordering::Relaxed);
-    let heuristic = matches!(
-        status.as_u16(),
-        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
-    );
-    (secs != u64::MAX && heuristic).then(|| Duration::from_secs(secs))
+/// No lifetime from the function: [`CacheMetaDefaults::with_default_ttl`] holds it.
+const fn no_ttl(_: StatusCode) -> Option<Duration> {
+    None
 }

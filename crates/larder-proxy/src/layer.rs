@@ -52,7 +52,20 @@ impl<H: CacheHooks> CacheLayer<H> {
     /// A layer with `config` and `hooks` that runs its background tasks (cache fills,
     /// stale-while-revalidate refreshes, body streams) on `spawner`.
     pub fn with_spawner(config: CacheConfig, hooks: H, spawner: Arc<dyn Spawn>) -> Self {
-        let metrics = Arc::new(Metrics::default());
+        Self::with_metrics(config, hooks, spawner, Arc::new(Metrics::default()))
+    }
+
+    /// A layer like [`with_spawner`](Self::with_spawner)'s that counts into `metrics`, so
+    /// several layers (one per site, over one storage) report one set of counters and any of
+    /// them renders it. A [`drain`](Self::drain) of one of them then waits for the background
+    /// tasks of all of them (it cancels only its own when the grace period is over): drain
+    /// them all together.
+    pub fn with_metrics(
+        config: CacheConfig,
+        hooks: H,
+        spawner: Arc<dyn Spawn>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 via: Via::new(&config.via_pseudonym),

@@ -96,6 +96,9 @@ pub struct DrainReport {
     pub left: u64,
 }
 
+/// How often a drain looks at the count of tasks in flight when no end of its own wakes it.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
 /// How long a drain waits for cancelled tasks to notice.
 const CANCEL_WAIT: Duration = Duration::from_secs(1);
 
@@ -173,7 +176,9 @@ impl Tasks {
         }
     }
 
-    /// Returns once no task is in flight.
+    /// Returns once no task is in flight: none of this layer's, nor of the other layers
+    /// counting into the same [`Metrics`] (`CacheLayer::with_metrics`), whose ends are not
+    /// notified here, so the count is also looked at every [`IDLE_POLL`].
     async fn idle(&self) {
         loop {
             let ended = self.ended.notified();
@@ -182,7 +187,7 @@ impl Tasks {
             if self.metrics.background_tasks.get() == 0 {
                 return;
             }
-            ended.await;
+            let _ = tokio::time::timeout(IDLE_POLL, ended).await;
         }
     }
 }

@@ -1,11 +1,46 @@
 //! The `larder` binary's configuration: a TOML file, overridden by command-line flags, and
 //! its checks. [`CacheSettings::cache_config`] turns the `[cache]` table into the layer's
-//! `CacheConfig`, wiring in the storage it names.
+//! `CacheConfig`, wiring in the storage it names; `crate::sites` builds one layer per site
+//! over it. `docs/deploy.md` has a full example of two HTTPS sites behind a TLS listener.
+//!
+//! Durations take a string with units, `ms`, `s`, `m`, `h`, `d` (`"250ms"`, `"5s"`,
+//! `"1h30m"`); a bare number keeps the unit of the key's long name (`lock_timeout = 5000` is
+//! `lock_timeout_ms = 5000`, milliseconds; `default_ttl = 60` is seconds), and is seconds in
+//! keys without one (`shutdown_grace`, `connect_timeout`). Each `*_ms` / `*_secs` key can be
+//! written under its short name (`lock_timeout`, `default_ttl`), not both. Sizes take bytes or
+//! a unit (`"256MiB"`).
 //!
 //! ```toml
-//! listen = "127.0.0.1:6188"
-//! upstream = "http://127.0.0.1:8000"
+//! listen = "127.0.0.1:6188"     # one plain listener, when there is no [[listener]]
+//! upstream = "http://127.0.0.1:8000"   # one site for every host, when there is no [[site]]
 //! admin = "127.0.0.1:9090"
+//! unknown_host = 421            # or 404: what a host no [[site]] names gets
+//! shutdown_grace = "10s"        # connections and background fills finish within it
+//!
+//! [forwarding]                  # fields added to requests to origins (all off by default)
+//! x_forwarded_for = false       # append the client's address
+//! forwarded = false             # append for=…;proto=…;host=… (RFC 7239)
+//! x_forwarded_proto = false     # https or http, as the client connected
+//!
+//! [[listener]]                  # any number; replaces `listen`
+//! address = "0.0.0.0:443"
+//! tls_cert = "/etc/larder/a.pem"   # PEM chain and key: the listener speaks TLS (h2, http/1.1)
+//! tls_key = "/etc/larder/a.key"
+//! certificates = [{ cert = "/etc/larder/b.pem", key = "/etc/larder/b.key" }]   # by SNI
+//!
+//! [[site]]                      # any number; replaces `upstream`
+//! hosts = ["a.example", "*.a.example"]   # exact, *. (one or more labels) or *; any case
+//! upstream = "https://origin.internal:8443"
+//! ca_file = "/etc/larder/ca.pem"          # (https) a private CA
+//! sni = "origin.internal"                 # (https) default: the upstream's host
+//! insecure_skip_verify = false            # (https) logged loudly when true
+//! http2 = true                            # (https) offer h2 in ALPN
+//! connect_timeout = "10s"
+//! response_timeout = "60s"                # to the response head; then 504
+//! host = "a.example"                      # the Host sent; default: the one asked for
+//! forwarding = { x_forwarded_for = true } # instead of [forwarding]
+//! # And, overriding [cache]'s for this site: default_ttl, stale_while_revalidate,
+//! # stale_if_error, purge_token, max_object_size, cache_status_name.
 //!
 //! [cache]
 //! size = "256MiB"             # bytes held in memory (bounded: least useful entries are evicted);
@@ -26,18 +61,21 @@
 //! disk_sync = "never"         # (disk) or "always": fsync every entry before it is visible
 //! disk_eviction = "lru"       # (disk) or "tinyufo"
 //! redis_prefix = "larder:"    # (redis) prefix of every key, to share a Redis with others
-//! redis_timeout_ms = 250      # (redis) the longest one call may take; then it is a miss
-//! local_ttl_secs = 0          # (memory+redis, disk+redis) serve a local copy at most this
+//! redis_timeout = "250ms"     # (redis) the longest one call may take; then it is a miss
+//! local_ttl = "0s"            # (memory+redis, disk+redis) serve a local copy at most this
 //!                             # long, then ask Redis again (0 = until evicted or stale)
-//! lock_age_ms = 5000          # a fill older than this no longer blocks other requests
-//! lock_timeout_ms = 5000      # the longest a request waits for another's fill
+//! # Each key above with a unit can be written with its long name too, where a bare number
+//! # keeps its unit: redis_timeout_ms, local_ttl_secs, lock_age_ms, lock_timeout_ms,
+//! # default_ttl_secs, stale_while_revalidate_secs, stale_if_error_secs.
+//! lock_age = "5s"             # a fill older than this no longer blocks other requests
+//! lock_timeout = "5s"         # the longest a request waits for another's fill
 //! purge_token = "secret"      # PURGE needs `Authorization: Bearer secret`; unset = PURGE gets 405
 //! cache_status_name = "larder"
 //! # Off by default: no freshness is invented for responses without explicit freshness
 //! # (RFC 9111 §4.2.2 heuristics from Last-Modified still apply).
-//! # default_ttl_secs = 60
-//! stale_while_revalidate_secs = 0
-//! stale_if_error_secs = 0
+//! # default_ttl = "1m"
+//! stale_while_revalidate = "0s"
+//! stale_if_error = "0s"
 //! set_cookie = "opt-in"       # which responses with Set-Cookie are stored (never with the
 //!                             # cookie), one of:
 //!                             #   "opt-in"  those the origin marks public, s-maxage or
@@ -108,21 +146,42 @@ use serde::Deserialize;
 
 use crate::Error;
 pub use crate::backend::{DiskSync, StorageBackend};
+use crate::duration::{
+    deserialize_duration, deserialize_ms, deserialize_secs, deserialize_secs_u32,
+    deserialize_some_secs_u32,
+};
+pub use crate::duration::{parse_ms, parse_secs, parse_secs_duration, parse_secs_u32};
 pub use crate::size::parse_size;
 use crate::size::{deserialize_size, deserialize_some_size};
+pub use site::{CertFiles, ForwardingSettings, ListenerSettings, SiteSettings, UnknownHost};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ProxyConfig {
-    /// Where the proxy listens.
+    /// Where the proxy listens (plain HTTP) when there is no `[[listener]]` table.
     pub listen: SocketAddr,
-    /// The origin, `http://host[:port]`. Required.
+    /// The origin (`http://host[:port]`, or `https://` where the proxy supports it) of the
+    /// one site of a configuration without `[[site]]`: every host goes there.
     pub upstream: Option<String>,
     /// Where the admin endpoints (`/metrics`, `/healthz`) listen; none when unset.
     pub admin: Option<SocketAddr>,
-    /// Cache settings.
+    /// What a request for a host no `[[site]]` names gets: 421 (the default) or 404.
+    pub unknown_host: UnknownHost,
+    /// How long open connections and background fills get to finish on shutdown (default
+    /// 10s). In the file, seconds or a string with a unit (`"30s"`).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub shutdown_grace: Duration,
+    /// The forwarding fields added to requests sent to origins (sites may set their own).
+    pub forwarding: ForwardingSettings,
+    /// `[[listener]]` tables; when none, one plain listener on `listen`.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerSettings>,
+    /// `[[site]]` tables; when none, one site for every host, to `upstream`.
+    #[serde(rename = "site")]
+    pub sites: Vec<SiteSettings>,
+    /// Cache settings: the storage every site shares, and the defaults of the per-site ones.
     pub cache: CacheSettings,
 }
 
@@ -132,6 +191,11 @@ impl Default for ProxyConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6188)),
             upstream: None,
             admin: None,
+            unknown_host: UnknownHost::default(),
+            shutdown_grace: larder_proxy::server::SHUTDOWN_GRACE,
+            forwarding: ForwardingSettings::default(),
+            listeners: Vec::new(),
+            sites: Vec::new(),
             cache: CacheSettings::default(),
         }
     }
@@ -168,6 +232,7 @@ pub struct CacheSettings {
     pub redis_prefix: String,
     /// With Redis storage: the longest one Redis call may take, in milliseconds. A lookup
     /// that takes longer is a miss served from upstream; a write that takes longer is dropped.
+    #[serde(alias = "redis_timeout", deserialize_with = "deserialize_ms")]
     pub redis_timeout_ms: u64,
     /// With local tiers in front of Redis (`memory+redis`, `disk:…+redis`,
     /// `memory+disk:…+redis`): how long, in seconds, a proxy serves an object from a local
@@ -175,10 +240,13 @@ pub struct CacheSettings {
     /// next tier again. Bounds how long an object purged through another proxy is still served
     /// here. 0 (the default) keeps local copies until they are evicted or go stale. Ages are
     /// kept in memory: after a restart, disk copies are checked against Redis again.
+    #[serde(alias = "local_ttl", deserialize_with = "deserialize_secs")]
     pub local_ttl_secs: u64,
     /// How long a cache fill may hold the lock before other requests stop waiting for it.
+    #[serde(alias = "lock_age", deserialize_with = "deserialize_ms")]
     pub lock_age_ms: u64,
     /// The longest a request waits on another request's fill.
+    #[serde(alias = "lock_timeout", deserialize_with = "deserialize_ms")]
     pub lock_timeout_ms: u64,
     /// The bearer token PURGE needs; PURGE is refused with 405 when unset.
     pub purge_token: Option<String>,
@@ -186,10 +254,20 @@ pub struct CacheSettings {
     pub cache_status_name: String,
     /// A freshness lifetime for responses without explicit freshness or `Last-Modified`. Unset
     /// (the default) invents none, as RFC 9111 §4.2.2 expects.
+    #[serde(
+        alias = "default_ttl",
+        default,
+        deserialize_with = "deserialize_some_secs_u32"
+    )]
     pub default_ttl_secs: Option<u32>,
     /// The stale-while-revalidate window when the origin gives none.
+    #[serde(
+        alias = "stale_while_revalidate",
+        deserialize_with = "deserialize_secs_u32"
+    )]
     pub stale_while_revalidate_secs: u32,
     /// The stale-if-error window when the origin gives none.
+    #[serde(alias = "stale_if_error", deserialize_with = "deserialize_secs_u32")]
     pub stale_if_error_secs: u32,
     /// Which responses that set a cookie are stored (always without the cookie): `opt-in`
     /// (the default), `never` or `strip`; see the module docs.
@@ -267,24 +345,54 @@ impl ProxyConfig {
     /// [`Error::ConfigInvalid`] naming the field, or [`Error::Proxy`] with
     /// [`larder_proxy::Error::UpstreamUri`].
     pub fn validate(&self) -> Result<(), Error> {
-        let Some(upstream) = &self.upstream else {
-            return Err(Error::ConfigInvalid(
-                "no upstream: set `upstream` in the file or pass --upstream".to_owned(),
-            ));
-        };
-        larder_proxy::Upstream::new(upstream)?;
+        match (&self.upstream, self.sites.is_empty()) {
+            (None, true) => {
+                return Err(Error::ConfigInvalid(
+                    "no upstream: set `upstream` in the file, pass --upstream, or add [[site]] \
+                     tables"
+                        .to_owned(),
+                ));
+            }
+            (Some(upstream), true) => {
+                larder_proxy::Upstream::new(upstream)?;
+            }
+            (Some(_), false) => {
+                return Err(Error::ConfigInvalid(
+                    "`upstream` (or --upstream) and [[site]] tables cannot both be set: give the \
+                     catch-all site its own table with hosts = [\"*\"]"
+                        .to_owned(),
+                ));
+            }
+            (None, false) => {}
+        }
+        let mut seen = std::collections::HashSet::new();
+        for site in &self.sites {
+            site.validate()?;
+            for host in &site.hosts {
+                if !seen.insert(host.to_ascii_lowercase()) {
+                    return Err(Error::ConfigInvalid(format!(
+                        "host {host:?} is named by two sites"
+                    )));
+                }
+            }
+        }
+        let mut addresses = std::collections::HashSet::new();
+        for listener in &self.listeners {
+            listener.validate()?;
+            if !addresses.insert(listener.address) {
+                return Err(Error::ConfigInvalid(format!(
+                    "two listeners on {}",
+                    listener.address
+                )));
+            }
+        }
         let c = &self.cache;
         if c.size == 0 {
             return Err(Error::ConfigInvalid(
                 "cache.size must be above 0".to_owned(),
             ));
         }
-        if c.cache_status_name.is_empty()
-            || !c
-                .cache_status_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+        if !site::is_token(&c.cache_status_name) {
             return Err(Error::ConfigInvalid(format!(
                 "cache.cache_status_name {:?} must be a token (letters, digits, - _ .)",
                 c.cache_status_name
@@ -317,6 +425,25 @@ impl ProxyConfig {
     }
 }
 
+impl ProxyConfig {
+    /// The listeners: the `[[listener]]` tables, or one plain listener on `listen`.
+    pub fn listener_list(&self) -> Vec<ListenerSettings> {
+        if self.listeners.is_empty() {
+            vec![ListenerSettings::plain(self.listen)]
+        } else {
+            self.listeners.clone()
+        }
+    }
+
+    /// The sites: the `[[site]]` tables, or one site for every host, to `upstream`.
+    pub fn site_list(&self) -> Vec<SiteSettings> {
+        match (&self.upstream, self.sites.is_empty()) {
+            (Some(upstream), true) => vec![SiteSettings::catch_all(upstream)],
+            _ => self.sites.clone(),
+        }
+    }
+}
+
 impl CacheSettings {
     /// The lock age timeout.
     pub fn lock_age(&self) -> Duration {
@@ -341,5 +468,6 @@ impl CacheSettings {
     }
 }
 
+mod site;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,10 @@
 //! ([`DiskStorage`](larder_storage_disk::DiskStorage)), or tiers of them, memory first
 //! ([`TieredStorage`](larder_storage::tiered::TieredStorage)). See [`config`] for every key.
 //!
+//! One storage serves every site: [`sites`] builds a layer per `[[site]]` over it and routes
+//! requests by host; [`reload`] holds the current configuration, which SIGHUP replaces for new
+//! requests and handshakes while the cache is kept (`docs/deploy.md`).
+//!
 //! ```text
 //! larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188
 //! larder --config larder.toml            # flags given too override the file
@@ -29,7 +33,11 @@
 
 mod backend;
 pub mod config;
+mod duration;
 mod error;
+mod hosts;
+pub mod reload;
+pub mod sites;
 mod size;
 mod storage;
 

@@ -1,23 +1,28 @@
-//! `larder`: a caching reverse proxy in front of one HTTP origin.
+//! `larder`: a caching reverse proxy in front of one origin, or of several sites by host name.
 //!
 //! ```text
 //! larder --upstream http://127.0.0.1:8000 --listen 127.0.0.1:6188
 //! larder --config larder.toml            # flags given too override the file
+//! kill -HUP <pid>                         # reload the file (and certificates)
 //! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
 use larder_proxy::config::EvictionPolicy;
-use larder_proxy::{CacheLayer, DefaultHooks, SetCookiePolicy, Upstream, server};
-use larder_server::config::{DiskSync, ProxyConfig, StorageBackend};
+use larder_proxy::{SetCookiePolicy, server};
+use larder_server::config::{
+    DiskSync, ProxyConfig, StorageBackend, parse_ms, parse_secs, parse_secs_duration,
+    parse_secs_u32, parse_size,
+};
+use larder_server::reload::Running;
 use tokio::net::TcpListener;
-use tower::Layer;
 
-/// A caching reverse proxy (RFC 9111) in front of one HTTP origin.
+/// A caching reverse proxy (RFC 9111) in front of one or several HTTP origins.
 #[derive(Debug, Parser)]
 #[command(name = "larder", version, about)]
 struct Args {
@@ -62,17 +67,17 @@ struct Args {
     #[arg(long)]
     redis_prefix: Option<String>,
     /// (redis) The longest one Redis call may take, in milliseconds (default 250).
-    #[arg(long)]
+    #[arg(long, visible_alias = "redis-timeout", value_parser = parse_ms)]
     redis_timeout_ms: Option<u64>,
     /// (memory+redis) Seconds a local copy is served before Redis is asked again (0 = until
     /// evicted or stale).
-    #[arg(long)]
+    #[arg(long, visible_alias = "local-ttl", value_parser = parse_secs)]
     local_ttl_secs: Option<u64>,
     /// Milliseconds a cache fill may hold the lock before others stop waiting for it.
-    #[arg(long)]
+    #[arg(long, visible_alias = "lock-age", value_parser = parse_ms)]
     lock_age_ms: Option<u64>,
     /// The longest, in milliseconds, a request waits on another request's fill.
-    #[arg(long)]
+    #[arg(long, visible_alias = "lock-timeout", value_parser = parse_ms)]
     lock_timeout_ms: Option<u64>,
     /// The bearer token PURGE requests need (PURGE is refused without one).
     #[arg(long, env = "LARDER_PURGE_TOKEN")]
@@ -81,34 +86,38 @@ struct Args {
     #[arg(long)]
     cache_status_name: Option<String>,
     /// A lifetime for responses without explicit freshness or Last-Modified (off by default).
-    #[arg(long)]
+    #[arg(long, visible_alias = "default-ttl", value_parser = parse_secs_u32)]
     default_ttl_secs: Option<u32>,
     /// The stale-while-revalidate window when the origin gives none.
-    #[arg(long)]
+    #[arg(long, visible_alias = "stale-while-revalidate", value_parser = parse_secs_u32)]
     stale_while_revalidate_secs: Option<u32>,
     /// The stale-if-error window when the origin gives none.
-    #[arg(long)]
+    #[arg(long, visible_alias = "stale-if-error", value_parser = parse_secs_u32)]
     stale_if_error_secs: Option<u32>,
     /// Which responses with Set-Cookie are stored, always without the cookie: opt-in (only
     /// those marked public, s-maxage or CDN-Cache-Control; the default), never, or strip (any
     /// RFC 9111 allows).
     #[arg(long, value_name = "never|opt-in|strip")]
     set_cookie: Option<SetCookiePolicy>,
+    /// How long open connections and background fills get to finish on shutdown (default
+    /// 10s): seconds, or with a unit (30s, 2m).
+    #[arg(long, value_parser = parse_secs_duration)]
+    shutdown_grace: Option<Duration>,
 }
 
 impl Args {
-    fn into_config(self) -> anyhow::Result<ProxyConfig> {
+    fn to_config(&self) -> anyhow::Result<ProxyConfig> {
         let mut c = match &self.config {
             Some(path) => ProxyConfig::from_file(path)?,
             None => ProxyConfig::default(),
         };
         macro_rules! set {
             ($($flag:ident => $($field:ident).+),* $(,)?) => {
-                $(if let Some(v) = self.$flag { c.$($field).+ = v; })*
+                $(if let Some(v) = &self.$flag { c.$($field).+ = v.clone(); })*
             };
         }
         set!(
-            listen => listen,
+            shutdown_grace => shutdown_grace,
             cache_size => cache.size,
             eviction => cache.eviction,
             storage => cache.storage,
@@ -128,14 +137,19 @@ impl Args {
         if self.max_object_size.is_some() {
             c.cache.max_object_size = self.max_object_size;
         }
+        if let Some(listen) = self.listen {
+            // A flag replaces the file's listeners with one plain listener.
+            c.listen = listen;
+            c.listeners.clear();
+        }
         if self.upstream.is_some() {
-            c.upstream = self.upstream;
+            c.upstream.clone_from(&self.upstream);
         }
         if self.admin.is_some() {
             c.admin = self.admin;
         }
         if self.purge_token.is_some() {
-            c.cache.purge_token = self.purge_token;
+            c.cache.purge_token.clone_from(&self.purge_token);
         }
         if self.default_ttl_secs.is_some() {
             c.cache.default_ttl_secs = self.default_ttl_secs;
@@ -143,11 +157,6 @@ impl Args {
         c.validate()?;
         Ok(c)
     }
-}
-
-/// A size flag: bytes or a whole number with a unit (`20GiB`).
-fn parse_size(s: &str) -> Result<u64, String> {
-    larder_server::config::parse_size(s)
 }
 
 /// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
@@ -185,50 +194,127 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-async fn run(config: ProxyConfig) -> anyhow::Result<()> {
-    let upstream_uri = config.upstream.clone().context("no upstream")?;
-    let upstream = Upstream::new(&upstream_uri)?;
-    let cache_config = config.cache.cache_config()?;
-    let disk = cache_config.storage.and_then(larder_server::disk_storage);
-    let layer = CacheLayer::new(cache_config, DefaultHooks);
-    let service = layer.layer(upstream);
+/// A SIGHUP listener, installed when this is called (before serving: a SIGHUP that arrives
+/// while the server starts must not end the process with the default action).
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local = listener.local_addr()?;
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::error!(error = %e, "cannot listen for SIGHUP"))
+            .ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Re-reads the configuration (the file, then the same flags over it) on every SIGHUP and
+/// makes it current for new requests and handshakes; a file that does not parse or validate,
+/// or certificates that do not load, are logged and the old configuration stays.
+async fn reload_on_hangup(hangup: Hangup, args: Arc<Args>, running: Arc<Running>) {
+    #[cfg(unix)]
+    {
+        let Some(mut hup) = hangup else { return };
+        while hup.recv().await.is_some() {
+            if args.config.is_none() {
+                tracing::warn!("SIGHUP: no configuration file to reload (start with --config)");
+                continue;
+            }
+            // Reading files and building clients (certificate stores) blocks.
+            let (args, running) = (Arc::clone(&args), Arc::clone(&running));
+            let result = tokio::task::spawn_blocking(move || {
+                let config = args.to_config()?;
+                running.reload(config).map_err(anyhow::Error::from)
+            })
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+            match result {
+                Ok(()) => tracing::info!("configuration reloaded"),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "configuration rejected; the running one stays"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (hangup, args, running);
+}
+
+async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<()> {
+    let grace = config.shutdown_grace;
+    let admin = config.admin;
+    let site_count = config.site_list().len();
+    let running = Arc::new(Running::start(config)?);
+    let mut bound = Vec::new();
+    for settings in running.listeners() {
+        let listener = TcpListener::bind(settings.address)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.address))?;
+        bound.push(listener);
+    }
 
     let shutdown = shutdown_signal();
+    let hangup = hangup_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let reloader = tokio::spawn(reload_on_hangup(
+        hangup,
+        Arc::new(args),
+        Arc::clone(&running),
+    ));
     let mut admin_task = None;
-    if let Some(admin) = config.admin {
+    if let Some(admin) = admin {
         let admin_listener = TcpListener::bind(admin)
             .await
             .with_context(|| format!("cannot listen on {admin} (admin)"))?;
         tracing::info!("admin listening on {}", admin_listener.local_addr()?);
-        let layer = layer.clone();
-        // The layer renders what the storage reports (Redis or tiered counters) too.
+        let running = Arc::clone(&running);
+        // One set of counters for every site, and what the storage reports (Redis or tiered
+        // counters) too.
         let metrics: Arc<dyn Fn() -> String + Send + Sync> =
-            Arc::new(move || layer.render_metrics());
+            Arc::new(move || running.stores().render_metrics());
         admin_task = Some(tokio::spawn(server::serve_admin(
             admin_listener,
             metrics,
             wait_stop(stop_rx.clone()),
         )));
     }
-    tracing::info!(upstream = %upstream_uri, "listening on {local}");
-    let proxy = tokio::spawn(server::serve(listener, service, wait_stop(stop_rx)));
+    let mut proxies = Vec::new();
+    for (i, listener) in bound.into_iter().enumerate() {
+        let local = listener.local_addr()?;
+        let tls = running.tls_source(i);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(sites = site_count, %scheme, "listening on {local}");
+        let router = running.router();
+        proxies.push(tokio::spawn(server::serve_with(
+            listener,
+            move || router.clone(),
+            tls,
+            grace,
+            wait_stop(stop_rx.clone()),
+        )));
+    }
+    drop(stop_rx);
     shutdown.await;
     let _ = stop_tx.send(true);
-    proxy.await?;
-    // Fills and refreshes still running finish (or are cancelled, logged) before exit.
-    let drained = layer.drain(server::SHUTDOWN_GRACE).await;
+    reloader.abort();
+    for proxy in proxies {
+        proxy.await?;
+    }
+    // Fills and refreshes still running, of every configuration loaded, finish (or are
+    // cancelled, logged) before exit.
+    let drained = running.current().sites.drain(grace).await;
     tracing::info!(?drained, "background tasks drained");
     // The disk's eviction order survives a graceful restart.
-    if let Some(disk) = disk {
+    if let Some(disk) = running.stores().disk() {
         match disk.save_state() {
             Ok(()) => tracing::info!("disk cache state saved"),
             Err(e) => tracing::warn!(error = %e, "cannot save the disk cache state"),
@@ -249,12 +335,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Args::parse().into_config()?;
+    let args = Args::parse();
+    let config = args.to_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(args, config))
 }
 
 #[cfg(test)]
@@ -279,7 +366,7 @@ mod tests {
             "--upstream",
             "http://127.0.0.1:2",
         ]);
-        let c = args.into_config().unwrap();
+        let c = args.to_config().unwrap();
         assert_eq!(c.cache.size, 9000);
         assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:2"));
     }
@@ -290,7 +377,7 @@ mod tests {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "upstream = \"http://127.0.0.1:1\"\nlisten = 5\n").unwrap();
         let args = Args::parse_from(["larder", "--config", path.to_str().unwrap()]);
-        let e = format!("{:#}", args.into_config().unwrap_err());
+        let e = format!("{:#}", args.to_config().unwrap_err());
         assert!(e.contains("bad.toml") && e.contains("line 2"), "{e}");
     }
 
@@ -315,7 +402,7 @@ mod tests {
             "--local-ttl-secs",
             "30",
         ]);
-        let c = args.into_config().unwrap();
+        let c = args.to_config().unwrap();
         assert_eq!(
             c.cache.storage,
             StorageBackend::Tiered("redis://10.0.0.6:6379/2".into())
@@ -340,7 +427,7 @@ mod tests {
         )
         .unwrap();
         let args = Args::parse_from(["larder", "--config", path.to_str().unwrap()]);
-        let e = format!("{:#}", args.into_config().unwrap_err());
+        let e = format!("{:#}", args.to_config().unwrap_err());
         assert!(
             e.contains("fleet.toml") && e.contains("line 3") && e.contains("redis url"),
             "{e}"
@@ -361,7 +448,7 @@ mod tests {
             "--local-ttl-secs",
             "5",
         ]);
-        let e = format!("{:#}", args.into_config().unwrap_err());
+        let e = format!("{:#}", args.to_config().unwrap_err());
         assert!(e.contains("local_ttl_secs"), "{e}");
     }
 
@@ -382,7 +469,7 @@ mod tests {
             "--disk-sync",
             "always",
         ]);
-        let c = args.into_config().unwrap();
+        let c = args.to_config().unwrap();
         assert_eq!(
             c.cache.storage,
             "memory+disk:/var/cache/larder"
@@ -410,7 +497,7 @@ mod tests {
             "--disk-size",
             "2147483648",
         ]);
-        let c = args.into_config().unwrap();
+        let c = args.to_config().unwrap();
         assert_eq!(c.cache.disk_size, 2 << 30, "the flag overrides the file");
         assert_eq!(c.cache.storage.to_string(), "disk:/srv/a");
     }
@@ -441,7 +528,65 @@ mod tests {
             "--disk-size",
             "0",
         ]);
-        let e = format!("{:#}", args.into_config().unwrap_err());
+        let e = format!("{:#}", args.to_config().unwrap_err());
         assert!(e.contains("disk_size"), "{e}");
+    }
+
+    #[test]
+    fn flags_take_units() {
+        let args = Args::parse_from([
+            "larder",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--cache-size",
+            "64MiB",
+            "--lock-timeout",
+            "5s",
+            "--lock-age-ms",
+            "750",
+            "--default-ttl",
+            "2m",
+            "--stale-if-error-secs",
+            "30",
+            "--shutdown-grace",
+            "1m",
+        ]);
+        let c = args.to_config().unwrap();
+        assert_eq!(c.cache.size, 64 << 20);
+        assert_eq!((c.cache.lock_timeout_ms, c.cache.lock_age_ms), (5000, 750));
+        assert_eq!(
+            (c.cache.default_ttl_secs, c.cache.stale_if_error_secs),
+            (Some(120), 30)
+        );
+        assert_eq!(c.shutdown_grace, Duration::from_mins(1));
+        let e = Args::try_parse_from(["larder", "--lock-timeout", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--lock-timeout") && e.contains("invalid duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listen_flag_replaces_the_file_listeners() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("larder.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://127.0.0.1:1\"\n[[listener]]\naddress = \"127.0.0.1:7\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "larder",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9",
+        ]);
+        let c = args.to_config().unwrap();
+        let listeners = c.listener_list();
+        assert_eq!(listeners.len(), 1);
+        assert_eq!(listeners[0].address.port(), 9);
     }
 }

@@ -259,3 +259,159 @@ fn disk_settings_read_sizes_with_units_and_sync_words() {
     c.cache.storage = StorageBackend::Memory;
     c.validate().unwrap();
 }
+
+#[test]
+fn durations_take_units_under_old_and_new_names() {
+    let c = ProxyConfig::from_toml(
+        "shutdown_grace = \"30s\"\n[cache]\nlock_timeout = \"2s\"\nlock_age_ms = 750\n\
+         redis_timeout = \"1s\"\ndefault_ttl = \"2m\"\nstale_while_revalidate_secs = \"1h\"\n\
+         stale_if_error = 30\n",
+    )
+    .unwrap();
+    assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(30));
+    assert_eq!(
+        (
+            c.cache.lock_timeout_ms,
+            c.cache.lock_age_ms,
+            c.cache.redis_timeout_ms
+        ),
+        (2000, 750, 1000)
+    );
+    assert_eq!(
+        (
+            c.cache.default_ttl_secs,
+            c.cache.stale_while_revalidate_secs,
+            c.cache.stale_if_error_secs
+        ),
+        (Some(120), 3600, 30),
+        "bare numbers keep the key's unit"
+    );
+    let error = |text: &str| ProxyConfig::from_toml(text).unwrap_err().to_string();
+    let e = error("[cache]\nlock_timeout = \"5 fortnights\"\n");
+    assert!(e.contains("line 2") && e.contains("unknown unit"), "{e}");
+    let e = error("[cache]\nlocal_ttl = \"500ms\"\n");
+    assert!(e.contains("whole number of seconds"), "{e}");
+    let e = error("[cache]\nlock_timeout = \"1s\"\nlock_timeout_ms = 5\n");
+    assert!(e.contains("duplicate"), "{e}");
+    assert_eq!(
+        ProxyConfig::default().shutdown_grace,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn sites_listeners_and_forwarding_parse() {
+    let c = ProxyConfig::from_toml(
+        "unknown_host = 404\n[forwarding]\nx_forwarded_for = true\n\
+         [[listener]]\naddress = \"0.0.0.0:443\"\ntls_cert = \"/c/a.pem\"\ntls_key = \"/c/a.key\"\n\
+         certificates = [{ cert = \"/c/b.pem\", key = \"/c/b.key\" }]\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\n\
+         [[site]]\nhosts = [\"a.example\", \"*.a.example\"]\nupstream = \"https://origin-a:8443\"\n\
+         sni = \"origin-a.internal\"\nconnect_timeout = \"3s\"\nresponse_timeout = 20\n\
+         default_ttl = \"5m\"\nmax_object_size = \"32MiB\"\ncache_status_name = \"edge-a\"\n\
+         [[site]]\nhosts = [\"b.example\"]\nupstream = \"http://127.0.0.1:8001\"\n\
+         forwarding = { forwarded = true }\nhost = \"b.internal\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.unknown_host, UnknownHost::NotFound);
+    let listeners = c.listener_list();
+    assert_eq!(listeners.len(), 2);
+    assert_eq!(listeners[0].cert_pairs().len(), 2);
+    assert!(listeners[0].is_tls() && !listeners[1].is_tls());
+    let sites = c.site_list();
+    assert_eq!(sites.len(), 2);
+    assert_eq!(sites[0].default_ttl, Some(300));
+    assert_eq!(sites[0].max_object_size, Some(32 << 20));
+    let a = sites[0].upstream_options(c.forwarding);
+    assert_eq!(a.sni.as_deref(), Some("origin-a.internal"));
+    assert_eq!(a.connect_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(a.response_timeout, std::time::Duration::from_secs(20));
+    assert!(a.forwarded.x_forwarded_for && !a.forwarded.forwarded);
+    let b = sites[1].upstream_options(c.forwarding);
+    assert!(
+        b.forwarded.forwarded && !b.forwarded.x_forwarded_for,
+        "a site's own"
+    );
+    assert_eq!(b.host.as_deref(), Some("b.internal"));
+
+    // Without [[site]] and [[listener]]: one site for every host, one plain listener.
+    let c = ProxyConfig::from_toml("upstream = \"http://127.0.0.1:1\"\n").unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.site_list()[0].hosts, ["*"]);
+    assert_eq!(c.listener_list()[0].address, c.listen);
+    assert_eq!(c.unknown_host, UnknownHost::Misdirected);
+}
+
+#[test]
+fn bad_sites_and_listeners_are_clear_errors() {
+    let site = |extra: &str| format!("[[site]]\nhosts = [\"a.example\"]\n{extra}");
+    for (text, says) in [
+        (
+            format!(
+                "upstream = \"http://127.0.0.1:1\"\n{}",
+                site("upstream = \"http://h\"\n")
+            ),
+            "cannot both be set",
+        ),
+        (site("upstream = \"ftp://h\"\n"), "must be http://host"),
+        (
+            site("upstream = \"http://h\"\nca_file = \"/ca.pem\"\n"),
+            "need an https:// upstream",
+        ),
+        (
+            site("upstream = \"http://h\"\ncache_status_name = \"a b\"\n"),
+            "token",
+        ),
+        (
+            site("upstream = \"http://h\"\npurge_token = \"\"\n"),
+            "purge_token",
+        ),
+        (
+            site("upstream = \"http://h\"\nconnect_timeout = 0\n"),
+            "above 0",
+        ),
+        (
+            "[[site]]\nhosts = [\"a.example:80\"]\nupstream = \"http://h\"\n".to_owned(),
+            "without a port",
+        ),
+        (
+            "[[site]]\nhosts = []\nupstream = \"http://h\"\n".to_owned(),
+            "at least one host",
+        ),
+        (
+            format!(
+                "{}{}",
+                site("upstream = \"http://h\"\n"),
+                "[[site]]\nhosts = [\"A.example\"]\nupstream = \"http://i\"\n"
+            ),
+            "named by two sites",
+        ),
+        (
+            format!(
+                "{}[[listener]]\naddress = \"127.0.0.1:1\"\ntls_cert = \"/a.pem\"\n",
+                site("upstream = \"http://h\"\n")
+            ),
+            "tls_cert and tls_key go together",
+        ),
+        (
+            format!(
+                "{}[[listener]]\naddress = \"127.0.0.1:1\"\n[[listener]]\naddress = \"127.0.0.1:1\"\n",
+                site("upstream = \"http://h\"\n")
+            ),
+            "two listeners",
+        ),
+    ] {
+        let c = ProxyConfig::from_toml(&text).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(says), "{text}: {e}");
+    }
+    let e = ProxyConfig::from_toml("unknown_host = 500\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("421 or 404"), "{e}");
+    let e = ProxyConfig::from_toml("[[site]]\nhosts = [\"a\"]\nupstream = \"http://h\"\nttl = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field"), "{e}");
+}

@@ -8,4 +8,6 @@
 mod binary;
 mod disk;
 mod redis_fleet;
+mod sites;
 mod tiered_fleet;
+mod tls;
