@@ -63,8 +63,14 @@
 //!   same-host `Location` / `Content-Location` (RFC 9111 §4.4). `PURGE` with the configured
 //!   bearer token removes an entry.
 //! - **Interim responses** (`103 Early Hints`, `102`) the origin sends before its answer are
-//!   forwarded to HTTP/1.1 clients of [`server::serve`] as they arrive, and never stored: a
-//!   later hit carries none.
+//!   forwarded to HTTP/1.1 clients of [`server::serve`] (and [`server::serve_with`], over TLS
+//!   too) as they arrive, and never stored: a later hit carries none.
+//! - **Serving**: [`server::serve`] runs a service on a listener (HTTP/1.1 and cleartext HTTP/2
+//!   on one port, graceful shutdown); [`server::serve_with`] takes a service and TLS settings
+//!   per connection (so a reload reaches new connections only), terminates TLS with the
+//!   configuration [`tls::server_config`] builds (certificates chosen by SNI, ALPN `h2` and
+//!   `http/1.1`, TLS 1.2 and 1.3), and puts the connection's [`server::ClientInfo`] in every
+//!   request.
 //! - **Request targets** (RFC 9112 §3.2): origin-form and absolute-form are served, `*` only
 //!   for `OPTIONS` (forwarded, never cached). The proxy does not tunnel: `CONNECT` gets `405`
 //!   with `Allow`, and an authority-form target on any other method gets `400`, before the

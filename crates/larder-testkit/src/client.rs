@@ -1,16 +1,18 @@
-//! An HTTP client over HTTP/1.1 or cleartext HTTP/2, reading whole responses.
+//! An HTTP client over HTTP/1.1 or HTTP/2, cleartext or TLS, reading whole responses.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::cache_status::{CacheStatus, Member};
 
-/// The client type of the kit: hyper's pooled client over plain TCP.
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The client type of the kit: hyper's pooled client over plain TCP (`http://` URLs) or TLS
+/// (`https://` URLs, trusting [`tls::local`](crate::tls::local)'s CA only).
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The protocol a client speaks to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,34 +22,61 @@ pub enum Transport {
     /// HTTP/2 over cleartext TCP with prior knowledge (h2c), which the proxy's server accepts on
     /// the same port as HTTP/1.1.
     H2c,
+    /// HTTP/1.1 over TLS, ALPN `http/1.1`.
+    Http1Tls,
+    /// HTTP/2 over TLS, ALPN `h2`.
+    H2Tls,
 }
 
 impl Transport {
-    /// Both transports, HTTP/1.1 first.
+    /// The cleartext transports, HTTP/1.1 first.
     pub const ALL: [Transport; 2] = [Transport::Http1, Transport::H2c];
+    /// The TLS transports, HTTP/1.1 first.
+    pub const TLS: [Transport; 2] = [Transport::Http1Tls, Transport::H2Tls];
 
-    /// A new client speaking this transport.
+    /// A new client speaking this transport; over TLS it trusts
+    /// [`tls::local`](crate::tls::local)'s CA only.
     pub fn client(self) -> HttpClient {
+        let alpn: &[&[u8]] = match self {
+            Transport::Http1 | Transport::H2c => &[],
+            Transport::Http1Tls => &[b"http/1.1"],
+            Transport::H2Tls => &[b"h2"],
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let connector = HttpsConnector::from((http, crate::tls::local().client_config(alpn)));
         let mut builder = Client::builder(TokioExecutor::new());
-        if self == Transport::H2c {
+        if self.version() == Version::HTTP_2 {
             builder.http2_only(true);
         }
-        builder.build(HttpConnector::new())
+        builder.build(connector)
+    }
+
+    /// Whether this transport is TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Transport::Http1Tls | Transport::H2Tls)
+    }
+
+    /// The URL scheme a server for this transport is reached with: `http` or `https`.
+    pub fn scheme(self) -> &'static str {
+        if self.is_tls() { "https" } else { "http" }
     }
 
     /// The HTTP version responses arrive in over this transport.
     pub fn version(self) -> Version {
         match self {
-            Transport::Http1 => Version::HTTP_11,
-            Transport::H2c => Version::HTTP_2,
+            Transport::Http1 | Transport::Http1Tls => Version::HTTP_11,
+            Transport::H2c | Transport::H2Tls => Version::HTTP_2,
         }
     }
 
-    /// A short name for test output: `http1` or `h2c`.
+    /// A short name for test output: `http1`, `h2c`, `http1-tls` or `h2-tls`.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Http1 => "http1",
             Transport::H2c => "h2c",
+            Transport::Http1Tls => "http1-tls",
+            Transport::H2Tls => "h2-tls",
         }
     }
 }
@@ -123,7 +152,7 @@ impl Got {
     }
 }
 
-/// A new HTTP/1.1 client.
+/// A new HTTP/1.1 client (over TLS too, for `https://` URLs).
 pub fn client() -> HttpClient {
     Transport::Http1.client()
 }

@@ -4,10 +4,11 @@
 //! - [`Origin`]: a scripted origin on a 127.0.0.1 port that records what it receives, and
 //!   [`respond`], [`chunked_body`], [`slow_body`], [`pattern`] to build its answers;
 //!   [`raw_origin`] answers with fixed bytes.
-//! - [`Proxy`] and [`serve`]: the caching layer (or any tower service) served by the proxy's own
-//!   server on a 127.0.0.1 port; [`cache_config`] and [`memory_config`] for its configuration.
-//! - [`Got`], [`send`], [`get`] and [`Transport`]: an HTTP client over HTTP/1.1 or cleartext
-//!   HTTP/2 (prior knowledge), reading whole responses.
+//! - [`Proxy`], [`serve`] and [`serve_over`]: the caching layer (or any tower service) served by
+//!   the proxy's own server on a 127.0.0.1 port, in cleartext or over TLS; [`cache_config`] and
+//!   [`memory_config`] for its configuration.
+//! - [`Got`], [`send`], [`get`] and [`Transport`]: an HTTP client over HTTP/1.1 or HTTP/2,
+//!   cleartext (HTTP/2 by prior knowledge) or TLS (ALPN), reading whole responses.
 //! - [`raw`]: writing bytes to a socket and reading back what the server sends, and splitting
 //!   that into responses.
 //! - [`CacheStatus`]: the `Cache-Status` field (RFC 9211) parsed into members and parameters,
@@ -15,7 +16,8 @@
 //! - [`metric`]: one sample from an admin listener's `/metrics`.
 //! - [`LarderProcess`]: the built `larder` binary, started by path and killed on drop.
 //! - [`RedisServer`]: a throwaway `redis-server` on a free port.
-//! - [`tls`]: a throwaway CA and the leaf certificates it signs, for TLS tests.
+//! - [`tls`]: a throwaway CA and the leaf certificates it signs, for TLS tests, and the test
+//!   process's own CA and server certificate that the TLS transports use.
 //! - [`storage_contract`]: the [`Storage`](larder_storage::Storage) contract as a suite any
 //!   backend runs.
 //!
@@ -59,5 +61,5 @@ pub use client::{
 pub use metrics::{metric, rss_bytes, sample};
 pub use origin::{Origin, chunked_body, field, pattern, raw_origin, respond, slow_body};
 pub use process::{LarderProcess, free_port};
-pub use proxy::{Proxy, cache_config, memory_config, serve};
+pub use proxy::{Proxy, cache_config, memory_config, serve, serve_over};
 pub use redis::RedisServer;

@@ -1,6 +1,8 @@
-//! The caching layer, or any tower service, served on a 127.0.0.1 port by the proxy's own server.
+//! The caching layer, or any tower service, served on a 127.0.0.1 port by the proxy's own server,
+//! in cleartext or over TLS.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -12,6 +14,8 @@ use larder_proxy::{
 };
 use tokio::net::TcpListener;
 use tower::Layer;
+
+use crate::Transport;
 
 /// Serves `service` with `larder_proxy::server::serve` (HTTP/1.1 and h2c on one port, as the
 /// binary does) on a free 127.0.0.1 port until the runtime ends; returns the address.
@@ -33,12 +37,41 @@ where
     addr
 }
 
+/// Serves `service` for clients of `transport`: [`serve`] for the cleartext transports, and
+/// `larder_proxy::server::serve_with` with [`tls::local`](crate::tls::local)'s certificate
+/// (ALPN `h2` and `http/1.1`) for the TLS ones; returns the address.
+pub async fn serve_over<S, B>(transport: Transport, service: S) -> SocketAddr
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if !transport.is_tls() {
+        return serve(service).await;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = crate::tls::local().server_config();
+    tokio::spawn(larder_proxy::server::serve_with(
+        listener,
+        move || service.clone(),
+        Some(Arc::new(move || Arc::clone(&config))),
+        larder_proxy::server::SHUTDOWN_GRACE,
+        std::future::pending(),
+    ));
+    addr
+}
+
 /// A caching proxy: a [`CacheLayer`] over an inner service, served on a 127.0.0.1 port.
 pub struct Proxy<H = DefaultHooks> {
     /// The address it listens on.
     pub addr: SocketAddr,
     /// The layer, for its metrics and configuration.
     pub layer: CacheLayer<H>,
+    /// What clients speak to it.
+    pub transport: Transport,
 }
 
 impl Proxy {
@@ -50,6 +83,17 @@ impl Proxy {
     /// A proxy with `config` in front of `upstream` (`http://host:port`).
     pub async fn to(upstream: &str, config: CacheConfig) -> Self {
         Self::with_inner(Upstream::new(upstream).unwrap(), config).await
+    }
+
+    /// A proxy with `config` in front of the origin at `origin`, served for clients of
+    /// `transport` (over TLS for the TLS transports).
+    pub async fn start_over(
+        transport: Transport,
+        origin: &crate::Origin,
+        config: CacheConfig,
+    ) -> Self {
+        let upstream = Upstream::new(&origin.uri()).unwrap();
+        Proxy::with_hooks_over(transport, upstream, config, DefaultHooks).await
     }
 
     /// A proxy with [`cache_config`] in front of `origin`.
@@ -84,14 +128,39 @@ impl<H: CacheHooks> Proxy<H> {
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
     {
-        let layer = CacheLayer::new(config, hooks);
-        let addr = serve(layer.layer(inner)).await;
-        Self { addr, layer }
+        Self::with_hooks_over(Transport::Http1, inner, config, hooks).await
     }
 
-    /// The URL of `path` (with its query) on this proxy.
+    /// A proxy with `config` and `hooks` in front of any inner service, served for clients of
+    /// `transport` (see [`serve_over`]).
+    pub async fn with_hooks_over<S>(
+        transport: Transport,
+        inner: S,
+        config: CacheConfig,
+        hooks: H,
+    ) -> Self
+    where
+        S: tower::Service<Request<ProxyBody>, Response = Response<Incoming>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+    {
+        let layer = CacheLayer::new(config, hooks);
+        let addr = serve_over(transport, layer.layer(inner)).await;
+        Self {
+            addr,
+            layer,
+            transport,
+        }
+    }
+
+    /// The URL of `path` (with its query) on this proxy: `https://` when it is served over
+    /// TLS (the certificate covers `127.0.0.1`).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.transport.scheme(), self.addr)
     }
 }
 

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use larder_testkit::{Proxy, cache_config};
+use larder_proxy::{DefaultHooks, Upstream};
+use larder_testkit::{Proxy, Transport, cache_config};
 
 /// A guard against a hang, not a speed assertion: every read finishes long before this.
 const STUCK: Duration = Duration::from_secs(5);
@@ -106,7 +107,7 @@ fn final_response(fields: &str, body: &str) -> String {
 
 /// Reads one message head (up to and including the blank line) into a string, keeping what
 /// follows in `buf`; `None` at a clean end of stream.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>) -> Option<String> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head: Vec<u8> = buf.drain(..end + 4).collect();
@@ -125,7 +126,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> 
     }
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) {
+async fn fill(stream: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>, len: usize) {
     while buf.len() < len {
         let mut chunk = [0; 4096];
         let n = tokio::time::timeout(STUCK, stream.read(&mut chunk))
@@ -137,7 +138,11 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) {
     }
 }
 
-async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> Vec<u8> {
+async fn read_body(
+    stream: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    len: usize,
+) -> Vec<u8> {
     fill(stream, buf, len).await;
     buf.drain(..len).collect()
 }
@@ -155,7 +160,10 @@ fn content_length(head: &str) -> usize {
 
 /// One message from the proxy: its head and body (a 1xx has none; a final response is
 /// framed by `Content-Length` or chunked coding).
-async fn read_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (String, Vec<u8>) {
+async fn read_message(
+    stream: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> (String, Vec<u8>) {
     let head = read_head(stream, buf)
         .await
         .expect("the proxy closed the connection");
@@ -244,6 +252,33 @@ async fn early_hint_reaches_the_client_before_the_answer_and_is_not_cached() {
     );
     assert_eq!(field(&head, "x-hint"), None, "{head}");
     assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn early_hint_reaches_an_http1_client_over_tls() {
+    let origin = RawOrigin::start().await;
+    let upstream = Upstream::new(&format!("http://{}", origin.addr)).unwrap();
+    let proxy =
+        Proxy::with_hooks_over(Transport::Http1Tls, upstream, cache_config(), DefaultHooks).await;
+    let config = larder_testkit::tls::local().client_config(&[b"http/1.1"]);
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut client = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    client.write_all(get("/held").as_bytes()).await.unwrap();
+    client.flush().await.unwrap();
+
+    let (hint, _) = read_message(&mut client, &mut buf).await;
+    assert_is_the_hint(&hint);
+    assert!(buf.is_empty(), "nothing but the hint before the release");
+    origin.release.notify_one();
+    let (head, body) = read_message(&mut client, &mut buf).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"hello");
+    assert_eq!(field(&head, "x-hint"), None, "{head}");
 }
 
 #[tokio::test]

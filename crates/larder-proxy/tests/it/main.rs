@@ -11,3 +11,4 @@ mod https_origin;
 mod interim;
 mod proxy;
 mod target;
+mod tls_listener;

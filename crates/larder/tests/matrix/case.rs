@@ -82,13 +82,18 @@ impl Case {
     }
 
     /// A proxy with `config` (an in-memory one, whose storage this case replaces) in front of
-    /// `origin`.
+    /// `origin`, served for this case's transport (over TLS for the TLS ones).
     pub(crate) async fn proxy(&self, origin: &Origin, config: CacheConfig) -> Proxy {
-        Proxy::start(origin, self.with_store(config)).await
+        Proxy::start_over(self.transport, origin, self.with_store(config)).await
     }
 
     /// Sends a request over this case's transport; checks the answer came in its version.
     pub(crate) async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)]) -> Got {
+        assert_eq!(
+            url.starts_with("https://"),
+            self.transport.is_tls(),
+            "{self}: {url}"
+        );
         let got = larder_testkit::send_with(&self.client, method, url, headers).await;
         assert_eq!(got.version, self.transport.version(), "{self}");
         got

@@ -137,6 +137,36 @@ matrix! {
         assert_eq!(proxy.layer.metrics().background_refreshes.get(), 1, "{case}");
     }
 
+    /// Inside `stale-if-error`, a stale entry replaces the origin's error; the origin was asked.
+    async fn stale_if_error(case: &Case) {
+        let origin = Origin::start(|_, n| async move {
+            if n == 0 {
+                // Already 30 s old, fresh for 1 s: stale on arrival, inside the SIE window.
+                respond(
+                    200,
+                    &[("cache-control", "max-age=1, stale-if-error=60"), ("age", "30")],
+                    "stale",
+                )
+            } else {
+                respond(503, &[], "down")
+            }
+        })
+        .await;
+        let proxy = case.proxy(&origin, cache_config()).await;
+        assert_eq!(case.get(&proxy.url("/sie")).await.text(), "stale", "{case}");
+        case.settled(&proxy, 1).await;
+
+        let got = case.get(&proxy.url("/sie")).await;
+        assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "stale"), "{case}");
+        let s = ours(&got);
+        assert!(
+            s.has_detail("stale-if-error") && s.fwd_status == Some(503),
+            "{case}: {}",
+            got.cache()
+        );
+        assert_eq!(origin.hits(), 2, "{case}");
+    }
+
     /// PURGE with the configured token removes the entry; a wrong token is refused.
     async fn purge_with_token(case: &Case) {
         let origin = fresh_origin().await;
