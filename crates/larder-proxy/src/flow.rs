@@ -31,6 +31,7 @@ use crate::pass::{pass_through, upstream_head};
 use crate::server::ClientInfo;
 use crate::shared::{Answer, Ctx, Inner, Shared, enable, new_status};
 use crate::tasks::TaskKind;
+use crate::upgrade::{self, Requested};
 use crate::upstream::Timeout;
 use crate::{fill, purge, revalidate, target};
 
@@ -38,7 +39,8 @@ use crate::{fill, purge, revalidate, target};
 /// on the cache and goes upstream.
 const MAX_LOOKUPS: usize = 8;
 
-/// Handles one request: purge, pass-through or the cache flow. Adds `Cache-Status` and `Via`.
+/// Handles one request: purge, upgrade, pass-through or the cache flow. Adds `Cache-Status`
+/// and `Via`.
 /// The caller has removed the request's hop-by-hop fields
 /// ([`headers::remove_hop_by_hop`]).
 ///
@@ -60,6 +62,16 @@ pub(crate) async fn handle<H: CacheHooks, I: Inner>(
         // The cold arms are boxed so that the request's future stays small: only the hit path
         // lives in it.
         Box::pin(purge::purge(shared, parts)).await
+    } else if let Some(requested) = parts.extensions.get::<Requested>() {
+        // An upgrade (WebSocket) bypasses the cache: forwarded, then tunnelled.
+        Box::pin(upgrade::forward(
+            shared,
+            inner,
+            parts,
+            body,
+            requested.clone(),
+        ))
+        .await
     } else {
         run(shared, inner, parts, body).await
     };

@@ -19,6 +19,7 @@ use crate::hooks::{CacheHooks, DefaultHooks};
 use crate::metrics::{Metrics, StorageGauges};
 use crate::shared::{CacheConfig, KEY_HASH_MEMO, Shared};
 use crate::tasks::{DrainReport, Spawn, Tasks, TokioSpawner};
+use crate::upgrade::Requested;
 
 /// A tower layer that puts an HTTP cache in front of an inner service.
 pub struct CacheLayer<H = DefaultHooks> {
@@ -165,7 +166,12 @@ where
         let inner = Arc::clone(&self.inner);
         let shared = Arc::clone(&self.shared);
         let (mut parts, body) = req.into_parts();
+        // An upgrade keeps its `Upgrade` field, which goes with the other hop-by-hop fields.
+        let upgrade = Requested::take(&mut parts);
         headers::remove_hop_by_hop(&mut parts.headers);
+        if let Some(upgrade) = upgrade {
+            parts.extensions.insert(upgrade);
+        }
         // A request without a body (most of them) needs no boxed body.
         let body = if body.is_end_stream() {
             body::empty()

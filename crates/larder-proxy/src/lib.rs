@@ -72,10 +72,21 @@
 //!   `http/1.1`, TLS 1.2 and 1.3), and puts the connection's [`server::ClientInfo`] in every
 //!   request.
 //! - **Request targets** (RFC 9112 §3.2): origin-form and absolute-form are served, `*` only
-//!   for `OPTIONS` (forwarded, never cached). The proxy does not tunnel: `CONNECT` gets `405`
-//!   with `Allow`, and an authority-form target on any other method gets `400`, before the
-//!   cache or the origin see the request.
-//! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways and `Via` is added.
+//!   for `OPTIONS` (forwarded, never cached). The proxy does not tunnel arbitrary connections:
+//!   `CONNECT` gets `405` with `Allow` (HTTP/2 extended CONNECT for an upgrade aside), and an
+//!   authority-form target on any other method gets `400`, before the cache or the origin see
+//!   the request.
+//! - **Upgrades** (WebSocket; RFC 9110 §7.8): an HTTP/1.1 request with `Connection: upgrade`
+//!   and `Upgrade`, or an HTTP/2 extended CONNECT (RFC 8441, sent to the origin as an HTTP/1.1
+//!   WebSocket `GET`), bypasses the cache (`Cache-Status: …; fwd=bypass; detail=Upgrade`) and
+//!   goes to the origin with `Upgrade` and `Connection: upgrade`. When the origin answers
+//!   `101`, the client gets it (`200` over HTTP/2) and the two upgraded connections are joined
+//!   by a task on the layer's spawner until either side closes (`larder_upgrades_total`,
+//!   `larder_tunnels`); any other answer is passed through uncached. The server must hand
+//!   over connections ([`server::serve`] does); without that, and for HTTP/1.0, `Upgrade` is
+//!   dropped as a hop-by-hop field.
+//! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways (save an upgrade's
+//!   `Upgrade` and `Connection: upgrade`) and `Via` is added.
 //! - **Origins** ([`Upstream`]) are `http://` (HTTP/1.1) or `https://`: the certificate is
 //!   verified against the system store and the bundled roots, or a private CA
 //!   ([`UpstreamOptions::ca_file`]), with an optional SNI override; HTTP/2 is spoken when the
@@ -123,6 +134,7 @@ mod shared;
 mod target;
 pub mod tasks;
 pub mod tls;
+mod upgrade;
 pub mod upstream;
 
 pub use body::ProxyBody;

@@ -87,6 +87,10 @@ pub struct Metrics {
     pub background_tasks: Gauge,
     /// Background tasks cancelled because a drain's grace period ran out.
     pub background_tasks_cancelled: Counter,
+    /// Upgrades the origin accepted (`101 Switching Protocols`): tunnels opened.
+    pub upgrades: Counter,
+    /// Tunnels of upgraded connections open now (also counted in `background_tasks`).
+    pub tunnels: Gauge,
     not_stored: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -119,7 +123,7 @@ impl Metrics {
     #[allow(clippy::too_many_lines)]
     pub fn render(&self, gauges: Option<StorageGauges>) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &Counter); 15] = [
+        let counters: [(&str, &str, &Counter); 16] = [
             ("larder_requests_total", "Responses served.", &self.requests),
             ("larder_cache_hits_total", "Fresh cache hits.", &self.hits),
             ("larder_cache_misses_total", "Cache misses.", &self.misses),
@@ -183,6 +187,11 @@ impl Metrics {
                 "Entries invalidated after unsafe methods.",
                 &self.invalidations,
             ),
+            (
+                "larder_upgrades_total",
+                "Upgrades the origin accepted (tunnels opened).",
+                &self.upgrades,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(
@@ -206,9 +215,12 @@ impl Metrics {
              # TYPE larder_background_tasks gauge\nlarder_background_tasks {}\n\
              # HELP larder_background_tasks_cancelled_total Background tasks cancelled at shutdown.\n\
              # TYPE larder_background_tasks_cancelled_total counter\n\
-             larder_background_tasks_cancelled_total {}",
+             larder_background_tasks_cancelled_total {}\n\
+             # HELP larder_tunnels Tunnels of upgraded connections open.\n\
+             # TYPE larder_tunnels gauge\nlarder_tunnels {}",
             self.background_tasks.get(),
-            self.background_tasks_cancelled.get()
+            self.background_tasks_cancelled.get(),
+            self.tunnels.get()
         );
         if let Some(g) = gauges {
             let gauges: [(&str, &str, &str, u64); 4] = [

@@ -2,8 +2,9 @@
 //! looks at the request.
 //!
 //! A caching reverse proxy serves origin-form (`/p?q`) and absolute-form (`http://h/p`)
-//! targets, and asterisk-form (`*`) for `OPTIONS` only. It does not tunnel: `CONNECT` is
-//! answered `405`, and authority-form (`host:port`), which only `CONNECT` may use, is a `400` on
+//! targets, and asterisk-form (`*`) for `OPTIONS` only. It does not tunnel arbitrary
+//! connections: `CONNECT` is answered `405` (save HTTP/2 extended CONNECT for an upgrade, see
+//! [`reject`]), and authority-form (`host:port`), which only `CONNECT` may use, is a `400` on
 //! any other method. So nothing past [`check`] ever meets a target without a path or a key.
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -13,6 +14,7 @@ use larder_cache::cache_status::CacheStatus;
 
 use crate::body::{self, ProxyBody};
 use crate::shared::Shared;
+use crate::upgrade::Requested;
 
 /// The methods a `405` names in `Allow` (RFC 9110 §10.2.1): what the proxy forwards or serves.
 /// `CONNECT` is not among them.
@@ -37,7 +39,8 @@ impl Rejection {
 /// with:
 ///
 /// - `CONNECT` → `405`: the proxy does not tunnel (RFC 9110 §9.3.6 lets a server refuse it).
-///   HTTP/2 extended CONNECT (RFC 8441, `:protocol`) is out of scope and refused the same way.
+///   HTTP/2 extended CONNECT (RFC 8441, `:protocol`) is let through by [`reject`] when it is
+///   forwarded as an upgrade.
 /// - authority-form (`host:port`) with any other method → `400` (RFC 9112 §3.2.3: only for
 ///   `CONNECT`).
 /// - asterisk-form (`*`) → proceeds for `OPTIONS`, `400` otherwise (RFC 9112 §3.2.4).
@@ -140,8 +143,16 @@ fn is_host_and_port(value: &[u8]) -> bool {
 /// The finished answer to a request [`check`] or [`check_host`] refuses, like the proxy's other canned answers:
 /// bodiless, `Cache-Control: private, no-store`, `Cache-Status` with the reason, `Via`, in the
 /// client's HTTP version. `None` when the request may proceed.
+///
+/// An HTTP/2 extended CONNECT (RFC 8441) the proxy forwards as an upgrade (`upgrade.rs`) is
+/// checked as the `GET` it becomes: its target has a scheme, an authority and a path.
 pub(crate) fn reject<H>(shared: &Shared<H>, req: &Parts) -> Option<Response<ProxyBody>> {
-    let rejection = check(&req.method, &req.uri)
+    let method = if Requested::is_extended_connect(req) {
+        &Method::GET
+    } else {
+        &req.method
+    };
+    let rejection = check(method, &req.uri)
         .and_then(|()| check_host(req.version, &req.uri, &req.headers))
         .err()?;
     tracing::debug!(method = %req.method, uri = %req.uri, status = rejection.status.as_u16(), reason = rejection.detail, "request target refused");

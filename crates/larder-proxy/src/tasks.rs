@@ -6,7 +6,8 @@
 //!
 //! The tasks are the fills of cacheable misses (writing the body into storage whether or not
 //! the client still reads), stale-while-revalidate refreshes, and the streams feeding a large
-//! stored body or a range of an upstream body to a client.
+//! stored body or a range of an upstream body to a client, and the tunnels of upgraded
+//! connections (WebSocket).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -66,6 +67,8 @@ pub enum TaskKind {
     Refresh,
     /// Streams a body to a client.
     Stream,
+    /// Joins a client's upgraded connection with the origin's (WebSocket and other upgrades).
+    Tunnel,
 }
 
 impl TaskKind {
@@ -75,6 +78,7 @@ impl TaskKind {
             Self::Fill => "fill",
             Self::Refresh => "refresh",
             Self::Stream => "stream",
+            Self::Tunnel => "tunnel",
         }
     }
 }

@@ -54,6 +54,8 @@ pub(super) fn builder() -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     b.http2()
+        // RFC 8441 extended CONNECT: WebSocket over HTTP/2 (`upgrade.rs`).
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(MAX_REQUEST_HEAD).unwrap_or(u32::MAX))
         .timer(TokioTimer::new());
     b
@@ -148,7 +150,7 @@ async fn serve_connection<I, S, B>(
         info,
     });
     let (io, service) = InterimIo::new(io, service);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }

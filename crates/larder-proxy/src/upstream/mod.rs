@@ -58,8 +58,10 @@ pub use self::timeout::Timeout;
 /// answers `502` and `504`, or serves a stale entry inside stale-if-error).
 ///
 /// A `101 Switching Protocols` answering a request without `Upgrade` is an error (RFC 9110
-/// §15.2.2: a server switches only to a protocol the client asked for): the proxy never
-/// forwards `Upgrade`, so such an answer is a broken origin, not a response to pass on.
+/// §15.2.2: a server switches only to a protocol the client asked for): the proxy forwards
+/// `Upgrade` only for an upgrade request, so such an answer is a broken origin, not a response
+/// to pass on. An upgrade request always goes over HTTP/1.1 (a connection of its own that
+/// offers only `http/1.1` in ALPN), since HTTP/2 has no `Upgrade`.
 ///
 /// Interim responses (`102`, `103 Early Hints`, …) the origin sends before the final one are
 /// forwarded to the client when the request came through [`crate::server::serve`] over
@@ -68,6 +70,9 @@ pub use self::timeout::Timeout;
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: Client<OriginConnector, ProxyBody>,
+    /// For upgrade requests to an `https://` origin that may pick `h2`: connections that offer
+    /// only `http/1.1`.
+    http1_client: Option<Client<OriginConnector, ProxyBody>>,
     scheme: Scheme,
     authority: Authority,
     /// Whether the request's name goes in the URI (`:authority` over HTTP/2): an `https://`
@@ -106,7 +111,10 @@ impl Upstream {
         if scheme != Scheme::HTTP && !https {
             return Err(bad());
         }
-        let tls = if https {
+        let tls = |options: &UpstreamOptions| -> Result<_, Error> {
+            if !https {
+                return Ok(None);
+            }
             let name = options
                 .sni
                 .as_deref()
@@ -116,9 +124,10 @@ impl Upstream {
             let name = ServerName::try_from(name.to_owned())
                 .map_err(|e| Error::ConfigInvalid(format!("upstream server name {name:?}: {e}")))?;
             let config = tls::client_config(options)?;
-            Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
-        } else {
-            None
+            Ok(Some((
+                tokio_rustls::TlsConnector::from(Arc::new(config)),
+                name,
+            )))
         };
         let host = match &options.host {
             Some(host) => Some(
@@ -142,22 +151,32 @@ impl Upstream {
             .path_and_query("/")
             .build()
             .map_err(|_| bad())?;
-        let connector = OriginConnector {
-            tcp,
-            origin,
-            tls,
-            timeout: options.connect_timeout,
+        let client = |tls| {
+            let connector = OriginConnector {
+                tcp: tcp.clone(),
+                origin: origin.clone(),
+                tls,
+                timeout: options.connect_timeout,
+            };
+            // With a timer the pool closes idle connections when their time is up, rather
+            // than finding them expired at the next checkout (which may never come).
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(options.pool_idle_timeout)
+                .pool_max_idle_per_host(options.pool_max_idle)
+                .build(connector)
         };
-        // With a timer the pool closes idle connections when their time is up, rather than
-        // finding them expired at the next checkout (which may never come).
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .pool_max_idle_per_host(options.pool_max_idle)
-            .build(connector);
+        let http1_client = if https && options.http2 {
+            let mut http1 = options.clone();
+            http1.http2 = false;
+            Some(client(tls(&http1)?))
+        } else {
+            None
+        };
         Ok(Self {
-            client,
+            client: client(tls(options)?),
+            http1_client,
             scheme,
             authority,
             name_in_uri: https && options.http2,
@@ -220,7 +239,10 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
                 interim.push(res.status(), res.headers());
             });
         }
-        let client = self.client.clone();
+        let client = match (&self.http1_client, asked_upgrade) {
+            (Some(http1), true) => http1.clone(),
+            _ => self.client.clone(),
+        };
         let limit = self.response_timeout;
         Box::pin(async move {
             *req.uri_mut() = target?;

@@ -13,3 +13,4 @@ mod interim;
 mod proxy;
 mod target;
 mod tls_listener;
+mod upgrade;
