@@ -5,6 +5,7 @@
 
 mod cache;
 mod cookie;
+mod forwarded;
 mod hook_errors;
 mod hooks;
 mod https_origin;
