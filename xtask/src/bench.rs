@@ -6,7 +6,9 @@
 //! `LARDER_BENCH_METRICS` pointing at a file that benches append extra figures to (see
 //! `benches/src/lib.rs`); measure bytes per entry with a counting allocator; run wrk against the
 //! bare hyper server and the `larder` proxy (see [`http`]), then the disk-hit rows beside nginx
-//! `proxy_cache`, installed from Debian's package too (see [`disk`], [`nginx`]); read criterion's
+//! `proxy_cache`, installed from Debian's package too (see [`disk`], [`nginx`]), and the hits over
+//! TLS beside nginx terminating TLS, HTTP/1.1 by wrk and h2 by h2load (Debian's `nghttp2-client`;
+//! see [`tls`]); read criterion's
 //! JSON results; write the report. A partial run given `--out` updates that report (see
 //! [`splice`]). A full run writes `docs/benchmarks.md`; `--quick` and `--only` are smoke tests and
 //! write their report beside the benches' build instead, so CI never rewrites the figures.
@@ -15,7 +17,7 @@
 //! benches crate builds with its `quick-bench` profile (see `benches/Cargo.toml`), the suites get
 //! `LARDER_BENCH_QUICK=1` (shorter streams, two workloads) and criterion's shortest settings,
 //! and the HTTP rows use the debug `larder` that the conformance step has already built (one disk
-//! row, larder alone: nginx is neither installed nor run). It fails
+//! row and one TLS row, larder alone: nginx and h2load are neither installed nor run). It fails
 //! when something does not build, panics or answers wrongly, never on a figure.
 
 // Paths in messages are quoted on purpose: a path with spaces stays unambiguous.
@@ -28,6 +30,7 @@ mod nginx;
 mod process;
 mod report;
 mod splice;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -243,12 +246,30 @@ fn http_part(
             }
         }
     };
+    // The TLS rows' certificate comes from `openssl req`; their h2 rows need h2load.
+    if let Err(e) = ensure_package("openssl", "openssl") {
+        machine.failures.push(format!("openssl: {e}"));
+    }
+    let h2load = if opts.quick {
+        None
+    } else {
+        match ensure_package("h2load", "nghttp2-client").and_then(|()| {
+            locate("h2load").ok_or_else(|| "h2load is installed but not found".to_owned())
+        }) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                machine.failures.push(format!("h2load: {e}"));
+                None
+            }
+        }
+    };
     let plan = load::Plan {
         quick: opts.quick,
         cores: machine.cores,
         bare: ctx.bins.join("bare_server"),
         larder: workspace_target().join(profile_dir).join("larder"),
         nginx,
+        h2load,
         work: ctx.target.join("bench-http"),
     };
     match http::run(&plan) {

@@ -56,17 +56,19 @@ struct Servers {
 }
 
 /// The run's directory, removed when dropped (after the servers that use it).
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<Self, String> {
-        let path = std::env::temp_dir().join(format!("larder-bench-disk-{}", std::process::id()));
+    /// A fresh directory `larder-bench-<what>-<pid>` in the system's temporary directory.
+    pub(super) fn new(what: &str) -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!("larder-bench-{what}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).map_err(|e| format!("cannot create {path:?}: {e}"))?;
         Ok(Self(path))
     }
 
-    fn join(&self, name: &str) -> PathBuf {
+    /// `name` inside the directory.
+    pub(super) fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -97,7 +99,7 @@ pub(super) fn run(
     origin: u16,
     memory: &Proxy,
 ) -> Result<Vec<Measured>, String> {
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("disk")?;
     let quick = run.plan.quick;
     let mut servers = Servers {
         disk: run.larder(

@@ -42,6 +42,8 @@ pub(super) struct Results {
     pub(super) memory: Option<Memory>,
     /// The disk-hit rows, every server at every size.
     pub(super) disk: Vec<Measured>,
+    /// The hits over TLS (see [`super::tls`]).
+    pub(super) tls: Vec<Measured>,
     /// nginx's version (`nginx/1.22.1`) when it ran as the disk-hit peer.
     pub(super) nginx: Option<String>,
     pub(super) pinned: bool,
@@ -75,6 +77,16 @@ impl Results {
             let _ = writeln!(
                 out,
                 "disk\t{}\t{}\t{}\t{hit}",
+                m.size,
+                m.subject,
+                m.load.fields()
+            );
+        }
+        for m in &self.tls {
+            let hit = m.hit_ratio.map_or_else(String::new, |h| h.to_string());
+            let _ = writeln!(
+                out,
+                "tls\t{}\t{}\t{}\t{hit}",
                 m.size,
                 m.subject,
                 m.load.fields()
@@ -123,13 +135,19 @@ impl Results {
                         note: f[13].to_owned(),
                     });
                 }
-                Some("disk") if f.len() >= 9 => {
-                    results.as_mut()?.disk.push(Measured {
+                Some(kind @ ("disk" | "tls")) if f.len() >= 9 => {
+                    let m = Measured {
                         size: f[1].to_owned(),
                         subject: f[2].to_owned(),
                         load: Load::from_fields(&f[3..8])?,
                         hit_ratio: f[8].parse().ok(),
-                    });
+                    };
+                    let r = results.as_mut()?;
+                    if kind == "disk" {
+                        r.disk.push(m);
+                    } else {
+                        r.tls.push(m);
+                    }
                 }
                 Some("nginx") if f.len() >= 2 => results.as_mut()?.nginx = Some(f[1].to_owned()),
                 Some("memory") if f.len() >= 8 => {
@@ -197,6 +215,13 @@ pub(super) fn run(plan: &Plan) -> Result<Results, String> {
     // Disk hits beside memory hits and nginx's, with the memory proxy of the rows above.
     let labelled: Vec<(&str, String)> = sizes.iter().map(|s| (*s, label(s))).collect();
     results.disk = disk::run(&run, &labelled, limit_port, origin_port, &proxy)?;
+    // Hits over TLS, HTTP/1.1 and h2, beside nginx terminating TLS.
+    results.tls = super::tls::run(
+        &run,
+        origin_port,
+        plan.nginx.as_deref(),
+        plan.h2load.as_deref(),
+    )?;
     results.nginx = plan
         .nginx
         .as_deref()
@@ -414,6 +439,12 @@ mod tests {
                 rss: Some(5),
                 ..Memory::default()
             }),
+            tls: vec![Measured {
+                size: "1 KiB".into(),
+                subject: super::super::tls::LARDER_H2.into(),
+                load,
+                hit_ratio: Some(1.0),
+            }],
             disk: vec![
                 Measured {
                     size: "1 KiB".into(),
@@ -437,6 +468,8 @@ mod tests {
         assert_eq!(back.to_tsv(), results.to_tsv());
         assert_eq!(back.rows[0].hit_ratio, Some(0.5));
         assert_eq!(back.disk.len(), 2);
+        assert_eq!(back.tls.len(), 1);
+        assert_eq!(back.tls[0].subject, super::super::tls::LARDER_H2);
         assert_eq!(back.disk[0].subject, "larder-disk");
         assert_eq!(
             (back.disk[0].hit_ratio, back.disk[1].hit_ratio),

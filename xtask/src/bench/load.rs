@@ -54,6 +54,8 @@ pub(super) struct Plan {
     pub(super) larder: PathBuf,
     /// The `nginx` binary, for the disk-hit peer (`None` in a quick run).
     pub(super) nginx: Option<PathBuf>,
+    /// `h2load`, for the HTTP/2 rows over TLS (`None` in a quick run).
+    pub(super) h2load: Option<PathBuf>,
     /// Scripts and logs go here.
     pub(super) work: PathBuf,
 }
@@ -111,7 +113,7 @@ impl Urls<'_> {
         format!("{request}{DONE}")
     }
 
-    fn path(&self) -> &str {
+    pub(super) fn path(&self) -> &str {
         match self {
             Urls::Fixed(p) => p,
             _ => "/",
@@ -224,16 +226,60 @@ impl Runner<'_> {
         })
     }
 
+    /// Starts the proxy on core 0 with the configuration file `config`, which must name
+    /// `port` among its listeners and `admin` as its admin address; waits for every port of
+    /// `ports`.
+    pub(super) fn larder_config(
+        &self,
+        name: &str,
+        config: &Path,
+        port: u16,
+        admin: u16,
+        ports: &[u16],
+    ) -> Result<Proxy, String> {
+        let args = vec!["--config".to_owned(), config.display().to_string()];
+        let cmd = self
+            .launcher
+            .command(&self.plan.larder, &args, Some(SERVER_CORE), self.limit());
+        let mut server = Server::spawn(name, cmd, &self.plan.work.join(format!("{name}.log")))?;
+        for p in ports.iter().chain([&port, &admin]) {
+            server.wait_for_port(*p, Duration::from_secs(20))?;
+        }
+        Ok(Proxy {
+            server,
+            port,
+            admin,
+        })
+    }
+
     /// An upper bound for any one server's life: every run of the plan, with room to spare.
     pub(super) fn limit(&self) -> Duration {
         self.duration * 30 + Duration::from_mins(5)
     }
 
-    /// One wrk run from core 1.
+    /// One wrk run from core 1 against `http://127.0.0.1:<port>`.
     pub(super) fn wrk(
         &self,
         name: &str,
         port: u16,
+        urls: &Urls<'_>,
+        header: Option<(&str, &str)>,
+        duration: Duration,
+    ) -> Result<Load, String> {
+        self.wrk_at(
+            name,
+            &format!("http://127.0.0.1:{port}"),
+            urls,
+            header,
+            duration,
+        )
+    }
+
+    /// One wrk run from core 1 against `base` (`http://…` or `https://…`, no path).
+    pub(super) fn wrk_at(
+        &self,
+        name: &str,
+        base: &str,
         urls: &Urls<'_>,
         header: Option<(&str, &str)>,
         duration: Duration,
@@ -254,7 +300,7 @@ impl Runner<'_> {
         if let Some((h, v)) = header {
             args.extend(["-H".into(), format!("{h}: {v}")]);
         }
-        args.push(format!("http://127.0.0.1:{port}{}", urls.path()));
+        args.push(format!("{base}{}", urls.path()));
         let cmd = self.launcher.command(
             Path::new("wrk"),
             &args,

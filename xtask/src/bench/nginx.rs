@@ -44,6 +44,42 @@ pub(super) struct Nginx {
 /// - `use_temp_path=off`: a response is written beside its final place and renamed, not copied
 ///   across directories.
 pub(super) fn config(dir: &str, listen: &str, origin: &str) -> String {
+    config_with(dir, listen, origin, None)
+}
+
+/// A TLS listener beside the plain one: its `host:port` and the PEM files.
+pub(super) struct TlsListen<'a> {
+    pub(super) listen: &'a str,
+    pub(super) cert: &'a str,
+    pub(super) key: &'a str,
+}
+
+/// [`config`] with, when `tls` is given, a second listener serving the same cache over TLS
+/// with HTTP/2 offered in ALPN, set up as an operator terminating TLS on nginx would:
+/// - `ssl_protocols TLSv1.2 TLSv1.3` (larder's set) and nginx's default ciphers;
+/// - `ssl_session_cache shared:SSL:10m` with a one-hour timeout: resumed sessions, though wrk
+///   and h2load keep their connections for the whole run, so handshakes are not what is
+///   measured;
+/// - `listen … ssl http2`: the spelling nginx 1.22 (Debian 12) understands; later versions
+///   still accept it with a warning.
+pub(super) fn config_with(
+    dir: &str,
+    listen: &str,
+    origin: &str,
+    tls: Option<&TlsListen<'_>>,
+) -> String {
+    let tls = tls.map_or_else(String::new, |t| {
+        format!(
+            "
+        listen {} ssl http2;
+        ssl_certificate {};
+        ssl_certificate_key {};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1h;",
+            t.listen, t.cert, t.key
+        )
+    });
     format!(
         "\
 daemon off;
@@ -84,7 +120,7 @@ http {{
     }}
 
     server {{
-        listen {listen};
+        listen {listen};{tls}
 
         location / {{
             proxy_pass http://origin;
@@ -119,14 +155,34 @@ pub(super) fn start(
     origin: u16,
     dir: &Path,
 ) -> Result<Nginx, String> {
+    start_with(run, binary, origin, dir, None).map(|(nginx, _)| nginx)
+}
+
+/// [`start`], and with `tls` (certificate and key files) a TLS listener too, on a free port
+/// returned beside the server.
+pub(super) fn start_with(
+    run: &Runner<'_>,
+    binary: &Path,
+    origin: u16,
+    dir: &Path,
+    tls: Option<(&Path, &Path)>,
+) -> Result<(Nginx, Option<u16>), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir:?}: {e}"))?;
     // When run as root, nginx's worker drops to an unprivileged user: it must reach the cache.
     set_mode(dir, 0o755)?;
     let port = crate::util::free_port()?;
-    let text = config(
+    let tls_port = tls.map(|_| crate::util::free_port()).transpose()?;
+    let tls_listen = tls_port.map(|p| format!("127.0.0.1:{p}"));
+    let files = tls.map(|(c, k)| (c.display().to_string(), k.display().to_string()));
+    let tls_config = match (&tls_listen, &files) {
+        (Some(listen), Some((cert, key))) => Some(TlsListen { listen, cert, key }),
+        _ => None,
+    };
+    let text = config_with(
         &dir.display().to_string(),
         &format!("127.0.0.1:{port}"),
         &format!("127.0.0.1:{origin}"),
+        tls_config.as_ref(),
     );
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, text).map_err(|e| format!("cannot write {conf:?}: {e}"))?;
@@ -144,7 +200,10 @@ pub(super) fn start(
         .command(binary, &args, Some(SERVER_CORE), run.limit());
     let mut server = Server::spawn("nginx", cmd, &run.plan.work.join("nginx.log"))?;
     server.wait_for_port(port, Duration::from_secs(20))?;
-    Ok(Nginx { server, port })
+    if let Some(p) = tls_port {
+        server.wait_for_port(p, Duration::from_secs(5))?;
+    }
+    Ok((Nginx { server, port }, tls_port))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
@@ -208,5 +267,21 @@ mod tests {
         let open = text.matches('{').count();
         assert_eq!(open, text.matches('}').count(), "{text}");
         assert!(text.contains("proxy_set_header Connection \"\";"), "{text}");
+        assert!(!text.contains("ssl"), "{text}");
+
+        let tls = TlsListen {
+            listen: "127.0.0.1:8443",
+            cert: "/tmp/run/cert.pem",
+            key: "/tmp/run/key.pem",
+        };
+        let text = config_with("/tmp/run", "127.0.0.1:8080", "127.0.0.1:9090", Some(&tls));
+        assert!(text.contains("listen 127.0.0.1:8080;"), "{text}");
+        assert!(text.contains("listen 127.0.0.1:8443 ssl http2;"), "{text}");
+        assert!(
+            text.contains("ssl_certificate /tmp/run/cert.pem;"),
+            "{text}"
+        );
+        assert!(text.contains("ssl_protocols TLSv1.2 TLSv1.3;"), "{text}");
+        assert_eq!(text.matches('{').count(), text.matches('}').count());
     }
 }

@@ -404,6 +404,9 @@ pub(super) fn render(
         if !h.disk.is_empty() {
             disk::render(&mut out, &h.disk, h.nginx.as_deref(), quick);
         }
+        if !h.tls.is_empty() {
+            super::tls::render(&mut out, &h.tls, quick);
+        }
     }
 
     if !pairs.is_empty() {
@@ -514,33 +517,7 @@ fn render_goals(out: &mut String, pairs: &[Pair<'_>], extra: &Metrics, http: Opt
         out,
         "| Goal | Target | Measured | Status |\n|---|---|---|---|"
     );
-    let hit = |name: &str| http.and_then(|h| h.rows.iter().find(|r| r.name == name));
-    for (name, target) in [("hit 1 KiB", 0.85), ("hit 1 MiB", 0.9)] {
-        let row = hit(name);
-        goal(
-            out,
-            &format!("proxy {name}: req/s over the bare server's"),
-            row.map(|r| r.larder.rps / r.bare.rps),
-            target,
-            true,
-        );
-        goal(
-            out,
-            &format!("proxy {name}: p99 over the bare server's"),
-            row.map(|r| r.larder.p99_us / r.bare.p99_us),
-            1.5,
-            false,
-        );
-    }
-    for size in ["1 KiB", "64 KiB", "1 MiB"] {
-        goal(
-            out,
-            &format!("disk hit {size}: larder-disk req/s over nginx proxy_cache's"),
-            http.and_then(|h| disk::ratio(&h.disk, size, disk::DISK, disk::NGINX, |l| l.rps)),
-            1.0,
-            true,
-        );
-    }
+    http_goals(out, http);
     // The eviction core has more than one way to drive it (`larder_lru`, `larder_lru_one_call`,
     // ...); the goal takes the fastest.
     let eviction = best_ratio(
@@ -606,6 +583,50 @@ fn render_goals(out: &mut String, pairs: &[Pair<'_>], extra: &Metrics, http: Opt
         false,
     );
     out.push('\n');
+}
+
+/// The goals of the HTTP runs: proxy hits against the bare server, disk hits and hits over TLS
+/// against nginx.
+fn http_goals(out: &mut String, http: Option<&Results>) {
+    let hit = |name: &str| http.and_then(|h| h.rows.iter().find(|r| r.name == name));
+    for (name, target) in [("hit 1 KiB", 0.85), ("hit 1 MiB", 0.9)] {
+        let row = hit(name);
+        goal(
+            out,
+            &format!("proxy {name}: req/s over the bare server's"),
+            row.map(|r| r.larder.rps / r.bare.rps),
+            target,
+            true,
+        );
+        goal(
+            out,
+            &format!("proxy {name}: p99 over the bare server's"),
+            row.map(|r| r.larder.p99_us / r.bare.p99_us),
+            1.5,
+            false,
+        );
+    }
+    for size in ["1 KiB", "64 KiB", "1 MiB"] {
+        goal(
+            out,
+            &format!("disk hit {size}: larder-disk req/s over nginx proxy_cache's"),
+            http.and_then(|h| disk::ratio(&h.disk, size, disk::DISK, disk::NGINX, |l| l.rps)),
+            1.0,
+            true,
+        );
+    }
+    for (larder, nginx, what) in [
+        (super::tls::LARDER_TLS, super::tls::NGINX_TLS, "HTTP/1.1"),
+        (super::tls::LARDER_H2, super::tls::NGINX_H2, "h2"),
+    ] {
+        goal(
+            out,
+            &format!("hit 1 KiB over TLS ({what}): larder req/s over nginx's"),
+            http.and_then(|h| super::tls::ratio(&h.tls, larder, nginx, |l| l.rps)),
+            1.0,
+            true,
+        );
+    }
 }
 
 /// Whether the load average says other work was running (more than half a core busy).
