@@ -162,7 +162,7 @@ pub use site::{CertFiles, ForwardingSettings, ListenerSettings, SiteSettings, Un
 pub struct ProxyConfig {
     /// Where the proxy listens (plain HTTP) when there is no `[[listener]]` table.
     pub listen: SocketAddr,
-    /// The origin (`http://host[:port]`, or `https://` where the proxy supports it) of the
+    /// The origin (`http://host[:port]` or `https://host[:port]`) of the
     /// one site of a configuration without `[[site]]`: every host goes there.
     pub upstream: Option<String>,
     /// Where the admin endpoints (`/metrics`, `/healthz`) listen; none when unset.

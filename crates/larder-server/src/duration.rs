@@ -233,4 +233,27 @@ mod tests {
         assert_eq!(parse_secs_u32("1h"), Ok(3600));
         assert!(parse_secs_u32("99999999999").is_err());
     }
+
+    proptest::proptest! {
+        /// Any text is a duration or an error, never a panic; a sum of whole numbers with
+        /// units is their total.
+        #[test]
+        fn any_text_parses_or_errs(s in "\\PC{0,24}") {
+            let _ = parse_duration(&s, Bare::Secs);
+            let _ = parse_duration(&s, Bare::Millis);
+        }
+
+        #[test]
+        fn parts_add_up(parts in proptest::collection::vec((0_u64..100_000, 0_usize..5), 1..5)) {
+            const UNITS: [(&str, u64); 5] =
+                [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
+            let text: String = parts.iter().map(|(n, u)| format!("{n}{}", UNITS[*u].0)).collect();
+            let want: u64 = parts.iter().map(|(n, u)| n * UNITS[*u].1).sum();
+            proptest::prop_assert_eq!(
+                parse_duration(&text, Bare::Secs),
+                Ok(Duration::from_millis(want)),
+                "{}", text
+            );
+        }
+    }
 }

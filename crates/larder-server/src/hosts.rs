@@ -133,4 +133,33 @@ mod tests {
         assert_eq!(host_of("/", None), None);
         assert_eq!(host_of("/", Some("")), None);
     }
+
+    proptest::proptest! {
+        /// Whatever `Host` a client sends, routing finds a host or none, never panics, and a
+        /// host it finds is lower case without port.
+        #[test]
+        fn any_host_field_is_routed_or_refused(raw in "\\PC{0,40}") {
+            if let Ok(value) = http::HeaderValue::from_str(&raw) {
+                let mut req = Request::new(());
+                req.headers_mut().insert(header::HOST, value);
+                if let Some(host) = request_host(&req) {
+                    proptest::prop_assert_eq!(host.to_ascii_lowercase(), host.clone());
+                    proptest::prop_assert!(!host.is_empty());
+                    let _ = routes().get(&host);
+                }
+            }
+        }
+
+        /// A wildcard matches exactly the names with one or more labels before its suffix.
+        #[test]
+        fn wildcards_need_a_label(label in "[a-z0-9-]{0,8}", suffix in "[a-z]{1,6}\\.[a-z]{2,3}") {
+            let mut r = HostRoutes::default();
+            r.add(&format!("*.{suffix}"), ());
+            let host = format!("{label}.{suffix}");
+            proptest::prop_assert_eq!(r.get(&host).is_some(), !label.is_empty());
+            proptest::prop_assert!(r.get(&suffix).is_none());
+            let glued = format!("{label}{suffix}");
+            proptest::prop_assert!(r.get(&glued).is_none());
+        }
+    }
 }
