@@ -24,6 +24,7 @@ use tokio_tungstenite::{WebSocketStream, client_async};
 /// What the origin saw of one request.
 #[derive(Debug, Clone)]
 struct Seen {
+    version: Version,
     method: Method,
     path: String,
     headers: http::HeaderMap,
@@ -63,6 +64,52 @@ impl WsOrigin {
         Self { addr, seen }
     }
 
+    /// The same origin over TLS with `cert`, offering `h2` and `http/1.1` in ALPN (so an
+    /// upgrade works only on the connections that pick HTTP/1.1).
+    async fn start_tls(cert: &larder_testkit::tls::TestCert) -> Self {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, log) = (acceptor.clone(), Arc::clone(&log));
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let log = Arc::clone(&log);
+                        async move { Ok::<_, Infallible>(answer(req, &log)) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+
     fn uri(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -74,6 +121,7 @@ impl WsOrigin {
 
 fn answer(mut req: Request<Incoming>, log: &Mutex<Vec<Seen>>) -> Response<Full<Bytes>> {
     log.lock().push(Seen {
+        version: req.version(),
         method: req.method().clone(),
         path: req.uri().path().to_owned(),
         headers: req.headers().clone(),
@@ -487,4 +535,36 @@ async fn h2_extended_connect_is_tunnelled_to_an_http1_origin() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "no upgrade here");
     assert_eq!(proxy.layer.metrics().upgrades.get(), 1);
+}
+
+/// An `https://` origin that offers `h2`: ordinary requests go over HTTP/2, and a WebSocket
+/// still works, on an HTTP/1.1 connection of its own (HTTP/2 has no `Upgrade`).
+#[tokio::test]
+async fn websocket_reaches_an_https_origin_that_offers_h2() {
+    let ca = larder_testkit::tls::TestCa::new("upgrade test CA");
+    let origin = WsOrigin::start_tls(&ca.leaf(&["127.0.0.1"])).await;
+    let mut options = larder_proxy::UpstreamOptions::default();
+    options.ca_file = Some(ca.cert_file());
+    let upstream =
+        larder_proxy::Upstream::with_options(&format!("https://{}", origin.addr), &options)
+            .unwrap();
+    let proxy = Proxy::with_inner(upstream, cache_config()).await;
+
+    let page = get(&format!("http://{}/page", proxy.addr)).await;
+    assert_eq!(page.text(), "page");
+    let (mut ws, resp) = ws_connect(proxy.addr, "/ws").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    chat(&mut ws, 3).await;
+    close(ws).await;
+    tunnels_closed(&proxy).await;
+
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].version, Version::HTTP_2, "a plain GET picks h2");
+    assert_eq!(
+        seen[1].version,
+        Version::HTTP_11,
+        "the upgrade goes over HTTP/1.1"
+    );
+    assert_eq!(seen[1].headers[header::UPGRADE], "websocket");
 }
