@@ -247,7 +247,11 @@ mod tests {
         fn parts_add_up(parts in proptest::collection::vec((0_u64..100_000, 0_usize..5), 1..5)) {
             const UNITS: [(&str, u64); 5] =
                 [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
-            let text: String = parts.iter().map(|(n, u)| format!("{n}{}", UNITS[*u].0)).collect();
+            let text = parts.iter().fold(String::new(), |mut t, (n, u)| {
+                t.push_str(&n.to_string());
+                t.push_str(UNITS[*u].0);
+                t
+            });
             let want: u64 = parts.iter().map(|(n, u)| n * UNITS[*u].1).sum();
             proptest::prop_assert_eq!(
                 parse_duration(&text, Bare::Secs),
