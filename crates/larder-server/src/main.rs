@@ -103,6 +103,10 @@ struct Args {
     /// 10s): seconds, or with a unit (30s, 2m).
     #[arg(long, value_parser = parse_secs_duration)]
     shutdown_grace: Option<Duration>,
+    /// Check the configuration (the file, flags, certificates and CA files) and exit: 0 when
+    /// it would start, 1 with the reason when not. Binds nothing, builds no storage.
+    #[arg(long)]
+    check: bool,
 }
 
 impl Args {
@@ -337,6 +341,11 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let config = args.to_config()?;
+    if args.check {
+        larder_server::reload::check(&config)?;
+        println!("configuration ok");
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

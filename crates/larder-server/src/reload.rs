@@ -160,6 +160,22 @@ impl Running {
     }
 }
 
+/// Checks what [`ProxyConfig::validate`] cannot see without touching files: every listener's
+/// certificates load and every site's origin client builds (its `ca_file` is read). Builds no
+/// storage and binds nothing, so it can run beside a live proxy (`larder --check`).
+///
+/// # Errors
+///
+/// The first certificate or origin that cannot be loaded.
+pub fn check(config: &ProxyConfig) -> Result<(), Error> {
+    load_certificates(&config.listener_list())?;
+    for site in config.site_list() {
+        let options = site.upstream_options(config.forwarding);
+        larder_proxy::Upstream::with_options(&site.upstream, &options)?;
+    }
+    Ok(())
+}
+
 /// The TLS settings of each of `listeners` (`None` for a plain one).
 ///
 /// # Errors

@@ -165,3 +165,55 @@ async fn tls_listener_picks_the_certificate_by_sni_and_reloads_it() {
     assert_eq!(got.leaf, der(&b2));
     assert_eq!(got.status, 200);
 }
+
+/// `--check` loads what a start would (the file, the certificates, the CA files) without
+/// binding or building storage, and says what is wrong.
+#[test]
+fn check_flag_loads_certificates_and_ca_files() {
+    let ca = TestCa::new("check CA");
+    let a = ca.leaf(&["a.example"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: String| {
+        let path = dir.path().join("larder.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--check")
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), said)
+    };
+    // The listener address is in use by nothing, yet nothing is bound: a live proxy's own
+    // address works too.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = |cert: &std::path::Path| {
+        format!(
+            "[[listener]]\naddress = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            busy.local_addr().unwrap(),
+            cert.display(),
+            a.key_file.display()
+        )
+    };
+    let site = |ca_file: &std::path::Path| {
+        format!(
+            "[[site]]\nhosts = [\"a.example\"]\nupstream = \"https://127.0.0.1:1\"\nca_file = \"{}\"\n",
+            ca_file.display()
+        )
+    };
+    let (ok, said) = run(listener(&a.cert_file) + &site(&ca.cert_file()));
+    assert!(ok, "{said}");
+    assert!(said.contains("configuration ok"), "{said}");
+
+    let missing = dir.path().join("missing.pem");
+    let (ok, said) = run(listener(&missing) + &site(&ca.cert_file()));
+    assert!(!ok && said.contains("missing.pem"), "{said}");
+
+    let (ok, said) = run(listener(&a.cert_file) + &site(&missing));
+    assert!(!ok && said.contains("missing.pem"), "{said}");
+}
