@@ -17,6 +17,7 @@ use larder_cache::{CacheKey, CacheMeta, ForcedFreshness, HashBinary, HttpCache, 
 use crate::auth::{self, PurgeAuth, PurgeStatus};
 use crate::body::{ProxyBody, canned};
 use crate::error::BoxError;
+use crate::server::ClientInfo;
 use crate::shared::CacheConfig;
 use crate::upstream::Timeout;
 
@@ -354,8 +355,12 @@ pub struct DefaultHooks;
 impl CacheHooks for DefaultHooks {}
 
 /// The default cache key: `scheme://authority/path?query` as the primary key, in an empty
-/// namespace. The scheme is the request URI's, else `http`; the authority is the URI's, else
-/// the `Host` field's, lowercased. A request with neither has no key (it is not cached).
+/// namespace. The scheme is the connection's when the request came through
+/// [`server::serve_with`](crate::server::serve_with) (`https` over TLS, `http` otherwise: its
+/// [`ClientInfo`](crate::server::ClientInfo)), whatever the target or `:scheme` claims, so a
+/// client cannot pick the other scheme's entries; without a `ClientInfo` it is the request
+/// URI's, else `http`. The authority is the URI's, else the `Host` field's, lowercased. A
+/// request with neither has no key (it is not cached).
 pub fn default_cache_key(req: &Parts) -> Option<CacheKey> {
     let authority = if let Some(a) = req.uri.authority() {
         a.as_str()
@@ -366,7 +371,11 @@ pub fn default_cache_key(req: &Parts) -> Option<CacheKey> {
         }
         host
     };
-    let scheme = req.uri.scheme_str().unwrap_or("http");
+    let scheme = match req.extensions.get::<ClientInfo>() {
+        Some(client) if client.tls => "https",
+        Some(_) => "http",
+        None => req.uri.scheme_str().unwrap_or("http"),
+    };
     let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
     // An absolute-form target without a path (`http://h?q`) means path `/` (RFC 9112 §3.2.2),
     // as its origin-form twin `/?q` says. `*` (OPTIONS, never cached) stays apart from `/*`.
@@ -453,6 +462,33 @@ mod tests {
         assert_eq!(key("http://example.com/a?b=1", None), Some(expect));
         assert_eq!(key("/a", None), None);
         assert_eq!(key("/a", Some("")), None);
+    }
+
+    /// Through the proxy's server the scheme is the connection's: a plain client claiming
+    /// `https://` (absolute form, or `:scheme` over h2c) gets the `http` entry, and a TLS
+    /// client in origin form the `https` one.
+    #[test]
+    fn the_scheme_is_the_connections() {
+        let key = |uri: &str, host: Option<&str>, tls: Option<bool>| {
+            let mut p = parts(uri, host);
+            if let Some(tls) = tls {
+                p.extensions.insert(ClientInfo {
+                    peer: ([127, 0, 0, 1], 1).into(),
+                    local: ([127, 0, 0, 1], 2).into(),
+                    tls,
+                });
+            }
+            default_cache_key(&p).map(|k| k.primary())
+        };
+        let http = CacheKey::new("", "http://h.example/a", "").primary();
+        let https = CacheKey::new("", "https://h.example/a", "").primary();
+        assert_eq!(key("https://h.example/a", None, Some(false)), Some(http.clone()));
+        assert_eq!(key("/a", Some("h.example"), Some(false)), Some(http.clone()));
+        assert_eq!(key("/a", Some("h.example"), Some(true)), Some(https.clone()));
+        assert_eq!(key("http://h.example/a", None, Some(true)), Some(https.clone()));
+        // Without the server (the layer used alone) the URI says.
+        assert_eq!(key("https://h.example/a", None, None), Some(https));
+        assert_eq!(key("/a", Some("h.example"), None), Some(http));
     }
 
     /// `http://h?q` has no path: it keyed as `http://h?q`, apart from its origin-form twin

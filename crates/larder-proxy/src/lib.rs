@@ -76,15 +76,17 @@
 //!   `CONNECT` gets `405` with `Allow` (HTTP/2 extended CONNECT for an upgrade aside), and an
 //!   authority-form target on any other method gets `400`, before the cache or the origin see
 //!   the request.
-//! - **Upgrades** (WebSocket; RFC 9110 §7.8): an HTTP/1.1 request with `Connection: upgrade`
-//!   and `Upgrade`, or an HTTP/2 extended CONNECT (RFC 8441, sent to the origin as an HTTP/1.1
+//! - **Upgrades** (WebSocket; RFC 9110 §7.8): an HTTP/1.1 `GET` with `Connection: upgrade`
+//!   and `Upgrade: websocket`, or an HTTP/2 extended CONNECT with `:protocol` `websocket` (RFC 8441, sent to the origin as an HTTP/1.1
 //!   WebSocket `GET`), bypasses the cache (`Cache-Status: …; fwd=bypass; detail=Upgrade`) and
 //!   goes to the origin with `Upgrade` and `Connection: upgrade`. When the origin answers
 //!   `101`, the client gets it (`200` over HTTP/2) and the two upgraded connections are joined
 //!   by a task on the layer's spawner until either side closes (`larder_upgrades_total`,
 //!   `larder_tunnels`); any other answer is passed through uncached. The server must hand
-//!   over connections ([`server::serve`] does); without that, and for HTTP/1.0, `Upgrade` is
-//!   dropped as a hop-by-hop field.
+//!   over connections ([`server::serve`] does); without that, for HTTP/1.0, and for any other
+//!   protocol (`h2c` included, which would hand the client a raw HTTP/2 connection to the
+//!   origin), `Upgrade` is dropped as a hop-by-hop field and the request takes the cache's
+//!   path.
 //! - **Hop-by-hop** fields (RFC 9110 §7.6.1) are removed both ways (save an upgrade's
 //!   `Upgrade` and `Connection: upgrade`) and `Via` is added.
 //! - **Origins** ([`Upstream`]) are `http://` (HTTP/1.1) or `https://`: the certificate is

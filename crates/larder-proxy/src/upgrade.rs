@@ -69,11 +69,17 @@ pub(crate) struct Requested {
 }
 
 impl Requested {
-    /// Whether `req` asks for an upgrade the proxy forwards: HTTP/1.1 with an `Upgrade` field
-    /// and `upgrade` among the `Connection` options, or an HTTP/2 `CONNECT` with `:protocol`,
-    /// and in both cases a server able to hand over the connection. Takes what the upgrade
-    /// needs out of `req` (the `Upgrade` field stays, to be removed with the other hop-by-hop
-    /// fields).
+    /// Whether `req` asks for an upgrade the proxy forwards: an HTTP/1.1 `GET` with `Upgrade:
+    /// websocket` and `upgrade` among the `Connection` options, or an HTTP/2 `CONNECT` with
+    /// `:protocol` `websocket`, and in both cases a server able to hand over the connection.
+    /// Takes what the upgrade needs out of `req` (the `Upgrade` field stays, to be removed with
+    /// the other hop-by-hop fields).
+    ///
+    /// WebSocket is the one protocol tunnelled. Any other `Upgrade` is dropped as the
+    /// hop-by-hop field it is and the request takes the cache's path: so `Upgrade: h2c` never
+    /// hands a client a raw HTTP/2 connection to the origin (past the proxy's routing, `Host`
+    /// and forwarding fields), and an `Upgrade` on an ordinary `GET` cannot force it past the
+    /// cache.
     pub(crate) fn take(req: &mut Parts) -> Option<Self> {
         let (protocol, extended_connect) = match req.version {
             Version::HTTP_11 => {
@@ -84,13 +90,20 @@ impl Requested {
                     .filter_map(|v| v.to_str().ok())
                     .flat_map(|v| v.split(','))
                     .any(|option| option.trim().eq_ignore_ascii_case("upgrade"));
-                if !asked {
+                if !asked || req.method != Method::GET {
                     return None;
                 }
-                (req.headers.get(header::UPGRADE)?.clone(), false)
+                let upgrade = req.headers.get(header::UPGRADE)?;
+                if !is_websocket(upgrade.as_bytes()) {
+                    return None;
+                }
+                (upgrade.clone(), false)
             }
             Version::HTTP_2 if req.method == Method::CONNECT => {
                 let protocol = req.extensions.get::<hyper::ext::Protocol>()?;
+                if !is_websocket(protocol.as_ref()) {
+                    return None;
+                }
                 (HeaderValue::from_bytes(protocol.as_ref()).ok()?, true)
             }
             _ => return None,
@@ -110,6 +123,12 @@ impl Requested {
             .get::<Self>()
             .is_some_and(|r| r.extended_connect)
     }
+}
+
+/// Whether an `Upgrade` value or `:protocol` names WebSocket (RFC 6455 §4.1: `websocket`, any
+/// case).
+fn is_websocket(protocol: &[u8]) -> bool {
+    protocol.trim_ascii().eq_ignore_ascii_case(b"websocket")
 }
 
 /// Forwards an upgrade request (the cache is bypassed) and, when the origin switches
@@ -423,6 +442,33 @@ mod tests {
         assert!(!with(v11, Some("upgrade"), false, true));
         assert!(!with(v11, Some("upgrade"), true, false));
         assert!(!with(Version::HTTP_10, Some("upgrade"), true, true));
+    }
+
+    /// WebSocket alone is tunnelled: `h2c` (a raw HTTP/2 connection to the origin) and any
+    /// other protocol, or an upgrade on another method, take the cache's path.
+    #[test]
+    fn only_websocket_on_get_is_tunnelled() {
+        let with = |method: Method, upgrade: &str| {
+            let mut p = parts(
+                Request::builder()
+                    .method(method)
+                    .uri("/ws")
+                    .header(header::CONNECTION, "upgrade")
+                    .header(header::UPGRADE, upgrade),
+            );
+            p.extensions.insert(no_upgrade());
+            Requested::take(&mut p).is_some()
+        };
+        assert!(with(Method::GET, "websocket"));
+        assert!(with(Method::GET, "WebSocket"));
+        assert!(!with(Method::GET, "h2c"));
+        assert!(!with(Method::GET, "websocket, h2c"));
+        assert!(!with(Method::GET, "TLS/1.2"));
+        assert!(!with(Method::POST, "websocket"));
+        let mut p = parts(Request::connect("https://a.test/x").version(Version::HTTP_2));
+        p.extensions.insert(no_upgrade());
+        p.extensions.insert(hyper::ext::Protocol::from_static("connect-udp"));
+        assert!(Requested::take(&mut p).is_none());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod options;
 mod timeout;
 mod tls;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use parking_lot::Mutex;
 use rustls_pki_types::ServerName;
 
 use self::connector::OriginConnector;
@@ -49,8 +51,11 @@ pub use self::timeout::Timeout;
 /// and without connection-specific fields; otherwise, and always for `http://`, over
 /// HTTP/1.1. Every connection goes to the configured origin. For an `https://` origin with
 /// [`UpstreamOptions::http2`] on, the pool keeps connections apart per name sent (an HTTP/2
-/// connection carries one name's requests), so clients asking for many names make as many
-/// connections; [`UpstreamOptions::host`] pins one name (and one set of connections).
+/// connection carries one name's requests), so clients asking for many names would make as
+/// many connections: the first [`MAX_H2_NAMES`] names get their own, and requests for any
+/// other name go over HTTP/1.1 connections shared by all (`Host` carries the name), so a
+/// client inventing names cannot multiply the origin's connections;
+/// [`UpstreamOptions::host`] pins one name (and one set of connections).
 ///
 /// A connection that is not up (TCP and TLS) within [`UpstreamOptions::connect_timeout`] fails
 /// the request with [`Timeout::Connect`]; a response head that does not come within
@@ -78,6 +83,8 @@ pub struct Upstream {
     /// Whether the request's name goes in the URI (`:authority` over HTTP/2): an `https://`
     /// origin that may pick `h2`.
     name_in_uri: bool,
+    /// The names that have connections of their own (at most [`MAX_H2_NAMES`]).
+    h2_names: Arc<Mutex<HashSet<HeaderValue>>>,
     host: Option<HeaderValue>,
     forwarded: ForwardedHeaders,
     response_timeout: Duration,
@@ -180,6 +187,7 @@ impl Upstream {
             scheme,
             authority,
             name_in_uri: https && options.http2,
+            h2_names: Arc::default(),
             host,
             forwarded: options.forwarded,
             response_timeout: options.response_timeout,
@@ -191,14 +199,13 @@ impl Upstream {
     /// when the connection may be HTTP/2, `host` (its `:authority`; connections go to the origin
     /// whatever the URI says).
     fn target(&self, uri: &Uri, host: Option<&HeaderValue>) -> Result<Uri, http::Error> {
+        let host = host.filter(|_| self.name_in_uri);
         let pq = uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let authority = self
-            .name_in_uri
-            .then(|| host.and_then(|h| h.to_str().ok()))
-            .flatten()
+        let authority = host
+            .and_then(|h| h.to_str().ok())
             .and_then(|h| h.parse::<Authority>().ok())
             // RFC 9113 §8.3.1: `:authority` has no userinfo.
             .filter(|a| !a.as_str().contains('@'))
@@ -230,8 +237,20 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
         if let Some(host) = &self.host {
             req.headers_mut().insert(header::HOST, host.clone());
         }
-        let target = self.target(req.uri(), req.headers().get(header::HOST));
         let asked_upgrade = req.headers().contains_key(header::UPGRADE);
+        // An upgrade, or a name beyond those with connections of their own, goes over the
+        // HTTP/1.1 connections to the origin's own authority.
+        let shared = asked_upgrade
+            || (self.http1_client.is_some()
+                && !req
+                    .headers()
+                    .get(header::HOST)
+                    .is_some_and(|h| self.has_own_connections(h)));
+        let target = if shared {
+            self.target(req.uri(), None)
+        } else {
+            self.target(req.uri(), req.headers().get(header::HOST))
+        };
         // Called from the service future of the client's request (see `interim`), so the
         // handle is current here; a background refresh runs in a task of its own and has none.
         if let Some(interim) = interim::current() {
@@ -239,7 +258,7 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
                 interim.push(res.status(), res.headers());
             });
         }
-        let client = match (&self.http1_client, asked_upgrade) {
+        let client = match (&self.http1_client, shared) {
             (Some(http1), true) => http1.clone(),
             _ => self.client.clone(),
         };
@@ -261,6 +280,22 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
         })
     }
 }
+
+impl Upstream {
+    /// Whether requests for `host` get connections of their own (their name as `:authority`):
+    /// it is one of the first [`MAX_H2_NAMES`] names seen.
+    fn has_own_connections(&self, host: &HeaderValue) -> bool {
+        let mut names = self.h2_names.lock();
+        if names.contains(host) {
+            return true;
+        }
+        names.len() < MAX_H2_NAMES && names.insert(host.clone())
+    }
+}
+
+/// How many names (`Host` values) an `https://` origin that may pick `h2` gets connections of
+/// their own for; others share HTTP/1.1 connections.
+pub const MAX_H2_NAMES: usize = 64;
 
 /// Makes `Host` the one name the request is for: the target's authority when it has one
 /// (absolute form, HTTP/2 `:authority`), else the first `Host` field.

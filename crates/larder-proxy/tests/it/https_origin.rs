@@ -433,3 +433,35 @@ async fn idle_connections_are_kept_as_configured() {
     get(&proxy.url("/n")).await;
     assert_eq!(open_becomes(&origin, 0).await, 0);
 }
+
+/// An h2 connection carries one name, so each `Host` a client invents would be a connection of
+/// its own to the origin: past the first `MAX_H2_NAMES` names, requests share HTTP/1.1
+/// connections (the name in `Host`), and the origin's connections stay bounded.
+#[tokio::test]
+async fn invented_names_cannot_multiply_origin_connections() {
+    let ca = TestCa::new("larder test CA");
+    let origin = cacheable_origin(&ca, &["127.0.0.1"]).await;
+    let proxy = proxy_to(&origin.uri(), &trusting(&ca)).await;
+    let names = larder_proxy::upstream::MAX_H2_NAMES + 16;
+    for i in 0..names {
+        let host = format!("n{i}.example:{}", 1000 + i);
+        let got = larder_testkit::send(Method::GET, &proxy.url("/x"), &[("host", &host)]).await;
+        assert_eq!(got.status, 200, "{host}");
+    }
+    let seen = origin.seen();
+    assert_eq!(seen.len(), names);
+    for (i, s) in seen.iter().enumerate() {
+        let host = format!("n{i}.example:{}", 1000 + i);
+        if i < larder_proxy::upstream::MAX_H2_NAMES {
+            assert_eq!((s.version, s.uri.authority().map(|a| a.as_str())), (Version::HTTP_2, Some(host.as_str())));
+        } else {
+            assert_eq!(s.version, Version::HTTP_11, "request {i}");
+            assert_eq!(s.headers["host"], host.as_str(), "the name still reaches the origin");
+        }
+    }
+    let open = origin.open.load(Ordering::SeqCst);
+    assert!(
+        open <= larder_proxy::upstream::MAX_H2_NAMES + 1,
+        "{open} connections for {names} names"
+    );
+}
