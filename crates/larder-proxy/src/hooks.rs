@@ -482,10 +482,22 @@ mod tests {
         };
         let http = CacheKey::new("", "http://h.example/a", "").primary();
         let https = CacheKey::new("", "https://h.example/a", "").primary();
-        assert_eq!(key("https://h.example/a", None, Some(false)), Some(http.clone()));
-        assert_eq!(key("/a", Some("h.example"), Some(false)), Some(http.clone()));
-        assert_eq!(key("/a", Some("h.example"), Some(true)), Some(https.clone()));
-        assert_eq!(key("http://h.example/a", None, Some(true)), Some(https.clone()));
+        assert_eq!(
+            key("https://h.example/a", None, Some(false)),
+            Some(http.clone())
+        );
+        assert_eq!(
+            key("/a", Some("h.example"), Some(false)),
+            Some(http.clone())
+        );
+        assert_eq!(
+            key("/a", Some("h.example"), Some(true)),
+            Some(https.clone())
+        );
+        assert_eq!(
+            key("http://h.example/a", None, Some(true)),
+            Some(https.clone())
+        );
         // Without the server (the layer used alone) the URI says.
         assert_eq!(key("https://h.example/a", None, None), Some(https));
         assert_eq!(key("/a", Some("h.example"), None), Some(http));

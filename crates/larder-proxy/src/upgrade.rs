@@ -467,7 +467,8 @@ mod tests {
         assert!(!with(Method::POST, "websocket"));
         let mut p = parts(Request::connect("https://a.test/x").version(Version::HTTP_2));
         p.extensions.insert(no_upgrade());
-        p.extensions.insert(hyper::ext::Protocol::from_static("connect-udp"));
+        p.extensions
+            .insert(hyper::ext::Protocol::from_static("connect-udp"));
         assert!(Requested::take(&mut p).is_none());
     }
 

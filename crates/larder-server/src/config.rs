@@ -21,6 +21,10 @@
 //! x_forwarded_for = false       # append the client's address
 //! forwarded = false             # append for=…;proto=…;host=… (RFC 7239)
 //! x_forwarded_proto = false     # https or http, as the client connected
+//! trust_incoming = false        # keep the clients' own forwarding fields (behind a load
+//!                               # balancer that sets them); off: with any field above on,
+//!                               # they are removed first (Forwarded, X-Forwarded-For,
+//!                               # -Proto, -Host, -Port)
 //!
 //! [[listener]]                  # any number; replaces `listen`
 //! address = "0.0.0.0:443"

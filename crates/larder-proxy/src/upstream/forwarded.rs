@@ -14,13 +14,38 @@ use crate::server::ClientInfo;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`.
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`: never set by the proxy, removed with the others at the edge.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Port`: never set by the proxy, removed with the others at the edge.
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
 /// Adds the fields `which` enables to `headers`, for a request from `client` asking for `host`
 /// (the name the client asked for, before any rewrite of `Host`).
 ///
-/// `X-Forwarded-For` and `Forwarded` keep what the client sent and get the client's address
-/// appended, as one field (like nginx's `$proxy_add_x_forwarded_for`); `X-Forwarded-Proto`
-/// is replaced.
+/// Removes the forwarding fields a client sent (`Forwarded`, `X-Forwarded-For`, `-Proto`,
+/// `-Host`, `-Port`) when `which` turns any field on and does not trust them: the proxy is
+/// the edge, and the origin reads only what the proxy saw. A request without a client (a
+/// background refresh) is stripped too, and gets nothing added.
+pub(super) fn strip_untrusted(headers: &mut HeaderMap, which: ForwardedHeaders) {
+    let any = which.x_forwarded_for || which.forwarded || which.x_forwarded_proto;
+    if any && !which.trust_incoming {
+        for name in [
+            &header::FORWARDED,
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &X_FORWARDED_PORT,
+        ] {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Adds the fields `which` enables to `headers`, for a request from `client` asking for `host`
+/// (the name the client asked for, before any rewrite of `Host`), after
+/// [`strip_untrusted`]: `X-Forwarded-For` and `Forwarded` keep what is left (trusted fields)
+/// and get the client's address appended, as one field (like nginx's
+/// `$proxy_add_x_forwarded_for`); `X-Forwarded-Proto` is replaced.
 pub(super) fn add(
     headers: &mut HeaderMap,
     client: &ClientInfo,
@@ -116,6 +141,13 @@ mod tests {
         x_forwarded_for: true,
         forwarded: true,
         x_forwarded_proto: true,
+        trust_incoming: false,
+    };
+
+    /// [`ALL`] behind a proxy that sets the fields itself.
+    const TRUSTING: ForwardedHeaders = ForwardedHeaders {
+        trust_incoming: true,
+        ..ALL
     };
 
     fn client(peer: &str, tls: bool) -> ClientInfo {
@@ -142,6 +174,7 @@ mod tests {
             );
         }
         let host = host.map(|h| HeaderValue::from_str(h).unwrap());
+        strip_untrusted(&mut headers, which);
         add(&mut headers, &client(peer, tls), host.as_ref(), which);
         let mut out: Vec<_> = headers
             .iter()
@@ -205,8 +238,29 @@ mod tests {
         );
     }
 
+    /// At the edge, what the client claims is dropped: the origin reads only what the proxy
+    /// saw, `X-Forwarded-Host` and `-Port` included.
     #[test]
-    fn existing_fields_are_kept_and_appended_to() {
+    fn clients_fields_are_dropped_at_the_edge() {
+        let sent = [
+            ("x-forwarded-for", "203.0.113.1"),
+            ("forwarded", "for=1.1.1.1;proto=http;host=evil.example"),
+            ("x-forwarded-proto", "ftp"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-port", "1"),
+        ];
+        assert_eq!(
+            check(&sent, "192.0.2.7:1", true, Some("a.example"), ALL),
+            fields(&[
+                ("x-forwarded-for", "192.0.2.7"),
+                ("forwarded", "for=192.0.2.7;proto=https;host=a.example"),
+                ("x-forwarded-proto", "https"),
+            ])
+        );
+    }
+
+    #[test]
+    fn trusted_fields_are_kept_and_appended_to() {
         let sent = [
             ("x-forwarded-for", "203.0.113.1"),
             ("x-forwarded-for", "198.51.100.2, 198.51.100.3"),
@@ -214,7 +268,7 @@ mod tests {
             ("x-forwarded-proto", "ftp"),
         ];
         assert_eq!(
-            check(&sent, "192.0.2.7:1", false, None, ALL),
+            check(&sent, "192.0.2.7:1", false, None, TRUSTING),
             fields(&[
                 (
                     "x-forwarded-for",

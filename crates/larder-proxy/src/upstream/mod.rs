@@ -229,6 +229,7 @@ impl tower_service::Service<Request<ProxyBody>> for Upstream {
 
     fn call(&mut self, mut req: Request<ProxyBody>) -> Self::Future {
         set_host(&mut req);
+        forwarded::strip_untrusted(req.headers_mut(), self.forwarded);
         // A background refresh has no client, so nothing is added to it.
         if let Some(client) = req.extensions().get::<ClientInfo>().copied() {
             let asked = req.headers().get(header::HOST).cloned();

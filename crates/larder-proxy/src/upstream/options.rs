@@ -75,4 +75,12 @@ pub struct ForwardedHeaders {
     pub forwarded: bool,
     /// Set `X-Forwarded-Proto` to `https` or `http`, as the client connected.
     pub x_forwarded_proto: bool,
+    /// Keep the forwarding fields the client sent (`Forwarded`, `X-Forwarded-For`,
+    /// `-Proto`, `-Host`, `-Port`) when one of the above is on: for a proxy behind another
+    /// that sets them (a load balancer, a TLS terminator). Off by default: with any field on,
+    /// the proxy is the edge, so the client's own are removed first and the origin reads only
+    /// what the proxy saw (a client's `Forwarded: host=evil.example` would otherwise be the
+    /// first element, the one frameworks build absolute links from, and those links would be
+    /// cached for everyone). With every field off, the client's fields pass as received.
+    pub trust_incoming: bool,
 }

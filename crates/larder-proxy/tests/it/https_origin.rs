@@ -453,10 +453,17 @@ async fn invented_names_cannot_multiply_origin_connections() {
     for (i, s) in seen.iter().enumerate() {
         let host = format!("n{i}.example:{}", 1000 + i);
         if i < larder_proxy::upstream::MAX_H2_NAMES {
-            assert_eq!((s.version, s.uri.authority().map(|a| a.as_str())), (Version::HTTP_2, Some(host.as_str())));
+            assert_eq!(
+                (s.version, s.uri.authority().map(|a| a.as_str())),
+                (Version::HTTP_2, Some(host.as_str()))
+            );
         } else {
             assert_eq!(s.version, Version::HTTP_11, "request {i}");
-            assert_eq!(s.headers["host"], host.as_str(), "the name still reaches the origin");
+            assert_eq!(
+                s.headers["host"],
+                host.as_str(),
+                "the name still reaches the origin"
+            );
         }
     }
     let open = origin.open.load(Ordering::SeqCst);

@@ -229,6 +229,9 @@ pub struct ForwardingSettings {
     pub forwarded: bool,
     /// Set `X-Forwarded-Proto` to `https` or `http`, as the client connected.
     pub x_forwarded_proto: bool,
+    /// Keep the forwarding fields clients send (behind a load balancer or TLS terminator
+    /// that sets them); off: with any field above on, clients' own are removed first.
+    pub trust_incoming: bool,
 }
 
 impl ForwardingSettings {
@@ -238,6 +241,7 @@ impl ForwardingSettings {
         h.x_forwarded_for = self.x_forwarded_for;
         h.forwarded = self.forwarded;
         h.x_forwarded_proto = self.x_forwarded_proto;
+        h.trust_incoming = self.trust_incoming;
         h
     }
 }
