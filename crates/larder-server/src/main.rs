@@ -251,6 +251,11 @@ async fn reload_on_hangup(hangup: Hangup, args: Arc<Args>, running: Arc<Running>
 }
 
 async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<()> {
+    // Before anything slow (opening a large disk cache, loading roots): a SIGHUP from a
+    // `systemctl reload`, or a SIGTERM, during start-up must not end the process with the
+    // default action.
+    let shutdown = shutdown_signal();
+    let hangup = hangup_signal();
     let grace = config.shutdown_grace;
     let admin = config.admin;
     let site_count = config.site_list().len();
@@ -263,8 +268,6 @@ async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<()> {
         bound.push(listener);
     }
 
-    let shutdown = shutdown_signal();
-    let hangup = hangup_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

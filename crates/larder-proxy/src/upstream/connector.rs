@@ -62,7 +62,14 @@ impl tower_service::Service<Uri> for OriginConnector {
         let limit = self.timeout;
         Box::pin(async move {
             let connect = async move {
-                let tcp = tcp.await?;
+                let tcp = tcp.await.map_err(|e| -> BoxError {
+                    // The TCP connector's own per-address timeout is the same timeout.
+                    if timed_out(&e) {
+                        Box::new(Timeout::Connect)
+                    } else {
+                        e.into()
+                    }
+                })?;
                 let Some((connector, name)) = tls else {
                     return Ok::<_, BoxError>(MaybeHttpsStream::Http(tcp));
                 };
@@ -75,4 +82,18 @@ impl tower_service::Service<Uri> for OriginConnector {
             }
         })
     }
+}
+
+/// Whether `e` (or an error it wraps) is an I/O timeout.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }

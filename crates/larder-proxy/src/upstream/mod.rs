@@ -149,6 +149,8 @@ impl Upstream {
         };
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
+        // Per address (so a next address gets its turn); the connector's own covers TCP and
+        // TLS together. Either one fails with `Timeout::Connect`, which `Cache-Status` names.
         tcp.set_connect_timeout(Some(options.connect_timeout));
         // The connector is given `https://` URIs too; TLS is its own business.
         tcp.enforce_http(false);

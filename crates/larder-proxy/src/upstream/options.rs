@@ -63,6 +63,8 @@ impl Default for UpstreamOptions {
 /// The forwarding fields [`Upstream`](super::Upstream) adds from the request's
 /// [`ClientInfo`](crate::server::ClientInfo); all off by default. A request without
 /// `ClientInfo` (a background refresh, or a server that does not insert it) gets none of them.
+// Four independent switches, each a field the operator sets by name.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ForwardedHeaders {

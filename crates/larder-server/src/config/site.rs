@@ -219,6 +219,8 @@ fn check_host_pattern(pattern: &str) -> Result<(), String> {
 
 /// The `[forwarding]` table (or a site's `forwarding`): which fields are added to requests
 /// sent to the origin. All off by default.
+// Four independent switches, each a field the operator sets by name.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
