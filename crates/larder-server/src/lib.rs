@@ -37,6 +37,7 @@ mod duration;
 mod error;
 mod hosts;
 pub mod reload;
+pub mod signals;
 pub mod sites;
 mod size;
 mod storage;

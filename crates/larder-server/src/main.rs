@@ -20,6 +20,7 @@ use larder_server::config::{
     parse_secs_u32, parse_size,
 };
 use larder_server::reload::Running;
+use larder_server::signals::{Hangup, hangup_signal, shutdown_signal};
 use tokio::net::TcpListener;
 
 /// A caching reverse proxy (RFC 9111) in front of one or several HTTP origins.
@@ -161,59 +162,6 @@ impl Args {
         c.validate()?;
         Ok(c)
     }
-}
-
-/// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called, not when
-/// the returned future is first polled, so call it before serving: a SIGTERM that arrives
-/// while the server starts must not kill the process with the default action.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    async move {
-        let ctrl_c = async {
-            if let Err(e) = tokio::signal::ctrl_c().await {
-                tracing::error!(error = %e, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        };
-        #[cfg(unix)]
-        let term = async {
-            match sigterm {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            () = ctrl_c => {}
-            () = term => {}
-        }
-        tracing::info!("shutting down");
-    }
-}
-
-/// A SIGHUP listener, installed when this is called (before serving: a SIGHUP that arrives
-/// while the server starts must not end the process with the default action).
-#[cfg(unix)]
-type Hangup = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Hangup = Option<()>;
-
-fn hangup_signal() -> Hangup {
-    #[cfg(unix)]
-    {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| tracing::error!(error = %e, "cannot listen for SIGHUP"))
-            .ok()
-    }
-    #[cfg(not(unix))]
-    None
 }
 
 /// Re-reads the configuration (the file, then the same flags over it) on every SIGHUP and

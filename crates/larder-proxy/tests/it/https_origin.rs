@@ -454,7 +454,10 @@ async fn invented_names_cannot_multiply_origin_connections() {
         let host = format!("n{i}.example:{}", 1000 + i);
         if i < larder_proxy::upstream::MAX_H2_NAMES {
             assert_eq!(
-                (s.version, s.uri.authority().map(http::uri::Authority::as_str)),
+                (
+                    s.version,
+                    s.uri.authority().map(http::uri::Authority::as_str)
+                ),
                 (Version::HTTP_2, Some(host.as_str()))
             );
         } else {
