@@ -149,6 +149,11 @@ pub struct DiskConfig {
     /// Each costs one file descriptor and its decoded headers in memory; at most a quarter
     /// of the process's soft `RLIMIT_NOFILE` are kept. Zero: every lookup reads the files.
     pub open_files: usize,
+    /// The most bytes of inline bodies (those of at most 64 KiB, stored in the meta file)
+    /// the hot entries keep in memory, verified when first read, so a hit of them reads
+    /// nothing and checks nothing. Memory held: at most this, and at most
+    /// `open_files` × 64 KiB. Zero: every hit reads the body and checks its CRC-32.
+    pub kept_bodies: usize,
     /// Injected failures, for tests.
     #[doc(hidden)]
     pub faults: Faults,
@@ -156,7 +161,7 @@ pub struct DiskConfig {
 
 impl DiskConfig {
     /// A directory bounded to `max_size` bytes, LRU eviction, no fsync, state saved every 30 s,
-    /// 1024 hot entries kept open.
+    /// 1024 hot entries kept open, up to 64 MiB of their inline bodies kept in memory.
     pub fn new(dir: impl Into<PathBuf>, max_size: u64) -> Self {
         DiskConfig {
             dir: dir.into(),
@@ -165,6 +170,7 @@ impl DiskConfig {
             sync: SyncPolicy::Never,
             save_interval: Duration::from_secs(30),
             open_files: 1024,
+            kept_bodies: 64 << 20,
             faults: Faults::default(),
         }
     }
