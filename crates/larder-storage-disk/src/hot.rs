@@ -168,8 +168,8 @@ impl Hot {
         })
     }
 
-    /// The bytes of bodies kept now (by cached entries, and by entries just dropped from the
-    /// cache whose last hit is still being served).
+    /// The bytes of bodies kept now by cached entries (and by an entry a lookup holds for
+    /// the moment it takes to start a hit).
     pub(crate) fn kept_bytes(&self) -> usize {
         self.kept.load(Ordering::Relaxed)
     }

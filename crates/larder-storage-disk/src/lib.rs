@@ -63,10 +63,13 @@
 //! Like nginx's `open_file_cache`, up to [`DiskConfig::open_files`] recently hit entries keep
 //! their decoded `CacheMeta`, body place, chunk CRC-32s and an open descriptor of the file
 //! holding the body (one descriptor each; at most a quarter of the soft `RLIMIT_NOFILE`), so
-//! their hits are one positional read and a CRC check of the body. Stored files are never
+//! their hits are one positional read and a CRC check of the body. Up to
+//! [`DiskConfig::kept_bodies`] bytes of their inline bodies (≤ 64 KiB each), verified when
+//! the meta file was decoded, are kept with them, so a hit of those reads nothing and checks
+//! nothing. Stored files are never
 //! written once renamed into place, and every change of a name's files (commit, meta update,
 //! purge, eviction, corruption found, start-up removal) drops its hot entry under the name's
-//! lock, so a hot entry is never stale. `docs/disk.md` has the details.
+//! lock (its kept body with it), so a hot entry is never stale. `docs/disk.md` has the details.
 //!
 //! # Layout, format and crash safety
 //!
