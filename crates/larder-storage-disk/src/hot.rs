@@ -11,14 +11,22 @@
 //! ([`Probe::Miss`] carries the shard's generation), so an entry read before a replace is
 //! never inserted after it.
 //!
+//! A hot entry of an inline body (at most 64 KiB) also keeps the body's bytes, verified when
+//! the meta file was read and decoded, while the bytes kept by all entries stay within
+//! `DiskConfig::kept_bodies`: a hit of it hands out a clone of those bytes, with no read and
+//! no checksum. They are dropped with the entry, so every removal above drops them too.
+//!
 //! Bounded by a count of entries (`DiskConfig::open_files`, at most a quarter of the soft
-//! `RLIMIT_NOFILE`), each holding one descriptor; CLOCK eviction per shard.
+//! `RLIMIT_NOFILE`), each holding one descriptor, and by the byte budget of kept bodies;
+//! CLOCK eviction per shard.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use larder_storage::CacheMeta;
 use parking_lot::Mutex;
 
@@ -46,6 +54,22 @@ pub(crate) struct HotEntry {
     pub(crate) crcs: Arc<[u32]>,
     /// The entry's weight in the eviction index (meta file plus body file bytes).
     pub(crate) weight: usize,
+    /// The inline body, verified, when the budget of kept bodies had room for it.
+    pub(crate) kept: Option<Kept>,
+}
+
+/// A verified body kept with its hot entry; its bytes count against the budget of kept
+/// bodies until it is dropped.
+pub(crate) struct Kept {
+    /// The body.
+    pub(crate) body: Bytes,
+    used: Arc<AtomicUsize>,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.body.len(), Ordering::Relaxed);
+    }
 }
 
 /// What [`Hot::get`] found.
@@ -105,18 +129,49 @@ impl Shard {
 pub(crate) struct Hot {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    /// Bytes of the bodies kept now.
+    kept: Arc<AtomicUsize>,
+    /// The most bytes of bodies kept.
+    kept_max: usize,
 }
 
 const SHARDS: usize = 16;
 
 impl Hot {
-    /// A cache of at most about `capacity` entries (zero: caches nothing).
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A cache of at most about `capacity` entries (zero: caches nothing), keeping at most
+    /// `kept_max` bytes of bodies.
+    pub(crate) fn new(capacity: usize, kept_max: usize) -> Self {
         let shards = capacity.min(SHARDS);
         Hot {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             per_shard: capacity.div_ceil(shards.max(1)),
+            kept: Arc::default(),
+            kept_max,
         }
+    }
+
+    /// A copy of `body`, verified by the caller, to keep with a hot entry; `None` when the
+    /// budget of kept bodies has no room for it (or the cache keeps no entries).
+    pub(crate) fn keep(&self, body: &[u8]) -> Option<Kept> {
+        if self.shards.is_empty() {
+            return None;
+        }
+        self.kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(body.len())
+                    .filter(|&total| total <= self.kept_max)
+            })
+            .ok()?;
+        Some(Kept {
+            body: Bytes::copy_from_slice(body),
+            used: Arc::clone(&self.kept),
+        })
+    }
+
+    /// The bytes of bodies kept now by cached entries (and by an entry a lookup holds for
+    /// the moment it takes to start a hit).
+    pub(crate) fn kept_bytes(&self) -> usize {
+        self.kept.load(Ordering::Relaxed)
     }
 
     fn shard(&self, name: &Name) -> Option<&Mutex<Shard>> {
@@ -240,6 +295,7 @@ mod tests {
             chunk_size: 0,
             crcs: Arc::from(Vec::new()),
             weight: 1,
+            kept: None,
         }
     }
 
@@ -270,6 +326,8 @@ mod tests {
         let hot = Hot {
             shards: vec![Mutex::default()].into_boxed_slice(),
             per_shard: 3,
+            kept: Arc::default(),
+            kept_max: 0,
         };
         for i in 0..3 {
             hot.insert(name(i), generation(&hot, &name(i)), entry(u64::from(i)));
@@ -288,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_removal_since_the_probe_blocks_the_insert() {
-        let hot = Hot::new(8);
+        let hot = Hot::new(8, 0);
         let g = generation(&hot, &name(1));
         hot.remove(&name(1));
         hot.insert(name(1), g, entry(1));
@@ -306,8 +364,50 @@ mod tests {
     }
 
     #[test]
+    fn kept_bodies_stay_within_their_budget_and_are_released_when_dropped() {
+        let hot = Hot::new(8, 100);
+        let a = hot.keep(&[1; 60]).unwrap();
+        assert_eq!(&a.body[..], &[1; 60][..]);
+        assert!(hot.keep(&[2; 41]).is_none(), "over the budget");
+        let b = hot.keep(&[3; 40]).unwrap();
+        assert_eq!(hot.kept_bytes(), 100);
+        // Kept with an entry: replacing or removing the entry releases its bytes.
+        let g = generation(&hot, &name(1));
+        hot.insert(
+            name(1),
+            g,
+            HotEntry {
+                kept: Some(a),
+                ..entry(1)
+            },
+        );
+        assert_eq!(hot.kept_bytes(), 100);
+        hot.remove(&name(1));
+        assert_eq!(hot.kept_bytes(), 40);
+        drop(b);
+        assert_eq!(hot.kept_bytes(), 0);
+        // An insert refused for a removal since the probe releases them too.
+        let g = generation(&hot, &name(2));
+        hot.remove(&name(2));
+        let c = hot.keep(&[4; 10]).unwrap();
+        hot.insert(
+            name(2),
+            g,
+            HotEntry {
+                kept: Some(c),
+                ..entry(2)
+            },
+        );
+        assert_eq!(hot.kept_bytes(), 0);
+        assert!(
+            Hot::new(0, 100).keep(&[5; 1]).is_none(),
+            "no cache, nothing kept"
+        );
+    }
+
+    #[test]
     fn zero_capacity_caches_nothing() {
-        let hot = Hot::new(0);
+        let hot = Hot::new(0, 1 << 20);
         hot.insert(name(1), 0, entry(1));
         assert_eq!(id_of(&hot, &name(1)), None);
         assert_eq!(hot.len(), 0);

@@ -168,7 +168,7 @@ impl Inner {
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             write_shards: (0..WRITE_SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(first_id),
-            hot: Hot::new(crate::hot::capacity(config.open_files)),
+            hot: Hot::new(crate::hot::capacity(config.open_files), config.kept_bodies),
             config,
         })
     }

@@ -63,10 +63,13 @@
 //! Like nginx's `open_file_cache`, up to [`DiskConfig::open_files`] recently hit entries keep
 //! their decoded `CacheMeta`, body place, chunk CRC-32s and an open descriptor of the file
 //! holding the body (one descriptor each; at most a quarter of the soft `RLIMIT_NOFILE`), so
-//! their hits are one positional read and a CRC check of the body. Stored files are never
+//! their hits are one positional read and a CRC check of the body. Up to
+//! [`DiskConfig::kept_bodies`] bytes of their inline bodies (≤ 64 KiB each), verified when
+//! the meta file was decoded, are kept with them, so a hit of those reads nothing and checks
+//! nothing. Stored files are never
 //! written once renamed into place, and every change of a name's files (commit, meta update,
 //! purge, eviction, corruption found, start-up removal) drops its hot entry under the name's
-//! lock, so a hot entry is never stale. `docs/disk.md` has the details.
+//! lock (its kept body with it), so a hot entry is never stale. `docs/disk.md` has the details.
 //!
 //! # Layout, format and crash safety
 //!
@@ -149,6 +152,11 @@ pub struct DiskConfig {
     /// Each costs one file descriptor and its decoded headers in memory; at most a quarter
     /// of the process's soft `RLIMIT_NOFILE` are kept. Zero: every lookup reads the files.
     pub open_files: usize,
+    /// The most bytes of inline bodies (those of at most 64 KiB, stored in the meta file)
+    /// the hot entries keep in memory, verified when first read, so a hit of them reads
+    /// nothing and checks nothing. Memory held: at most this, and at most
+    /// `open_files` × 64 KiB. Zero: every hit reads the body and checks its CRC-32.
+    pub kept_bodies: usize,
     /// Injected failures, for tests.
     #[doc(hidden)]
     pub faults: Faults,
@@ -156,7 +164,7 @@ pub struct DiskConfig {
 
 impl DiskConfig {
     /// A directory bounded to `max_size` bytes, LRU eviction, no fsync, state saved every 30 s,
-    /// 1024 hot entries kept open.
+    /// 1024 hot entries kept open, up to 64 MiB of their inline bodies kept in memory.
     pub fn new(dir: impl Into<PathBuf>, max_size: u64) -> Self {
         DiskConfig {
             dir: dir.into(),
@@ -165,6 +173,7 @@ impl DiskConfig {
             sync: SyncPolicy::Never,
             save_interval: Duration::from_secs(30),
             open_files: 1024,
+            kept_bodies: 64 << 20,
             faults: Faults::default(),
         }
     }

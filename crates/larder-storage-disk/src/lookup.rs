@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read as _};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,7 +14,7 @@ use crate::format;
 use crate::hot::{self, HotEntry, Probe};
 use crate::inner::{Inner, VERIFY_WHOLE_MAX, index_key};
 use crate::layout::Name;
-use crate::read::{BytesHit, FileHit, Spoiled};
+use crate::read::{self, BytesHit, FileHit, Spoiled};
 use crate::stats::Op;
 
 /// The parts of a decoded meta file a hit needs, owned.
@@ -100,6 +99,11 @@ impl Inner {
         };
         let fresh_until = meta.fresh_until();
         let meta_len = bytes.len() as u64;
+        // An inline body was verified by `format::decode`: kept, later hits read nothing.
+        let kept = entry.inline_at.and_then(|at| {
+            let end = at.checked_add(usize::try_from(entry.body_len).ok()?)?;
+            self.hot.keep(bytes.get(at..end)?)
+        });
         let (hit, file, weight) =
             self.open_body(&name, &ikey, &entry, meta_file, bytes, meta_len)?;
         self.index.manager().access(&ikey, weight, fresh_until);
@@ -114,18 +118,23 @@ impl Inner {
             chunk_size: entry.chunk_size,
             crcs: entry.crcs,
             weight,
+            kept,
         };
         self.hot.insert(name, generation, hot);
         Some((meta, hit))
     }
 
-    /// A hit through a hot entry: its body read at its known place and checked.
+    /// A hit through a hot entry: its kept body, or its body read at its known place and
+    /// checked.
     fn hot_hit(
         self: &Arc<Self>,
         name: &Name,
         ikey: &CompactCacheKey,
         entry: &HotEntry,
     ) -> Option<HitHandler> {
+        if let Some(kept) = &entry.kept {
+            return Some(Box::new(BytesHit::new(kept.body.clone(), entry.weight)));
+        }
         let path = || {
             if entry.inline {
                 self.layout.meta_path(name)
@@ -146,9 +155,15 @@ impl Inner {
                 entry.weight,
             )));
         }
-        let mut body = vec![0; usize::try_from(entry.len).ok()?];
-        match entry.file.read_exact_at(&mut body, entry.offset) {
-            Ok(()) => self.counters.io_ok(Op::Read),
+        let body = match read::read_exact_at(
+            &entry.file,
+            usize::try_from(entry.len).ok()?,
+            entry.offset,
+        ) {
+            Ok(body) => {
+                self.counters.io_ok(Op::Read);
+                body
+            }
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                 self.corrupt(ikey, Some(entry.id), &path(), "file shorter than its entry");
                 return None;
@@ -157,7 +172,7 @@ impl Inner {
                 self.counters.io_failed(Op::Read, &e);
                 return None;
             }
-        }
+        };
         if !hot::chunks_match(&body, entry.chunk_size, &entry.crcs) {
             self.corrupt(ikey, Some(entry.id), &path(), "body checksum mismatch");
             return None;
@@ -213,11 +228,13 @@ impl Inner {
         }
         let weight = usize::try_from(meta_len + len).unwrap_or(usize::MAX);
         if len <= VERIFY_WHOLE_MAX {
-            let mut whole = vec![0; usize::try_from(len).ok()?];
-            if let Err(e) = body.read_exact_at(&mut whole, 0) {
-                self.counters.io_failed(Op::Read, &e);
-                return None;
-            }
+            let whole = match read::read_exact_at(&body, usize::try_from(len).ok()?, 0) {
+                Ok(whole) => whole,
+                Err(e) => {
+                    self.counters.io_failed(Op::Read, &e);
+                    return None;
+                }
+            };
             if !hot::chunks_match(&whole, entry.chunk_size, &entry.crcs) {
                 self.corrupt(ikey, Some(entry.id), &path, "body checksum mismatch");
                 return None;

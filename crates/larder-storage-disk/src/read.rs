@@ -4,7 +4,6 @@
 
 use std::any::Any;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,6 +41,25 @@ pub(crate) trait Spoiled: Send + Sync {
     fn corrupt(&self, key: &CompactCacheKey, id: Option<u64>, path: &Path, reason: &str);
     /// A read failed.
     fn read_failed(&self, error: &DiskError);
+}
+
+/// `len` bytes of `file` from `offset`, read into a buffer that is never zero-filled first
+/// (`pread` into the vector's spare capacity). A file that ends before them is an
+/// `UnexpectedEof` error, as `read_exact_at` gives.
+pub(crate) fn read_exact_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            // Read some, or interrupted before reading: read on.
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The capacity may exceed `len`, and a read fill it: keep only what was asked for.
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// The most bytes a reader of a write in progress hands out at once.
@@ -171,12 +189,15 @@ impl FileHit {
         let index = self.pos / self.chunk_size;
         let chunk_start = index * self.chunk_size;
         let chunk_end = (chunk_start + self.chunk_size).min(self.len);
-        let mut buf = vec![0; usize::try_from(chunk_end - chunk_start).unwrap_or(0)];
-        if let Err(e) = self.file.read_exact_at(&mut buf, chunk_start) {
-            let e = DiskError::io(&self.path)(e);
-            self.inner.read_failed(&e);
-            return Err(e.into());
-        }
+        let len = usize::try_from(chunk_end - chunk_start).unwrap_or(0);
+        let buf = match read_exact_at(&self.file, len, chunk_start) {
+            Ok(buf) => buf,
+            Err(e) => {
+                let e = DiskError::io(&self.path)(e);
+                self.inner.read_failed(&e);
+                return Err(e.into());
+            }
+        };
         let expected = usize::try_from(index)
             .ok()
             .and_then(|i| self.crcs.get(i).copied());
@@ -269,9 +290,7 @@ impl HandleHit for PartialHit {
         let n = range
             .len()
             .min(usize::try_from(READ_PIECE).unwrap_or(usize::MAX));
-        let mut buf = vec![0; n];
-        self.file
-            .read_exact_at(&mut buf, range.start as u64)
+        let buf = read_exact_at(&self.file, n, range.start as u64)
             .map_err(|e| Error::Unavailable(Box::new(e)))?;
         self.follower.advance(n);
         Ok(Some(Bytes::from(buf)))

@@ -35,6 +35,9 @@ pub struct DiskStats {
     pub loaded: bool,
     /// Hot entries kept with an open descriptor (bounded by `DiskConfig::open_files`).
     pub open_files: u64,
+    /// Bytes of inline bodies the hot entries keep in memory (bounded by
+    /// `DiskConfig::kept_bodies`).
+    pub kept_body_bytes: u64,
 }
 
 impl DiskStats {

@@ -129,6 +129,7 @@ impl DiskStorage {
             io_errors: c.io_errors.load(Ordering::Relaxed),
             loaded: self.is_loaded(),
             open_files: self.inner.hot.len() as u64,
+            kept_body_bytes: self.inner.hot.kept_bytes() as u64,
         }
     }
 

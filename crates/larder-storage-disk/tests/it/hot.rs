@@ -128,7 +128,11 @@ async fn evicted_entries_leave_the_hot_cache() {
 async fn damage_under_a_cached_descriptor_is_detected_counted_and_dropped() {
     for (i, size) in SIZES.into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = open(dir.path(), 64 << 20);
+        // No inline body kept in memory: every hit reads and checks the file.
+        let mut config = DiskConfig::new(dir.path(), 64 << 20);
+        config.kept_bodies = 0;
+        let disk = open_with(config);
+        assert!(disk.wait_loaded(Duration::from_secs(10)));
         let name = format!("c{i}");
         stored_and_hot(disk, &name, &body(size, 7)).await;
         let (meta, body_file) = files_of_only_entry(dir.path());
@@ -148,6 +152,94 @@ async fn damage_under_a_cached_descriptor_is_detected_counted_and_dropped() {
         assert!(!meta.exists());
         assert!(get(disk, &name).await.is_none(), "removed after detection");
     }
+}
+
+#[tokio::test]
+async fn a_kept_inline_body_was_verified_and_damage_under_it_is_found_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = body(1000, 7);
+    {
+        let disk = open(dir.path(), 64 << 20);
+        stored_and_hot(disk, "k", &data).await;
+        assert_eq!(disk.stats().kept_body_bytes, 1000, "{:?}", disk.stats());
+        let (meta, _) = files_of_only_entry(dir.path());
+        flip_in_place(&meta, fs::metadata(&meta).unwrap().len() - 5);
+        // The hot entry hands out the bytes it verified: never the damaged ones.
+        assert_eq!(get(disk, "k").await.unwrap().unwrap(), data);
+        assert_eq!(disk.stats().corrupt, 0);
+    }
+    // Read again from the file (a new storage has no hot entry): detected, not served.
+    let disk = open(dir.path(), 64 << 20);
+    assert!(get(disk, "k").await.is_none());
+    assert_eq!(disk.stats().corrupt, 1, "{:?}", disk.stats());
+    assert_eq!(disk.stats().kept_body_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_damaged_inline_body_is_never_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = open(dir.path(), 64 << 20);
+    put(disk, "d", &body(1000, 6)).await;
+    let (meta, _) = files_of_only_entry(dir.path());
+    // Damaged before the first read: that read finds it, and nothing is kept.
+    flip_in_place(&meta, fs::metadata(&meta).unwrap().len() - 5);
+    assert!(get(disk, "d").await.is_none());
+    let stats = disk.stats();
+    assert_eq!(stats.corrupt, 1, "{stats:?}");
+    assert_eq!(
+        (stats.open_files, stats.kept_body_bytes),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(get(disk, "d").await.is_none());
+}
+
+#[tokio::test]
+async fn kept_bodies_follow_their_entries_and_their_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = DiskConfig::new(dir.path(), 64 << 20);
+    config.kept_bodies = 2500;
+    let disk = open_with(config);
+    assert!(disk.wait_loaded(Duration::from_secs(10)));
+    stored_and_hot(disk, "a", &body(1000, 1)).await;
+    assert_eq!(disk.stats().kept_body_bytes, 1000);
+    // Replaced: the old bytes go with the old entry, the new ones are kept on the next hit.
+    put(disk, "a", &body(1200, 2)).await;
+    assert_eq!(disk.stats().kept_body_bytes, 0);
+    for _ in 0..2 {
+        assert_eq!(get(disk, "a").await.unwrap().unwrap(), body(1200, 2));
+    }
+    assert_eq!(disk.stats().kept_body_bytes, 1200);
+    // A meta update replaces the meta file (and the inline body in it): nothing stale kept.
+    let new_meta = contract::meta("updated");
+    assert!(
+        disk.update_meta(&key("a"), &new_meta, &Span::none())
+            .await
+            .unwrap()
+    );
+    assert_eq!(disk.stats().kept_body_bytes, 0);
+    let (meta, mut hit) = disk
+        .lookup(&key("a"), &Span::none())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta, new_meta);
+    assert_eq!(contract::read_all(&mut hit).await.unwrap(), body(1200, 2));
+    // The budget: a second body fits, a third does not and is read from the file each hit.
+    stored_and_hot(disk, "b", &body(1000, 3)).await;
+    stored_and_hot(disk, "c", &body(1000, 4)).await;
+    assert_eq!(disk.stats().kept_body_bytes, 2200, "{:?}", disk.stats());
+    assert_eq!(get(disk, "c").await.unwrap().unwrap(), body(1000, 4));
+    // Purged: gone, and its bytes released.
+    disk.purge(
+        &key("b").to_compact(),
+        PurgeType::Invalidation,
+        &Span::none(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(disk.stats().kept_body_bytes, 1200);
+    assert!(get(disk, "b").await.is_none());
 }
 
 #[tokio::test]
