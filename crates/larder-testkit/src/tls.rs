@@ -92,6 +92,18 @@ impl TestCa {
 /// The names [`local`]'s server certificate covers: what a test connects to.
 pub const LOCAL_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
+impl TestCert {
+    /// A server configuration serving this certificate (ALPN `h2` and `http/1.1`, TLS 1.2 and
+    /// 1.3), loaded from its files the way the proxy loads an operator's: for test origins.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        server_config(&[CertPair {
+            cert: self.cert_file.clone(),
+            key: self.key_file.clone(),
+        }])
+        .expect("the test certificate loads")
+    }
+}
+
 /// A CA and a server configuration for [`LOCAL_NAMES`], made once per test process, so a
 /// client made before the server it talks to can trust it.
 #[derive(Debug)]

@@ -19,8 +19,6 @@ use larder_proxy::{Upstream, UpstreamOptions};
 use larder_testkit::tls::{TestCa, TestCert};
 use larder_testkit::{Proxy, cache_config, get, send_body};
 use parking_lot::Mutex;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 /// What the origin saw of one request.
@@ -52,20 +50,7 @@ impl TlsOrigin {
         Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |n| Box::pin(handler(n)));
-        let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
