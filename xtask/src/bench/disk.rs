@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::load::{Load, Proxy, Runner, Urls};
+use super::load::{Load, Proxy, Runner, Urls, best_of_rounds, hit_ratio};
 use super::nginx;
 use super::process;
 
@@ -165,10 +165,8 @@ pub(super) fn run(
     Ok(out)
 }
 
-/// Runs wrk against every target in [`ROUNDS`] rounds, the second in the opposite order, each
-/// run half the plan's duration, and keeps each target's best run: on a machine shared with
-/// other work, a run that another process displaced says nothing about the server, and the
-/// reversed order keeps a drift of the load from favouring whichever server runs first.
+/// Runs wrk against every target in [`ROUNDS`] rounds of half the plan's duration (one in a
+/// quick run), keeping each target's best run ([`best_of_rounds`]).
 fn rounds(
     run: &Runner<'_>,
     size: &str,
@@ -176,23 +174,16 @@ fn rounds(
     targets: &[(&str, u16, Option<&Proxy>)],
 ) -> Result<Vec<Measured>, String> {
     let rounds = if run.plan.quick { 1 } else { ROUNDS };
-    let duration = run.duration / rounds;
-    let mut best: Vec<Option<Measured>> = vec![None; targets.len()];
-    for round in 0..rounds {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..targets.len()).collect()
-        } else {
-            (0..targets.len()).rev().collect()
-        };
-        for i in order {
+    best_of_rounds(
+        targets.len(),
+        rounds,
+        run.duration,
+        |m: &Measured| m.load.rps,
+        |i, duration| {
             let (subject, port, proxy) = targets[i];
-            let m = measure(run, size, subject, port, proxy, urls, duration)?;
-            if best[i].as_ref().is_none_or(|b| m.load.rps > b.load.rps) {
-                best[i] = Some(m);
-            }
-        }
-    }
-    Ok(best.into_iter().flatten().collect())
+            measure(run, size, subject, port, proxy, urls, duration)
+        },
+    )
 }
 
 /// One wrk run against `port`; with a proxy, its hit ratio over the run from `/metrics`.
@@ -205,13 +196,7 @@ fn measure(
     urls: &Urls<'_>,
     duration: Duration,
 ) -> Result<Measured, String> {
-    let counters = |p: &Proxy| {
-        (
-            p.metric("larder_cache_hits_total"),
-            p.metric("larder_requests_total"),
-        )
-    };
-    let before = proxy.map(counters);
+    let before = proxy.and_then(Proxy::hit_counts);
     let load = run.wrk(
         &format!("disk hit {size}: {subject}"),
         port,
@@ -219,12 +204,7 @@ fn measure(
         None,
         duration,
     )?;
-    let hit_ratio = match (before, proxy.map(counters)) {
-        (Some((Some(h0), Some(r0))), Some((Some(h1), Some(r1)))) if r1 > r0 => {
-            Some((h1 - h0) / (r1 - r0))
-        }
-        _ => None,
-    };
+    let hit_ratio = hit_ratio(before, proxy.and_then(Proxy::hit_counts));
     Ok(Measured {
         size: size.to_owned(),
         subject: subject.to_owned(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::disk::{self, Measured};
 use super::load::{
-    CLIENT_CORE, CONNECTIONS, Load, Plan, Proxy, Runner, SERVER_CORE, Urls, warm_hit,
+    CLIENT_CORE, CONNECTIONS, Load, Plan, Proxy, Runner, SERVER_CORE, Urls, hit_ratio, warm_hit,
 };
 use super::process::{self, Launcher};
 
@@ -327,8 +327,7 @@ fn measure_row(
         header,
         run.duration,
     )?;
-    let hits_before = proxy.metric("larder_cache_hits_total");
-    let requests_before = proxy.metric("larder_requests_total");
+    let before = proxy.hit_counts();
     let larder = run.wrk(
         &format!("{name}: larder"),
         proxy.port,
@@ -337,15 +336,7 @@ fn measure_row(
         run.duration,
     )?;
     proxy.server.check_running()?;
-    let hit_ratio = match (
-        hits_before,
-        requests_before,
-        proxy.metric("larder_cache_hits_total"),
-        proxy.metric("larder_requests_total"),
-    ) {
-        (Some(h0), Some(r0), Some(h1), Some(r1)) if r1 > r0 => Some((h1 - h0) / (r1 - r0)),
-        _ => None,
-    };
+    let hit_ratio = hit_ratio(before, proxy.hit_counts());
     Ok(Row {
         name: name.to_owned(),
         bare,

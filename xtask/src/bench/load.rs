@@ -163,6 +163,17 @@ impl Proxy {
             .collect())
     }
 
+    /// Cache hits and requests so far (`larder_cache_hits_total`, `larder_requests_total`),
+    /// read from one `/metrics`.
+    pub(super) fn hit_counts(&self) -> Option<(f64, f64)> {
+        let metrics = self.metrics().ok()?;
+        let get = |name: &str| metrics.iter().find_map(|(n, v)| (n == name).then_some(*v));
+        Some((
+            get("larder_cache_hits_total")?,
+            get("larder_requests_total")?,
+        ))
+    }
+
     /// One counter or gauge of `/metrics`.
     pub(super) fn metric(&self, name: &str) -> Option<f64> {
         self.metrics()
@@ -170,6 +181,45 @@ impl Proxy {
             .into_iter()
             .find_map(|(n, v)| (n == name).then_some(v))
     }
+}
+
+/// Hits over requests between two [`Proxy::hit_counts`] readings; `None` when either is
+/// missing or no request came in between.
+pub(super) fn hit_ratio(before: Option<(f64, f64)>, after: Option<(f64, f64)>) -> Option<f64> {
+    match (before, after) {
+        (Some((h0, r0)), Some((h1, r1))) if r1 > r0 => Some((h1 - h0) / (r1 - r0)),
+        _ => None,
+    }
+}
+
+/// Measures `n` targets with `measure(i, duration)` in `rounds` rounds of `total / rounds`
+/// each, every other round in the opposite order, and keeps each target's run with the most
+/// requests per second (in target order): on a machine shared with other work, a run that
+/// another process displaced says nothing about the server, and the reversed order keeps a
+/// drift of the load from favouring whichever server runs first.
+pub(super) fn best_of_rounds<T>(
+    n: usize,
+    rounds: u32,
+    total: Duration,
+    rps: impl Fn(&T) -> f64,
+    mut measure: impl FnMut(usize, Duration) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let duration = total / rounds.max(1);
+    let mut best: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for round in 0..rounds.max(1) {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..n).collect()
+        } else {
+            (0..n).rev().collect()
+        };
+        for i in order {
+            let m = measure(i, duration)?;
+            if best[i].as_ref().is_none_or(|b| rps(&m) > rps(b)) {
+                best[i] = Some(m);
+            }
+        }
+    }
+    Ok(best.into_iter().flatten().collect())
 }
 
 /// Starts servers and runs wrk for a [`Plan`].

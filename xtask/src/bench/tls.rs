@@ -16,7 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::disk::{Measured, TempDir};
-use super::load::{CLIENT_CORE, CONNECTIONS, Load, Proxy, Runner, Urls, warm_hit};
+use super::load::{
+    CLIENT_CORE, CONNECTIONS, Load, Proxy, Runner, Urls, best_of_rounds, hit_ratio, warm_hit,
+};
 use super::nginx;
 use super::process;
 
@@ -123,22 +125,16 @@ pub(super) fn run(
     }
 
     let rounds = if quick { 1 } else { ROUNDS };
-    let duration = run.duration / rounds;
-    let mut best: Vec<Option<Measured>> = vec![None; targets.len()];
-    for round in 0..rounds {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..targets.len()).collect()
-        } else {
-            (0..targets.len()).rev().collect()
-        };
-        for i in order {
+    let best = best_of_rounds(
+        targets.len(),
+        rounds,
+        run.duration,
+        |m: &Measured| m.load.rps,
+        |i, duration| {
             let (subject, tool, base, proxy) = &targets[i];
-            let m = measure(run, subject, *tool, base, &path, *proxy, h2load, duration)?;
-            if best[i].as_ref().is_none_or(|b| m.load.rps > b.load.rps) {
-                best[i] = Some(m);
-            }
-        }
-    }
+            measure(run, subject, *tool, base, &path, *proxy, h2load, duration)
+        },
+    )?;
     drop(targets);
     larder.server.check_running()?;
     if let Some((n, _)) = &mut nginx {
@@ -147,7 +143,7 @@ pub(super) fn run(
     drop(larder);
     drop(nginx);
     drop(dir);
-    Ok(best.into_iter().flatten().collect())
+    Ok(best)
 }
 
 /// The configuration of the measured larder: the origin, a plain listener (for warming), a TLS
@@ -195,13 +191,7 @@ fn measure(
     h2load: Option<&Path>,
     duration: Duration,
 ) -> Result<Measured, String> {
-    let counters = |p: &Proxy| {
-        (
-            p.metric("larder_cache_hits_total"),
-            p.metric("larder_requests_total"),
-        )
-    };
-    let before = proxy.map(counters);
+    let before = proxy.and_then(Proxy::hit_counts);
     let name = format!("TLS hit 1 KiB: {subject}");
     let load = match (tool, h2load) {
         (Tool::Wrk, _) => run.wrk_at(&name, base, &Urls::Fixed(path), None, duration)?,
@@ -210,12 +200,7 @@ fn measure(
         }
         (Tool::H2load, None) => return Err(format!("{name}: h2load is not installed")),
     };
-    let hit_ratio = match (before, proxy.map(counters)) {
-        (Some((Some(h0), Some(r0))), Some((Some(h1), Some(r1)))) if r1 > r0 => {
-            Some((h1 - h0) / (r1 - r0))
-        }
-        _ => None,
-    };
+    let hit_ratio = hit_ratio(before, proxy.and_then(Proxy::hit_counts));
     Ok(Measured {
         size: "1 KiB".to_owned(),
         subject: subject.to_owned(),
